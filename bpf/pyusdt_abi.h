@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one definition of every layout shared by the BPF programs (bpf/) and the
+ * C++ loader (csrc/).  Python never spells these offsets: it asks the native
+ * module for a numpy dtype built from offsetof() on the structs below.
+ *
+ * Included from BPF C (where __BPF__ is defined and the kernel's u64 etc. are
+ * not available without vmlinux.h) and from C++.
+ */
+#ifndef PYUSDT_ABI_H
+#define PYUSDT_ABI_H
+
+#ifdef __BPF__
+typedef unsigned char pyusdt_u8;
+typedef unsigned short pyusdt_u16;
+typedef unsigned int pyusdt_u32;
+typedef unsigned long long pyusdt_u64;
+typedef long long pyusdt_s64;
+#else
+#include <stdint.h>
+typedef uint8_t pyusdt_u8;
+typedef uint16_t pyusdt_u16;
+typedef uint32_t pyusdt_u32;
+typedef uint64_t pyusdt_u64;
+typedef int64_t pyusdt_s64;
+#endif
+
+/* sys/sdt.h allows at most 12 arguments per probe. */
+#define PYUSDT_MAX_ARGS 12
+/* Upper bound of one string slot (bytes, including the NUL): 12 slots must fit
+ * one per-CPU scratch value, which the kernel caps at 32 KiB. */
+#define PYUSDT_MAX_STR_LEN 2048
+/* Default string slot length when the user does not choose one. */
+#define PYUSDT_DEFAULT_STR_LEN 64
+/* Number of attach sites (probe locations) one session can hold. */
+#define PYUSDT_MAX_SITES 16384
+/* Number of distinct probes one session can count per-probe statistics for. */
+#define PYUSDT_MAX_PROBES 4096
+/* Number of traced processes tracked by the pid filter. */
+#define PYUSDT_MAX_TGIDS 8192
+/* How many ancestors the pid filter walks to recognise a forked child. */
+#define PYUSDT_ANCESTOR_DEPTH 8
+
+/* How one argument is located at the probe site. */
+enum pyusdt_arg_kind {
+	PYUSDT_ARG_NONE = 0,  /* slot unused */
+	PYUSDT_ARG_CONST = 1, /* value = disp                              ($5)       */
+	PYUSDT_ARG_REG = 2,   /* value = reg >> shift                      (%eax)     */
+	PYUSDT_ARG_MEM = 3,   /* value = *(base + disp)                    (-20(%rbp)) */
+	PYUSDT_ARG_MEM_INDEX = 4, /* value = *(base + index*scale + disp)  (8(%rax,%rdx,8)) */
+	PYUSDT_ARG_MEM_ABS = 5,   /* value = *(load_bias + disp)  (symbol(%rip), resolved to a link-time address) */
+};
+
+/* One argument's location, as parsed from the note's "N@OPERAND" string. */
+struct pyusdt_arg_spec {
+	pyusdt_s64 disp;      /* constant value, displacement, or link-time address */
+	pyusdt_u16 base_off;  /* offsetof(struct pt_regs, base register) */
+	pyusdt_u16 index_off; /* offsetof(struct pt_regs, index register) */
+	pyusdt_u8 kind;       /* enum pyusdt_arg_kind */
+	pyusdt_u8 size;       /* 1, 2, 4 or 8 bytes */
+	pyusdt_u8 is_signed;  /* sign-extend to 64 bits (else zero-extend) */
+	pyusdt_u8 scale;      /* 1, 2, 4 or 8 for PYUSDT_ARG_MEM_INDEX */
+	pyusdt_u8 shift;      /* right shift of a register (8 for %ah..%dh) */
+	pyusdt_u8 is_string;  /* the value is a user pointer to a NUL-terminated string */
+	pyusdt_u8 str_slot;   /* which string slot of the record receives it */
+	pyusdt_u8 _pad;
+};
+
+/* One attach site: the BPF cookie of each uprobe link is the site's index. */
+struct pyusdt_site {
+	struct pyusdt_arg_spec args[PYUSDT_MAX_ARGS];
+	pyusdt_u64 site_vaddr; /* link-time address of the probe site, for the load bias */
+	pyusdt_u32 probe_id;   /* index of the probe (statistics, names) */
+	pyusdt_u8 nargs;
+	pyusdt_u8 nstrings;    /* string slots this site fills */
+	pyusdt_u8 _pad[2];
+};
+
+/* Session-wide settings, written once before attaching. */
+struct pyusdt_config {
+	pyusdt_u32 str_len;       /* bytes per string slot, 1..PYUSDT_MAX_STR_LEN */
+	pyusdt_u32 filter_tgid;   /* 1: only processes in the tgid map (and their descendants) */
+	pyusdt_u64 wakeup_bytes;  /* wake the reader only when this much data is pending */
+};
+
+/* Per-probe counters, kept in a per-CPU array indexed by probe id. */
+struct pyusdt_probe_stats {
+	pyusdt_u64 hits;          /* probe fired in a traced process */
+	pyusdt_u64 lost_ringbuf;  /* record dropped: ring buffer full */
+	pyusdt_u64 str_fail;      /* a string argument could not be read (record kept, flag set) */
+	pyusdt_u64 arg_fail;      /* a memory argument could not be read (record kept, flag set) */
+};
+
+/* Bits of pyusdt_event.flags. */
+#define PYUSDT_FLAG_STR_TRUNC_SHIFT 0  /* bit i: string argument i was truncated */
+#define PYUSDT_FLAG_READ_FAIL_SHIFT 16 /* bit 16+i: argument i could not be read */
+
+/*
+ * One probe hit.  In the ring buffer the fixed part is followed by
+ * nstrings * str_len bytes of string slots; in a numpy batch the slots become
+ * a fixed-size field, so each record is copied once, ring buffer to batch.
+ */
+struct pyusdt_event {
+	pyusdt_u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	pyusdt_u32 pid;       /* process id (tgid) */
+	pyusdt_u32 tid;       /* thread id */
+	pyusdt_u32 cpu;
+	pyusdt_u32 probe_id;
+	pyusdt_u32 flags;     /* PYUSDT_FLAG_* */
+	pyusdt_u16 nstrings;  /* string slots that follow in the ring buffer */
+	pyusdt_u16 _pad;
+	pyusdt_u64 args[PYUSDT_MAX_ARGS]; /* extended to 64 bits by width and sign */
+};
+
+#endif /* PYUSDT_ABI_H */

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The one generic USDT program.  It never changes per trace: each uprobe link
+ * carries a BPF cookie, the index of its site in the `sites` map, and the site
+ * says where each argument lives (register, memory, constant), its width and
+ * sign, and whether it is a string.  Each hit becomes one pyusdt_event in the
+ * `events` ring buffer; every drop is counted per probe in `stats`.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "pyusdt_abi.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Only the fields the pid filter reads; CO-RE relocates them on any kernel. */
+struct task_struct {
+	int tgid;
+	struct task_struct *real_parent;
+} __attribute__((preserve_access_index));
+
+/* Written by the loader before load; the verifier sees them as constants. */
+const volatile struct pyusdt_config cfg = {
+	.str_len = PYUSDT_DEFAULT_STR_LEN,
+};
+/* offsetof(struct pt_regs, ip), given by the loader from the uapi header. */
+const volatile __u32 ip_off = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of sites before load */
+	__type(key, __u32);
+	__type(value, struct pyusdt_site);
+} sites SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of probes before load */
+	__type(key, __u32);
+	__type(value, struct pyusdt_probe_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PYUSDT_MAX_TGIDS);
+	__type(key, __u32);
+	__type(value, __u8);
+} tgids SEC(".maps");
+
+/* Room for a record with every argument a string at the longest slot length. */
+#define SCRATCH_SIZE (sizeof(struct pyusdt_event) + PYUSDT_MAX_ARGS * PYUSDT_MAX_STR_LEN)
+struct scratch_buf {
+	__u8 data[SCRATCH_SIZE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_buf);
+} scratch SEC(".maps");
+
+/* True when this process is traced: in the tgid map, or a descendant of one. */
+static __always_inline int tgid_traced(__u32 tgid)
+{
+	if (!cfg.filter_tgid)
+		return 1;
+	if (bpf_map_lookup_elem(&tgids, &tgid))
+		return 1;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	for (int depth = 0; depth < PYUSDT_ANCESTOR_DEPTH; depth++) {
+		task = BPF_CORE_READ(task, real_parent);
+		if (!task)
+			return 0;
+		__u32 parent = BPF_CORE_READ(task, tgid);
+		if (parent <= 1)
+			return 0;
+		if (bpf_map_lookup_elem(&tgids, &parent)) {
+			/* Remember the child so the loader can watch its mappings too. */
+			__u8 one = 1;
+			bpf_map_update_elem(&tgids, &tgid, &one, BPF_ANY);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static __always_inline __u64 read_reg(void *ctx, __u16 off)
+{
+	__u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + off);
+	return v;
+}
+
+/* Reads one argument; returns 0, or -1 when user memory could not be read. */
+static __always_inline int read_arg(void *ctx, const struct pyusdt_arg_spec *a,
+				    __u64 load_bias, __u64 *out)
+{
+	__u64 val = 0, addr;
+	__u32 size = a->size;
+
+	switch (a->kind) {
+	case PYUSDT_ARG_CONST:
+		*out = (__u64)a->disp;
+		return 0;
+	case PYUSDT_ARG_REG:
+		val = read_reg(ctx, a->base_off) >> (a->shift & 63);
+		goto extend;
+	case PYUSDT_ARG_MEM:
+		addr = read_reg(ctx, a->base_off) + a->disp;
+		break;
+	case PYUSDT_ARG_MEM_INDEX:
+		addr = read_reg(ctx, a->base_off) +
+		       read_reg(ctx, a->index_off) * a->scale + a->disp;
+		break;
+	case PYUSDT_ARG_MEM_ABS:
+		addr = load_bias + a->disp;
+		break;
+	default:
+		*out = 0;
+		return 0;
+	}
+	if (size == 0 || size > 8)
+		size = 8;
+	if (bpf_probe_read_user(&val, size, (void *)addr)) {
+		*out = 0;
+		return -1;
+	}
+extend:
+	if (size < 8) {
+		__u32 unused = 64 - 8 * size;
+		if (a->is_signed)
+			val = (__u64)((__s64)(val << unused) >> unused);
+		else
+			val = (val << unused) >> unused;
+	}
+	*out = val;
+	return 0;
+}
+
+static __always_inline void count(__u32 probe_id, int which)
+{
+	struct pyusdt_probe_stats *s = bpf_map_lookup_elem(&stats, &probe_id);
+	if (!s)
+		return;
+	switch (which) {
+	case 0: s->hits++; break;
+	case 1: s->lost_ringbuf++; break;
+	case 2: s->str_fail++; break;
+	case 3: s->arg_fail++; break;
+	}
+}
+
+/* Wake the reader only once enough is pending: one wake-up per batch, not per event. */
+static __always_inline __u64 wakeup_flag(void)
+{
+	if (!cfg.wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+/* Fills the fixed part of the record; returns the number of failed reads. */
+static __always_inline void fill_event(void *ctx, const struct pyusdt_site *site,
+				       struct pyusdt_event *e, __u64 id)
+{
+	__u64 load_bias = read_reg(ctx, ip_off) - site->site_vaddr;
+
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->probe_id = site->probe_id;
+	e->flags = 0;
+	e->nstrings = 0;
+	e->_pad = 0;
+	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
+		if (i >= site->nargs) {
+			e->args[i] = 0;
+			continue;
+		}
+		if (read_arg(ctx, &site->args[i], load_bias, &e->args[i])) {
+			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
+			count(site->probe_id, 3);
+		}
+	}
+}
+
+/* Reads the string arguments into the slots after the fixed record. */
+static __always_inline void fill_strings(const struct pyusdt_site *site,
+					 struct pyusdt_event *e, __u8 *slots)
+{
+	__u32 len = cfg.str_len;
+
+	if (len == 0 || len > PYUSDT_MAX_STR_LEN)
+		return;
+	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
+		if (i >= site->nargs)
+			break;
+		const struct pyusdt_arg_spec *a = &site->args[i];
+		if (!a->is_string)
+			continue;
+		__u32 slot = a->str_slot;
+		if (slot >= PYUSDT_MAX_ARGS)
+			continue;
+		__u8 *dst = slots + slot * len;
+		const char *src = (const char *)e->args[i];
+		long n = bpf_probe_read_user_str(dst, len, src);
+		if (n < 0) {
+			dst[0] = 0;
+			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
+			count(site->probe_id, 2);
+			continue;
+		}
+		/* A full slot is only a truncation if the source goes on. */
+		if (n == len) {
+			char next = 0;
+			bpf_probe_read_user(&next, 1, src + len - 1);
+			if (next)
+				e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
+		}
+	}
+	e->nstrings = site->nstrings;
+}
+
+SEC("uprobe")
+int pyusdt_stream(struct pt_regs *ctx)
+{
+	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
+	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
+	if (!site)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!tgid_traced(id >> 32))
+		return 0;
+	__u32 probe_id = site->probe_id;
+	count(probe_id, 0);
+
+	if (!site->nstrings) {
+		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(probe_id, 1);
+			return 0;
+		}
+		fill_event(ctx, site, e, id);
+		bpf_ringbuf_submit(e, wakeup_flag());
+		return 0;
+	}
+
+	__u32 zero = 0;
+	struct scratch_buf *buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return 0;
+	struct pyusdt_event *e = (struct pyusdt_event *)buf->data;
+	fill_event(ctx, site, e, id);
+	fill_strings(site, e, buf->data + sizeof(*e));
+	__u64 size = sizeof(*e) + (__u64)site->nstrings * cfg.str_len;
+	if (size > SCRATCH_SIZE)
+		return 0;
+	if (bpf_ringbuf_output(&events, buf->data, size, wakeup_flag()))
+		count(probe_id, 1);
+	return 0;
+}

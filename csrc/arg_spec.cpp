@@ -1,0 +1,236 @@
+#include "arg_spec.h"
+
+#include <asm/ptrace.h>  // the x86-64 user pt_regs layout the uprobe context uses
+
+#include <cctype>
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+
+namespace pyusdt {
+
+namespace {
+
+struct Register {
+    std::string_view name;
+    unsigned offset;  // offsetof(struct pt_regs, ...)
+    unsigned shift;   // 8 for the legacy high-byte registers
+};
+
+#define R(name, field, shift) {name, offsetof(struct pt_regs, field), shift}
+// Every general-purpose register and sub-register name GCC and clang emit.
+const Register kRegisters[] = {
+    R("rax", rax, 0), R("eax", rax, 0), R("ax", rax, 0), R("al", rax, 0), R("ah", rax, 8),
+    R("rbx", rbx, 0), R("ebx", rbx, 0), R("bx", rbx, 0), R("bl", rbx, 0), R("bh", rbx, 8),
+    R("rcx", rcx, 0), R("ecx", rcx, 0), R("cx", rcx, 0), R("cl", rcx, 0), R("ch", rcx, 8),
+    R("rdx", rdx, 0), R("edx", rdx, 0), R("dx", rdx, 0), R("dl", rdx, 0), R("dh", rdx, 8),
+    R("rsi", rsi, 0), R("esi", rsi, 0), R("si", rsi, 0), R("sil", rsi, 0),
+    R("rdi", rdi, 0), R("edi", rdi, 0), R("di", rdi, 0), R("dil", rdi, 0),
+    R("rbp", rbp, 0), R("ebp", rbp, 0), R("bp", rbp, 0), R("bpl", rbp, 0),
+    R("rsp", rsp, 0), R("esp", rsp, 0), R("sp", rsp, 0), R("spl", rsp, 0),
+    R("r8", r8, 0),   R("r8d", r8, 0),   R("r8w", r8, 0),   R("r8b", r8, 0),   R("r8l", r8, 0),
+    R("r9", r9, 0),   R("r9d", r9, 0),   R("r9w", r9, 0),   R("r9b", r9, 0),   R("r9l", r9, 0),
+    R("r10", r10, 0), R("r10d", r10, 0), R("r10w", r10, 0), R("r10b", r10, 0), R("r10l", r10, 0),
+    R("r11", r11, 0), R("r11d", r11, 0), R("r11w", r11, 0), R("r11b", r11, 0), R("r11l", r11, 0),
+    R("r12", r12, 0), R("r12d", r12, 0), R("r12w", r12, 0), R("r12b", r12, 0), R("r12l", r12, 0),
+    R("r13", r13, 0), R("r13d", r13, 0), R("r13w", r13, 0), R("r13b", r13, 0), R("r13l", r13, 0),
+    R("r14", r14, 0), R("r14d", r14, 0), R("r14w", r14, 0), R("r14b", r14, 0), R("r14l", r14, 0),
+    R("r15", r15, 0), R("r15d", r15, 0), R("r15w", r15, 0), R("r15b", r15, 0), R("r15l", r15, 0),
+    R("rip", rip, 0),
+};
+#undef R
+
+const Register *find_register(std::string_view name) {
+    for (const Register &r : kRegisters)
+        if (r.name == name)
+            return &r;
+    return nullptr;
+}
+
+[[noreturn]] void unsupported(std::string_view token, const char *why) {
+    throw ArgSpecError("unsupported argument '" + std::string(token) + "': " + why);
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
+    return s;
+}
+
+// Parses a whole decimal or 0x-hex integer with optional sign.
+std::optional<int64_t> parse_int(std::string_view s) {
+    s = trim(s);
+    if (s.empty())
+        return std::nullopt;
+    std::string buf(s);
+    char *end = nullptr;
+    errno = 0;
+    long long v;
+    if (buf[0] == '-')
+        v = std::strtoll(buf.c_str(), &end, 0);
+    else
+        v = static_cast<long long>(std::strtoull(buf.c_str(), &end, 0));
+    if (errno || end != buf.c_str() + buf.size())
+        return std::nullopt;
+    return v;
+}
+
+const Register &register_or_fail(std::string_view token, std::string_view name) {
+    if (name.empty() || name[0] != '%')
+        unsupported(token, "expected a register");
+    const Register *r = find_register(name.substr(1));
+    if (!r)
+        unsupported(token, "unknown register");
+    return *r;
+}
+
+// "sym", "sym+8", "sym-8": link-time address through the resolver.
+int64_t resolve_symbolic(std::string_view token, std::string_view disp, const SymbolResolver &resolve) {
+    size_t op = disp.find_first_of("+-", 1);
+    std::string_view sym = disp.substr(0, op);
+    int64_t extra = 0;
+    if (op != std::string_view::npos) {
+        auto v = parse_int(disp.substr(op));
+        if (!v)
+            unsupported(token, "cannot read symbol offset");
+        extra = *v;
+    }
+    auto addr = resolve ? resolve(sym) : std::nullopt;
+    if (!addr)
+        unsupported(token, "symbol not found in the object's symbol tables");
+    return static_cast<int64_t>(*addr) + extra;
+}
+
+}  // namespace
+
+unsigned pt_regs_ip_offset() { return offsetof(struct pt_regs, rip); }
+
+pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve) {
+    pyusdt_arg_spec a{};
+    std::string_view op = trim(token);
+    size_t at = op.find('@');
+    int size = 8;
+    bool is_signed = false;
+    if (at != std::string_view::npos) {
+        auto n = parse_int(op.substr(0, at));
+        if (!n)
+            unsupported(token, "bad size prefix");
+        is_signed = *n < 0;
+        size = static_cast<int>(is_signed ? -*n : *n);
+        op = op.substr(at + 1);
+    }
+    if (size != 1 && size != 2 && size != 4 && size != 8)
+        unsupported(token, "size must be 1, 2, 4 or 8");
+    a.size = static_cast<uint8_t>(size);
+    a.is_signed = is_signed;
+
+    if (op.empty())
+        unsupported(token, "empty operand");
+    if (op[0] == '$') {
+        auto v = parse_int(op.substr(1));
+        if (!v)
+            unsupported(token, "constant is not a number");
+        a.kind = PYUSDT_ARG_CONST;
+        a.disp = *v;
+        return a;
+    }
+    if (op[0] == '%') {
+        if (op.find(':') != std::string_view::npos)
+            unsupported(token, "segment-relative operands are not supported");
+        const Register &r = register_or_fail(token, op);
+        a.kind = PYUSDT_ARG_REG;
+        a.base_off = r.offset;
+        a.shift = r.shift;
+        return a;
+    }
+    size_t open = op.find('(');
+    if (open == std::string_view::npos || op.back() != ')')
+        unsupported(token, "unrecognised operand");
+    std::string_view disp = trim(op.substr(0, open));
+    std::string_view inner = op.substr(open + 1, op.size() - open - 2);
+    if (disp.find(':') != std::string_view::npos)
+        unsupported(token, "segment-relative operands are not supported");
+
+    // Split "base,index,scale".
+    std::string_view parts[3];
+    int nparts = 0;
+    while (nparts < 3) {
+        size_t comma = inner.find(',');
+        parts[nparts++] = trim(inner.substr(0, comma));
+        if (comma == std::string_view::npos)
+            break;
+        inner = inner.substr(comma + 1);
+        if (nparts == 3)
+            unsupported(token, "too many operand parts");
+    }
+
+    if (nparts == 1 && parts[0] == "%rip") {
+        // The note's operand is assembler text: "sym(%rip)" names the symbol's address.
+        if (disp.empty() || std::isdigit(static_cast<unsigned char>(disp[0])) || disp[0] == '-')
+            unsupported(token, "numeric %rip displacement");
+        a.kind = PYUSDT_ARG_MEM_ABS;
+        a.disp = resolve_symbolic(token, disp, resolve);
+        return a;
+    }
+    if (parts[0].empty())
+        unsupported(token, "memory operand without a base register");
+    if (parts[0] == "%rip" || (nparts > 1 && parts[1] == "%rip"))
+        unsupported(token, "%rip with an index");
+    if (!disp.empty()) {
+        auto d = parse_int(disp);
+        if (!d)
+            unsupported(token, "symbolic displacement");
+        a.disp = *d;
+    }
+    a.base_off = register_or_fail(token, parts[0]).offset;
+    if (nparts == 1) {
+        a.kind = PYUSDT_ARG_MEM;
+        return a;
+    }
+    a.kind = PYUSDT_ARG_MEM_INDEX;
+    a.index_off = register_or_fail(token, parts[1]).offset;
+    a.scale = 1;
+    if (nparts == 3) {
+        auto s = parse_int(parts[2]);
+        if (!s || (*s != 1 && *s != 2 && *s != 4 && *s != 8))
+            unsupported(token, "scale must be 1, 2, 4 or 8");
+        a.scale = static_cast<uint8_t>(*s);
+    }
+    return a;
+}
+
+std::vector<std::string> split_args(std::string_view text) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while (i < text.size()) {
+        while (i < text.size() && text[i] == ' ')
+            i++;
+        size_t start = i;
+        // A space inside parentheses does not end the operand.
+        int depth = 0;
+        while (i < text.size() && (text[i] != ' ' || depth > 0)) {
+            if (text[i] == '(')
+                depth++;
+            else if (text[i] == ')')
+                depth--;
+            i++;
+        }
+        if (i > start)
+            out.emplace_back(text.substr(start, i - start));
+    }
+    return out;
+}
+
+std::vector<pyusdt_arg_spec> parse_args(std::string_view text, const SymbolResolver &resolve) {
+    std::vector<std::string> tokens = split_args(text);
+    if (tokens.size() > PYUSDT_MAX_ARGS)
+        throw ArgSpecError("more than " + std::to_string(PYUSDT_MAX_ARGS) + " arguments");
+    std::vector<pyusdt_arg_spec> out;
+    for (const std::string &t : tokens)
+        out.push_back(parse_arg(t, resolve));
+    return out;
+}
+
+}  // namespace pyusdt

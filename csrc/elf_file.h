@@ -1,0 +1,63 @@
+// A read-only view of one 64-bit ELF file: just what USDT discovery needs
+// (program headers, sections, notes, symbols).  No libelf: the file is mapped
+// and its headers read directly, so discovery works on any ELF pyusdt can open.
+#pragma once
+
+#include <elf.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pyusdt {
+
+// Raised for a file that is missing, unreadable or not an ELF object pyusdt reads.
+struct ElfError : std::runtime_error {
+    enum Kind { kNotFound, kNotElf, kUnreadable };
+    Kind kind;
+    ElfError(Kind k, const std::string &what) : std::runtime_error(what), kind(k) {}
+};
+
+class ElfFile {
+  public:
+    explicit ElfFile(const std::string &path);
+    ~ElfFile();
+    ElfFile(const ElfFile &) = delete;
+    ElfFile &operator=(const ElfFile &) = delete;
+
+    const std::string &path() const { return path_; }
+    bool is_shared_object() const { return header().e_type == ET_DYN; }
+
+    // File offset of a link-time virtual address, through the PT_LOAD segment
+    // that maps it; nullopt when no loadable segment covers the address.
+    std::optional<uint64_t> vaddr_to_offset(uint64_t vaddr) const;
+
+    // Address of the named section, if the file has it.
+    std::optional<uint64_t> section_addr(std::string_view name) const;
+
+    // Value of a symbol from .symtab or .dynsym.
+    std::optional<uint64_t> symbol_value(std::string_view name) const;
+
+    struct Note {
+        uint32_t type;
+        std::string_view owner;
+        std::string_view desc;
+    };
+    // Every note in every SHT_NOTE section.
+    std::vector<Note> notes() const;
+
+  private:
+    const Elf64_Ehdr &header() const { return *reinterpret_cast<const Elf64_Ehdr *>(data_); }
+    const Elf64_Shdr *sections() const;
+    std::string_view section_name(const Elf64_Shdr &s) const;
+    bool in_bounds(uint64_t off, uint64_t len) const { return off <= size_ && len <= size_ - off; }
+
+    std::string path_;
+    const uint8_t *data_ = nullptr;
+    size_t size_ = 0;
+};
+
+}  // namespace pyusdt

@@ -1,0 +1,243 @@
+// pybind11 bindings only: type conversion, GIL release, exception mapping.
+// The logic lives in elf_file, usdt_notes, arg_spec and session.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "session.h"
+#include "usdt_notes.h"
+
+namespace py = pybind11;
+using namespace pyusdt;
+
+namespace {
+
+// Raises the pyusdt.errors exception named `cls` (defined in Python so the
+// public hierarchy has one home).
+[[noreturn]] void raise_py(const char *cls, const std::string &msg, int err = 0) {
+    py::object type = py::module_::import("pyusdt.errors").attr(cls);
+    py::object exc = type(msg);
+    exc.attr("os_errno") = err;
+    PyErr_SetObject(type.ptr(), exc.ptr());
+    throw py::error_already_set();
+}
+
+const char *kind_name(uint8_t kind) {
+    switch (kind) {
+    case PYUSDT_ARG_CONST: return "const";
+    case PYUSDT_ARG_REG: return "reg";
+    case PYUSDT_ARG_MEM: return "mem";
+    case PYUSDT_ARG_MEM_INDEX: return "mem_index";
+    case PYUSDT_ARG_MEM_ABS: return "mem_abs";
+    default: return "none";
+    }
+}
+
+py::dict arg_to_dict(const pyusdt_arg_spec &a, const std::string &text) {
+    py::dict d;
+    d["spec"] = text;
+    d["kind"] = kind_name(a.kind);
+    d["size"] = int(a.size);
+    d["signed"] = bool(a.is_signed);
+    return d;
+}
+
+py::object event_dtype(uint32_t str_len, uint32_t string_slots) {
+    py::list names, formats, offsets;
+    auto field = [&](const char *name, const std::string &fmt, size_t off) {
+        names.append(name);
+        formats.append(fmt);
+        offsets.append(off);
+    };
+    field("ts_ns", "<u8", offsetof(pyusdt_event, ts_ns));
+    field("pid", "<u4", offsetof(pyusdt_event, pid));
+    field("tid", "<u4", offsetof(pyusdt_event, tid));
+    field("cpu", "<u4", offsetof(pyusdt_event, cpu));
+    field("probe_id", "<u4", offsetof(pyusdt_event, probe_id));
+    field("flags", "<u4", offsetof(pyusdt_event, flags));
+    field("args", "(" + std::to_string(PYUSDT_MAX_ARGS) + ",)<u8", offsetof(pyusdt_event, args));
+    if (string_slots)
+        field("strings", "(" + std::to_string(string_slots) + ",)S" + std::to_string(str_len),
+              sizeof(pyusdt_event));
+    py::dict spec;
+    spec["names"] = names;
+    spec["formats"] = formats;
+    spec["offsets"] = offsets;
+    spec["itemsize"] = sizeof(pyusdt_event) + size_t(string_slots) * str_len;
+    return py::module_::import("numpy").attr("dtype")(spec);
+}
+
+py::object stats_dtype() {
+    py::list names, formats, offsets;
+    const std::pair<const char *, size_t> fields[] = {
+        {"hits", offsetof(pyusdt_probe_stats, hits)},
+        {"lost_ringbuf", offsetof(pyusdt_probe_stats, lost_ringbuf)},
+        {"str_fail", offsetof(pyusdt_probe_stats, str_fail)},
+        {"arg_fail", offsetof(pyusdt_probe_stats, arg_fail)},
+    };
+    for (auto &[name, off] : fields) {
+        names.append(name);
+        formats.append("<u8");
+        offsets.append(off);
+    }
+    py::dict spec;
+    spec["names"] = names;
+    spec["formats"] = formats;
+    spec["offsets"] = offsets;
+    spec["itemsize"] = sizeof(pyusdt_probe_stats);
+    return py::module_::import("numpy").attr("dtype")(spec);
+}
+
+// Hands a byte vector to numpy without copying: the capsule owns it.
+py::array rows_to_array(std::unique_ptr<std::vector<uint8_t>> buf, size_t rows, py::object dtype) {
+    uint8_t *ptr = buf->data();
+    auto *raw = buf.release();
+    py::capsule owner(raw, [](void *p) { delete static_cast<std::vector<uint8_t> *>(p); });
+    return py::array(py::dtype::from_args(dtype), {py::ssize_t(rows)}, {}, ptr, owner);
+}
+
+class PySession {
+  public:
+    PySession(const SessionOptions &opts) {
+        try {
+            s_ = std::make_unique<Session>(opts);
+        } catch (const LoadError &e) {
+            raise_py(e.err == ENOENT ? "KernelSupportError" : (e.err == EPERM || e.err == EACCES)
+                                                                  ? "PrivilegeError"
+                                                                  : "LoadError",
+                     e.what(), e.err);
+        } catch (const std::invalid_argument &e) {
+            raise_py("ConfigError", e.what());
+        }
+        dtype_ = event_dtype(opts.str_len, opts.string_slots);
+    }
+
+    Session &s() {
+        if (!s_)
+            raise_py("SessionClosedError", "the tracing session is closed");
+        return *s_;
+    }
+
+    uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
+                    const std::vector<int> &string_args, int pid) {
+        Session &sess = s();
+        try {
+            py::gil_scoped_release nogil;
+            return sess.attach(path, site, probe_id, string_args, pid);
+        } catch (const AttachError &e) {
+            py::gil_scoped_acquire gil;
+            raise_py("AttachError", e.what(), e.err);
+        }
+    }
+
+    py::array poll(int timeout_ms, size_t max_events) {
+        Session &sess = s();
+        auto buf = std::make_unique<std::vector<uint8_t>>();
+        size_t rows;
+        {
+            py::gil_scoped_release nogil;
+            rows = sess.poll(timeout_ms, max_events, *buf);
+        }
+        return rows_to_array(std::move(buf), rows, dtype_);
+    }
+
+    py::array stats() {
+        std::vector<pyusdt_probe_stats> st = s().stats();
+        auto buf = std::make_unique<std::vector<uint8_t>>(st.size() * sizeof(pyusdt_probe_stats));
+        std::memcpy(buf->data(), st.data(), buf->size());
+        return rows_to_array(std::move(buf), st.size(), stats_dtype());
+    }
+
+    void close() { s_.reset(); }
+    bool closed() const { return !s_; }
+    py::object dtype() const { return dtype_; }
+
+  private:
+    std::unique_ptr<Session> s_;
+    py::object dtype_;
+};
+
+std::vector<UsdtSite> read_sites(const std::string &path) {
+    try {
+        std::unique_ptr<ElfFile> elf;
+        {
+            py::gil_scoped_release nogil;
+            elf = std::make_unique<ElfFile>(path);
+            return read_usdt_sites(*elf);
+        }
+    } catch (const ElfError &e) {
+        raise_py(e.kind == ElfError::kNotFound ? "ELFNotFoundError" : e.kind == ElfError::kNotElf
+                                                                          ? "NotELFError"
+                                                                          : "ELFReadError",
+                 e.what());
+    }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "pyusdt native core: ELF note discovery and the libbpf tracing session";
+    m.attr("MAX_ARGS") = PYUSDT_MAX_ARGS;
+    m.attr("MAX_STR_LEN") = PYUSDT_MAX_STR_LEN;
+    m.attr("DEFAULT_STR_LEN") = PYUSDT_DEFAULT_STR_LEN;
+    m.attr("FLAG_STR_TRUNC_SHIFT") = PYUSDT_FLAG_STR_TRUNC_SHIFT;
+    m.attr("FLAG_READ_FAIL_SHIFT") = PYUSDT_FLAG_READ_FAIL_SHIFT;
+
+    py::class_<UsdtSite>(m, "UsdtSite", "One probe site read from an NT_STAPSDT note.")
+        .def_readonly("provider", &UsdtSite::provider)
+        .def_readonly("name", &UsdtSite::name)
+        .def_readonly("pc_vaddr", &UsdtSite::pc_vaddr)
+        .def_readonly("pc_offset", &UsdtSite::pc_offset)
+        .def_readonly("semaphore_vaddr", &UsdtSite::semaphore_vaddr)
+        .def_readonly("semaphore_offset", &UsdtSite::semaphore_offset)
+        .def_readonly("args_text", &UsdtSite::args_text)
+        .def_readonly("args_error", &UsdtSite::args_error)
+        .def_property_readonly("args", [](const UsdtSite &s) {
+            py::list out;
+            std::vector<std::string> tokens = split_args(s.args_text);
+            for (size_t i = 0; i < s.args.size() && i < tokens.size(); i++)
+                out.append(arg_to_dict(s.args[i], tokens[i]));
+            return out;
+        })
+        .def_property_readonly("nargs", [](const UsdtSite &s) { return split_args(s.args_text).size(); });
+
+    m.def("read_sites", &read_sites, py::arg("path"),
+          "Every USDT probe site in the ELF file at `path`, in note order.");
+    m.def("event_dtype", &event_dtype, py::arg("str_len"), py::arg("string_slots"),
+          "The numpy dtype of event batches, built from the shared C layout.");
+    m.def("stats_dtype", &stats_dtype, "The numpy dtype of per-probe counters.");
+    m.def("parse_arg", [](const std::string &token) {
+        try {
+            return arg_to_dict(parse_arg(token, nullptr), token);
+        } catch (const ArgSpecError &e) {
+            raise_py("UnsupportedArgumentError", e.what());
+        }
+    }, py::arg("token"), "Parses one 'N@OPERAND' argument spec.");
+
+    py::class_<SessionOptions>(m, "SessionOptions")
+        .def(py::init<>())
+        .def_readwrite("ringbuf_bytes", &SessionOptions::ringbuf_bytes)
+        .def_readwrite("str_len", &SessionOptions::str_len)
+        .def_readwrite("string_slots", &SessionOptions::string_slots)
+        .def_readwrite("filter_tgid", &SessionOptions::filter_tgid)
+        .def_readwrite("wakeup_bytes", &SessionOptions::wakeup_bytes)
+        .def_readwrite("max_sites", &SessionOptions::max_sites)
+        .def_readwrite("max_probes", &SessionOptions::max_probes);
+
+    py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
+        .def(py::init<const SessionOptions &>(), py::arg("options"))
+        .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
+             py::arg("string_args"), py::arg("pid") = -1)
+        .def("add_tgid", [](PySession &p, uint32_t tgid) { p.s().add_tgid(tgid); })
+        .def("tgids", [](PySession &p) { return p.s().tgids(); })
+        .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"))
+        .def("stats", &PySession::stats)
+        .def("detach_all", [](PySession &p) { p.s().detach_all(); })
+        .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })
+        .def_property_readonly("dtype", &PySession::dtype)
+        .def_property_readonly("closed", &PySession::closed)
+        .def("close", &PySession::close);
+}

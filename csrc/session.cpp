@@ -1,0 +1,242 @@
+#include "session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <unistd.h>
+
+#include "usdt_stream.skel.h"
+
+namespace pyusdt {
+
+namespace {
+
+std::mutex g_msg_mutex;
+std::string g_last_msg;
+
+// libbpf's chatter is kept, not printed: the last warning explains a failure
+// better than errno alone.  PYUSDT_DEBUG=1 prints everything.
+int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
+    char buf[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    vsnprintf(buf, sizeof(buf), fmt, copy);
+    va_end(copy);
+    if (getenv("PYUSDT_DEBUG"))
+        fputs(buf, stderr);
+    if (level != LIBBPF_DEBUG) {
+        std::lock_guard<std::mutex> lock(g_msg_mutex);
+        g_last_msg = buf;
+        while (!g_last_msg.empty() && (g_last_msg.back() == '\n' || g_last_msg.back() == ' '))
+            g_last_msg.pop_back();
+    }
+    return 0;
+}
+
+void install_printer() {
+    static std::once_flag once;
+    std::call_once(once, [] { libbpf_set_print(libbpf_print); });
+}
+
+[[noreturn]] void load_failed(int err, const char *step) {
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        throw LoadError(ENOENT, "kernel has no BTF (/sys/kernel/btf/vmlinux is missing): "
+                                "pyusdt needs a kernel built with CONFIG_DEBUG_INFO_BTF");
+    if (err == EPERM || err == EACCES)
+        throw LoadError(err, "permission denied loading BPF: run as root or with CAP_BPF and CAP_PERFMON");
+    std::string msg = std::string(step) + " failed: " + strerror(err);
+    std::string detail = last_libbpf_message();
+    if (!detail.empty())
+        msg += " (" + detail + ")";
+    throw LoadError(err, msg);
+}
+
+uint64_t round_up_pow2(uint64_t v) {
+    uint64_t p = 4096;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+}  // namespace
+
+std::string last_libbpf_message() {
+    std::lock_guard<std::mutex> lock(g_msg_mutex);
+    return g_last_msg;
+}
+
+Session::Session(const SessionOptions &opts) : opts_(opts) {
+    install_printer();
+    if (opts_.str_len == 0 || opts_.str_len > PYUSDT_MAX_STR_LEN)
+        throw std::invalid_argument("string length must be 1.." + std::to_string(PYUSDT_MAX_STR_LEN));
+    if (opts_.string_slots > PYUSDT_MAX_ARGS)
+        throw std::invalid_argument("at most " + std::to_string(PYUSDT_MAX_ARGS) + " string arguments");
+    opts_.ringbuf_bytes = round_up_pow2(opts_.ringbuf_bytes);
+    opts_.max_sites = std::clamp<uint32_t>(opts_.max_sites, 1, PYUSDT_MAX_SITES);
+    opts_.max_probes = std::clamp<uint32_t>(opts_.max_probes, 1, PYUSDT_MAX_PROBES);
+
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+        load_failed(ENOENT, "open");
+    skel_ = usdt_stream__open();
+    if (!skel_)
+        load_failed(errno, "opening the BPF object");
+    skel_->rodata->cfg.str_len = opts_.str_len;
+    skel_->rodata->cfg.filter_tgid = opts_.filter_tgid ? 1 : 0;
+    skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
+    skel_->rodata->ip_off = pt_regs_ip_offset();
+    bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
+    bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
+    bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);
+    if (int err = usdt_stream__load(skel_)) {
+        usdt_stream__destroy(skel_);
+        skel_ = nullptr;
+        load_failed(-err, "loading the BPF program");
+    }
+    rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
+    if (!rb_) {
+        int err = errno;
+        usdt_stream__destroy(skel_);
+        skel_ = nullptr;
+        load_failed(err, "creating the ring buffer reader");
+    }
+}
+
+Session::~Session() {
+    detach_all();
+    if (rb_)
+        ring_buffer__free(rb_);
+    if (skel_)
+        usdt_stream__destroy(skel_);
+}
+
+void Session::detach_all() {
+    for (bpf_link *l : links_)
+        bpf_link__destroy(l);
+    links_.clear();
+}
+
+uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
+                         const std::vector<int> &string_args, int pid) {
+    if (!site.args_error.empty())
+        throw AttachError(EINVAL, site.provider + ":" + site.name + ": " + site.args_error);
+    if (next_site_ >= opts_.max_sites)
+        throw AttachError(ENOSPC, "too many probe sites (limit " + std::to_string(opts_.max_sites) + ")");
+    if (probe_id >= opts_.max_probes)
+        throw AttachError(ENOSPC, "too many probes (limit " + std::to_string(opts_.max_probes) + ")");
+    if (string_args.size() > opts_.string_slots)
+        throw AttachError(EINVAL, "more string arguments than the session has slots for");
+
+    pyusdt_site s{};
+    s.site_vaddr = site.pc_vaddr;
+    s.probe_id = probe_id;
+    s.nargs = static_cast<uint8_t>(site.args.size());
+    std::copy(site.args.begin(), site.args.end(), s.args);
+    for (size_t slot = 0; slot < string_args.size(); slot++) {
+        int i = string_args[slot];
+        if (i < 0 || i >= s.nargs)
+            throw AttachError(EINVAL, "argument index out of range");
+        s.args[i].is_string = 1;
+        s.args[i].str_slot = static_cast<uint8_t>(slot);
+        s.nstrings = static_cast<uint8_t>(slot + 1);
+    }
+
+    uint32_t idx = next_site_;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sites), &idx, &s, BPF_ANY) != 0)
+        throw AttachError(errno, std::string("writing the site map: ") + strerror(errno));
+
+    LIBBPF_OPTS(bpf_uprobe_opts, uo);
+    uo.ref_ctr_offset = site.semaphore_offset;
+    uo.bpf_cookie = idx;
+    bpf_link *link = bpf_program__attach_uprobe_opts(skel_->progs.pyusdt_stream, pid, path.c_str(),
+                                                     site.pc_offset, &uo);
+    if (!link) {
+        int err = errno;
+        std::string msg = site.provider + ":" + site.name + " in " + path + ": attach failed: " + strerror(err);
+        std::string detail = last_libbpf_message();
+        if (!detail.empty())
+            msg += " (" + detail + ")";
+        throw AttachError(err, msg);
+    }
+    links_.push_back(link);
+    next_site_++;
+    probe_count_ = std::max(probe_count_, probe_id + 1);
+    return idx;
+}
+
+void Session::add_tgid(uint32_t tgid) {
+    uint8_t one = 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.tgids), &tgid, &one, BPF_ANY) != 0)
+        throw std::runtime_error(std::string("adding pid to the filter: ") + strerror(errno));
+}
+
+std::vector<uint32_t> Session::tgids() const {
+    std::vector<uint32_t> out;
+    int fd = bpf_map__fd(skel_->maps.tgids);
+    uint32_t key = 0, next = 0;
+    uint32_t *prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        out.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    return out;
+}
+
+int Session::on_record(void *ctx, void *data, size_t size) {
+    auto *self = static_cast<Session *>(ctx);
+    size_t row = self->row_size();
+    std::vector<uint8_t> &out = *self->sink_;
+    size_t at = out.size();
+    out.resize(at + row);
+    size_t n = std::min(size, row);
+    std::memcpy(out.data() + at, data, n);
+    if (n < row)
+        std::memset(out.data() + at + n, 0, row - n);
+    // Returning non-zero stops the drain once the batch is full; the record
+    // just copied is already consumed, the rest stays in the ring.
+    return ++self->sink_rows_ >= self->sink_limit_ ? -E2BIG : 0;
+}
+
+size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out) {
+    if (max_events == 0)
+        return 0;
+    sink_ = &out;
+    sink_rows_ = 0;
+    sink_limit_ = max_events;
+    out.reserve(out.size() + std::min<size_t>(max_events, 1 << 16) * row_size());
+    // Drain what is there first: with deferred wake-ups, data can be pending
+    // without a wake-up on its way.
+    int r = ring_buffer__consume(rb_);
+    if (r == 0 && sink_rows_ == 0 && timeout_ms != 0)
+        r = ring_buffer__poll(rb_, timeout_ms);
+    sink_ = nullptr;
+    if (r < 0 && r != -E2BIG && r != -EINTR)
+        throw std::runtime_error(std::string("reading the ring buffer: ") + strerror(-r));
+    return sink_rows_;
+}
+
+std::vector<pyusdt_probe_stats> Session::stats() const {
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<pyusdt_probe_stats> per_cpu(ncpu > 0 ? ncpu : 1);
+    std::vector<pyusdt_probe_stats> out(probe_count_);
+    int fd = bpf_map__fd(skel_->maps.stats);
+    for (uint32_t id = 0; id < probe_count_; id++) {
+        if (bpf_map_lookup_elem(fd, &id, per_cpu.data()) != 0)
+            continue;
+        for (const pyusdt_probe_stats &c : per_cpu) {
+            out[id].hits += c.hits;
+            out[id].lost_ringbuf += c.lost_ringbuf;
+            out[id].str_fail += c.str_fail;
+            out[id].arg_fail += c.arg_fail;
+        }
+    }
+    return out;
+}
+
+}  // namespace pyusdt

@@ -1,0 +1,98 @@
+// One tracing session: the generic USDT program loaded once, its maps, the
+// uprobe links (one per probe site), and the ring buffer reader.  Everything
+// it opens it owns and releases in its destructor, so a session that goes out
+// of scope, however it ends, leaves no uprobe attached.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "usdt_notes.h"
+
+struct usdt_stream;
+struct bpf_link;
+struct ring_buffer;
+
+namespace pyusdt {
+
+// The kernel refused to load the program (no BTF, no privileges, ...).
+struct LoadError : std::runtime_error {
+    int err;
+    LoadError(int e, const std::string &what) : std::runtime_error(what), err(e) {}
+};
+
+// One probe site could not be attached.
+struct AttachError : std::runtime_error {
+    int err;
+    AttachError(int e, const std::string &what) : std::runtime_error(what), err(e) {}
+};
+
+struct SessionOptions {
+    uint64_t ringbuf_bytes = 16u << 20;  // power of two, multiple of the page size
+    uint32_t str_len = PYUSDT_DEFAULT_STR_LEN;
+    uint32_t string_slots = 0;  // string arguments a record can carry
+    bool filter_tgid = false;   // trace only registered processes and their children
+    uint64_t wakeup_bytes = 0;  // 0: ring buffer's own policy
+    uint32_t max_sites = 4096;
+    uint32_t max_probes = 1024;
+};
+
+// Which arguments of a site are strings and which slot each fills.
+struct StringArgs {
+    std::vector<int> arg_index;  // slot k receives argument arg_index[k]
+};
+
+class Session {
+  public:
+    explicit Session(const SessionOptions &opts);
+    ~Session();
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+
+    // Attaches the generic program at one probe site of the file at `path`
+    // (any path naming the same inode works: /proc/PID/map_files/... too).
+    // pid -1 traces every process that maps the file.  Returns the site index.
+    uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
+                    const std::vector<int> &string_args, int pid);
+
+    // Registers a process for the tgid filter (its descendants follow).
+    void add_tgid(uint32_t tgid);
+    // Every process the filter currently admits (registered and discovered children).
+    std::vector<uint32_t> tgids() const;
+
+    // Waits up to timeout_ms for records and appends at most max_events rows
+    // (row_size() bytes each) to `out`.  Returns the number of rows appended.
+    size_t poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out);
+
+    // Per-probe counters summed over CPUs, indexed by probe id (every id
+    // below the highest one attached so far).
+    std::vector<pyusdt_probe_stats> stats() const;
+
+    // Destroys every uprobe link now (the destructor does it too).
+    void detach_all();
+    size_t attached_sites() const { return links_.size(); }
+
+    size_t row_size() const { return sizeof(pyusdt_event) + size_t(opts_.string_slots) * opts_.str_len; }
+    const SessionOptions &options() const { return opts_; }
+
+  private:
+    static int on_record(void *ctx, void *data, size_t size);
+
+    SessionOptions opts_;
+    usdt_stream *skel_ = nullptr;
+    ring_buffer *rb_ = nullptr;
+    std::vector<bpf_link *> links_;
+    uint32_t next_site_ = 0;
+    uint32_t probe_count_ = 0;
+    // Drain state for the callback.
+    std::vector<uint8_t> *sink_ = nullptr;
+    size_t sink_rows_ = 0, sink_limit_ = 0;
+};
+
+// The libbpf message behind the most recent failure, for error text.
+std::string last_libbpf_message();
+
+}  // namespace pyusdt

@@ -1,0 +1,30 @@
+// USDT probe discovery: the NT_STAPSDT notes of one ELF file, with the
+// .stapsdt.base adjustment applied and every address also given as a file
+// offset (what uprobes and the kernel's semaphore reference counter take).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arg_spec.h"
+#include "elf_file.h"
+
+namespace pyusdt {
+
+struct UsdtSite {
+    std::string provider;
+    std::string name;
+    uint64_t pc_vaddr = 0;         // link-time address of the probe site (adjusted)
+    uint64_t pc_offset = 0;        // file offset of the probe site
+    uint64_t semaphore_vaddr = 0;  // 0: no semaphore
+    uint64_t semaphore_offset = 0; // file offset of the semaphore, 0 if none
+    std::string args_text;         // the note's argument string
+    std::vector<pyusdt_arg_spec> args;  // parsed, when args_error is empty
+    std::string args_error;        // why pyusdt cannot read this site's arguments
+};
+
+// Every probe site in the file, in note order (one probe may have many sites).
+std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf);
+
+}  // namespace pyusdt

@@ -1,0 +1,72 @@
+"""The exceptions pyusdt raises: one class per thing a user can get wrong.
+
+Every error carries a one-line message a person can act on; the CLI prints it
+as is and exits non-zero.
+"""
+from __future__ import annotations
+
+
+class PyusdtError(Exception):
+    """Base class of every pyusdt error."""
+
+    os_errno: int = 0
+
+
+class TargetError(PyusdtError):
+    """The target (pid, path or command) cannot be traced."""
+
+
+class NoSuchProcessError(TargetError, ProcessLookupError):
+    """No process has the given pid, or it exited."""
+
+
+class ELFNotFoundError(TargetError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class NotELFError(TargetError):
+    """The path is not an ELF object pyusdt can read (64-bit x86-64)."""
+
+
+class ELFReadError(TargetError):
+    """The ELF file exists but cannot be read."""
+
+
+class NoProbesError(TargetError):
+    """The target has no USDT probes at all."""
+
+
+class NoMatchError(PyusdtError):
+    """No probe matches the pattern."""
+
+
+class ArgumentIndexError(PyusdtError, IndexError):
+    """An argument index the probe does not have, or the wrong kind of argument."""
+
+
+class UnsupportedArgumentError(PyusdtError):
+    """An argument spec pyusdt cannot read."""
+
+
+class KernelSupportError(PyusdtError):
+    """The kernel lacks something pyusdt needs (BTF, uprobes, BPF)."""
+
+
+class PrivilegeError(PyusdtError, PermissionError):
+    """Not root and no CAP_BPF/CAP_PERFMON."""
+
+
+class LoadError(PyusdtError):
+    """The BPF program could not be loaded for another reason."""
+
+
+class AttachError(PyusdtError):
+    """A probe site could not be attached."""
+
+
+class ConfigError(PyusdtError, ValueError):
+    """An option out of range (string length, ring size, ...)."""
+
+
+class SessionClosedError(PyusdtError):
+    """The tracer was used after it was closed."""
