@@ -73,13 +73,14 @@ struct pyusdt_site {
 	pyusdt_u32 probe_id;   /* index of the probe (statistics, names) */
 	pyusdt_u8 nargs;
 	pyusdt_u8 nstrings;    /* string slots this site fills */
-	pyusdt_u8 _pad[2];
+	pyusdt_u8 filter_tgid; /* 1: only processes in the tgid map (and their descendants) */
+	pyusdt_u8 _pad;
 };
 
 /* Session-wide settings, written once before attaching. */
 struct pyusdt_config {
 	pyusdt_u32 str_len;       /* bytes per string slot, 1..PYUSDT_MAX_STR_LEN */
-	pyusdt_u32 filter_tgid;   /* 1: only processes in the tgid map (and their descendants) */
+	pyusdt_u32 _pad;
 	pyusdt_u64 wakeup_bytes;  /* wake the reader only when this much data is pending */
 };
 

@@ -68,8 +68,6 @@ struct {
 /* True when this process is traced: in the tgid map, or a descendant of one. */
 static __always_inline int tgid_traced(__u32 tgid)
 {
-	if (!cfg.filter_tgid)
-		return 1;
 	if (bpf_map_lookup_elem(&tgids, &tgid))
 		return 1;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -237,7 +235,7 @@ int pyusdt_stream(struct pt_regs *ctx)
 	if (!site)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!tgid_traced(id >> 32))
+	if (site->filter_tgid && !tgid_traced(id >> 32))
 		return 0;
 	__u32 probe_id = site->probe_id;
 	count(probe_id, 0);

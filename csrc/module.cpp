@@ -122,11 +122,11 @@ class PySession {
     }
 
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                    const std::vector<int> &string_args, int pid) {
+                    const std::vector<int> &string_args, int pid, bool filter_tgid) {
         Session &sess = s();
         try {
             py::gil_scoped_release nogil;
-            return sess.attach(path, site, probe_id, string_args, pid);
+            return sess.attach(path, site, probe_id, string_args, pid, filter_tgid);
         } catch (const AttachError &e) {
             py::gil_scoped_acquire gil;
             raise_py("AttachError", e.what(), e.err);
@@ -222,7 +222,6 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("ringbuf_bytes", &SessionOptions::ringbuf_bytes)
         .def_readwrite("str_len", &SessionOptions::str_len)
         .def_readwrite("string_slots", &SessionOptions::string_slots)
-        .def_readwrite("filter_tgid", &SessionOptions::filter_tgid)
         .def_readwrite("wakeup_bytes", &SessionOptions::wakeup_bytes)
         .def_readwrite("max_sites", &SessionOptions::max_sites)
         .def_readwrite("max_probes", &SessionOptions::max_probes);
@@ -230,7 +229,7 @@ PYBIND11_MODULE(_native, m) {
     py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
         .def(py::init<const SessionOptions &>(), py::arg("options"))
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
-             py::arg("string_args"), py::arg("pid") = -1)
+             py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false)
         .def("add_tgid", [](PySession &p, uint32_t tgid) { p.s().add_tgid(tgid); })
         .def("tgids", [](PySession &p) { return p.s().tgids(); })
         .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"))

@@ -87,7 +87,6 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
     if (!skel_)
         load_failed(errno, "opening the BPF object");
     skel_->rodata->cfg.str_len = opts_.str_len;
-    skel_->rodata->cfg.filter_tgid = opts_.filter_tgid ? 1 : 0;
     skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
     skel_->rodata->ip_off = pt_regs_ip_offset();
     bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
@@ -122,7 +121,7 @@ void Session::detach_all() {
 }
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                         const std::vector<int> &string_args, int pid) {
+                         const std::vector<int> &string_args, int pid, bool filter_tgid) {
     if (!site.args_error.empty())
         throw AttachError(EINVAL, site.provider + ":" + site.name + ": " + site.args_error);
     if (next_site_ >= opts_.max_sites)
@@ -135,6 +134,7 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     pyusdt_site s{};
     s.site_vaddr = site.pc_vaddr;
     s.probe_id = probe_id;
+    s.filter_tgid = filter_tgid ? 1 : 0;
     s.nargs = static_cast<uint8_t>(site.args.size());
     std::copy(site.args.begin(), site.args.end(), s.args);
     for (size_t slot = 0; slot < string_args.size(); slot++) {

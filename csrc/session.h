@@ -34,7 +34,6 @@ struct SessionOptions {
     uint64_t ringbuf_bytes = 16u << 20;  // power of two, multiple of the page size
     uint32_t str_len = PYUSDT_DEFAULT_STR_LEN;
     uint32_t string_slots = 0;  // string arguments a record can carry
-    bool filter_tgid = false;   // trace only registered processes and their children
     uint64_t wakeup_bytes = 0;  // 0: ring buffer's own policy
     uint32_t max_sites = 4096;
     uint32_t max_probes = 1024;
@@ -54,9 +53,11 @@ class Session {
 
     // Attaches the generic program at one probe site of the file at `path`
     // (any path naming the same inode works: /proc/PID/map_files/... too).
-    // pid -1 traces every process that maps the file.  Returns the site index.
+    // pid -1 traces every process that maps the file; with filter_tgid only
+    // the processes added with add_tgid() and their descendants count.
+    // Returns the site index.
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                    const std::vector<int> &string_args, int pid);
+                    const std::vector<int> &string_args, int pid, bool filter_tgid);
 
     // Registers a process for the tgid filter (its descendants follow).
     void add_tgid(uint32_t tgid);

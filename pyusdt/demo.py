@@ -1,0 +1,34 @@
+"""`pyusdt demo`: trace the bundled probe-carrying program and show what was seen."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import TextIO
+
+from .render import event_text, summary
+from .tracer import Tracer
+
+DEMO_TARGET = os.path.join(os.path.dirname(__file__), "bin", "pyusdt-demo-target")
+TICKS = 20
+INTERVAL_MS = 100
+
+
+def run_demo(out: TextIO) -> int:
+    """Starts the demo target held, attaches to demo:tick (label read as a string)
+    and demo:work__done, lets it run about two seconds, prints events and totals."""
+    argv = [DEMO_TARGET, str(TICKS), str(INTERVAL_MS)]
+    out.write(f"pyusdt demo: tracing {' '.join(argv)}\n")
+    with Tracer() as t:
+        held = t.attach_command(argv, "demo:tick", strings=[2])
+        t.attach_command(held, "demo:work__done")
+        t.start()
+        seen: Counter = Counter()
+        for batch in t.batches(timeout=0.1, duration=30):
+            for e in batch:
+                seen[e.probe.fullname] += 1
+                out.write(event_text(e) + "\n")
+        stats = t.stats()
+    out.write(summary(stats) + "\n")
+    ok = seen["demo:tick"] == TICKS and seen["demo:work__done"] == TICKS
+    out.write("pyusdt demo: " + ("saw every probe hit\n" if ok else f"expected {TICKS} of each, saw {dict(seen)}\n"))
+    return 0 if ok else 1

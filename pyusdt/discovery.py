@@ -1,0 +1,191 @@
+"""Finding USDT probes: in one ELF file, or in every object a process maps.
+
+A process counts every ELF object it maps: the executable, shared libraries,
+libraries opened with dlopen, and objects whose file was deleted or lives in
+a memfd.  Those are read (and later attached) through /proc/PID/map_files,
+which names the mapped inode whatever its path says.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from . import _native
+from .errors import (
+    ELFNotFoundError,
+    NoMatchError,
+    NoProbesError,
+    NoSuchProcessError,
+    NotELFError,
+    PyusdtError,
+    TargetError,
+)
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One argument as the probe's note describes it."""
+
+    spec: str  # the note's text, e.g. "-4@-20(%rbp)"
+    kind: str  # const, reg, mem, mem_index, mem_abs
+    size: int  # bytes: 1, 2, 4 or 8
+    signed: bool
+
+
+@dataclass
+class Probe:
+    """A USDT probe in one ELF object: provider, name and every site of it."""
+
+    path: str  # where the object is, as a person would name it
+    open_path: str  # a path that opens the same inode (map_files for a process)
+    provider: str
+    name: str
+    sites: list = field(default_factory=list)  # _native.UsdtSite, one per location
+    mapped_by: Optional[int] = None  # the pid whose mapping this came from
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+    @property
+    def args(self) -> list[ArgSpec]:
+        return [ArgSpec(**a) for a in self.sites[0].args] if self.sites else []
+
+    @property
+    def nargs(self) -> int:
+        return self.sites[0].nargs if self.sites else 0
+
+    @property
+    def semaphore(self) -> int:
+        """Link-time address of the probe's semaphore, 0 when it has none."""
+        return self.sites[0].semaphore_vaddr if self.sites else 0
+
+    @property
+    def locations(self) -> list[int]:
+        return [s.pc_vaddr for s in self.sites]
+
+    @property
+    def unsupported(self) -> str:
+        """Why pyusdt cannot read this probe's arguments; empty when it can."""
+        for s in self.sites:
+            if s.args_error:
+                return s.args_error
+        return ""
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "provider": self.provider,
+            "name": self.name,
+            "locations": [hex(a) for a in self.locations],
+            "semaphore": hex(self.semaphore) if self.semaphore else None,
+            "args": [s.args_text for s in self.sites[:1]][0].split() if self.sites else [],
+            **({"unsupported": self.unsupported} if self.unsupported else {}),
+        }
+
+
+def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] = None) -> list[Probe]:
+    """Every probe in the ELF file at `path`, its sites grouped by provider:name."""
+    sites = _native.read_sites(path)
+    grouped: dict[tuple[str, str], Probe] = {}
+    for s in sites:
+        key = (s.provider, s.name)
+        if key not in grouped:
+            grouped[key] = Probe(display or path, path, s.provider, s.name, mapped_by=pid)
+        grouped[key].sites.append(s)
+    return list(grouped.values())
+
+
+@dataclass(frozen=True)
+class MappedObject:
+    """One file-backed object mapped into a process."""
+
+    pid: int
+    path: str  # as /proc/PID/maps shows it, e.g. "/memfd:probes (deleted)"
+    open_path: str  # /proc/PID/map_files/START-END
+    inode_key: tuple  # (dev, inode): the uprobe identity of the object
+
+
+def process_objects(pid: int) -> list[MappedObject]:
+    """Every file-backed object mapped into `pid`, once each, in map order."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise NoSuchProcessError(f"no such process: {pid}") from None
+    except ProcessLookupError:
+        raise NoSuchProcessError(f"no such process: {pid}") from None
+    except PermissionError:
+        raise TargetError(f"cannot read /proc/{pid}/maps: permission denied") from None
+    seen: dict[tuple, MappedObject] = {}
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) < 6:
+            continue
+        addr, _perms, _off, dev, inode, path = parts
+        if inode == "0" or not (path.startswith("/") or path.startswith("/memfd:")):
+            continue
+        key = (dev, inode)
+        if key in seen:
+            continue
+        seen[key] = MappedObject(pid, path, f"/proc/{pid}/map_files/{addr}", key)
+    return list(seen.values())
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def probes_in_object(obj: MappedObject) -> list[Probe]:
+    """Probes of one mapped object; [] for data files and objects pyusdt cannot read."""
+    if not _is_elf(obj.open_path):
+        return []
+    try:
+        return probes_in_file(obj.open_path, display=obj.path, pid=obj.pid)
+    except PyusdtError:
+        return []
+
+
+def probes_in_process(pid: int) -> list[Probe]:
+    """Every probe in every ELF object mapped into `pid`."""
+    out: list[Probe] = []
+    for obj in process_objects(pid):
+        out.extend(probes_in_object(obj))
+    return out
+
+
+def probes_at_path(path: str) -> list[Probe]:
+    """Every probe in the file at `path`, with clear errors for bad paths."""
+    if not os.path.exists(path):
+        raise ELFNotFoundError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise NotELFError(f"{path}: is a directory, not an ELF file")
+    return probes_in_file(path)
+
+
+def normalize_pattern(pattern: Optional[str]) -> str:
+    """A glob on provider:name; a bare name matches it under any provider."""
+    if not pattern:
+        return "*:*"
+    return pattern if ":" in pattern else f"*:{pattern}"
+
+
+def match(probes: Iterable[Probe], pattern: Optional[str]) -> list[Probe]:
+    pat = normalize_pattern(pattern)
+    return [p for p in probes if fnmatch.fnmatchcase(p.fullname, pat)]
+
+
+def require_match(probes: list[Probe], pattern: Optional[str], where: str) -> list[Probe]:
+    """The probes matching `pattern`, or a clear error for none at all / none matching."""
+    if not probes:
+        raise NoProbesError(f"{where}: no USDT probes")
+    found = match(probes, pattern)
+    if not found:
+        raise NoMatchError(f"{where}: no probe matches '{pattern}'")
+    return found

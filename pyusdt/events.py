@@ -1,0 +1,104 @@
+"""Event batches: numpy structured arrays straight from the ring buffer, plus
+the probe table needed to read them (names, argument signs, string slots)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from .discovery import Probe
+
+ArgValue = Union[int, str]
+
+
+@dataclass
+class TracedProbe:
+    """A probe as a trace sees it: its id in records and how to decode its arguments."""
+
+    probe_id: int
+    probe: Probe
+    strings: tuple  # argument indices read as strings, in slot order
+
+    @property
+    def fullname(self) -> str:
+        return self.probe.fullname
+
+    def decode_args(self, raw: np.ndarray, strings: Sequence[bytes]) -> tuple:
+        """Typed values of one record's arguments: ints with the spec's sign, strs."""
+        out: list[ArgValue] = []
+        for i, spec in enumerate(self.probe.args):
+            if i in self.strings:
+                out.append(strings[self.strings.index(i)].decode("utf-8", errors="replace"))
+            elif spec.signed:
+                out.append(int(raw[i].astype(np.int64)))
+            else:
+                out.append(int(raw[i]))
+        return tuple(out)
+
+
+class Event(NamedTuple):
+    """One probe hit, decoded (the slow, per-event path: for printing)."""
+
+    ts_ns: int
+    pid: int
+    tid: int
+    cpu: int
+    probe: TracedProbe
+    args: tuple
+    truncated: tuple  # argument indices whose string was cut at the slot length
+    read_failed: tuple  # argument indices that could not be read
+
+
+class EventBatch:
+    """Records drained in one go; `array` is the numpy structured array itself."""
+
+    def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe]):
+        self.array = array
+        self.probes = probes
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def probe_of(self, index: int) -> TracedProbe:
+        return self.probes[int(self.array["probe_id"][index])]
+
+    def __iter__(self) -> Iterator[Event]:
+        has_strings = "strings" in (self.array.dtype.names or ())
+        trunc_shift = _native.FLAG_STR_TRUNC_SHIFT
+        fail_shift = _native.FLAG_READ_FAIL_SHIFT
+        for rec in self.array:
+            tp = self.probes[int(rec["probe_id"])]
+            flags = int(rec["flags"])
+            strings = rec["strings"] if has_strings else ()
+            n = tp.probe.nargs
+            yield Event(
+                int(rec["ts_ns"]),
+                int(rec["pid"]),
+                int(rec["tid"]),
+                int(rec["cpu"]),
+                tp,
+                tp.decode_args(rec["args"], strings),
+                tuple(i for i in range(n) if flags >> (trunc_shift + i) & 1),
+                tuple(i for i in range(n) if flags >> (fail_shift + i) & 1),
+            )
+
+    def for_probe(self, fullname: str) -> np.ndarray:
+        """The records of every traced probe named provider:name."""
+        ids = [tp.probe_id for tp in self.probes if tp.fullname == fullname]
+        return self.array[np.isin(self.array["probe_id"], ids)]
+
+    def arg(self, index: int, fullname: str) -> np.ndarray:
+        """Argument `index` of probe `fullname` across the batch, typed by its spec."""
+        recs = self.for_probe(fullname)
+        spec = next(tp.probe.args[index] for tp in self.probes if tp.fullname == fullname)
+        col = recs["args"][:, index]
+        return col.view(np.int64) if spec.signed else col
+
+    def strings(self, index: int, fullname: str) -> list:
+        """String argument `index` of probe `fullname`, decoded, across the batch."""
+        tp = next(tp for tp in self.probes if tp.fullname == fullname)
+        slot = tp.strings.index(index)
+        recs = self.for_probe(fullname)
+        return [s.decode("utf-8", errors="replace") for s in recs["strings"][:, slot]]

@@ -1,0 +1,69 @@
+"""Turning events, probe lists and statistics into text and JSON lines."""
+from __future__ import annotations
+
+import json
+from typing import Iterable, TextIO
+
+from .discovery import Probe
+from .events import Event
+from .tracer import ProbeStats
+
+
+def _arg_text(e: Event, i: int, value) -> str:
+    if i in e.read_failed:
+        return f"arg{i}=?"
+    if isinstance(value, str):
+        return f"arg{i}={json.dumps(value, ensure_ascii=False)}" + ("..." if i in e.truncated else "")
+    return f"arg{i}={value}"
+
+
+def event_text(e: Event) -> str:
+    args = " ".join(_arg_text(e, i, v) for i, v in enumerate(e.args))
+    return f"{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu} {e.probe.fullname} {args}".rstrip()
+
+
+def event_json(e: Event) -> str:
+    obj = {
+        "ts_ns": e.ts_ns,
+        "pid": e.pid,
+        "tid": e.tid,
+        "cpu": e.cpu,
+        "provider": e.probe.probe.provider,
+        "probe": e.probe.probe.name,
+        "args": [None if i in e.read_failed else v for i, v in enumerate(e.args)],
+    }
+    if e.truncated:
+        obj["truncated"] = list(e.truncated)
+    if e.read_failed:
+        obj["read_failed"] = list(e.read_failed)
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def probe_line(p: Probe) -> str:
+    sites = len(p.sites)
+    sem = f" semaphore={p.semaphore:#x}" if p.semaphore else ""
+    args = " ".join(a.spec for a in p.args) if not p.unsupported else p.sites[0].args_text
+    note = f"  [unsupported: {p.unsupported}]" if p.unsupported else ""
+    return f"{p.path} {p.fullname} sites={sites}{sem} args=[{args}]{note}"
+
+
+def write_probes(probes: Iterable[Probe], out: TextIO, as_json: bool) -> None:
+    for p in probes:
+        out.write((json.dumps(p.to_json()) if as_json else probe_line(p)) + "\n")
+
+
+def summary(stats: list[ProbeStats]) -> str:
+    """The end-of-trace summary: events per probe and every kind of loss."""
+    total = sum(s.events for s in stats)
+    lost = sum(s.lost_ringbuf for s in stats)
+    str_fail = sum(s.str_fail for s in stats)
+    arg_fail = sum(s.arg_fail for s in stats)
+    lines = [f"pyusdt: {total} events, {lost} lost (ring buffer full), "
+             f"{str_fail} unreadable strings, {arg_fail} unreadable arguments"]
+    width = max((len(s.probe) for s in stats), default=0)
+    for s in stats:
+        extra = ""
+        if s.lost_ringbuf or s.str_fail or s.arg_fail:
+            extra = f"  lost={s.lost_ringbuf} str_fail={s.str_fail} arg_fail={s.arg_fail}"
+        lines.append(f"  {s.probe:<{width}}  {s.events:>10} events  {s.path}{extra}")
+    return "\n".join(lines)

@@ -1,0 +1,396 @@
+"""The tracing API: choose targets and probes, start, read batches, stop.
+
+    with Tracer() as t:
+        t.attach_pid(1234, "python:gc__start")
+        t.start()
+        for batch in t.batches(duration=5):
+            print(batch.array["args"][:, 0])
+        print(t.stats())
+
+Targets are a path (every process running that file), a pid (every object it
+maps, its children too), or a command started held until the probes are in.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from .discovery import (
+    Probe,
+    probes_at_path,
+    probes_in_object,
+    probes_in_process,
+    process_objects,
+    require_match,
+    match,
+)
+from .errors import (
+    ArgumentIndexError,
+    AttachError,
+    ConfigError,
+    NoSuchProcessError,
+    PyusdtError,
+    SessionClosedError,
+    UnsupportedArgumentError,
+)
+from .events import EventBatch, TracedProbe
+from .launcher import HeldProcess, linked_libraries
+
+DEFAULT_RINGBUF_BYTES = 16 << 20
+REFRESH_INTERVAL_S = 0.2
+
+
+@dataclass
+class ProbeStats:
+    """What happened to one probe's hits, from the kernel's counters and ours."""
+
+    probe: str
+    path: str
+    events: int  # records delivered to Python
+    hits: int  # times the probe fired in a traced process
+    lost_ringbuf: int  # records dropped because the ring buffer was full
+    str_fail: int  # string arguments that could not be read (record kept, flagged)
+    arg_fail: int  # memory arguments that could not be read (record kept, flagged)
+
+
+@dataclass
+class _Request:
+    """One attach call: which probes, where, and how to read their arguments."""
+
+    pattern: str
+    strings: tuple
+    kind: str  # "path", "pid" or "command"
+    path: Optional[str] = None
+    pid: Optional[int] = None
+    held: Optional[HeldProcess] = None
+    pending: list = field(default_factory=list)  # probes resolved, not yet attached
+    seen_objects: set = field(default_factory=set)  # inode keys already scanned
+
+
+def _inode_key(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # A zombie has exited: its probes can no longer fire.
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+class Tracer:
+    """A tracing session: attach to probes, then read event batches and statistics."""
+
+    def __init__(
+        self,
+        *,
+        str_len: int = _native.DEFAULT_STR_LEN,
+        ringbuf_bytes: int = DEFAULT_RINGBUF_BYTES,
+        follow_children: bool = True,
+        wakeup_bytes: Optional[int] = None,
+        max_sites: int = 4096,
+    ) -> None:
+        """
+        str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
+        ringbuf_bytes: ring buffer size (rounded up to a power of two).
+        follow_children: with a pid or command target, trace the processes it forks too.
+        wakeup_bytes: wake the reader once this much data is pending (default ring/64).
+        max_sites: how many probe sites this tracer can attach.
+        """
+        if not 1 <= str_len <= _native.MAX_STR_LEN:
+            raise ConfigError(f"string length must be between 1 and {_native.MAX_STR_LEN}")
+        if ringbuf_bytes < 4096:
+            raise ConfigError("ring buffer must be at least 4096 bytes")
+        self.str_len = str_len
+        self.ringbuf_bytes = ringbuf_bytes
+        self.follow_children = follow_children
+        self.wakeup_bytes = ringbuf_bytes // 64 if wakeup_bytes is None else wakeup_bytes
+        self.max_sites = max_sites
+        self.warnings: list[str] = []
+        self._requests: list[_Request] = []
+        self._probes: list[TracedProbe] = []
+        self._probe_ids: dict[tuple, int] = {}
+        self._events = np.zeros(0, dtype=np.uint64)
+        self._session = None
+        self._closed = False
+        self._final_stats: Optional[list[ProbeStats]] = None
+        self._last_refresh = 0.0
+
+    # -- choosing what to trace -------------------------------------------
+
+    def attach_path(self, path: str, pattern: str = "*", strings: Sequence[int] = ()) -> list[Probe]:
+        """Probes matching `pattern` in the ELF file at `path`, in every process running it."""
+        probes = require_match(probes_at_path(path), pattern, path)
+        req = _Request(pattern, tuple(strings), "path", path=path)
+        return self._add(req, probes, strict=True)
+
+    def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = ()) -> list[Probe]:
+        """Probes matching `pattern` in every object mapped into process `pid`."""
+        if pid <= 0 or not _pid_alive(pid):
+            raise NoSuchProcessError(f"no such process: {pid}")
+        probes = require_match(probes_in_process(pid), pattern, f"process {pid}")
+        req = _Request(pattern, tuple(strings), "pid", pid=pid)
+        req.seen_objects = {o.inode_key for o in process_objects(pid)}
+        return self._add(req, probes, strict=True)
+
+    def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
+                       strings: Sequence[int] = ()) -> HeldProcess:
+        """Starts `argv` held before exec (or reuses a HeldProcess from an earlier
+        call); start() attaches its probes, then lets it run."""
+        held = argv if isinstance(argv, HeldProcess) else HeldProcess(argv)
+        try:
+            probes: list[Probe] = []
+            objects = [held.executable] + linked_libraries(held.executable)
+            for obj in objects:
+                try:
+                    probes.extend(probes_at_path(obj))
+                except PyusdtError:
+                    continue
+            probes = require_match(probes, pattern, f"command {held.argv[0]}")
+            req = _Request(pattern, tuple(strings), "command", pid=held.pid, held=held)
+            req.seen_objects = {_inode_key(o) for o in objects}
+            self._add(req, probes, strict=True)
+        except BaseException:
+            held.terminate()
+            raise
+        return held
+
+    def _add(self, req: _Request, probes: list[Probe], strict: bool) -> list[Probe]:
+        if self._closed:
+            raise SessionClosedError("the tracer is closed")
+        before = len(self.warnings)
+        usable = self._check_probes(probes, req.strings, strict)
+        if not usable:
+            raise UnsupportedArgumentError("; ".join(self.warnings[before:]))
+        req.pending = usable
+        self._requests.append(req)
+        if self._session is not None:
+            self._attach_pending(req)
+        return [p for p, _ in usable]
+
+    def _check_probes(self, probes: list[Probe], strings: tuple, strict: bool) -> list[tuple]:
+        """(probe, its string arguments) for each probe that can be traced as asked.
+
+        A string index applies to the probes that have such an argument; it is
+        an error only when no matched probe has it.  Probes whose arguments
+        pyusdt cannot read are refused with a warning naming them.
+        """
+        for i in strings:
+            if not any(0 <= i < p.nargs and p.args[i].size == 8 for p in probes):
+                if any(0 <= i < p.nargs for p in probes):
+                    p = next(p for p in probes if 0 <= i < p.nargs)
+                    problem = (f"argument {i} of {p.fullname} is a {p.args[i].size}-byte integer, "
+                               "not a string pointer")
+                else:
+                    most = max(p.nargs for p in probes)
+                    problem = f"argument {i} out of range: the matched probes have at most {most} argument(s)"
+                if strict:
+                    raise ArgumentIndexError(problem)
+                self.warnings.append(problem)
+        usable = []
+        for p in probes:
+            if p.unsupported:
+                self.warnings.append(f"{p.fullname} in {p.path}: refused: {p.unsupported}")
+                continue
+            mine = tuple(i for i in strings if 0 <= i < p.nargs and p.args[i].size == 8)
+            usable.append((p, mine))
+        return usable
+
+    # -- running -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Loads the BPF program, attaches every chosen probe, lets held commands run."""
+        if self._closed:
+            raise SessionClosedError("the tracer is closed")
+        if self._session is not None:
+            return
+        opts = _native.SessionOptions()
+        opts.ringbuf_bytes = self.ringbuf_bytes
+        opts.str_len = self.str_len
+        opts.string_slots = max((len(r.strings) for r in self._requests), default=0)
+        opts.wakeup_bytes = self.wakeup_bytes
+        opts.max_sites = self.max_sites
+        self._session = _native.Session(opts)
+        for req in self._requests:
+            self._attach_pending(req)
+        for held in {id(r.held): r.held for r in self._requests if r.held is not None}.values():
+            held.release()
+        self._last_refresh = 0.0
+
+    def _probe_id(self, probe: Probe, strings: tuple) -> int:
+        key = (_inode_key(probe.open_path), probe.provider, probe.name)
+        if key in self._probe_ids and self._probes[self._probe_ids[key]].strings != strings:
+            raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
+        if key not in self._probe_ids:
+            self._probe_ids[key] = len(self._probes)
+            self._probes.append(TracedProbe(len(self._probes), probe, strings))
+        return self._probe_ids[key]
+
+    def _attach_pending(self, req: _Request) -> None:
+        follow = req.kind != "path" and self.follow_children
+        if req.pid is not None and follow:
+            self._session.add_tgid(req.pid)
+        pid = req.pid if (req.kind != "path" and not follow) else -1
+        pending, req.pending = req.pending, []
+        for probe, strings in pending:
+            req.seen_objects.add(_inode_key(probe.open_path))
+            probe_id = self._probe_id(probe, strings)
+            for site in probe.sites:
+                try:
+                    self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow)
+                except AttachError as e:
+                    if req.held is None and req.kind == "path":
+                        raise
+                    self.warnings.append(str(e))
+
+    def _refresh(self) -> None:
+        """Attaches probes in objects that appeared since: dlopen, exec, forked children."""
+        self._last_refresh = time.monotonic()
+        for req in self._requests:
+            if req.kind == "path":
+                continue
+            pids = self._session.tgids() if self.follow_children else [req.pid]
+            for pid in pids:
+                try:
+                    objects = process_objects(pid)
+                except PyusdtError:
+                    continue
+                for obj in objects:
+                    try:
+                        key = _inode_key(obj.open_path)
+                    except OSError:
+                        continue
+                    if key in req.seen_objects:
+                        continue
+                    req.seen_objects.add(key)
+                    found = match(probes_in_object(obj), req.pattern)
+                    req.pending.extend(self._check_probes(found, req.strings, strict=False))
+            self._attach_pending(req)
+
+    @property
+    def done(self) -> bool:
+        """True once every traced process (pid and command targets) has exited."""
+        roots = [r for r in self._requests if r.kind != "path"]
+        if not roots:
+            return False
+        for r in roots:
+            if r.held is not None:
+                if r.held.poll() is None:
+                    return False
+            elif _pid_alive(r.pid):
+                return False
+        return True
+
+    def poll(self, timeout: float = 0.1, max_events: int = 1 << 16) -> EventBatch:
+        """Waits up to `timeout` seconds; returns the records that arrived (maybe none)."""
+        session = self._require_session()
+        if time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
+            self._refresh()
+        arr = session.poll(int(timeout * 1000), max_events)
+        if len(arr):
+            counts = np.bincount(arr["probe_id"], minlength=len(self._probes))
+            if len(counts) > len(self._events):
+                self._events = np.pad(self._events, (0, len(counts) - len(self._events)))
+            self._events[: len(counts)] += counts.astype(np.uint64)
+        return EventBatch(arr, self._probes)
+
+    def batches(self, timeout: float = 0.1, duration: Optional[float] = None) -> Iterator[EventBatch]:
+        """Non-empty batches until the targets exit or `duration` seconds pass."""
+        deadline = None if duration is None else time.monotonic() + duration
+        while True:
+            ended = self.done
+            batch = self.poll(timeout if not ended else 0)
+            if len(batch):
+                yield batch
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if ended and not len(batch):
+                return
+
+    def drain(self) -> Iterator[EventBatch]:
+        """Whatever is still in the ring buffer, without waiting."""
+        while True:
+            batch = self.poll(0)
+            if not len(batch):
+                return
+            yield batch
+
+    # -- results -----------------------------------------------------------
+
+    @property
+    def probes(self) -> list[TracedProbe]:
+        return list(self._probes)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._require_session().dtype
+
+    def stats(self) -> list[ProbeStats]:
+        """Per-probe counters: delivered events, kernel hits, and every kind of loss.
+        After close() it returns the counters as they were at the end."""
+        if self._closed and self._final_stats is not None:
+            return self._final_stats
+        session = self._require_session()
+        raw = session.stats()
+        out = []
+        for tp in self._probes:
+            k = raw[tp.probe_id] if tp.probe_id < len(raw) else None
+            ev = int(self._events[tp.probe_id]) if tp.probe_id < len(self._events) else 0
+            out.append(ProbeStats(
+                tp.fullname, tp.probe.path, ev,
+                int(k["hits"]) if k is not None else 0,
+                int(k["lost_ringbuf"]) if k is not None else 0,
+                int(k["str_fail"]) if k is not None else 0,
+                int(k["arg_fail"]) if k is not None else 0,
+            ))
+        return out
+
+    @property
+    def lost(self) -> int:
+        """Records dropped in the kernel (ring buffer full), all probes."""
+        return sum(s.lost_ringbuf for s in self.stats())
+
+    @property
+    def attached_sites(self) -> int:
+        return 0 if self._session is None or self._session.closed else self._session.attached_sites
+
+    def _require_session(self):
+        if self._closed:
+            raise SessionClosedError("the tracer is closed")
+        if self._session is None:
+            raise SessionClosedError("the tracer is not started: call start() first")
+        return self._session
+
+    # -- stopping ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Detaches every probe (semaphores go back), frees the BPF objects; idempotent."""
+        if self._closed:
+            return
+        if self._session is not None and not self._session.closed:
+            self._final_stats = self.stats()
+            self._session.close()
+        self._closed = True
+        for req in self._requests:
+            if req.held is not None and not req.held.released:
+                req.held.terminate()
+
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
