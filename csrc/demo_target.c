@@ -15,11 +15,12 @@ int main(int argc, char **argv)
 	long interval_ms = argc > 2 ? atol(argv[2]) : 100;
 	struct timespec pause = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
 	size_t label_bytes = 0;
+	const char *volatile *labels = (const char *volatile *)kLabels;
 
 	/* A string the program never touches may sit in a page not yet faulted
 	 * in, which a tracer cannot read; real programs use their strings. */
 	for (int i = 0; i < 4; i++)
-		label_bytes += strlen(kLabels[i]);
+		label_bytes += strlen(labels[i]);
 
 	for (long i = 0; i < count; i++) {
 		const char *label = kLabels[i % 4];

@@ -59,10 +59,13 @@ def build():
     return compile_c
 
 
+PYUSDT = str(Path(sys.executable).parent / "pyusdt")
+
+
 def pyusdt_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    """Runs the pyusdt CLI of this interpreter's installation."""
-    return subprocess.run([sys.executable, "-m", "pyusdt.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, **kw)
+    """Runs the installed `pyusdt` console script (not the source tree, which
+    has no native module)."""
+    return subprocess.run([PYUSDT, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine, as root:
+#   make demo   system packages, build, install into .venv, run `pyusdt demo`
+#   make test   the same set-up, then the whole test suite
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+
+# Build: clang/bpftool compile the BPF objects; libbpf's source (Debian's
+# source package) is built PIC and linked statically; sys/sdt.h for the demo.
+# Tests: bpftrace as the reference peer, python3.11 as a real USDT target.
+SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
+                  gcc g++ make cmake pkg-config python3-venv python3-dev \
+                  bpftrace python3.11 binutils util-linux
+
+.PHONY: demo test install system-packages tracefs clean
+
+demo: install
+	$(VENV)/bin/pyusdt demo
+
+test: install tracefs
+	$(VENV)/bin/pytest tests -q -ra
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# bpftrace (the tests' reference) attaches through tracefs.
+tracefs:
+	@[ -e /sys/kernel/tracing/uprobe_events ] || mount -t tracefs nodev /sys/kernel/tracing
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q scikit-build-core pybind11 numpy pytest
+
+install: system-packages $(PY)
+	./scripts/fetch-libbpf
+	$(PY) -m pip install -q --no-build-isolation .
+
+clean:
+	rm -rf build $(VENV) tests/bin
