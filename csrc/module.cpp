@@ -231,6 +231,7 @@ PYBIND11_MODULE(_native, m) {
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
              py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false)
         .def("add_tgid", [](PySession &p, uint32_t tgid) { p.s().add_tgid(tgid); })
+        .def("remove_tgid", [](PySession &p, uint32_t tgid) { p.s().remove_tgid(tgid); })
         .def("tgids", [](PySession &p) { return p.s().tgids(); })
         .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"))
         .def("stats", &PySession::stats)

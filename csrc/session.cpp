@@ -175,6 +175,10 @@ void Session::add_tgid(uint32_t tgid) {
         throw std::runtime_error(std::string("adding pid to the filter: ") + strerror(errno));
 }
 
+void Session::remove_tgid(uint32_t tgid) {
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.tgids), &tgid);  // ENOENT is fine
+}
+
 std::vector<uint32_t> Session::tgids() const {
     std::vector<uint32_t> out;
     int fd = bpf_map__fd(skel_->maps.tgids);
@@ -194,10 +198,20 @@ int Session::on_record(void *ctx, void *data, size_t size) {
     std::vector<uint8_t> &out = *self->sink_;
     size_t at = out.size();
     out.resize(at + row);
+    uint8_t *dst = out.data() + at;
     size_t n = std::min(size, row);
-    std::memcpy(out.data() + at, data, n);
+    std::memcpy(dst, data, n);
     if (n < row)
-        std::memset(out.data() + at + n, 0, row - n);
+        std::memset(dst + n, 0, row - n);
+    // A string slot holds the string up to its NUL and, after it, whatever
+    // the reused BPF scratch buffer held before: clear that tail so a record
+    // never shows bytes of another event.
+    size_t len = self->opts_.str_len;
+    for (uint8_t *slot = dst + sizeof(pyusdt_event); slot + len <= dst + row; slot += len) {
+        auto *nul = static_cast<uint8_t *>(std::memchr(slot, 0, len));
+        if (nul)
+            std::memset(nul, 0, slot + len - nul);
+    }
     // Returning non-zero stops the drain once the batch is full; the record
     // just copied is already consumed, the rest stays in the ring.
     return ++self->sink_rows_ >= self->sink_limit_ ? -E2BIG : 0;

@@ -61,6 +61,8 @@ class Session {
 
     // Registers a process for the tgid filter (its descendants follow).
     void add_tgid(uint32_t tgid);
+    // Forgets a process that has exited, so the filter map does not fill up.
+    void remove_tgid(uint32_t tgid);
     // Every process the filter currently admits (registered and discovered children).
     std::vector<uint32_t> tgids() const;
 

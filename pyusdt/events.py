@@ -13,6 +13,11 @@ from .discovery import Probe
 ArgValue = Union[int, str]
 
 
+def decode_c_string(raw: bytes) -> str:
+    """A string slot as text: up to its NUL, UTF-8, undecodable bytes replaced."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
 @dataclass
 class TracedProbe:
     """A probe as a trace sees it: its id in records and how to decode its arguments."""
@@ -30,7 +35,7 @@ class TracedProbe:
         out: list[ArgValue] = []
         for i, spec in enumerate(self.probe.args):
             if i in self.strings:
-                out.append(strings[self.strings.index(i)].decode("utf-8", errors="replace"))
+                out.append(decode_c_string(strings[self.strings.index(i)]))
             elif spec.signed:
                 out.append(int(raw[i].astype(np.int64)))
             else:
@@ -101,4 +106,4 @@ class EventBatch:
         tp = next(tp for tp in self.probes if tp.fullname == fullname)
         slot = tp.strings.index(index)
         recs = self.for_probe(fullname)
-        return [s.decode("utf-8", errors="replace") for s in recs["strings"][:, slot]]
+        return [decode_c_string(s) for s in recs["strings"][:, slot]]

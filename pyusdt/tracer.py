@@ -183,6 +183,8 @@ class Tracer:
         an error only when no matched probe has it.  Probes whose arguments
         pyusdt cannot read are refused with a warning naming them.
         """
+        if not probes:
+            return []
         for i in strings:
             if not any(0 <= i < p.nargs and p.args[i].size == 8 for p in probes):
                 if any(0 <= i < p.nargs for p in probes):
@@ -262,6 +264,8 @@ class Tracer:
                 try:
                     objects = process_objects(pid)
                 except PyusdtError:
+                    if self.follow_children and not _pid_alive(pid):
+                        self._session.remove_tgid(pid)
                     continue
                 for obj in objects:
                     try:

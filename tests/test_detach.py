@@ -1,0 +1,402 @@
+"""Clean detach: however a trace ends, no uprobe stays attached.
+
+Ways a trace ends: SIGINT and SIGTERM to `pyusdt trace`, the traced command
+exiting, the traced pid exiting, an exception inside `with Tracer()`, and a
+SIGKILLed pyusdt (the kernel closes its fds).  After each:
+  - the BPF program and links the tracer held (found through the fdinfo of
+    the tracer's process while it traced) are gone from `bpftool prog list`
+    and `bpftool link list`;
+  - procsem:tick's semaphore, which the tracer raised to 1, is back to 0 in a
+    process that is still running (read through /proc/PID/mem, and as the
+    program itself sees it);
+  - that process is healthy: its loop, which runs over the probe sites, keeps
+    going, and it exits with status 0 when asked (a stray int3 would have
+    killed it with SIGTRAP).
+
+The program is tests/programs/proc_sem.c: procsem:plain every 10 ms
+iteration, procsem:tick when its semaphore is set, procsem:burst on demand.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import PYUSDT, load_base, read_u16
+from pyusdt import Tracer, probes_at_path
+
+
+@pytest.fixture(scope="module")
+def semprog(build):
+    return build("proc_sem.c", "proc_sem")
+
+
+@pytest.fixture(scope="module")
+def tick_sem_vaddr(semprog):
+    (tick,) = [p for p in probes_at_path(str(semprog)) if p.fullname == "procsem:tick"]
+    assert tick.semaphore
+    return tick.semaphore
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def lowest_load_vaddr(path) -> int:
+    with open(path, "rb") as f:
+        ehdr = f.read(64)
+        phoff, = struct.unpack_from("<Q", ehdr, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", ehdr, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return min(struct.unpack_from("<IIQQ", table, i * phentsize)[3] & ~0xFFF
+               for i in range(phnum)
+               if struct.unpack_from("<I", table, i * phentsize)[0] == 1)
+
+
+def sem_in_memory(pid: int, path, vaddr: int) -> int:
+    """A semaphore's value as /proc/PID/mem has it."""
+    return read_u16(pid, load_base(pid, str(path)) - lowest_load_vaddr(path) + vaddr)
+
+
+def bpf_fd_ids(pid: int) -> tuple[set, set]:
+    """(prog ids, link ids) of the BPF objects process `pid` holds fds to."""
+    progs, links = set(), set()
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(f"{fdinfo}/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == "prog_id":
+                progs.add(int(value))
+            elif key == "link_id":
+                links.add(int(value))
+    return progs, links
+
+
+def bpftool(*args) -> list:
+    res = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout or "[]")
+
+
+def attached(prog_ids: set, link_ids: set) -> tuple[list, list]:
+    """Our programs still loaded (by name pyusdt_stream) and links still there."""
+    progs = [p for p in bpftool("prog", "list") if p["id"] in prog_ids]
+    links = [lk for lk in bpftool("link", "list")
+             if lk["id"] in link_ids or lk.get("prog_id") in prog_ids]
+    return progs, links
+
+
+def assert_attached(prog_ids: set, link_ids: set) -> None:
+    assert prog_ids and link_ids
+    progs, links = attached(prog_ids, link_ids)
+    assert [p["name"] for p in progs] == ["pyusdt_stream"], progs
+    assert {lk["id"] for lk in links} >= link_ids
+
+
+def assert_detached(prog_ids: set, link_ids: set, timeout: float = 5.0) -> None:
+    """None of them left (the kernel frees a program after its last reference,
+    a moment after the fds close, so allow a short wait)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        progs, links = attached(prog_ids, link_ids)
+        if not progs and not links:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"still attached after the trace ended: programs {progs}, links {links}")
+        time.sleep(0.05)
+
+
+def wait_until(cond, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Server:
+    """`proc_sem serve`: answers status queries on its stdin/stdout."""
+
+    def __init__(self, prog):
+        self.prog = prog
+        self.p = subprocess.Popen([str(prog), "serve"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+        assert self.readline() == f"pid {self.pid}"
+
+    def readline(self, timeout=10.0) -> str:
+        box = []
+        th = threading.Thread(target=lambda: box.append(self.p.stdout.readline()), daemon=True)
+        th.start()
+        th.join(timeout)
+        assert box and box[0], f"no answer from proc_sem {self.pid} (exit status {self.p.poll()})"
+        return box[0].rstrip("\n")
+
+    def ask(self, cmd: str) -> str:
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return self.readline()
+
+    def status(self) -> dict:
+        line = self.ask("s")
+        assert line.startswith("status "), line
+        return {k: int(v) for k, v in (w.split("=") for w in line.split()[1:])}
+
+    def sem(self, vaddr) -> int:
+        return sem_in_memory(self.pid, self.prog, vaddr)
+
+    def check_traced(self, vaddr) -> None:
+        assert self.sem(vaddr) == 1
+        assert self.status()["sem"] == 1
+
+    def check_detached_and_healthy(self, vaddr) -> None:
+        assert self.p.poll() is None, f"traced process died: {self.p.returncode}"
+        assert self.sem(vaddr) == 0
+        first = self.status()
+        time.sleep(0.1)
+        second = self.status()
+        assert first["sem"] == second["sem"] == 0
+        assert second["iter"] > first["iter"]  # its loop over the probe sites runs on
+        assert second["ticks"] == first["ticks"]  # the guarded probe is off again
+        assert self.ask("f 2") == "burst 2"
+
+    def quit(self) -> int:
+        self.p.stdin.write("q\n")
+        self.p.stdin.flush()
+        return self.p.wait(10)
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+class Cli:
+    """`pyusdt ARGS` in the background; stdout and stderr read by threads."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([PYUSDT, *map(str, args)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._threads = [threading.Thread(target=self._read, args=(s, d), daemon=True)
+                         for s, d in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        for th in self._threads:
+            th.start()
+
+    @staticmethod
+    def _read(stream, dest):
+        for line in stream:
+            dest.append(line.rstrip("\n"))
+
+    def wait_tracing(self, timeout=20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line.startswith("pyusdt: tracing ") for line in self.err):
+                return
+            if self.p.poll() is not None:
+                time.sleep(0.1)
+                pytest.fail(f"pyusdt exited with {self.p.returncode} before tracing: {self.err}")
+            time.sleep(0.02)
+        pytest.fail(f"pyusdt did not start tracing within {timeout}s: {self.err}")
+
+    def wait(self, timeout=20.0) -> int:
+        rc = self.p.wait(timeout)
+        for th in self._threads:
+            th.join(5)
+        return rc
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+def summary_counts(err: list[str]) -> dict:
+    return {line.split()[0]: int(line.split()[1]) for line in err
+            if line.startswith("  procsem:")}
+
+
+# -- the CLI ended by a signal ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_signal_detaches(bpf, semprog, tick_sem_vaddr, sig):
+    server = Server(semprog)
+    trace = None
+    try:
+        trace = Cli("trace", "-p", server.pid, "procsem:*")
+        trace.wait_tracing()
+        progs, links = bpf_fd_ids(trace.pid)
+        assert_attached(progs, links)
+        assert len(links) == 3  # one site each: plain, tick, burst
+        server.check_traced(tick_sem_vaddr)
+        assert server.ask("f 3") == "burst 3"
+        wait_until(lambda: sum(" procsem:burst " in line for line in trace.out) == 3,
+                   what="the 3 bursts in the trace")
+
+        trace.p.send_signal(sig)
+        rc = trace.wait()
+        assert rc == 0, trace.err
+        assert "Traceback" not in "\n".join(trace.err)
+        assert summary_counts(trace.err)["procsem:burst"] == 3
+        assert not any("exited during the trace" in line for line in trace.err)
+
+        assert_detached(progs, links)
+        server.check_detached_and_healthy(tick_sem_vaddr)
+        assert server.quit() == 0
+    finally:
+        server.kill()
+        if trace is not None:
+            trace.kill()
+
+
+def test_cli_sigkill_leaves_nothing_attached(bpf, semprog, tick_sem_vaddr):
+    server = Server(semprog)
+    trace = None
+    try:
+        trace = Cli("trace", "-p", server.pid, "procsem:*")
+        trace.wait_tracing()
+        progs, links = bpf_fd_ids(trace.pid)
+        assert_attached(progs, links)
+        server.check_traced(tick_sem_vaddr)
+
+        trace.p.send_signal(signal.SIGKILL)
+        assert trace.wait() == -signal.SIGKILL
+
+        assert_detached(progs, links)
+        server.check_detached_and_healthy(tick_sem_vaddr)
+        assert server.quit() == 0
+    finally:
+        server.kill()
+        if trace is not None:
+            trace.kill()
+
+
+# -- the traced process exits -------------------------------------------------------
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_command_exit_detaches_from_its_surviving_child(bpf, semprog, tick_sem_vaddr, tmp_path):
+    """`trace -c` ends when the command exits; the child it forked, traced
+    with it and still running, gets its semaphore back to 0 and runs on."""
+    statefile = tmp_path / "state"
+    trace = Cli("trace", "-c", f"{semprog} spawn {statefile} 2", "procsem:*")
+    child = None
+    try:
+        wait_until(lambda: statefile.exists() and statefile.read_text().endswith("\n"),
+                   what="the command's child")
+        child = int(statefile.read_text().split()[1])
+        # The command sleeps 1 s before it exits: look at the trace meanwhile.
+        progs, links = bpf_fd_ids(trace.pid)
+        assert_attached(progs, links)
+        assert sem_in_memory(child, semprog, tick_sem_vaddr) == 1
+
+        rc = trace.wait()
+        assert rc == 0, trace.err
+        assert summary_counts(trace.err)["procsem:burst"] == 2
+        assert_detached(progs, links)
+
+        assert not _pid_gone(child)
+        assert sem_in_memory(child, semprog, tick_sem_vaddr) == 0
+
+        def status_lines():
+            return [line for line in statefile.read_text().splitlines() if line.startswith("status ")]
+
+        def ask(n):
+            os.kill(child, signal.SIGUSR1)
+            wait_until(lambda: len(status_lines()) == n, what="the child's status")
+            return {k: int(v) for k, v in (w.split("=") for w in status_lines()[-1].split()[1:])}
+
+        first = ask(1)
+        time.sleep(0.1)
+        second = ask(2)
+        assert first["sem"] == second["sem"] == 0
+        assert second["iter"] > first["iter"]
+        assert second["ticks"] == first["ticks"]
+        os.kill(child, signal.SIGTERM)
+        wait_until(lambda: _pid_gone(child), what="the child to exit")
+    finally:
+        trace.kill()
+        if child is not None and not _pid_gone(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_pid_exit_detaches(bpf, semprog, tick_sem_vaddr):
+    """`trace -p` of a process that exits: the trace ends, everything is
+    detached, and another running instance of the same program (which maps
+    the same file) is left with its semaphore at 0 and healthy."""
+    target = Server(semprog)
+    other = Server(semprog)
+    trace = None
+    try:
+        trace = Cli("trace", "-p", target.pid, "procsem:*")
+        trace.wait_tracing()
+        progs, links = bpf_fd_ids(trace.pid)
+        assert_attached(progs, links)
+        target.check_traced(tick_sem_vaddr)
+        assert target.ask("f 2") == "burst 2"
+        assert target.quit() == 0
+
+        assert trace.wait() == 1
+        assert trace.err[-1] == f"pyusdt: process {target.pid} exited during the trace"
+        assert summary_counts(trace.err)["procsem:burst"] == 2
+        assert_detached(progs, links)
+        other.check_detached_and_healthy(tick_sem_vaddr)
+        assert other.quit() == 0
+    finally:
+        target.kill()
+        other.kill()
+        if trace is not None:
+            trace.kill()
+
+
+# -- an exception inside `with Tracer()` ----------------------------------------------
+
+
+def test_exception_inside_with_detaches(bpf, semprog, tick_sem_vaddr):
+    server = Server(semprog)
+    before_progs, before_links = bpf_fd_ids(os.getpid())
+    try:
+        with pytest.raises(RuntimeError, match="^boom$"):
+            with Tracer() as t:
+                t.attach_pid(server.pid, "procsem:*")
+                t.start()
+                assert t.attached_sites == 3
+                progs, links = bpf_fd_ids(os.getpid())
+                progs, links = progs - before_progs, links - before_links
+                assert_attached(progs, links)
+                server.check_traced(tick_sem_vaddr)
+                assert server.ask("f 2") == "burst 2"
+                seen = []
+                wait_until(lambda: seen.extend(
+                    e.args for e in t.poll(0.05) if e.probe.fullname == "procsem:burst")
+                    or len(seen) == 2, what="the 2 bursts")
+                assert seen == [(0, 3), (1, 13)]
+                raise RuntimeError("boom")
+        assert t.attached_sites == 0
+        assert bpf_fd_ids(os.getpid()) == (before_progs, before_links)
+        assert_detached(progs, links)
+        server.check_detached_and_healthy(tick_sem_vaddr)
+        assert server.quit() == 0
+    finally:
+        server.kill()

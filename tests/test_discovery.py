@@ -1,0 +1,213 @@
+"""Discovery and machine-readable output: `pyusdt list` (file and pid, text
+and JSON), probes_at_path / probes_in_process, and `trace --format jsonl`,
+all checked field by field against readelf and the values fired."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from pyusdt import ArgSpec, probes_at_path, probes_in_process
+
+
+def readelf_probes(path) -> list[dict]:
+    """The stapsdt notes grouped by provider:name, in note order, as
+    `pyusdt list --json` should show them (args of the first site)."""
+    out = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True, check=True).stdout
+    probes: dict = {}
+    for m in re.finditer(
+        r"Provider: (\S+)\s+Name: (\S+)\s+Location: (0x[0-9a-f]+), Base: 0x[0-9a-f]+, "
+        r"Semaphore: (0x[0-9a-f]+)\s+Arguments:([^\n]*)",
+        out,
+    ):
+        key = (m.group(1), m.group(2))
+        sem = int(m.group(4), 16)
+        if key not in probes:
+            probes[key] = {
+                "path": str(path),
+                "provider": m.group(1),
+                "name": m.group(2),
+                "locations": [],
+                "semaphore": hex(sem) if sem else None,
+                "args": m.group(5).split(),
+            }
+        probes[key]["locations"].append(hex(int(m.group(3), 16)))
+    return list(probes.values())
+
+
+@pytest.fixture(scope="module")
+def semprog(build):
+    return build("args_semaphore.c", "args_semaphore")
+
+
+@pytest.fixture(scope="module")
+def multisite(build):
+    return build("args_multisite.c", "args_multisite")
+
+
+@pytest.fixture(scope="module")
+def widths(build):
+    return build("args_widths.c", "args_widths")
+
+
+@pytest.fixture(scope="module")
+def xcheck(build):
+    return build("args_crosscheck.c", "args_crosscheck")
+
+
+@pytest.fixture
+def running(semprog):
+    """args_semaphore running (waiting on stdin); killed at the end."""
+    p = subprocess.Popen([str(semprog)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def list_json(cli, *args) -> list[dict]:
+    res = cli("list", *args, "--json")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def test_readelf_expectations(semprog, multisite):
+    """The programs have what the tests below rely on."""
+    sem = {p["name"]: p for p in readelf_probes(semprog)}
+    assert sem["hit"]["semaphore"] and sem["plain"]["semaphore"]
+    assert [a.split("@")[0] for a in sem["hit"]["args"]] == ["-8", "-4"]
+    multi = {p["name"]: p for p in readelf_probes(multisite)}
+    assert len(multi["hit"]["locations"]) == 3
+    assert multi["done"]["args"] == []
+
+
+@pytest.mark.parametrize("prog", ["semprog", "multisite", "widths"])
+def test_list_json_exact(cli, request, prog):
+    path = request.getfixturevalue(prog)
+    got = list_json(cli, str(path))
+    assert got == readelf_probes(path)
+    for obj in got:
+        assert list(obj) == ["path", "provider", "name", "locations", "semaphore", "args"]
+
+
+def test_list_json_pattern(cli, multisite):
+    got = list_json(cli, str(multisite), "multisite:hit")
+    assert got == [p for p in readelf_probes(multisite) if p["name"] == "hit"]
+    # A bare name matches under any provider.
+    assert list_json(cli, str(multisite), "done") == [p for p in readelf_probes(multisite) if p["name"] == "done"]
+
+
+def test_list_json_unsupported(cli, build):
+    path = build("args_badspec.c", "args_badspec")
+    got = {o["name"]: o for o in list_json(cli, str(path))}
+    expected = {p["name"]: p for p in readelf_probes(path)}
+    assert sorted(got) == ["fsbase", "good", "xmm"]
+    assert got["good"] == expected["good"]
+    for name, spec, why in (("fsbase", "8@%fs:0x28", "segment"), ("xmm", "-4@%xmm0", "register")):
+        obj = dict(got[name])
+        unsupported = obj.pop("unsupported")
+        assert obj == expected[name]
+        assert obj["args"] == [spec]
+        assert spec in unsupported and why in unsupported
+
+
+def test_list_text(cli, semprog):
+    res = cli("list", str(semprog))
+    assert res.returncode == 0, res.stderr
+    expected = [
+        f"{semprog} semprov:{p['name']} sites={len(p['locations'])} semaphore={p['semaphore']} "
+        f"args=[{' '.join(p['args'])}]"
+        for p in readelf_probes(semprog)
+    ]
+    assert res.stdout.splitlines() == expected
+
+
+def test_probes_at_path_api(semprog):
+    probes = probes_at_path(str(semprog))
+    expected = readelf_probes(semprog)
+    assert [(p.provider, p.name) for p in probes] == [(e["provider"], e["name"]) for e in expected]
+    for p, e in zip(probes, expected):
+        assert p.path == str(semprog)
+        assert p.fullname == f"semprov:{e['name']}"
+        assert hex(p.semaphore) == e["semaphore"]
+        assert [hex(a) for a in p.locations] == e["locations"]
+        assert [a.spec for a in p.args] == e["args"]
+        assert p.nargs == len(e["args"])
+        assert p.unsupported == ""
+    hit = next(p for p in probes if p.name == "hit")
+    specs = next(e["args"] for e in expected if e["name"] == "hit")
+    assert hit.args == [ArgSpec(specs[0], kind_of(specs[0]), 8, True), ArgSpec(specs[1], kind_of(specs[1]), 4, True)]
+
+
+def kind_of(spec: str) -> str:
+    op = spec.split("@", 1)[1]
+    if op.startswith("$"):
+        return "const"
+    if op.startswith("%"):
+        return "reg"
+    if "(%rip)" in op:
+        return "mem_abs"
+    return "mem_index" if "," in op else "mem"
+
+
+def test_list_pid(cli, semprog, running):
+    real = os.path.realpath(semprog)
+    res = cli("list", "-p", str(running.pid))
+    assert res.returncode == 0, res.stderr
+    ours = [line for line in res.stdout.splitlines() if " semprov:" in line]
+    expected = [
+        f"{real} semprov:{p['name']} sites={len(p['locations'])} semaphore={p['semaphore']} "
+        f"args=[{' '.join(p['args'])}]"
+        for p in readelf_probes(semprog)
+    ]
+    assert ours == expected
+
+    got = list_json(cli, "-p", str(running.pid), "semprov:*")
+    assert got == [dict(p, path=real) for p in readelf_probes(semprog)]
+
+    one = cli("list", "-p", str(running.pid), "semprov:hit")
+    assert one.returncode == 0
+    assert one.stdout.splitlines() == [e for e in expected if " semprov:hit " in e]
+
+
+def test_probes_in_process_api(semprog, running):
+    real = os.path.realpath(semprog)
+    probes = [p for p in probes_in_process(running.pid) if p.provider == "semprov"]
+    assert [(p.path, p.name, p.mapped_by) for p in probes] == [(real, "plain", running.pid), (real, "hit", running.pid)]
+    assert all(p.open_path.startswith(f"/proc/{running.pid}/map_files/") for p in probes)
+    by_name = {e["name"]: e for e in readelf_probes(semprog)}
+    for p in probes:
+        assert hex(p.semaphore) == by_name[p.name]["semaphore"]
+        assert [hex(a) for a in p.locations] == by_name[p.name]["locations"]
+
+
+def test_trace_jsonl(bpf, cli, xcheck):
+    rounds = 6
+    res = cli("trace", "-c", f"{xcheck} {rounds}", "xcheck:point", "--format", "jsonl")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(objs) == rounds
+    for o in objs:
+        assert list(o) == ["ts_ns", "pid", "tid", "cpu", "provider", "probe", "args"]
+        assert (o["provider"], o["probe"]) == ("xcheck", "point")
+        assert all(isinstance(o[k], int) for k in ("ts_ns", "pid", "tid", "cpu"))
+        assert o["cpu"] >= 0 and o["pid"] == o["tid"] > 0
+    assert [o["args"] for o in objs] == [[i, i * i - 50, -i * 1000003] for i in range(rounds)]
+    assert len({o["pid"] for o in objs}) == 1
+    ts = [o["ts_ns"] for o in objs]
+    assert ts == sorted(ts) and ts[0] > 0
+
+
+def test_trace_jsonl_big_values(bpf, cli, widths, tmp_path):
+    """JSON numbers keep all 64 bits: INT64_MIN and UINT64_MAX exactly."""
+    res = cli("trace", "-c", f"{widths} 1 {tmp_path / 'out'}", "args:consts", "--format", "jsonl")
+    assert res.returncode == 0, res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["args"] for o in objs] == [[5, -1, 0, -(2**63), 2**64 - 1]]

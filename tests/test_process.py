@@ -1,0 +1,315 @@
+"""Processes: forked children followed with their own pids, and the lifetime
+of the traced target as the CLI sees it (-p exiting, -p not existing, -c).
+
+The programs (tests/programs/proc_*.c):
+  proc_fork PIDFILE START NPARENT NCHILD
+      forks; the child fires procfork:hit(2, i, 200 + i) NCHILD times, the
+      parent procfork:hit(1, i, 100 + i) NPARENT times, then waits for the
+      child and fires procfork:reaped(child pid, exit status); the parent
+      writes "parent P\\nchild C\\n" to PIDFILE.
+  proc_sem serve | run N     procsem:burst(k, 10*k + 3) on demand (see the source)
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import PYUSDT
+from pyusdt import Tracer
+from pyusdt.errors import NoSuchProcessError
+
+NPARENT, NCHILD = 3, 5
+
+
+@pytest.fixture(scope="module")
+def forker(build):
+    return build("proc_fork.c", "proc_fork")
+
+
+@pytest.fixture(scope="module")
+def semprog(build):
+    return build("proc_sem.c", "proc_sem")
+
+
+def collect(t: Tracer, limit: float = 20.0) -> list:
+    events = []
+    start = time.monotonic()
+    for batch in t.batches(timeout=0.1, duration=limit):
+        events.extend(batch)
+    assert time.monotonic() - start < limit, "the traced target did not exit in time"
+    return events
+
+
+def read_pids(pidfile) -> tuple[int, int]:
+    lines = pidfile.read_text().split("\n")
+    assert lines[0].startswith("parent ") and lines[1].startswith("child "), lines
+    return int(lines[0].split()[1]), int(lines[1].split()[1])
+
+
+class Child:
+    """A test program with pipes on stdin and stdout; always killed at the end."""
+
+    def __init__(self, argv):
+        self.p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+
+    def readline(self, timeout=10.0) -> str:
+        box = []
+        th = threading.Thread(target=lambda: box.append(self.p.stdout.readline()), daemon=True)
+        th.start()
+        th.join(timeout)
+        assert box, f"no output from {self.p.args} within {timeout}s"
+        return box[0].rstrip("\n")
+
+    def send(self, line="") -> None:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def wait(self, timeout=10.0) -> int:
+        return self.p.wait(timeout)
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+class Cli:
+    """`pyusdt ARGS` in the background; stdout and stderr read by threads."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([PYUSDT, *map(str, args)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._threads = [threading.Thread(target=self._read, args=(s, d), daemon=True)
+                         for s, d in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        for th in self._threads:
+            th.start()
+
+    @staticmethod
+    def _read(stream, dest):
+        for line in stream:
+            dest.append(line.rstrip("\n"))
+
+    def wait_tracing(self, timeout=20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line.startswith("pyusdt: tracing ") for line in self.err):
+                return
+            if self.p.poll() is not None:
+                time.sleep(0.1)
+                pytest.fail(f"pyusdt exited with {self.p.returncode} before tracing: {self.err}")
+            time.sleep(0.02)
+        pytest.fail(f"pyusdt did not start tracing within {timeout}s: {self.err}")
+
+    def wait(self, timeout=20.0) -> int:
+        rc = self.p.wait(timeout)
+        for th in self._threads:
+            th.join(5)
+        return rc
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+def check_fork_events(events, parent: int, child: int) -> None:
+    hits = [e for e in events if e.probe.fullname == "procfork:hit"]
+    assert collections.Counter(e.pid for e in hits) == {parent: NPARENT, child: NCHILD}
+    assert [e.args for e in hits if e.pid == parent] == [(1, i, 100 + i) for i in range(NPARENT)]
+    assert [e.args for e in hits if e.pid == child] == [(2, i, 200 + i) for i in range(NCHILD)]
+    # Both are single-threaded: each hit's thread is its process.
+    assert all(e.tid == e.pid for e in hits)
+    reaped = [e for e in events if e.probe.fullname == "procfork:reaped"]
+    assert [(e.pid, e.args) for e in reaped] == [(parent, (child, 0))]
+    assert events[-1].probe.fullname == "procfork:reaped"
+
+
+# -- forked children --------------------------------------------------------------
+
+
+def test_fork_attach_command(bpf, forker, tmp_path):
+    pidfile = tmp_path / "pids"
+    with Tracer() as t:
+        held = t.attach_command([str(forker), str(pidfile), "0", str(NPARENT), str(NCHILD)],
+                                "procfork:*")
+        t.start()
+        events = collect(t)
+        assert held.poll() == 0
+        stats = {s.probe: s for s in t.stats()}
+    parent, child = read_pids(pidfile)
+    assert parent == held.pid and child != parent
+    check_fork_events(events, parent, child)
+    s = stats["procfork:hit"]
+    assert (s.events, s.hits, s.lost_ringbuf) == (NPARENT + NCHILD, NPARENT + NCHILD, 0)
+    s = stats["procfork:reaped"]
+    assert (s.events, s.hits, s.lost_ringbuf) == (1, 1, 0)
+
+
+def test_fork_attach_pid(bpf, forker, tmp_path):
+    """A running process, attached by pid, forks only after the attach."""
+    pidfile = tmp_path / "pids"
+    proc = Child([forker, pidfile, "stdin", NPARENT, NCHILD])
+    try:
+        assert proc.readline() == f"pid {proc.pid}"
+        with Tracer() as t:
+            t.attach_pid(proc.pid, "procfork:*")
+            t.start()
+            proc.send()
+            events = collect(t)
+        assert proc.wait() == 0
+    finally:
+        proc.kill()
+    parent, child = read_pids(pidfile)
+    assert parent == proc.pid
+    check_fork_events(events, parent, child)
+
+
+def test_fork_not_followed(bpf, forker, tmp_path):
+    """follow_children=False: only the process itself, not the child it forks."""
+    pidfile = tmp_path / "pids"
+    proc = Child([forker, pidfile, "stdin", NPARENT, NCHILD])
+    try:
+        assert proc.readline() == f"pid {proc.pid}"
+        with Tracer(follow_children=False) as t:
+            t.attach_pid(proc.pid, "procfork:*")
+            t.start()
+            proc.send()
+            events = collect(t)
+            hits = {s.probe: s.hits for s in t.stats()}
+        assert proc.wait() == 0
+    finally:
+        proc.kill()
+    parent, child = read_pids(pidfile)
+    assert [(e.pid, e.probe.fullname, e.args) for e in events] == (
+        [(parent, "procfork:hit", (1, i, 100 + i)) for i in range(NPARENT)]
+        + [(parent, "procfork:reaped", (child, 0))])
+    assert hits == {"procfork:hit": NPARENT, "procfork:reaped": 1}
+
+
+def test_fork_cli_command(bpf, cli, forker, tmp_path):
+    pidfile = tmp_path / "pids"
+    res = cli("trace", "-c", f"{forker} {pidfile} 0 {NPARENT} {NCHILD}", "procfork:*",
+              "--format", "jsonl")
+    assert res.returncode == 0, res.stderr
+    parent, child = read_pids(pidfile)
+    # The command shares the CLI's stdout: its own "pid P" line is there too.
+    lines = res.stdout.splitlines()
+    assert [line for line in lines if not line.startswith("{")] == [f"pid {parent}"]
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    hits = [r for r in rows if r["probe"] == "hit"]
+    assert collections.Counter(r["pid"] for r in hits) == {parent: NPARENT, child: NCHILD}
+    assert [r["args"] for r in hits if r["pid"] == child] == [[2, i, 200 + i] for i in range(NCHILD)]
+    assert [r["args"] for r in hits if r["pid"] == parent] == [[1, i, 100 + i] for i in range(NPARENT)]
+    assert [(r["pid"], r["args"]) for r in rows if r["probe"] == "reaped"] == [(parent, [child, 0])]
+    err = res.stderr.splitlines()
+    assert f"pyusdt: {NPARENT + NCHILD + 1} events, 0 lost (ring buffer full), " \
+           "0 unreadable strings, 0 unreadable arguments" in err
+    counts = {line.split()[0]: int(line.split()[1]) for line in err if line.startswith("  procfork:")}
+    assert counts == {"procfork:hit": NPARENT + NCHILD, "procfork:reaped": 1}
+
+
+# -- the target's lifetime, as the CLI sees it -------------------------------------
+
+
+BURST_LINE = re.compile(r"(\d+) (\d+)/(\d+) cpu(\d+) procsem:burst arg0=(\d+) arg1=(\d+)")
+
+
+def test_cli_pid_exits_during_trace(bpf, semprog):
+    proc = Child([semprog, "serve"])
+    trace = None
+    try:
+        assert proc.readline() == f"pid {proc.pid}"
+        trace = Cli("trace", "-p", proc.pid, "procsem:burst")
+        trace.wait_tracing()
+        proc.send("f 4")
+        assert proc.readline() == "burst 4"
+        proc.send("q")
+        assert proc.wait() == 0
+        exited = time.monotonic()
+        rc = trace.wait(timeout=10)
+        # It noticed the exit by itself, within a few polls.
+        assert time.monotonic() - exited < 5
+        assert rc == 1
+        hits = [BURST_LINE.fullmatch(line) for line in trace.out]
+        assert all(hits), trace.out
+        assert [(int(m[2]), int(m[3]), int(m[5]), int(m[6])) for m in hits] == [
+            (proc.pid, proc.pid, k, 10 * k + 3) for k in range(4)]
+        err = trace.err
+        assert err[0] == "pyusdt: tracing 1 probe(s) at 1 site(s); Ctrl-C to stop"
+        assert err[1] == ("pyusdt: 4 events, 0 lost (ring buffer full), 0 unreadable strings, "
+                          "0 unreadable arguments")
+        assert err[2].split() == ["procsem:burst", "4", "events", os.path.realpath(semprog)]
+        assert err[3:] == [f"pyusdt: process {proc.pid} exited during the trace"]
+    finally:
+        proc.kill()
+        if trace is not None:
+            trace.kill()
+
+
+def _free_pid() -> int:
+    """A pid no process has: pid_max itself is never handed out."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid = int(f.read())
+    assert not os.path.exists(f"/proc/{pid}")
+    return pid
+
+
+def test_cli_pid_that_does_not_exist(bpf, cli):
+    pid = _free_pid()
+    res = cli("trace", "-p", str(pid))
+    assert res.returncode == 1
+    assert res.stdout == ""
+    assert res.stderr == f"pyusdt: no such process: {pid}\n"
+
+
+def test_api_pid_that_does_not_exist(bpf):
+    pid = _free_pid()
+    with Tracer() as t:
+        with pytest.raises(NoSuchProcessError, match=f"^no such process: {pid}$"):
+            t.attach_pid(pid, "*")
+
+
+def test_api_pid_that_exited(bpf, semprog):
+    """A zombie (exited, not yet reaped) counts as gone."""
+    proc = subprocess.Popen([str(semprog), "run", "0"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        with Tracer() as t:
+            with pytest.raises(NoSuchProcessError):
+                t.attach_pid(proc.pid, "*")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cli_command_ends_with_the_command(bpf, cli, semprog):
+    start = time.monotonic()
+    res = cli("trace", "-c", f"{semprog} run 6", "procsem:burst", timeout=30)
+    assert time.monotonic() - start < 20
+    assert res.returncode == 0, res.stderr
+    hits = [BURST_LINE.fullmatch(line) for line in res.stdout.splitlines()]
+    assert len(hits) == 6 and all(hits), res.stdout
+    assert [(int(m[5]), int(m[6])) for m in hits] == [(k, 10 * k + 3) for k in range(6)]
+    assert len({m[2] for m in hits}) == 1
+    err = res.stderr.splitlines()
+    assert err[0] == "pyusdt: tracing 1 probe(s) at 1 site(s); Ctrl-C to stop"
+    assert err[1] == ("pyusdt: 6 events, 0 lost (ring buffer full), 0 unreadable strings, "
+                      "0 unreadable arguments")
+    assert err[2].split() == ["procsem:burst", "6", "events", os.path.realpath(semprog)]
+    assert len(err) == 3
