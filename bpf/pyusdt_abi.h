@@ -27,8 +27,7 @@ typedef int64_t pyusdt_s64;
 
 /* sys/sdt.h allows at most 12 arguments per probe. */
 #define PYUSDT_MAX_ARGS 12
-/* Upper bound of one string slot (bytes, including the NUL): 12 slots must fit
- * one per-CPU scratch value, which the kernel caps at 32 KiB. */
+/* Upper bound of one string slot (bytes, including the NUL). */
 #define PYUSDT_MAX_STR_LEN 2048
 /* Default string slot length when the user does not choose one. */
 #define PYUSDT_DEFAULT_STR_LEN 64
@@ -80,7 +79,7 @@ struct pyusdt_site {
 /* Session-wide settings, written once before attaching. */
 struct pyusdt_config {
 	pyusdt_u32 str_len;       /* bytes per string slot, 1..PYUSDT_MAX_STR_LEN */
-	pyusdt_u32 _pad;
+	pyusdt_u32 string_slots;  /* string slots in every record that carries strings */
 	pyusdt_u64 wakeup_bytes;  /* wake the reader only when this much data is pending */
 };
 
@@ -97,9 +96,9 @@ struct pyusdt_probe_stats {
 #define PYUSDT_FLAG_READ_FAIL_SHIFT 16 /* bit 16+i: argument i could not be read */
 
 /*
- * One probe hit.  In the ring buffer the fixed part is followed by
- * nstrings * str_len bytes of string slots; in a numpy batch the slots become
- * a fixed-size field, so each record is copied once, ring buffer to batch.
+ * One probe hit.  A record from a site with string arguments is followed by
+ * string_slots * str_len bytes of string slots; in a numpy batch the slots
+ * become a fixed-size field, so each record is copied once, ring buffer to batch.
  */
 struct pyusdt_event {
 	pyusdt_u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */

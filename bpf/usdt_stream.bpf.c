@@ -27,6 +27,10 @@ const volatile struct pyusdt_config cfg = {
 /* offsetof(struct pt_regs, ip), given by the loader from the uapi header. */
 const volatile __u32 ip_off = 0;
 
+/* Copies a user string and may fault pages in (sleepable programs only). */
+extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_ptr__ign,
+				  __u64 flags) __ksym __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
@@ -52,18 +56,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } tgids SEC(".maps");
-
-/* Room for a record with every argument a string at the longest slot length. */
-#define SCRATCH_SIZE (sizeof(struct pyusdt_event) + PYUSDT_MAX_ARGS * PYUSDT_MAX_STR_LEN)
-struct scratch_buf {
-	__u8 data[SCRATCH_SIZE];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch_buf);
-} scratch SEC(".maps");
 
 /* True when this process is traced: in the tgid map, or a descendant of one. */
 static __always_inline int tgid_traced(__u32 tgid)
@@ -146,11 +138,12 @@ static __always_inline void count(__u32 probe_id, int which)
 	struct pyusdt_probe_stats *s = bpf_map_lookup_elem(&stats, &probe_id);
 	if (!s)
 		return;
+	/* Atomic: a sleepable program can be preempted by another on this CPU. */
 	switch (which) {
-	case 0: s->hits++; break;
-	case 1: s->lost_ringbuf++; break;
-	case 2: s->str_fail++; break;
-	case 3: s->arg_fail++; break;
+	case 0: __sync_fetch_and_add(&s->hits, 1); break;
+	case 1: __sync_fetch_and_add(&s->lost_ringbuf, 1); break;
+	case 2: __sync_fetch_and_add(&s->str_fail, 1); break;
+	case 3: __sync_fetch_and_add(&s->arg_fail, 1); break;
 	}
 }
 
@@ -190,14 +183,14 @@ static __always_inline void fill_event(void *ctx, const struct pyusdt_site *site
 	}
 }
 
-/* Reads the string arguments into the slots after the fixed record. */
+/* Reads the string arguments into the slots after the fixed record.  The
+ * sleepable variant can fault in a page the program has not touched yet
+ * (a string constant in .rodata), which the plain read cannot. */
 static __always_inline void fill_strings(const struct pyusdt_site *site,
-					 struct pyusdt_event *e, __u8 *slots)
+					 struct pyusdt_event *e, __u8 *slots, int sleepable)
 {
 	__u32 len = cfg.str_len;
 
-	if (len == 0 || len > PYUSDT_MAX_STR_LEN)
-		return;
 	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
 		if (i >= site->nargs)
 			break;
@@ -205,11 +198,12 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 		if (!a->is_string)
 			continue;
 		__u32 slot = a->str_slot;
-		if (slot >= PYUSDT_MAX_ARGS)
+		if (slot >= cfg.string_slots)
 			continue;
 		__u8 *dst = slots + slot * len;
 		const char *src = (const char *)e->args[i];
-		long n = bpf_probe_read_user_str(dst, len, src);
+		long n = sleepable ? bpf_copy_from_user_str(dst, len, src, 0)
+				   : bpf_probe_read_user_str(dst, len, src);
 		if (n < 0) {
 			dst[0] = 0;
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
@@ -219,7 +213,10 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 		/* A full slot is only a truncation if the source goes on. */
 		if (n == len) {
 			char next = 0;
-			bpf_probe_read_user(&next, 1, src + len - 1);
+			if (sleepable)
+				bpf_copy_from_user(&next, 1, src + len - 1);
+			else
+				bpf_probe_read_user(&next, 1, src + len - 1);
 			if (next)
 				e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
 		}
@@ -227,8 +224,7 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 	e->nstrings = site->nstrings;
 }
 
-SEC("uprobe")
-int pyusdt_stream(struct pt_regs *ctx)
+static __always_inline int handle_hit(struct pt_regs *ctx, int sleepable)
 {
 	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
 	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
@@ -250,18 +246,29 @@ int pyusdt_stream(struct pt_regs *ctx)
 		bpf_ringbuf_submit(e, wakeup_flag());
 		return 0;
 	}
-
-	__u32 zero = 0;
-	struct scratch_buf *buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf)
-		return 0;
-	struct pyusdt_event *e = (struct pyusdt_event *)buf->data;
-	fill_event(ctx, site, e, id);
-	fill_strings(site, e, buf->data + sizeof(*e));
-	__u64 size = sizeof(*e) + (__u64)site->nstrings * cfg.str_len;
-	if (size > SCRATCH_SIZE)
-		return 0;
-	if (bpf_ringbuf_output(&events, buf->data, size, wakeup_flag()))
+	/* Both sizes are load-time constants, as the ring buffer requires. */
+	struct pyusdt_event *e = bpf_ringbuf_reserve(
+		&events, sizeof(*e) + (__u64)cfg.string_slots * cfg.str_len, 0);
+	if (!e) {
 		count(probe_id, 1);
+		return 0;
+	}
+	fill_event(ctx, site, e, id);
+	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
+	bpf_ringbuf_submit(e, wakeup_flag());
 	return 0;
+}
+
+/* Sites without string arguments: never sleeps, cheapest path. */
+SEC("uprobe")
+int pyusdt_stream(struct pt_regs *ctx)
+{
+	return handle_hit(ctx, 0);
+}
+
+/* Sites with string arguments, where the kernel allows sleepable uprobes. */
+SEC("uprobe.s")
+int pyusdt_stream_sleepable(struct pt_regs *ctx)
+{
+	return handle_hit(ctx, 1);
 }

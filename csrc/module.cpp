@@ -237,6 +237,7 @@ PYBIND11_MODULE(_native, m) {
         .def("stats", &PySession::stats)
         .def("detach_all", [](PySession &p) { p.s().detach_all(); })
         .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })
+        .def_property_readonly("sleepable_strings", [](PySession &p) { return p.s().sleepable_strings(); })
         .def_property_readonly("dtype", &PySession::dtype)
         .def_property_readonly("closed", &PySession::closed)
         .def("close", &PySession::close);

@@ -28,7 +28,8 @@ int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
     va_copy(copy, ap);
     vsnprintf(buf, sizeof(buf), fmt, copy);
     va_end(copy);
-    if (getenv("PYUSDT_DEBUG"))
+    const char *debug = getenv("PYUSDT_DEBUG");
+    if (debug && debug[0] == '1')
         fputs(buf, stderr);
     if (level != LIBBPF_DEBUG) {
         std::lock_guard<std::mutex> lock(g_msg_mutex);
@@ -83,20 +84,16 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
 
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
         load_failed(ENOENT, "open");
-    skel_ = usdt_stream__open();
-    if (!skel_)
-        load_failed(errno, "opening the BPF object");
-    skel_->rodata->cfg.str_len = opts_.str_len;
-    skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
-    skel_->rodata->ip_off = pt_regs_ip_offset();
-    bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
-    bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
-    bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);
-    if (int err = usdt_stream__load(skel_)) {
-        usdt_stream__destroy(skel_);
-        skel_ = nullptr;
-        load_failed(-err, "loading the BPF program");
+    // String sites prefer the sleepable program, which can fault in pages;
+    // a kernel that refuses it still gets the plain one.
+    sleepable_ = opts_.string_slots > 0;
+    int err = open_and_load();
+    if (err && sleepable_) {
+        sleepable_ = false;
+        err = open_and_load();
     }
+    if (err)
+        load_failed(err, "loading the BPF program");
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
     if (!rb_) {
         int err = errno;
@@ -104,6 +101,31 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
         skel_ = nullptr;
         load_failed(err, "creating the ring buffer reader");
     }
+}
+
+int Session::open_and_load() {
+    if (skel_) {
+        usdt_stream__destroy(skel_);
+        skel_ = nullptr;
+    }
+    skel_ = usdt_stream__open();
+    if (!skel_)
+        return errno ? errno : EINVAL;
+    skel_->rodata->cfg.str_len = opts_.str_len;
+    skel_->rodata->cfg.string_slots = opts_.string_slots;
+    skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
+    skel_->rodata->ip_off = pt_regs_ip_offset();
+    bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
+    bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
+    bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);
+    bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_);
+    int err = usdt_stream__load(skel_);
+    if (err) {
+        usdt_stream__destroy(skel_);
+        skel_ = nullptr;
+        return -err;
+    }
+    return 0;
 }
 
 Session::~Session() {
@@ -153,8 +175,9 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     LIBBPF_OPTS(bpf_uprobe_opts, uo);
     uo.ref_ctr_offset = site.semaphore_offset;
     uo.bpf_cookie = idx;
-    bpf_link *link = bpf_program__attach_uprobe_opts(skel_->progs.pyusdt_stream, pid, path.c_str(),
-                                                     site.pc_offset, &uo);
+    bpf_program *prog = (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
+                                                   : skel_->progs.pyusdt_stream;
+    bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
     if (!link) {
         int err = errno;
         std::string msg = site.provider + ":" + site.name + " in " + path + ": attach failed: " + strerror(err);

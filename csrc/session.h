@@ -77,16 +77,19 @@ class Session {
     // Destroys every uprobe link now (the destructor does it too).
     void detach_all();
     size_t attached_sites() const { return links_.size(); }
+    bool sleepable_strings() const { return sleepable_; }
 
     size_t row_size() const { return sizeof(pyusdt_event) + size_t(opts_.string_slots) * opts_.str_len; }
     const SessionOptions &options() const { return opts_; }
 
   private:
     static int on_record(void *ctx, void *data, size_t size);
+    int open_and_load();  // 0 or a positive errno
 
     SessionOptions opts_;
     usdt_stream *skel_ = nullptr;
     ring_buffer *rb_ = nullptr;
+    bool sleepable_ = false;  // string sites use the sleepable program
     std::vector<bpf_link *> links_;
     uint32_t next_site_ = 0;
     uint32_t probe_count_ = 0;
