@@ -16,7 +16,7 @@ def test_demo_command_sees_every_hit(bpf, cli):
     out = res.stdout
     assert "pyusdt demo: saw every probe hit" in out
     assert "pyusdt: 40 events, 0 lost (ring buffer full), 0 unreadable strings, 0 unreadable arguments" in out
-    ticks = [line for line in out.splitlines() if " demo:tick " in line]
+    ticks = [line for line in out.splitlines() if " demo:tick arg0=" in line]
     assert len(ticks) == 20
     assert ticks[0].endswith('demo:tick arg0=0 arg1=-10 arg2="alpha"')
     assert ticks[19].endswith('demo:tick arg0=19 arg1=351 arg2="delta"')
