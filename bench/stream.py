@@ -11,6 +11,9 @@ with gcc -O2 into a temporary directory):
   bpftrace-printf  bpftrace printf("%d %d %d\\n", arg0, arg1, arg2) to a file (-o)
   pyusdt           Tracer.attach_command + batches(): every event streamed into
                    numpy; each batch's args column is summed and its rows counted
+  pyusdt-paced     (optional, --modes) the same, but reading with one
+                   Tracer.poll(0) every --pace seconds instead of batches(): what
+                   a reader that lets records pile up into big batches costs
 
 The workload prints its own loop time per fire; each mode's figure is the
 median of R repeats, run round-robin so that drift in the machine hits every
@@ -27,8 +30,13 @@ Targets (reported, never asserted):
   pyusdt lost events          == 0
 
 Needs root (BPF, uprobes), gcc, systemtap-sdt-dev (sys/sdt.h) and bpftrace.
-Investigation options (--ringbuf-bytes, --wakeup-bytes, --consumer paced,
---nop5) change how pyusdt is driven; the defaults are pyusdt's own.
+Investigation options (--ringbuf-bytes, --wakeup-bytes, --timeout, --modes
+with pyusdt-paced, --pace, --nop5) change how pyusdt is driven or the probe
+site; the defaults are pyusdt's own.
+
+The machine has few CPUs and may be shared: the report gives the CPU time
+other processes used during the run and the hypervisor's steal time, so a
+noisy run can be recognised.
 """
 from __future__ import annotations
 
@@ -47,7 +55,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD_SRC = os.path.join(HERE, "workload.c")
 PROBE = "bench:fire"
-MODES = ("none", "bpftrace-count", "bpftrace-printf", "pyusdt")
+MODES = ("none", "bpftrace-count", "bpftrace-printf", "pyusdt")  # the default run
+EXTRA_MODES = ("pyusdt-paced",)
 RESULT_RE = re.compile(r"ns_per_fire=([0-9.]+) n=([0-9]+) total_ns=([0-9]+)")
 
 TARGET_PYUSDT_VS_COUNT = 1.3  # pyusdt ns/fire <= 1.3 x bpftrace count()
@@ -157,7 +166,7 @@ def run_bpftrace_printf(exe: str, n: int, tmp: str) -> dict:
             "verified": ok, "wall_s": wall}
 
 
-def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace) -> dict:
+def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool) -> dict:
     import numpy as np
     from pyusdt import Tracer
 
@@ -180,7 +189,7 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace) -> dict:
         w0 = time.monotonic()
         rows = batches = 0
         sum0 = sum1 = sum2 = 0
-        if opts.consumer == "batches":
+        if not paced:
             for batch in t.batches(timeout=opts.timeout):
                 a = batch.array["args"]
                 s = a[:, :3].sum(axis=0)  # touches every record's arguments
@@ -247,7 +256,7 @@ def summarize(runs: dict, n: int) -> dict:
             s["lost_total"] = sum(r["lost"] for r in rs)
             s["lost_max"] = max(r["lost"] for r in rs)
             s["verified"] = all(r["verified"] for r in rs)
-        if mode == "pyusdt":
+        if mode.startswith("pyusdt"):
             s["cpu_ns_per_event_median"] = statistics.median(r["cpu_ns_per_event"] for r in rs)
             s["events_per_batch_median"] = statistics.median(r["received"] / max(r["batches"], 1) for r in rs)
             s["start_s_median"] = statistics.median(r["start_s"] for r in rs)
@@ -255,36 +264,47 @@ def summarize(runs: dict, n: int) -> dict:
     return out
 
 
-def print_report(summary: dict, n: int, repeat: int, config: dict) -> dict:
+def print_table(summary: dict, n: int, repeat: int, config: dict, background: dict) -> None:
+    base = summary.get("none", {}).get("ns_per_fire_median")
+    print(f"\npyusdt streaming benchmark: probe {PROBE}, N={n} fires per run, median of {repeat} runs")
+    print(f"config: {json.dumps(config)}")
+    print(f"background: CPU time outside this benchmark's processes {background['foreign_cpu_pct']:.0f}% "
+          f"of one CPU on average, steal {background['steal_pct']:.0f}%"
+          + ("  <- results are noisy" if background["foreign_cpu_pct"] > 10 or background["steal_pct"] > 10 else ""))
+    print()
+    hdr = (f"{'mode':<16} {'ns/fire':>9} {'min':>9} {'max':>9} {'x none':>8} {'received/fired':>17} "
+           f"{'lost':>6} {'check':>6} {'CPU ns/ev':>10} {'ev/batch':>9}")
+    print(hdr)
+    print("-" * len(hdr))
+    for mode, s in summary.items():
+        med = s["ns_per_fire_median"]
+        tracer = mode != "none"
+        recv = f"{s['received_min']}/{n}" if tracer else "-"
+        lost = str(s["lost_max"]) if tracer else "-"
+        chk = ("ok" if s["verified"] else "BAD") if tracer else "-"
+        py = mode.startswith("pyusdt")
+        cpu = f"{s['cpu_ns_per_event_median']:.0f}" if py else "-"
+        per_batch = f"{s['events_per_batch_median']:.0f}" if py else "-"
+        xnone = f"{med / base:.0f}" if base else "-"
+        print(f"{mode:<16} {med:>9.1f} {s['ns_per_fire_min']:>9.1f} {s['ns_per_fire_max']:>9.1f} "
+              f"{xnone:>8} {recv:>17} {lost:>6} {chk:>6} {cpu:>10} {per_batch:>9}")
+    for mode, s in summary.items():
+        if mode.startswith("pyusdt"):
+            print(f"{mode}: start() took {s['start_s_median'] * 1000:.0f} ms (median; not in CPU ns/ev)")
+
+
+def print_targets(summary: dict, repeat: int) -> dict:
     base = summary["none"]["ns_per_fire_median"]
     py = summary["pyusdt"]["ns_per_fire_median"]
     cnt = summary["bpftrace-count"]["ns_per_fire_median"]
     pf = summary["bpftrace-printf"]["ns_per_fire_median"]
-    print(f"\npyusdt streaming benchmark: probe {PROBE}, N={n} fires, median of {repeat} runs")
-    print(f"config: {json.dumps(config)}\n")
-    hdr = f"{'mode':<16} {'ns/fire':>9} {'min':>9} {'max':>9} {'x none':>8} {'received/fired':>17} {'lost':>6} {'check':>6} {'CPU ns/ev':>10}"
-    print(hdr)
-    print("-" * len(hdr))
-    for mode in MODES:
-        s = summary[mode]
-        med = s["ns_per_fire_median"]
-        recv = "-" if mode == "none" else f"{s['received_min']}/{n}"
-        lost = "-" if mode == "none" else str(s["lost_max"])
-        chk = "-" if mode == "none" else ("ok" if s["verified"] else "BAD")
-        cpu = f"{s['cpu_ns_per_event_median']:.0f}" if mode == "pyusdt" else "-"
-        print(f"{mode:<16} {med:>9.1f} {s['ns_per_fire_min']:>9.1f} {s['ns_per_fire_max']:>9.1f} "
-              f"{med / base:>8.1f} {recv:>17} {lost:>6} {chk:>6} {cpu:>10}")
     ps = summary["pyusdt"]
-    print(f"\npyusdt: {ps['events_per_batch_median']:.0f} events per batch (median), "
-          f"start() {ps['start_s_median'] * 1000:.0f} ms (median, not counted)")
     ratios = {
         "pyusdt_over_bpftrace_count": py / cnt,
         "bpftrace_printf_over_pyusdt": pf / py,
         "pyusdt_over_none": py / base,
         "bpftrace_count_over_none": cnt / base,
         "bpftrace_printf_over_none": pf / base,
-        # Cost the tracer adds to each fire, above the bare loop.
-        "pyusdt_added_over_bpftrace_count_added": (py - base) / (cnt - base) if cnt > base else float("nan"),
     }
     targets = {
         "pyusdt <= 1.3x bpftrace count": (ratios["pyusdt_over_bpftrace_count"] <= TARGET_PYUSDT_VS_COUNT,
@@ -294,16 +314,16 @@ def print_report(summary: dict, n: int, repeat: int, config: dict) -> dict:
         "pyusdt CPU <= 300 ns/event": (ps["cpu_ns_per_event_median"] <= TARGET_CPU_NS_PER_EVENT,
                                        f"{ps['cpu_ns_per_event_median']:.0f} ns"),
         "pyusdt lost == 0": (ps["lost_max"] == TARGET_LOST, f"{ps['lost_total']} over {repeat} runs"),
-        "every traced run checked": (all(summary[m]["verified"] for m in MODES if m != "none"),
+        "every traced run checked": (all(s["verified"] for m, s in summary.items() if m != "none"),
                                      "counts, lines, sums"),
     }
-    print("\nratios:")
+    print("\nratios (of median ns/fire):")
     print(f"  pyusdt / bpftrace-count        {ratios['pyusdt_over_bpftrace_count']:.2f}")
     print(f"  bpftrace-printf / pyusdt       {ratios['bpftrace_printf_over_pyusdt']:.2f}")
-    print(f"  pyusdt / none                  {ratios['pyusdt_over_none']:.1f}")
-    print(f"  bpftrace-count / none          {ratios['bpftrace_count_over_none']:.1f}")
-    print(f"  bpftrace-printf / none         {ratios['bpftrace_printf_over_none']:.1f}")
-    print(f"  added cost, pyusdt / count     {ratios['pyusdt_added_over_bpftrace_count_added']:.2f}")
+    print(f"  pyusdt / none                  {ratios['pyusdt_over_none']:.0f}")
+    print(f"  bpftrace-count / none          {ratios['bpftrace_count_over_none']:.0f}")
+    print(f"  bpftrace-printf / none         {ratios['bpftrace_printf_over_none']:.0f}")
+    print(f"  (the bare loop costs {base:.1f} ns per iteration: 'x none' is roughly what the tracer adds, in ns)")
     print("\ntargets:")
     for name, (ok, value) in targets.items():
         print(f"  [{mark(ok)}] {name:<32} {value}")
@@ -311,27 +331,64 @@ def print_report(summary: dict, n: int, repeat: int, config: dict) -> dict:
             "targets": {k: {"pass": ok, "value": v} for k, (ok, v) in targets.items()}}
 
 
+class NoiseMeter:
+    """Busy CPU time of the whole machine minus the CPU time of this process and the
+    children it waited for (other processes, and kernel work charged to no one of
+    ours), and steal time, between creation and stop(): a shared or overcommitted
+    machine shows up here."""
+
+    def __init__(self) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.t0 = time.monotonic()
+        self.busy0, self.steal0 = self._stat()
+        self.own0 = self._own()
+
+    @staticmethod
+    def _stat() -> tuple:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...
+        busy = v[0] + v[1] + v[2] + v[5] + v[6]
+        return busy, v[7] if len(v) > 7 else 0
+
+    @staticmethod
+    def _own() -> float:
+        import resource
+        a = resource.getrusage(resource.RUSAGE_SELF)
+        b = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    def stop(self) -> dict:
+        wall = time.monotonic() - self.t0
+        busy, steal = self._stat()
+        busy_s = (busy - self.busy0) / self.tick
+        steal_s = (steal - self.steal0) / self.tick
+        own_s = self._own() - self.own0
+        foreign = max(0.0, busy_s - own_s)
+        return {"wall_s": wall, "busy_cpu_s": busy_s, "own_cpu_s": own_s, "foreign_cpu_s": foreign,
+                "foreign_cpu_pct": 100 * foreign / wall if wall else 0.0,
+                "steal_pct": 100 * steal_s / wall if wall else 0.0}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=500_000, help="probe fires per run (default 500000)")
+    ap.add_argument("--n", type=int, default=1_000_000, help="probe fires per run (default 1000000)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per mode; the median is reported (default 5)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     ap.add_argument("--modes", default=",".join(MODES),
-                    help="comma-separated subset of: " + ", ".join(MODES) + " (the report needs all four)")
+                    help="comma-separated, from: " + ", ".join(MODES + EXTRA_MODES)
+                         + " (default: the first four; ratios and targets need them all)")
     ap.add_argument("--ringbuf-bytes", type=int, help="pyusdt Tracer(ringbuf_bytes=...) (default: pyusdt's)")
     ap.add_argument("--wakeup-bytes", type=int, help="pyusdt Tracer(wakeup_bytes=...) (default: pyusdt's)")
     ap.add_argument("--timeout", type=float, default=0.1, help="pyusdt batches(timeout=...) (default 0.1)")
-    ap.add_argument("--consumer", choices=("batches", "paced"), default="batches",
-                    help="batches: the documented loop over Tracer.batches() (default); "
-                         "paced: one Tracer.poll(0) every --pace seconds, the ring filling in between "
-                         "(an experiment: how a reader that batches would fare)")
-    ap.add_argument("--pace", type=float, default=0.01, help="seconds between polls with --consumer paced (default 0.01)")
+    ap.add_argument("--pace", type=float, default=0.01,
+                    help="seconds between polls in mode pyusdt-paced (default 0.01)")
     ap.add_argument("--nop5", action="store_true",
                     help="build the probe site as a 5-byte nop (optimizable uprobe) instead of sdt.h's 1-byte nop")
     ap.add_argument("--keep", metavar="DIR", help="build the workload in DIR and keep it (default: a temp dir)")
     opts = ap.parse_args(argv)
     modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in MODES + EXTRA_MODES]
     if bad or opts.n <= 0 or opts.repeat <= 0:
         ap.error(f"unknown mode(s) {bad}" if bad else "--n and --repeat must be positive")
 
@@ -353,16 +410,18 @@ def main(argv=None) -> int:
                 "none": lambda: run_none(exe, opts.n, tmp),
                 "bpftrace-count": lambda: run_bpftrace_count(exe, opts.n, tmp),
                 "bpftrace-printf": lambda: run_bpftrace_printf(exe, opts.n, tmp),
-                "pyusdt": lambda: run_pyusdt(exe, opts.n, tmp, opts),
+                "pyusdt": lambda: run_pyusdt(exe, opts.n, tmp, opts, paced=False),
+                "pyusdt-paced": lambda: run_pyusdt(exe, opts.n, tmp, opts, paced=True),
             }
             runs = {m: [] for m in modes}
+            noise = NoiseMeter()
             t0 = time.monotonic()
             for r in range(opts.repeat):
                 for m in modes:
                     res = runners[m]()
                     runs[m].append(res)
                     extra = ""
-                    if m == "pyusdt":
+                    if m.startswith("pyusdt"):
                         extra = (f" cpu={res['cpu_ns_per_event']:.0f}ns/ev batches={res['batches']}"
                                  f" lost={res['lost']}")
                     elif m != "none":
@@ -371,6 +430,7 @@ def main(argv=None) -> int:
                     print(f"run {r + 1}/{opts.repeat} {m:<16} {res['ns_per_fire']:9.1f} ns/fire{extra}{ok}",
                           flush=True)
             elapsed = time.monotonic() - t0
+            background = noise.stop()
     except BenchError as e:
         print(f"stream.py: {e}", file=sys.stderr)
         return 1
@@ -378,9 +438,9 @@ def main(argv=None) -> int:
     import numpy as np
     import pyusdt
     summary = summarize(runs, opts.n)
-    config = {"n": opts.n, "repeat": opts.repeat, "nop5": opts.nop5, "consumer": opts.consumer,
-              "timeout": opts.timeout, "ringbuf_bytes": opts.ringbuf_bytes, "wakeup_bytes": opts.wakeup_bytes}
-    if opts.consumer == "paced":
+    config = {"n": opts.n, "repeat": opts.repeat, "nop5": opts.nop5, "timeout": opts.timeout,
+              "ringbuf_bytes": opts.ringbuf_bytes, "wakeup_bytes": opts.wakeup_bytes}
+    if "pyusdt-paced" in modes:
         config["pace"] = opts.pace
     result = {"config": config,
               "machine": {"kernel": platform.release(), "cpus": os.cpu_count(),
@@ -388,14 +448,10 @@ def main(argv=None) -> int:
                           "bpftrace": subprocess.run(["bpftrace", "--version"], capture_output=True,
                                                      text=True).stdout.strip() if shutil.which("bpftrace") else None,
                           "pyusdt": getattr(pyusdt, "__version__", None)},
-              "elapsed_s": elapsed, "modes": summary}
+              "elapsed_s": elapsed, "background": background, "modes": summary}
+    print_table(summary, opts.n, opts.repeat, config, background)
     if all(m in summary for m in MODES):
-        result.update(print_report(summary, opts.n, opts.repeat, config))
-    else:
-        for m, s in summary.items():
-            print(f"{m:<16} median {s['ns_per_fire_median']:.1f} ns/fire"
-                  + (f", CPU {s['cpu_ns_per_event_median']:.0f} ns/event, lost {s['lost_max']}"
-                     if m == "pyusdt" else ""))
+        result.update(print_targets(summary, opts.repeat))
     print(f"\n(total {elapsed:.0f} s)")
     if opts.json:
         with open(opts.json, "w") as f:

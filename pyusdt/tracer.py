@@ -77,6 +77,17 @@ def _inode_key(path: str) -> tuple:
     return (st.st_dev, st.st_ino)
 
 
+def _inode_keys(paths) -> set:
+    """Inode keys of the paths that still exist (a mapping can vanish meanwhile)."""
+    keys = set()
+    for p in paths:
+        try:
+            keys.add(_inode_key(p))
+        except OSError:
+            pass
+    return keys
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -118,6 +129,7 @@ class Tracer:
         self._requests: list[_Request] = []
         self._probes: list[TracedProbe] = []
         self._probe_ids: dict[tuple, int] = {}
+        self._attached: set[tuple] = set()  # (inode key, file offset) of every attached site
         self._events = np.zeros(0, dtype=np.uint64)
         self._session = None
         self._closed = False
@@ -138,7 +150,7 @@ class Tracer:
             raise NoSuchProcessError(f"no such process: {pid}")
         probes = require_match(probes_in_process(pid), pattern, f"process {pid}")
         req = _Request(pattern, tuple(strings), "pid", pid=pid)
-        req.seen_objects = {o.inode_key for o in process_objects(pid)}
+        req.seen_objects = _inode_keys(o.open_path for o in process_objects(pid))
         return self._add(req, probes, strict=True)
 
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
@@ -156,7 +168,7 @@ class Tracer:
                     continue
             probes = require_match(probes, pattern, f"command {held.argv[0]}")
             req = _Request(pattern, tuple(strings), "command", pid=held.pid, held=held)
-            req.seen_objects = {_inode_key(o) for o in objects}
+            req.seen_objects = _inode_keys(objects)
             self._add(req, probes, strict=True)
         except BaseException:
             held.terminate()
@@ -243,9 +255,15 @@ class Tracer:
         pid = req.pid if (req.kind != "path" and not follow) else -1
         pending, req.pending = req.pending, []
         for probe, strings in pending:
-            req.seen_objects.add(_inode_key(probe.open_path))
+            inode = _inode_key(probe.open_path)
+            req.seen_objects.add(inode)
             probe_id = self._probe_id(probe, strings)
             for site in probe.sites:
+                # Two requests matching the same site (overlapping patterns on
+                # one target) must not attach it twice: that would double events.
+                if (inode, site.pc_offset) in self._attached:
+                    continue
+                self._attached.add((inode, site.pc_offset))
                 try:
                     self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow)
                 except AttachError as e:
