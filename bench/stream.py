@@ -167,7 +167,6 @@ def run_bpftrace_printf(exe: str, n: int, tmp: str) -> dict:
 
 
 def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool) -> dict:
-    import numpy as np
     from pyusdt import Tracer
 
     res_path = os.path.join(tmp, "pyusdt.result")
