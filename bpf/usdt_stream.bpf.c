@@ -10,6 +10,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <asm/ptrace.h> /* the x86-64 user register layout a uprobe's context has */
 #include "pyusdt_abi.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -24,8 +25,6 @@ struct task_struct {
 const volatile struct pyusdt_config cfg = {
 	.str_len = PYUSDT_DEFAULT_STR_LEN,
 };
-/* offsetof(struct pt_regs, ip), given by the loader from the uapi header. */
-const volatile __u32 ip_off = 0;
 
 /* Copies a user string and may fault pages in (sleepable programs only). */
 extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_ptr__ign,
@@ -80,16 +79,36 @@ static __always_inline int tgid_traced(__u32 tgid)
 	return 0;
 }
 
-static __always_inline __u64 read_reg(void *ctx, __u16 off)
+/*
+ * A register by its offset in pt_regs.  Direct context loads need constant
+ * offsets, hence the switch; it is several times cheaper than a
+ * bpf_probe_read_kernel() call per register.  Each load is inline asm so the
+ * compiler cannot merge the cases into one load at a computed offset, which
+ * the verifier rejects.
+ */
+#define REG_CASE(field)                                                          \
+	case offsetof(struct pt_regs, field): {                                  \
+		__u64 v;                                                         \
+		asm volatile("%0 = *(u64 *)(%1 + %2)"                            \
+			     : "=r"(v)                                           \
+			     : "r"(ctx), "i"(offsetof(struct pt_regs, field)));  \
+		return v;                                                        \
+	}
+
+static __always_inline __u64 read_reg(struct pt_regs *ctx, __u16 off)
 {
-	__u64 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), (char *)ctx + off);
-	return v;
+	switch (off) {
+	REG_CASE(rax) REG_CASE(rdi) REG_CASE(rsi) REG_CASE(rdx) REG_CASE(rcx)
+	REG_CASE(rbx) REG_CASE(rbp) REG_CASE(rsp) REG_CASE(r8) REG_CASE(r9)
+	REG_CASE(r10) REG_CASE(r11) REG_CASE(r12) REG_CASE(r13) REG_CASE(r14)
+	REG_CASE(r15) REG_CASE(rip)
+	default: return 0;
+	}
 }
 
 /* Reads one argument; returns 0, or -1 when user memory could not be read. */
-static __always_inline int read_arg(void *ctx, const struct pyusdt_arg_spec *a,
-				    __u64 load_bias, __u64 *out)
+static __always_inline int read_arg(struct pt_regs *ctx, const struct pyusdt_arg_spec *a,
+				    __u64 site_vaddr, __u64 *out)
 {
 	__u64 val = 0, addr;
 	__u32 size = a->size;
@@ -109,7 +128,8 @@ static __always_inline int read_arg(void *ctx, const struct pyusdt_arg_spec *a,
 		       read_reg(ctx, a->index_off) * a->scale + a->disp;
 		break;
 	case PYUSDT_ARG_MEM_ABS:
-		addr = load_bias + a->disp;
+		/* A link-time address, moved by the object's load bias. */
+		addr = read_reg(ctx, offsetof(struct pt_regs, rip)) - site_vaddr + a->disp;
 		break;
 	default:
 		*out = 0;
@@ -133,36 +153,42 @@ extend:
 	return 0;
 }
 
-static __always_inline void count(__u32 probe_id, int which)
+enum counter { HITS, LOST_RINGBUF, STR_FAIL, ARG_FAIL };
+
+static __always_inline void count(__u32 probe_id, enum counter which, int sleepable)
 {
 	struct pyusdt_probe_stats *s = bpf_map_lookup_elem(&stats, &probe_id);
 	if (!s)
 		return;
-	/* Atomic: a sleepable program can be preempted by another on this CPU. */
-	switch (which) {
-	case 0: __sync_fetch_and_add(&s->hits, 1); break;
-	case 1: __sync_fetch_and_add(&s->lost_ringbuf, 1); break;
-	case 2: __sync_fetch_and_add(&s->str_fail, 1); break;
-	case 3: __sync_fetch_and_add(&s->arg_fail, 1); break;
-	}
+	__u64 *c = which == HITS ? &s->hits : which == LOST_RINGBUF ? &s->lost_ringbuf
+		 : which == STR_FAIL ? &s->str_fail : &s->arg_fail;
+	/* A sleepable program can be preempted by another on this CPU: add
+	 * atomically there; the plain program runs to completion. */
+	if (sleepable)
+		__sync_fetch_and_add(c, 1);
+	else
+		*c += 1;
 }
 
-/* Wake the reader only once enough is pending: one wake-up per batch, not per event. */
-static __always_inline __u64 wakeup_flag(void)
+/*
+ * Wake the reader once per wakeup_bytes of data, when this record crosses the
+ * mark, not for every record past it: a forced wake-up is an interrupt, and
+ * one per record would slow the traced program whenever the reader lags.
+ */
+static __always_inline __u64 wakeup_flag(__u64 record_bytes)
 {
 	if (!cfg.wakeup_bytes)
 		return 0;
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 mark = cfg.wakeup_bytes;
+	return avail >= mark && avail - record_bytes < mark ? BPF_RB_FORCE_WAKEUP
+							     : BPF_RB_NO_WAKEUP;
 }
 
 /* Fills the fixed part of the record; returns the number of failed reads. */
-static __always_inline void fill_event(void *ctx, const struct pyusdt_site *site,
-				       struct pyusdt_event *e, __u64 id)
+static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_site *site,
+				       struct pyusdt_event *e, __u64 id, int sleepable)
 {
-	__u64 load_bias = read_reg(ctx, ip_off) - site->site_vaddr;
-
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
@@ -176,9 +202,9 @@ static __always_inline void fill_event(void *ctx, const struct pyusdt_site *site
 			e->args[i] = 0;
 			continue;
 		}
-		if (read_arg(ctx, &site->args[i], load_bias, &e->args[i])) {
+		if (read_arg(ctx, &site->args[i], site->site_vaddr, &e->args[i])) {
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
-			count(site->probe_id, 3);
+			count(site->probe_id, ARG_FAIL, sleepable);
 		}
 	}
 }
@@ -207,7 +233,7 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 		if (n < 0) {
 			dst[0] = 0;
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
-			count(site->probe_id, 2);
+			count(site->probe_id, STR_FAIL, sleepable);
 			continue;
 		}
 		/* A full slot is only a truncation if the source goes on. */
@@ -234,28 +260,28 @@ static __always_inline int handle_hit(struct pt_regs *ctx, int sleepable)
 	if (site->filter_tgid && !tgid_traced(id >> 32))
 		return 0;
 	__u32 probe_id = site->probe_id;
-	count(probe_id, 0);
+	count(probe_id, HITS, sleepable);
 
 	if (!site->nstrings) {
 		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (!e) {
-			count(probe_id, 1);
+			count(probe_id, LOST_RINGBUF, sleepable);
 			return 0;
 		}
-		fill_event(ctx, site, e, id);
-		bpf_ringbuf_submit(e, wakeup_flag());
+		fill_event(ctx, site, e, id, sleepable);
+		bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e)));
 		return 0;
 	}
 	/* Both sizes are load-time constants, as the ring buffer requires. */
-	struct pyusdt_event *e = bpf_ringbuf_reserve(
-		&events, sizeof(*e) + (__u64)cfg.string_slots * cfg.str_len, 0);
+	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
+	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
-		count(probe_id, 1);
+		count(probe_id, LOST_RINGBUF, sleepable);
 		return 0;
 	}
-	fill_event(ctx, site, e, id);
+	fill_event(ctx, site, e, id, sleepable);
 	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
-	bpf_ringbuf_submit(e, wakeup_flag());
+	bpf_ringbuf_submit(e, wakeup_flag(size));
 	return 0;
 }
 

@@ -105,8 +105,6 @@ int64_t resolve_symbolic(std::string_view token, std::string_view disp, const Sy
 
 }  // namespace
 
-unsigned pt_regs_ip_offset() { return offsetof(struct pt_regs, rip); }
-
 pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve) {
     pyusdt_arg_spec a{};
     std::string_view op = trim(token);

@@ -32,7 +32,4 @@ std::vector<pyusdt_arg_spec> parse_args(std::string_view text, const SymbolResol
 // Splits the argument string into its tokens, for display.
 std::vector<std::string> split_args(std::string_view text);
 
-// offsetof(struct pt_regs, ip), for the load bias computed in BPF.
-unsigned pt_regs_ip_offset();
-
 }  // namespace pyusdt

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "usdt_stream.skel.h"
@@ -30,7 +32,7 @@ int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
     va_end(copy);
     const char *debug = getenv("PYUSDT_DEBUG");
     if (debug && debug[0] == '1')
-        fputs(buf, stderr);
+        vfprintf(stderr, fmt, ap);  // whole, unlike buf: verifier logs are long
     if (level != LIBBPF_DEBUG) {
         std::lock_guard<std::mutex> lock(g_msg_mutex);
         g_last_msg = buf;
@@ -101,6 +103,33 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
         skel_ = nullptr;
         load_failed(err, "creating the ring buffer reader");
     }
+    open_waiter();
+}
+
+// The reader sleeps on its own edge-triggered epoll and looks at the ring's
+// positions itself: libbpf's poll returns as soon as one record is pending,
+// which makes a busy reader drain a few records at a time.
+void Session::open_waiter() {
+    int fd = bpf_map__fd(skel_->maps.events);
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    // Read-only view of the consumer page (0) and producer page (1).
+    void *m = mmap(nullptr, 2 * page_, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        throw LoadError(errno, std::string("mapping the ring buffer positions: ") + strerror(errno));
+    positions_ = static_cast<uint8_t *>(m);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLET;
+    if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+        throw LoadError(errno, std::string("watching the ring buffer: ") + strerror(errno));
+}
+
+uint64_t Session::pending_bytes() const {
+    auto *consumer = reinterpret_cast<const uint64_t *>(positions_);
+    auto *producer = reinterpret_cast<const uint64_t *>(positions_ + page_);
+    uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
+    uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+    return prod - cons;
 }
 
 int Session::open_and_load() {
@@ -114,7 +143,6 @@ int Session::open_and_load() {
     skel_->rodata->cfg.str_len = opts_.str_len;
     skel_->rodata->cfg.string_slots = opts_.string_slots;
     skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
-    skel_->rodata->ip_off = pt_regs_ip_offset();
     bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
     bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
     bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);
@@ -130,6 +158,10 @@ int Session::open_and_load() {
 
 Session::~Session() {
     detach_all();
+    if (epfd_ >= 0)
+        close(epfd_);
+    if (positions_)
+        munmap(positions_, 2 * page_);
     if (rb_)
         ring_buffer__free(rb_);
     if (skel_)
@@ -243,17 +275,21 @@ int Session::on_record(void *ctx, void *data, size_t size) {
 size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out) {
     if (max_events == 0)
         return 0;
+    // Sleep until the BPF side's wake-up at wakeup_bytes, or the timeout
+    // (which bounds how late a trickle of records is seen), unless that much
+    // is already waiting.
+    uint64_t enough = opts_.wakeup_bytes ? opts_.wakeup_bytes : 1;
+    if (timeout_ms != 0 && pending_bytes() < enough) {
+        epoll_event ev;
+        epoll_wait(epfd_, &ev, 1, timeout_ms);
+    }
     sink_ = &out;
     sink_rows_ = 0;
     sink_limit_ = max_events;
     out.reserve(out.size() + std::min<size_t>(max_events, 1 << 16) * row_size());
-    // Drain what is there first: with deferred wake-ups, data can be pending
-    // without a wake-up on its way.
     int r = ring_buffer__consume(rb_);
-    if (r == 0 && sink_rows_ == 0 && timeout_ms != 0)
-        r = ring_buffer__poll(rb_, timeout_ms);
     sink_ = nullptr;
-    if (r < 0 && r != -E2BIG && r != -EINTR)
+    if (r < 0 && r != -E2BIG)
         throw std::runtime_error(std::string("reading the ring buffer: ") + strerror(-r));
     return sink_rows_;
 }

@@ -85,11 +85,16 @@ class Session {
   private:
     static int on_record(void *ctx, void *data, size_t size);
     int open_and_load();  // 0 or a positive errno
+    void open_waiter();
+    uint64_t pending_bytes() const;
 
     SessionOptions opts_;
     usdt_stream *skel_ = nullptr;
     ring_buffer *rb_ = nullptr;
     bool sleepable_ = false;  // string sites use the sleepable program
+    int epfd_ = -1;              // edge-triggered epoll on the ring buffer
+    uint8_t *positions_ = nullptr;  // consumer and producer position pages
+    size_t page_ = 0;
     std::vector<bpf_link *> links_;
     uint32_t next_site_ = 0;
     uint32_t probe_count_ = 0;
