@@ -28,7 +28,8 @@ import time
 
 import pytest
 
-from conftest import PYUSDT, load_base, read_u16
+from conftest import load_base, read_u16
+from proc_helpers import Cli
 from pyusdt import Tracer, probes_at_path
 
 
@@ -175,48 +176,6 @@ class Server:
         self.p.stdin.write("q\n")
         self.p.stdin.flush()
         return self.p.wait(10)
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-
-
-class Cli:
-    """`pyusdt ARGS` in the background; stdout and stderr read by threads."""
-
-    def __init__(self, *args):
-        self.p = subprocess.Popen([PYUSDT, *map(str, args)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        self.pid = self.p.pid
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._threads = [threading.Thread(target=self._read, args=(s, d), daemon=True)
-                         for s, d in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
-        for th in self._threads:
-            th.start()
-
-    @staticmethod
-    def _read(stream, dest):
-        for line in stream:
-            dest.append(line.rstrip("\n"))
-
-    def wait_tracing(self, timeout=20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(line.startswith("pyusdt: tracing ") for line in self.err):
-                return
-            if self.p.poll() is not None:
-                time.sleep(0.1)
-                pytest.fail(f"pyusdt exited with {self.p.returncode} before tracing: {self.err}")
-            time.sleep(0.02)
-        pytest.fail(f"pyusdt did not start tracing within {timeout}s: {self.err}")
-
-    def wait(self, timeout=20.0) -> int:
-        rc = self.p.wait(timeout)
-        for th in self._threads:
-            th.join(5)
-        return rc
 
     def kill(self) -> None:
         if self.p.poll() is None:

@@ -16,12 +16,11 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import PYUSDT
+from proc_helpers import Child, Cli, collect
 from pyusdt import Tracer
 from pyusdt.errors import NoSuchProcessError
 
@@ -38,89 +37,10 @@ def semprog(build):
     return build("proc_sem.c", "proc_sem")
 
 
-def collect(t: Tracer, limit: float = 20.0) -> list:
-    events = []
-    start = time.monotonic()
-    for batch in t.batches(timeout=0.1, duration=limit):
-        events.extend(batch)
-    assert time.monotonic() - start < limit, "the traced target did not exit in time"
-    return events
-
-
 def read_pids(pidfile) -> tuple[int, int]:
     lines = pidfile.read_text().split("\n")
     assert lines[0].startswith("parent ") and lines[1].startswith("child "), lines
     return int(lines[0].split()[1]), int(lines[1].split()[1])
-
-
-class Child:
-    """A test program with pipes on stdin and stdout; always killed at the end."""
-
-    def __init__(self, argv):
-        self.p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        self.pid = self.p.pid
-
-    def readline(self, timeout=10.0) -> str:
-        box = []
-        th = threading.Thread(target=lambda: box.append(self.p.stdout.readline()), daemon=True)
-        th.start()
-        th.join(timeout)
-        assert box, f"no output from {self.p.args} within {timeout}s"
-        return box[0].rstrip("\n")
-
-    def send(self, line="") -> None:
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-
-    def wait(self, timeout=10.0) -> int:
-        return self.p.wait(timeout)
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-
-
-class Cli:
-    """`pyusdt ARGS` in the background; stdout and stderr read by threads."""
-
-    def __init__(self, *args):
-        self.p = subprocess.Popen([PYUSDT, *map(str, args)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._threads = [threading.Thread(target=self._read, args=(s, d), daemon=True)
-                         for s, d in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
-        for th in self._threads:
-            th.start()
-
-    @staticmethod
-    def _read(stream, dest):
-        for line in stream:
-            dest.append(line.rstrip("\n"))
-
-    def wait_tracing(self, timeout=20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(line.startswith("pyusdt: tracing ") for line in self.err):
-                return
-            if self.p.poll() is not None:
-                time.sleep(0.1)
-                pytest.fail(f"pyusdt exited with {self.p.returncode} before tracing: {self.err}")
-            time.sleep(0.02)
-        pytest.fail(f"pyusdt did not start tracing within {timeout}s: {self.err}")
-
-    def wait(self, timeout=20.0) -> int:
-        rc = self.p.wait(timeout)
-        for th in self._threads:
-            th.join(5)
-        return rc
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
 
 
 def check_fork_events(events, parent: int, child: int) -> None:
