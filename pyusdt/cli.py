@@ -64,7 +64,7 @@ def cmd_list(args, parser) -> int:
 def build_tracer(args, parser) -> tuple[Tracer, Optional[str]]:
     path, pattern = _split_target(args, parser)
     tracer = Tracer(str_len=args.str_len, ringbuf_bytes=args.ringbuf_size,
-                    follow_children=not args.no_follow)
+                    follow_children=args.follow_forks)
     try:
         strings = args.string or []
         if args.pid is not None:
@@ -142,8 +142,9 @@ def make_parser() -> argparse.ArgumentParser:
     p_trace.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
     p_trace.add_argument("--ringbuf-size", type=int, default=DEFAULT_RINGBUF_BYTES,
                          help="ring buffer bytes (power of two)")
-    p_trace.add_argument("--no-follow", action="store_true",
-                         help="with -p/-c, do not trace the processes the target forks")
+    p_trace.add_argument("-f", "--follow-forks", action="store_true",
+                         help="with -p/-c, also trace the processes the target forks (attaches to "
+                              "every process mapping the objects and filters in BPF)")
     p_trace.set_defaults(func=cmd_trace)
 
     p_demo = sub.add_parser("demo", help="trace a small bundled program and show what was seen")

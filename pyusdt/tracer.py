@@ -105,7 +105,7 @@ class Tracer:
         *,
         str_len: int = _native.DEFAULT_STR_LEN,
         ringbuf_bytes: int = DEFAULT_RINGBUF_BYTES,
-        follow_children: bool = True,
+        follow_children: bool = False,
         wakeup_bytes: Optional[int] = None,
         max_sites: int = 4096,
     ) -> None:
@@ -113,6 +113,10 @@ class Tracer:
         str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
         ringbuf_bytes: ring buffer size (rounded up to a power of two).
         follow_children: with a pid or command target, trace the processes it forks too.
+            Off by default, as bpftrace -p and strace do: following children
+            attaches to every process that maps the object and filters in
+            BPF, so while tracing every such process pays the trap and sees
+            its semaphores raised.  Without it the kernel filters by process.
         wakeup_bytes: wake the reader once this much data is pending (default ring/64).
         max_sites: how many probe sites this tracer can attach.
         """

@@ -259,7 +259,7 @@ def test_command_exit_detaches_from_its_surviving_child(bpf, semprog, tick_sem_v
     """`trace -c` ends when the command exits; the child it forked, traced
     with it and still running, gets its semaphore back to 0 and runs on."""
     statefile = tmp_path / "state"
-    trace = Cli("trace", "-c", f"{semprog} spawn {statefile} 2", "procsem:*")
+    trace = Cli("trace", "-f", "-c", f"{semprog} spawn {statefile} 2", "procsem:*")
     child = None
     try:
         wait_until(lambda: statefile.exists() and statefile.read_text().endswith("\n"),

@@ -60,7 +60,7 @@ def check_fork_events(events, parent: int, child: int) -> None:
 
 def test_fork_attach_command(bpf, forker, tmp_path):
     pidfile = tmp_path / "pids"
-    with Tracer() as t:
+    with Tracer(follow_children=True) as t:
         held = t.attach_command([str(forker), str(pidfile), "0", str(NPARENT), str(NCHILD)],
                                 "procfork:*")
         t.start()
@@ -82,7 +82,7 @@ def test_fork_attach_pid(bpf, forker, tmp_path):
     proc = Child([forker, pidfile, "stdin", NPARENT, NCHILD])
     try:
         assert proc.readline() == f"pid {proc.pid}"
-        with Tracer() as t:
+        with Tracer(follow_children=True) as t:
             t.attach_pid(proc.pid, "procfork:*")
             t.start()
             proc.send()
@@ -96,12 +96,12 @@ def test_fork_attach_pid(bpf, forker, tmp_path):
 
 
 def test_fork_not_followed(bpf, forker, tmp_path):
-    """follow_children=False: only the process itself, not the child it forks."""
+    """follow_children=False (the default): only the process itself, not the child it forks."""
     pidfile = tmp_path / "pids"
     proc = Child([forker, pidfile, "stdin", NPARENT, NCHILD])
     try:
         assert proc.readline() == f"pid {proc.pid}"
-        with Tracer(follow_children=False) as t:
+        with Tracer() as t:
             t.attach_pid(proc.pid, "procfork:*")
             t.start()
             proc.send()
@@ -119,7 +119,7 @@ def test_fork_not_followed(bpf, forker, tmp_path):
 
 def test_fork_cli_command(bpf, cli, forker, tmp_path):
     pidfile = tmp_path / "pids"
-    res = cli("trace", "-c", f"{forker} {pidfile} 0 {NPARENT} {NCHILD}", "procfork:*",
+    res = cli("trace", "-f", "-c", f"{forker} {pidfile} 0 {NPARENT} {NCHILD}", "procfork:*",
               "--format", "jsonl")
     assert res.returncode == 0, res.stderr
     parent, child = read_pids(pidfile)
