@@ -353,10 +353,12 @@ class Tracer:
 
     @property
     def probes(self) -> list[TracedProbe]:
+        """Every probe attached so far; a record's probe_id indexes this list."""
         return list(self._probes)
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy dtype of the batches this tracer delivers."""
         return self._require_session().dtype
 
     def stats(self) -> list[ProbeStats]:
@@ -386,6 +388,7 @@ class Tracer:
 
     @property
     def attached_sites(self) -> int:
+        """Uprobe links currently attached (one per probe location)."""
         return 0 if self._session is None or self._session.closed else self._session.attached_sites
 
     def _require_session(self):
