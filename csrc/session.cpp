@@ -96,14 +96,15 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
     }
     if (err)
         load_failed(err, "loading the BPF program");
-    rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
-    if (!rb_) {
-        int err = errno;
-        usdt_stream__destroy(skel_);
-        skel_ = nullptr;
-        load_failed(err, "creating the ring buffer reader");
+    try {
+        rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
+        if (!rb_)
+            load_failed(errno, "creating the ring buffer reader");
+        open_waiter();
+    } catch (...) {
+        release();  // the destructor does not run for a half-built session
+        throw;
     }
-    open_waiter();
 }
 
 // The reader sleeps on its own edge-triggered epoll and looks at the ring's
@@ -156,16 +157,22 @@ int Session::open_and_load() {
     return 0;
 }
 
-Session::~Session() {
+Session::~Session() { release(); }
+
+void Session::release() {
     detach_all();
     if (epfd_ >= 0)
         close(epfd_);
+    epfd_ = -1;
     if (positions_)
         munmap(positions_, 2 * page_);
+    positions_ = nullptr;
     if (rb_)
         ring_buffer__free(rb_);
+    rb_ = nullptr;
     if (skel_)
         usdt_stream__destroy(skel_);
+    skel_ = nullptr;
 }
 
 void Session::detach_all() {

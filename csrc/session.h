@@ -86,6 +86,7 @@ class Session {
     static int on_record(void *ctx, void *data, size_t size);
     int open_and_load();  // 0 or a positive errno
     void open_waiter();
+    void release();  // frees everything the session holds; safe to repeat
     uint64_t pending_bytes() const;
 
     SessionOptions opts_;

@@ -81,7 +81,7 @@ class Probe:
             "name": self.name,
             "locations": [hex(a) for a in self.locations],
             "semaphore": hex(self.semaphore) if self.semaphore else None,
-            "args": [s.args_text for s in self.sites[:1]][0].split() if self.sites else [],
+            "args": self.sites[0].args_text.split() if self.sites else [],
             **({"unsupported": self.unsupported} if self.unsupported else {}),
         }
 

@@ -146,7 +146,7 @@ class Tracer:
         """Probes matching `pattern` in the ELF file at `path`, in every process running it."""
         probes = require_match(probes_at_path(path), pattern, path)
         req = _Request(pattern, tuple(strings), "path", path=path)
-        return self._add(req, probes, strict=True)
+        return self._add(req, probes)
 
     def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = ()) -> list[Probe]:
         """Probes matching `pattern` in every object mapped into process `pid`."""
@@ -155,7 +155,7 @@ class Tracer:
         probes = require_match(probes_in_process(pid), pattern, f"process {pid}")
         req = _Request(pattern, tuple(strings), "pid", pid=pid)
         req.seen_objects = _inode_keys(o.open_path for o in process_objects(pid))
-        return self._add(req, probes, strict=True)
+        return self._add(req, probes)
 
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
                        strings: Sequence[int] = ()) -> HeldProcess:
@@ -173,17 +173,17 @@ class Tracer:
             probes = require_match(probes, pattern, f"command {held.argv[0]}")
             req = _Request(pattern, tuple(strings), "command", pid=held.pid, held=held)
             req.seen_objects = _inode_keys(objects)
-            self._add(req, probes, strict=True)
+            self._add(req, probes)
         except BaseException:
             held.terminate()
             raise
         return held
 
-    def _add(self, req: _Request, probes: list[Probe], strict: bool) -> list[Probe]:
+    def _add(self, req: _Request, probes: list[Probe]) -> list[Probe]:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
         before = len(self.warnings)
-        usable = self._check_probes(probes, req.strings, strict)
+        usable = self._check_probes(probes, req.strings, strict=True)
         if not usable:
             raise UnsupportedArgumentError("; ".join(self.warnings[before:]))
         req.pending = usable
