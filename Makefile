@@ -7,10 +7,11 @@ PY      = $(VENV)/bin/python
 
 # Build: clang/bpftool compile the BPF objects; libbpf's source (Debian's
 # source package) is built PIC and linked statically; sys/sdt.h for the demo.
-# Tests: bpftrace as the reference peer, python3.11 as a real USDT target.
+# Tests: bpftrace as the reference peer; python3.11 and PostgreSQL 15 as real
+# USDT targets.
 SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
-                  bpftrace python3.11 binutils util-linux
+                  bpftrace python3.11 postgresql-15 binutils util-linux
 
 .PHONY: demo test install system-packages tracefs clean
 

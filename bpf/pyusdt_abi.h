@@ -65,8 +65,109 @@ struct pyusdt_arg_spec {
 	pyusdt_u8 _pad;
 };
 
+/* ---- In-kernel aggregation ------------------------------------------------ */
+
+/* What a site does with a hit when the aggregate program is attached there. */
+enum pyusdt_agg_role {
+	PYUSDT_ROLE_NONE = 0,  /* a streaming site */
+	PYUSDT_ROLE_AGG = 1,   /* aggregate a value (or just count) */
+	PYUSDT_ROLE_START = 2, /* latency: remember when the request started */
+	PYUSDT_ROLE_DONE = 3,  /* latency: aggregate the time since its start */
+};
+
+/* What an aggregation is keyed by, like bpftrace's @[key]. */
+enum pyusdt_key_kind {
+	PYUSDT_KEY_NONE = 0,
+	PYUSDT_KEY_ARG = 1,        /* an integer argument */
+	PYUSDT_KEY_STR = 2,        /* a string argument (bounded) */
+	PYUSDT_KEY_PID = 3,
+	PYUSDT_KEY_TID = 4,
+	PYUSDT_KEY_COMM = 5,
+};
+
+enum pyusdt_cmp { PYUSDT_CMP_NONE = 0, PYUSDT_CMP_EQ, PYUSDT_CMP_NE, PYUSDT_CMP_LT,
+		  PYUSDT_CMP_LE, PYUSDT_CMP_GT, PYUSDT_CMP_GE };
+
+enum pyusdt_hist_kind { PYUSDT_HIST_NONE = 0, PYUSDT_HIST_LOG2 = 1, PYUSDT_HIST_LINEAR = 2 };
+
+/* An argument index that means "no argument": count only, or pair by thread. */
+#define PYUSDT_NO_ARG 0xff
+/* Bytes of a string key (string argument or comm), NUL included. */
+#define PYUSDT_STR_KEY_LEN 64
+/* The bucket number of an aggregation's count/sum/min/max row. */
+#define PYUSDT_STATS_ROW 0xffffffffu
+/* Aggregations one session can hold. */
+#define PYUSDT_MAX_AGGS 256
+
+struct pyusdt_agg_spec {
+	pyusdt_s64 lmin, lmax, step; /* linear histogram: [lmin, lmax) in steps */
+	pyusdt_s64 filter_value;     /* compared with argument filter_arg */
+	pyusdt_u64 divisor;          /* value / divisor (units); 0 or 1: as is */
+	pyusdt_u32 agg_id;
+	pyusdt_u32 filter_pid;       /* 0: any process */
+	pyusdt_u32 lbuckets;         /* linear histogram: in-range buckets */
+	pyusdt_u8 role;              /* enum pyusdt_agg_role */
+	pyusdt_u8 value_arg;         /* ROLE_AGG: argument aggregated; PYUSDT_NO_ARG: count only */
+	pyusdt_u8 key_kind;          /* enum pyusdt_key_kind */
+	pyusdt_u8 key_arg;           /* argument of KEY_ARG/KEY_STR */
+	pyusdt_u8 hist_kind;         /* enum pyusdt_hist_kind */
+	pyusdt_u8 keep_stats;        /* maintain the count/sum/min/max row */
+	pyusdt_u8 filter_op;         /* enum pyusdt_cmp */
+	pyusdt_u8 filter_arg;
+	pyusdt_u8 pair_arg;          /* START/DONE: argument with the request id; NO_ARG: by thread */
+	pyusdt_u8 key_from_start;    /* DONE: use the key its START site computed */
+	pyusdt_u8 _pad[2];
+};
+
+/* Key of an aggregation row keyed by nothing or by an integer. */
+struct pyusdt_agg_key {
+	pyusdt_u32 agg_id;
+	pyusdt_u32 bucket; /* histogram bucket, or PYUSDT_STATS_ROW */
+	pyusdt_u64 key;
+};
+
+/* Key of an aggregation row keyed by a string. */
+struct pyusdt_agg_str_key {
+	pyusdt_u32 agg_id;
+	pyusdt_u32 bucket;
+	char key[PYUSDT_STR_KEY_LEN];
+};
+
+/* One row, per CPU; bucket rows use count only. */
+struct pyusdt_agg_value {
+	pyusdt_u64 count;
+	pyusdt_s64 sum;
+	pyusdt_s64 min;
+	pyusdt_s64 max;
+};
+
+/* Latency: an outstanding start, found again by the done probe. */
+struct pyusdt_start_key {
+	pyusdt_u32 agg_id;
+	pyusdt_u32 _pad;
+	pyusdt_u64 pair; /* thread id or request id */
+};
+
+struct pyusdt_start_value {
+	pyusdt_u64 ts_ns;
+	pyusdt_u64 key;                 /* integer key computed at the start */
+	char str_key[PYUSDT_STR_KEY_LEN]; /* string key computed at the start */
+};
+
+/* Per-aggregation counters: nothing dropped goes unseen. */
+struct pyusdt_agg_counters {
+	pyusdt_u64 hits;           /* hits that reached the aggregation */
+	pyusdt_u64 filtered;       /* hits the predicate or pid filter rejected */
+	pyusdt_u64 map_full;       /* values lost: the aggregation map was full */
+	pyusdt_u64 starts;         /* latency starts recorded */
+	pyusdt_u64 matched;        /* latency dones that found their start */
+	pyusdt_u64 unmatched;      /* latency dones without a start (evicted or begun before the trace) */
+	pyusdt_u64 read_fail;      /* a value, key or filter argument could not be read */
+};
+
 /* One attach site: the BPF cookie of each uprobe link is the site's index. */
 struct pyusdt_site {
+	struct pyusdt_agg_spec agg; /* unused (role NONE) on streaming sites */
 	struct pyusdt_arg_spec args[PYUSDT_MAX_ARGS];
 	pyusdt_u64 site_vaddr; /* link-time address of the probe site, for the load bias */
 	pyusdt_u32 probe_id;   /* index of the probe (statistics, names) */

@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include <cstddef>
 #include <memory>
 
@@ -70,33 +72,72 @@ py::object event_dtype(uint32_t str_len, uint32_t string_slots) {
     return py::module_::import("numpy").attr("dtype")(spec);
 }
 
-py::object stats_dtype() {
-    py::list names, formats, offsets;
-    const std::pair<const char *, size_t> fields[] = {
-        {"hits", offsetof(pyusdt_probe_stats, hits)},
-        {"lost_ringbuf", offsetof(pyusdt_probe_stats, lost_ringbuf)},
-        {"str_fail", offsetof(pyusdt_probe_stats, str_fail)},
-        {"arg_fail", offsetof(pyusdt_probe_stats, arg_fail)},
-    };
-    for (auto &[name, off] : fields) {
-        names.append(name);
-        formats.append("<u8");
-        offsets.append(off);
-    }
-    py::dict spec;
-    spec["names"] = names;
-    spec["formats"] = formats;
-    spec["offsets"] = offsets;
-    spec["itemsize"] = sizeof(pyusdt_probe_stats);
-    return py::module_::import("numpy").attr("dtype")(spec);
-}
-
 // Hands a byte vector to numpy without copying: the capsule owns it.
 py::array rows_to_array(std::unique_ptr<std::vector<uint8_t>> buf, size_t rows, py::object dtype) {
     uint8_t *ptr = buf->data();
     auto *raw = buf.release();
     py::capsule owner(raw, [](void *p) { delete static_cast<std::vector<uint8_t> *>(p); });
     return py::array(py::dtype::from_args(dtype), {py::ssize_t(rows)}, {}, ptr, owner);
+}
+
+struct Field {
+    const char *name;
+    std::string format;
+    size_t offset;
+};
+
+// A numpy dtype from (name, format, offsetof) triples of one C struct.
+py::object make_dtype(std::initializer_list<Field> fields, size_t itemsize) {
+    py::list names, formats, offsets;
+    for (const Field &f : fields) {
+        names.append(f.name);
+        formats.append(f.format);
+        offsets.append(f.offset);
+    }
+    py::dict spec;
+    spec["names"] = names;
+    spec["formats"] = formats;
+    spec["offsets"] = offsets;
+    spec["itemsize"] = itemsize;
+    return py::module_::import("numpy").attr("dtype")(spec);
+}
+
+#define U64_FIELD(type, f) Field{#f, "<u8", offsetof(type, f)}
+
+py::object stats_dtype() {
+    return make_dtype({U64_FIELD(pyusdt_probe_stats, hits), U64_FIELD(pyusdt_probe_stats, lost_ringbuf),
+                       U64_FIELD(pyusdt_probe_stats, str_fail), U64_FIELD(pyusdt_probe_stats, arg_fail)},
+                      sizeof(pyusdt_probe_stats));
+}
+
+py::object agg_counters_dtype() {
+    using C = pyusdt_agg_counters;
+    return make_dtype({U64_FIELD(C, hits), U64_FIELD(C, filtered), U64_FIELD(C, map_full),
+                       U64_FIELD(C, starts), U64_FIELD(C, matched), U64_FIELD(C, unmatched),
+                       U64_FIELD(C, read_fail)},
+                      sizeof(C));
+}
+
+py::object agg_row_dtype() {
+    return make_dtype({{"agg_id", "<u4", offsetof(AggRow, agg_id)},
+                       {"bucket", "<u4", offsetof(AggRow, bucket)},
+                       {"key", "<u8", offsetof(AggRow, key)},
+                       {"str_key", "S" + std::to_string(PYUSDT_STR_KEY_LEN), offsetof(AggRow, str_key)},
+                       {"count", "<u8", offsetof(AggRow, count)},
+                       {"sum", "<i8", offsetof(AggRow, sum)},
+                       {"min", "<i8", offsetof(AggRow, min)},
+                       {"max", "<i8", offsetof(AggRow, max)},
+                       {"is_str", "u1", offsetof(AggRow, is_str)}},
+                      sizeof(AggRow));
+}
+
+// Copies a vector of C structs into a numpy array of `dtype`.
+template <typename T>
+py::array structs_to_array(const std::vector<T> &v, py::object dtype) {
+    auto buf = std::make_unique<std::vector<uint8_t>>(v.size() * sizeof(T));
+    if (!v.empty())
+        std::memcpy(buf->data(), v.data(), buf->size());
+    return rows_to_array(std::move(buf), v.size(), dtype);
 }
 
 class PySession {
@@ -122,11 +163,13 @@ class PySession {
     }
 
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                    const std::vector<int> &string_args, int pid, bool filter_tgid) {
+                    const std::vector<int> &string_args, int pid, bool filter_tgid,
+                    std::optional<pyusdt_agg_spec> agg) {
         Session &sess = s();
         try {
             py::gil_scoped_release nogil;
-            return sess.attach(path, site, probe_id, string_args, pid, filter_tgid);
+            return sess.attach(path, site, probe_id, string_args, pid, filter_tgid,
+                               agg ? &*agg : nullptr);
         } catch (const AttachError &e) {
             py::gil_scoped_acquire gil;
             raise_py("AttachError", e.what(), e.err);
@@ -144,12 +187,9 @@ class PySession {
         return rows_to_array(std::move(buf), rows, dtype_);
     }
 
-    py::array stats() {
-        std::vector<pyusdt_probe_stats> st = s().stats();
-        auto buf = std::make_unique<std::vector<uint8_t>>(st.size() * sizeof(pyusdt_probe_stats));
-        std::memcpy(buf->data(), st.data(), buf->size());
-        return rows_to_array(std::move(buf), st.size(), stats_dtype());
-    }
+    py::array stats() { return structs_to_array(s().stats(), stats_dtype()); }
+    py::array agg_rows() { return structs_to_array(s().agg_rows(), agg_row_dtype()); }
+    py::array agg_counters(uint32_t n) { return structs_to_array(s().agg_counters(n), agg_counters_dtype()); }
 
     void close() { s_.reset(); }
     bool closed() const { return !s_; }
@@ -224,12 +264,58 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("string_slots", &SessionOptions::string_slots)
         .def_readwrite("wakeup_bytes", &SessionOptions::wakeup_bytes)
         .def_readwrite("max_sites", &SessionOptions::max_sites)
-        .def_readwrite("max_probes", &SessionOptions::max_probes);
+        .def_readwrite("max_probes", &SessionOptions::max_probes)
+        .def_readwrite("max_agg_keys", &SessionOptions::max_agg_keys)
+        .def_readwrite("max_starts", &SessionOptions::max_starts)
+        .def_readwrite("aggregate", &SessionOptions::aggregate);
+
+    py::class_<pyusdt_agg_spec>(m, "AggSpec", "What an aggregating site does (bpf/pyusdt_abi.h).")
+        .def(py::init([] { pyusdt_agg_spec a{}; a.value_arg = a.key_arg = a.filter_arg = a.pair_arg = PYUSDT_NO_ARG; return a; }))
+        .def_readwrite("lmin", &pyusdt_agg_spec::lmin)
+        .def_readwrite("lmax", &pyusdt_agg_spec::lmax)
+        .def_readwrite("step", &pyusdt_agg_spec::step)
+        .def_readwrite("filter_value", &pyusdt_agg_spec::filter_value)
+        .def_readwrite("divisor", &pyusdt_agg_spec::divisor)
+        .def_readwrite("agg_id", &pyusdt_agg_spec::agg_id)
+        .def_readwrite("filter_pid", &pyusdt_agg_spec::filter_pid)
+        .def_readwrite("lbuckets", &pyusdt_agg_spec::lbuckets)
+        .def_readwrite("role", &pyusdt_agg_spec::role)
+        .def_readwrite("value_arg", &pyusdt_agg_spec::value_arg)
+        .def_readwrite("key_kind", &pyusdt_agg_spec::key_kind)
+        .def_readwrite("key_arg", &pyusdt_agg_spec::key_arg)
+        .def_readwrite("hist_kind", &pyusdt_agg_spec::hist_kind)
+        .def_readwrite("keep_stats", &pyusdt_agg_spec::keep_stats)
+        .def_readwrite("filter_op", &pyusdt_agg_spec::filter_op)
+        .def_readwrite("filter_arg", &pyusdt_agg_spec::filter_arg)
+        .def_readwrite("pair_arg", &pyusdt_agg_spec::pair_arg)
+        .def_readwrite("key_from_start", &pyusdt_agg_spec::key_from_start);
+
+    // The enums of the aggregation spec, by their C names without the prefix.
+    const std::pair<const char *, int> constants[] = {
+        {"ROLE_NONE", PYUSDT_ROLE_NONE}, {"ROLE_AGG", PYUSDT_ROLE_AGG},
+        {"ROLE_START", PYUSDT_ROLE_START}, {"ROLE_DONE", PYUSDT_ROLE_DONE},
+        {"KEY_NONE", PYUSDT_KEY_NONE}, {"KEY_ARG", PYUSDT_KEY_ARG}, {"KEY_STR", PYUSDT_KEY_STR},
+        {"KEY_PID", PYUSDT_KEY_PID}, {"KEY_TID", PYUSDT_KEY_TID}, {"KEY_COMM", PYUSDT_KEY_COMM},
+        {"CMP_NONE", PYUSDT_CMP_NONE}, {"CMP_EQ", PYUSDT_CMP_EQ}, {"CMP_NE", PYUSDT_CMP_NE},
+        {"CMP_LT", PYUSDT_CMP_LT}, {"CMP_LE", PYUSDT_CMP_LE}, {"CMP_GT", PYUSDT_CMP_GT},
+        {"CMP_GE", PYUSDT_CMP_GE},
+        {"HIST_NONE", PYUSDT_HIST_NONE}, {"HIST_LOG2", PYUSDT_HIST_LOG2}, {"HIST_LINEAR", PYUSDT_HIST_LINEAR},
+        {"NO_ARG", PYUSDT_NO_ARG}, {"STR_KEY_LEN", PYUSDT_STR_KEY_LEN}, {"MAX_AGGS", PYUSDT_MAX_AGGS},
+    };
+    for (auto &[name, value] : constants)
+        m.attr(name) = value;
+    m.attr("STATS_ROW") = PYUSDT_STATS_ROW;
 
     py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
         .def(py::init<const SessionOptions &>(), py::arg("options"))
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
-             py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false)
+             py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false,
+             py::arg("agg") = py::none())
+        .def("agg_rows", &PySession::agg_rows, "Every aggregation row, summed over CPUs.")
+        .def("agg_counters", &PySession::agg_counters, py::arg("n"),
+             "Counters of aggregations 0..n-1, summed over CPUs.")
+        .def("pending_starts", [](PySession &p, uint32_t n) { return p.s().pending_starts(n); },
+             py::arg("n"), "Latency starts still waiting for their done, per aggregation.")
         .def("add_tgid", [](PySession &p, uint32_t tgid) { p.s().add_tgid(tgid); })
         .def("remove_tgid", [](PySession &p, uint32_t tgid) { p.s().remove_tgid(tgid); })
         .def("tgids", [](PySession &p) { return p.s().tgids(); })

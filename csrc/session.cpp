@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "usdt_stream.skel.h"
+#include "usdt.skel.h"
 
 namespace pyusdt {
 
@@ -135,10 +135,10 @@ uint64_t Session::pending_bytes() const {
 
 int Session::open_and_load() {
     if (skel_) {
-        usdt_stream__destroy(skel_);
+        usdt__destroy(skel_);
         skel_ = nullptr;
     }
-    skel_ = usdt_stream__open();
+    skel_ = usdt__open();
     if (!skel_)
         return errno ? errno : EINVAL;
     skel_->rodata->cfg.str_len = opts_.str_len;
@@ -147,10 +147,14 @@ int Session::open_and_load() {
     bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
     bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
     bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);
+    bpf_map__set_max_entries(skel_->maps.agg_int, opts_.max_agg_keys);
+    bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
+    bpf_map__set_max_entries(skel_->maps.starts, opts_.max_starts);
     bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_);
-    int err = usdt_stream__load(skel_);
+    bpf_program__set_autoload(skel_->progs.pyusdt_aggregate, opts_.aggregate);
+    int err = usdt__load(skel_);
     if (err) {
-        usdt_stream__destroy(skel_);
+        usdt__destroy(skel_);
         skel_ = nullptr;
         return -err;
     }
@@ -171,7 +175,7 @@ void Session::release() {
         ring_buffer__free(rb_);
     rb_ = nullptr;
     if (skel_)
-        usdt_stream__destroy(skel_);
+        usdt__destroy(skel_);
     skel_ = nullptr;
 }
 
@@ -182,7 +186,8 @@ void Session::detach_all() {
 }
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                         const std::vector<int> &string_args, int pid, bool filter_tgid) {
+                         const std::vector<int> &string_args, int pid, bool filter_tgid,
+                         const pyusdt_agg_spec *agg) {
     if (!site.args_error.empty())
         throw AttachError(EINVAL, site.provider + ":" + site.name + ": " + site.args_error);
     if (next_site_ >= opts_.max_sites)
@@ -207,6 +212,15 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
         s.nstrings = static_cast<uint8_t>(slot + 1);
     }
 
+    bool aggregating = agg && agg->role != PYUSDT_ROLE_NONE;
+    if (aggregating) {
+        if (!opts_.aggregate)
+            throw AttachError(EINVAL, "this session was started without aggregation");
+        if (agg->agg_id >= PYUSDT_MAX_AGGS)
+            throw AttachError(ENOSPC, "too many aggregations (limit " + std::to_string(PYUSDT_MAX_AGGS) + ")");
+        s.agg = *agg;
+    }
+
     uint32_t idx = next_site_;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sites), &idx, &s, BPF_ANY) != 0)
         throw AttachError(errno, std::string("writing the site map: ") + strerror(errno));
@@ -214,8 +228,9 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     LIBBPF_OPTS(bpf_uprobe_opts, uo);
     uo.ref_ctr_offset = site.semaphore_offset;
     uo.bpf_cookie = idx;
-    bpf_program *prog = (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
-                                                   : skel_->progs.pyusdt_stream;
+    bpf_program *prog = aggregating                ? skel_->progs.pyusdt_aggregate
+                        : (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
+                                                     : skel_->progs.pyusdt_stream;
     bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
     if (!link) {
         int err = errno;
@@ -315,6 +330,100 @@ std::vector<pyusdt_probe_stats> Session::stats() const {
             out[id].str_fail += c.str_fail;
             out[id].arg_fail += c.arg_fail;
         }
+    }
+    return out;
+}
+
+namespace {
+
+// Per-CPU values of one row folded into one: counts and sums add up, min and
+// max come from the CPUs that saw the key (the others hold zeros).
+void fold(const std::vector<pyusdt_agg_value> &per_cpu, AggRow &row) {
+    row.count = 0;
+    row.sum = 0;
+    bool seen = false;
+    for (const pyusdt_agg_value &v : per_cpu) {
+        if (!v.count)
+            continue;
+        row.count += v.count;
+        row.sum += v.sum;
+        row.min = seen ? std::min(row.min, v.min) : v.min;
+        row.max = seen ? std::max(row.max, v.max) : v.max;
+        seen = true;
+    }
+}
+
+template <typename Key, typename Fill>
+void read_rows(int fd, std::vector<AggRow> &out, Fill fill) {
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<pyusdt_agg_value> per_cpu(ncpu > 0 ? ncpu : 1);
+    Key key{}, next{};
+    Key *prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0)
+            continue;  // deleted meanwhile
+        AggRow row{};
+        fill(key, row);
+        fold(per_cpu, row);
+        if (row.count)
+            out.push_back(row);
+    }
+}
+
+}  // namespace
+
+std::vector<AggRow> Session::agg_rows() const {
+    std::vector<AggRow> out;
+    read_rows<pyusdt_agg_key>(bpf_map__fd(skel_->maps.agg_int), out,
+                              [](const pyusdt_agg_key &k, AggRow &r) {
+                                  r.agg_id = k.agg_id;
+                                  r.bucket = k.bucket;
+                                  r.key = k.key;
+                              });
+    read_rows<pyusdt_agg_str_key>(bpf_map__fd(skel_->maps.agg_str), out,
+                                  [](const pyusdt_agg_str_key &k, AggRow &r) {
+                                      r.agg_id = k.agg_id;
+                                      r.bucket = k.bucket;
+                                      std::memcpy(r.str_key, k.key, sizeof(r.str_key));
+                                      r.str_key[sizeof(r.str_key) - 1] = 0;
+                                      r.is_str = 1;
+                                  });
+    return out;
+}
+
+std::vector<pyusdt_agg_counters> Session::agg_counters(uint32_t n) const {
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<pyusdt_agg_counters> per_cpu(ncpu > 0 ? ncpu : 1);
+    std::vector<pyusdt_agg_counters> out(std::min<uint32_t>(n, PYUSDT_MAX_AGGS));
+    int fd = bpf_map__fd(skel_->maps.agg_counters);
+    for (uint32_t id = 0; id < out.size(); id++) {
+        if (bpf_map_lookup_elem(fd, &id, per_cpu.data()) != 0)
+            continue;
+        for (const pyusdt_agg_counters &c : per_cpu) {
+            out[id].hits += c.hits;
+            out[id].filtered += c.filtered;
+            out[id].map_full += c.map_full;
+            out[id].starts += c.starts;
+            out[id].matched += c.matched;
+            out[id].unmatched += c.unmatched;
+            out[id].read_fail += c.read_fail;
+        }
+    }
+    return out;
+}
+
+std::vector<uint64_t> Session::pending_starts(uint32_t n) const {
+    std::vector<uint64_t> out(n);
+    int fd = bpf_map__fd(skel_->maps.starts);
+    pyusdt_start_key key{}, next{};
+    pyusdt_start_key *prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (key.agg_id < n)
+            out[key.agg_id]++;
     }
     return out;
 }

@@ -12,7 +12,7 @@
 
 #include "usdt_notes.h"
 
-struct usdt_stream;
+struct usdt;
 struct bpf_link;
 struct ring_buffer;
 
@@ -37,6 +37,24 @@ struct SessionOptions {
     uint64_t wakeup_bytes = 0;  // 0: ring buffer's own policy
     uint32_t max_sites = 4096;
     uint32_t max_probes = 1024;
+    uint32_t max_agg_keys = 10240;  // rows of each aggregation map (buckets x keys)
+    uint32_t max_starts = 10240;    // outstanding latency starts (LRU beyond)
+    bool aggregate = false;         // load the aggregating program too
+};
+
+// One aggregation row summed over CPUs: a histogram bucket (count only) or
+// the count/sum/min/max row (bucket PYUSDT_STATS_ROW) of one key.
+struct AggRow {
+    uint32_t agg_id;
+    uint32_t bucket;
+    uint64_t key;                     // integer key (0 for string keys)
+    char str_key[PYUSDT_STR_KEY_LEN]; // string key, NUL padded ("" for integer keys)
+    uint64_t count;
+    int64_t sum;
+    int64_t min;
+    int64_t max;
+    uint8_t is_str;
+    uint8_t _pad[7];
 };
 
 // Which arguments of a site are strings and which slot each fills.
@@ -56,8 +74,18 @@ class Session {
     // pid -1 traces every process that maps the file; with filter_tgid only
     // the processes added with add_tgid() and their descendants count.
     // Returns the site index.
+    // With `agg` (role other than NONE) the site aggregates in the kernel
+    // instead of streaming.
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                    const std::vector<int> &string_args, int pid, bool filter_tgid);
+                    const std::vector<int> &string_args, int pid, bool filter_tgid,
+                    const pyusdt_agg_spec *agg = nullptr);
+
+    // Every aggregation row, summed over CPUs.
+    std::vector<AggRow> agg_rows() const;
+    // Counters of aggregations 0..n-1, summed over CPUs.
+    std::vector<pyusdt_agg_counters> agg_counters(uint32_t n) const;
+    // Latency starts still waiting for their done, per aggregation id.
+    std::vector<uint64_t> pending_starts(uint32_t n) const;
 
     // Registers a process for the tgid filter (its descendants follow).
     void add_tgid(uint32_t tgid);
@@ -90,7 +118,7 @@ class Session {
     uint64_t pending_bytes() const;
 
     SessionOptions opts_;
-    usdt_stream *skel_ = nullptr;
+    usdt *skel_ = nullptr;
     ring_buffer *rb_ = nullptr;
     bool sleepable_ = false;  // string sites use the sleepable program
     int epfd_ = -1;              // edge-triggered epoll on the ring buffer

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-kernel aggregation: counts, sums, min/max, log2 and linear histograms,
+ * optionally keyed, with filters, and latency between a start and a done
+ * probe.  What to do is the site's pyusdt_agg_spec: data, not code.
+ */
+#ifndef PYUSDT_USDT_AGGREGATE_BPF_H
+#define PYUSDT_USDT_AGGREGATE_BPF_H
+
+/* bpftrace's hist() buckets: (..., 0), [0], [1], [2, 4), [4, 8), ... */
+static __always_inline __u32 log2_bucket(__s64 v)
+{
+	if (v < 0)
+		return 0;
+	if (v == 0)
+		return 1;
+	__u64 n = v;
+	__u32 r = 0;
+	if (n >> 32) { n >>= 32; r += 32; }
+	if (n >> 16) { n >>= 16; r += 16; }
+	if (n >> 8) { n >>= 8; r += 8; }
+	if (n >> 4) { n >>= 4; r += 4; }
+	if (n >> 2) { n >>= 2; r += 2; }
+	if (n >> 1) { r += 1; }
+	return 2 + r;
+}
+
+/* bpftrace's lhist() buckets: (..., min), [min, min+step), ..., [max, ...) */
+static __always_inline __u32 linear_bucket(__s64 v, const struct pyusdt_agg_spec *s)
+{
+	if (v < s->lmin)
+		return 0;
+	if (v >= s->lmax || s->step <= 0)
+		return s->lbuckets + 1;
+	__u64 idx = (__u64)(v - s->lmin) / (__u64)s->step;
+	return idx >= s->lbuckets ? s->lbuckets + 1 : 1 + (__u32)idx;
+}
+
+static __always_inline int compare(__u64 a, __s64 b, __u8 op, int is_signed)
+{
+	if (is_signed) {
+		__s64 x = (__s64)a;
+		switch (op) {
+		case PYUSDT_CMP_EQ: return x == b;
+		case PYUSDT_CMP_NE: return x != b;
+		case PYUSDT_CMP_LT: return x < b;
+		case PYUSDT_CMP_LE: return x <= b;
+		case PYUSDT_CMP_GT: return x > b;
+		case PYUSDT_CMP_GE: return x >= b;
+		}
+		return 1;
+	}
+	__u64 y = (__u64)b;
+	switch (op) {
+	case PYUSDT_CMP_EQ: return a == y;
+	case PYUSDT_CMP_NE: return a != y;
+	case PYUSDT_CMP_LT: return a < y;
+	case PYUSDT_CMP_LE: return a <= y;
+	case PYUSDT_CMP_GT: return a > y;
+	case PYUSDT_CMP_GE: return a >= y;
+	}
+	return 1;
+}
+
+/* Argument `i` of the site as a 64-bit value; -1 when it cannot be read. */
+static __always_inline int site_arg(struct pt_regs *ctx, const struct pyusdt_site *site,
+				    __u8 i, __u64 *out)
+{
+	if (i >= PYUSDT_MAX_ARGS || i >= site->nargs)
+		return -1;
+	return read_arg(ctx, &site->args[i], site->site_vaddr, out);
+}
+
+/* Rounds toward zero like C: the divisor only changes units. */
+static __always_inline __s64 scale(__s64 v, __u64 divisor)
+{
+	if (divisor <= 1)
+		return v;
+	return v < 0 ? -(__s64)((__u64)(-v) / divisor) : (__s64)((__u64)v / divisor);
+}
+
+/* Adds one value to the row at `key` of `map` (a per-CPU hash). */
+static __always_inline void add_row(void *map, void *key, __s64 v, int stats,
+				    struct pyusdt_agg_counters *c)
+{
+	struct pyusdt_agg_value *row = bpf_map_lookup_elem(map, key);
+	if (!row) {
+		struct pyusdt_agg_value init = {.count = 1, .sum = v, .min = v, .max = v};
+		if (bpf_map_update_elem(map, key, &init, BPF_NOEXIST) == 0)
+			return;
+		/* Another CPU inserted the key first (our slot is zero), or the map is full. */
+		row = bpf_map_lookup_elem(map, key);
+		if (!row) {
+			c->map_full++;
+			return;
+		}
+	}
+	if (row->count == 0) {
+		row->min = v;
+		row->max = v;
+	}
+	row->count++;
+	if (stats) {
+		row->sum += v;
+		if (v < row->min)
+			row->min = v;
+		if (v > row->max)
+			row->max = v;
+	}
+}
+
+struct agg_key_buf {
+	__u64 ikey;
+	char skey[PYUSDT_STR_KEY_LEN];
+};
+
+static __always_inline int key_is_string(__u8 kind)
+{
+	return kind == PYUSDT_KEY_STR || kind == PYUSDT_KEY_COMM;
+}
+
+/* The aggregation key of this hit; -1 when its argument cannot be read. */
+static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_site *site,
+				    __u64 id, struct agg_key_buf *k)
+{
+	const struct pyusdt_agg_spec *s = &site->agg;
+	__u64 ptr = 0;
+
+	switch (s->key_kind) {
+	case PYUSDT_KEY_ARG:
+		return site_arg(ctx, site, s->key_arg, &k->ikey);
+	case PYUSDT_KEY_STR:
+		if (site_arg(ctx, site, s->key_arg, &ptr))
+			return -1;
+		if (bpf_probe_read_user_str(k->skey, sizeof(k->skey), (const void *)ptr) < 0) {
+			k->skey[0] = 0;
+			return -1;
+		}
+		return 0;
+	case PYUSDT_KEY_PID:
+		k->ikey = id >> 32;
+		return 0;
+	case PYUSDT_KEY_TID:
+		k->ikey = (__u32)id;
+		return 0;
+	case PYUSDT_KEY_COMM:
+		bpf_get_current_comm(k->skey, 16);
+		return 0;
+	}
+	return 0;
+}
+
+/* Histogram bucket and/or stats row for one value under one key. */
+static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_key_buf *k,
+				   __s64 value, struct pyusdt_agg_counters *c)
+{
+	__s64 v = scale(value, s->divisor);
+	__u32 bucket = s->hist_kind == PYUSDT_HIST_LOG2 ? log2_bucket(v) : linear_bucket(v, s);
+
+	if (key_is_string(s->key_kind)) {
+		struct pyusdt_agg_str_key sk = {.agg_id = s->agg_id};
+		__builtin_memcpy(sk.key, k->skey, sizeof(sk.key));
+		if (s->hist_kind) {
+			sk.bucket = bucket;
+			add_row(&agg_str, &sk, v, 0, c);
+		}
+		if (s->keep_stats) {
+			sk.bucket = PYUSDT_STATS_ROW;
+			add_row(&agg_str, &sk, v, 1, c);
+		}
+		return;
+	}
+	struct pyusdt_agg_key ik = {.agg_id = s->agg_id, .key = k->ikey};
+	if (s->hist_kind) {
+		ik.bucket = bucket;
+		add_row(&agg_int, &ik, v, 0, c);
+	}
+	if (s->keep_stats) {
+		ik.bucket = PYUSDT_STATS_ROW;
+		add_row(&agg_int, &ik, v, 1, c);
+	}
+}
+
+static __always_inline int aggregate_hit(struct pt_regs *ctx)
+{
+	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
+	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
+	if (!site)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if (site->filter_tgid && !tgid_traced(id >> 32))
+		return 0;
+	count(site->probe_id, HITS, 0);
+
+	const struct pyusdt_agg_spec *s = &site->agg;
+	__u32 agg_id = s->agg_id;
+	struct pyusdt_agg_counters *c = bpf_map_lookup_elem(&agg_counters, &agg_id);
+	if (!c)
+		return 0;
+	if (s->filter_pid && (__u32)(id >> 32) != s->filter_pid) {
+		c->filtered++;
+		return 0;
+	}
+	if (s->filter_op != PYUSDT_CMP_NONE) {
+		__u64 a = 0;
+		__u8 fi = s->filter_arg;
+		if (fi >= PYUSDT_MAX_ARGS || site_arg(ctx, site, fi, &a)) {
+			c->read_fail++;
+			return 0;
+		}
+		if (!compare(a, s->filter_value, s->filter_op, site->args[fi].is_signed)) {
+			c->filtered++;
+			return 0;
+		}
+	}
+	c->hits++;
+
+	struct agg_key_buf k = {};
+	__u64 value = 0;
+	if (s->role == PYUSDT_ROLE_START || s->role == PYUSDT_ROLE_DONE) {
+		struct pyusdt_start_key sk = {.agg_id = agg_id};
+		if (s->pair_arg == PYUSDT_NO_ARG)
+			sk.pair = (__u32)id;
+		else if (site_arg(ctx, site, s->pair_arg, &sk.pair)) {
+			c->read_fail++;
+			return 0;
+		}
+		if (s->role == PYUSDT_ROLE_START) {
+			struct pyusdt_start_value sv = {};
+			if (make_key(ctx, site, id, (struct agg_key_buf *)&sv.key))
+				c->read_fail++;
+			sv.ts_ns = bpf_ktime_get_ns();
+			bpf_map_update_elem(&starts, &sk, &sv, BPF_ANY);
+			c->starts++;
+			return 0;
+		}
+		__u64 now = bpf_ktime_get_ns();
+		struct pyusdt_start_value *sv = bpf_map_lookup_elem(&starts, &sk);
+		if (!sv) {
+			c->unmatched++;
+			return 0;
+		}
+		value = now - sv->ts_ns;
+		if (s->key_from_start)
+			__builtin_memcpy(&k, &sv->key, sizeof(k));
+		bpf_map_delete_elem(&starts, &sk);
+		c->matched++;
+		if (!s->key_from_start && make_key(ctx, site, id, &k))
+			c->read_fail++;
+	} else {
+		if (s->value_arg != PYUSDT_NO_ARG && site_arg(ctx, site, s->value_arg, &value)) {
+			c->read_fail++;
+			return 0;
+		}
+		if (make_key(ctx, site, id, &k))
+			c->read_fail++;
+	}
+	record(s, &k, (__s64)value, c);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading a probe's arguments from the uprobe context, by their site specs. */
+#ifndef PYUSDT_USDT_ARGS_BPF_H
+#define PYUSDT_USDT_ARGS_BPF_H
+
+/*
+ * A register by its offset in pt_regs.  Direct context loads need constant
+ * offsets, hence the switch; it is several times cheaper than a
+ * bpf_probe_read_kernel() call per register.  Each load is inline asm so the
+ * compiler cannot merge the cases into one load at a computed offset, which
+ * the verifier rejects.
+ */
+#define REG_CASE(field)                                                          \
+	case offsetof(struct pt_regs, field): {                                  \
+		__u64 v;                                                         \
+		asm volatile("%0 = *(u64 *)(%1 + %2)"                            \
+			     : "=r"(v)                                           \
+			     : "r"(ctx), "i"(offsetof(struct pt_regs, field)));  \
+		return v;                                                        \
+	}
+
+static __always_inline __u64 read_reg(struct pt_regs *ctx, __u16 off)
+{
+	switch (off) {
+	REG_CASE(rax) REG_CASE(rdi) REG_CASE(rsi) REG_CASE(rdx) REG_CASE(rcx)
+	REG_CASE(rbx) REG_CASE(rbp) REG_CASE(rsp) REG_CASE(r8) REG_CASE(r9)
+	REG_CASE(r10) REG_CASE(r11) REG_CASE(r12) REG_CASE(r13) REG_CASE(r14)
+	REG_CASE(r15) REG_CASE(rip)
+	default: return 0;
+	}
+}
+
+/* Reads one argument; returns 0, or -1 when user memory could not be read. */
+static __always_inline int read_arg(struct pt_regs *ctx, const struct pyusdt_arg_spec *a,
+				    __u64 site_vaddr, __u64 *out)
+{
+	__u64 val = 0, addr;
+	__u32 size = a->size;
+
+	switch (a->kind) {
+	case PYUSDT_ARG_CONST:
+		*out = (__u64)a->disp;
+		return 0;
+	case PYUSDT_ARG_REG:
+		val = read_reg(ctx, a->base_off) >> (a->shift & 63);
+		goto extend;
+	case PYUSDT_ARG_MEM:
+		addr = read_reg(ctx, a->base_off) + a->disp;
+		break;
+	case PYUSDT_ARG_MEM_INDEX:
+		addr = read_reg(ctx, a->base_off) +
+		       read_reg(ctx, a->index_off) * a->scale + a->disp;
+		break;
+	case PYUSDT_ARG_MEM_ABS:
+		/* A link-time address, moved by the object's load bias. */
+		addr = read_reg(ctx, offsetof(struct pt_regs, rip)) - site_vaddr + a->disp;
+		break;
+	default:
+		*out = 0;
+		return 0;
+	}
+	if (size == 0 || size > 8)
+		size = 8;
+	if (bpf_probe_read_user(&val, size, (void *)addr)) {
+		*out = 0;
+		return -1;
+	}
+extend:
+	if (size < 8) {
+		__u32 unused = 64 - 8 * size;
+		if (a->is_signed)
+			val = (__u64)((__s64)(val << unused) >> unused);
+		else
+			val = (val << unused) >> unused;
+	}
+	*out = val;
+	return 0;
+}
+
+#endif

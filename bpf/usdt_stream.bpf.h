@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/* Streaming: each hit becomes one pyusdt_event in the `events` ring buffer. */
+#ifndef PYUSDT_USDT_STREAM_BPF_H
+#define PYUSDT_USDT_STREAM_BPF_H
+
+/*
+ * Wake the reader once per wakeup_bytes of data, when this record crosses the
+ * mark, not for every record past it: a forced wake-up is an interrupt, and
+ * one per record would slow the traced program whenever the reader lags.
+ */
+static __always_inline __u64 wakeup_flag(__u64 record_bytes)
+{
+	if (!cfg.wakeup_bytes)
+		return 0;
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 mark = cfg.wakeup_bytes;
+	return avail >= mark && avail - record_bytes < mark ? BPF_RB_FORCE_WAKEUP
+							     : BPF_RB_NO_WAKEUP;
+}
+
+/* Fills the fixed part of the record; returns the number of failed reads. */
+static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_site *site,
+				       struct pyusdt_event *e, __u64 id, int sleepable)
+{
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->probe_id = site->probe_id;
+	e->flags = 0;
+	e->nstrings = 0;
+	e->_pad = 0;
+	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
+		if (i >= site->nargs) {
+			e->args[i] = 0;
+			continue;
+		}
+		if (read_arg(ctx, &site->args[i], site->site_vaddr, &e->args[i])) {
+			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
+			count(site->probe_id, ARG_FAIL, sleepable);
+		}
+	}
+}
+
+/* Reads the string arguments into the slots after the fixed record.  The
+ * sleepable variant can fault in a page the program has not touched yet
+ * (a string constant in .rodata), which the plain read cannot. */
+static __always_inline void fill_strings(const struct pyusdt_site *site,
+					 struct pyusdt_event *e, __u8 *slots, int sleepable)
+{
+	__u32 len = cfg.str_len;
+
+	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
+		if (i >= site->nargs)
+			break;
+		const struct pyusdt_arg_spec *a = &site->args[i];
+		if (!a->is_string)
+			continue;
+		__u32 slot = a->str_slot;
+		if (slot >= cfg.string_slots)
+			continue;
+		__u8 *dst = slots + slot * len;
+		const char *src = (const char *)e->args[i];
+		long n = sleepable ? bpf_copy_from_user_str(dst, len, src, 0)
+				   : bpf_probe_read_user_str(dst, len, src);
+		if (n < 0) {
+			dst[0] = 0;
+			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
+			count(site->probe_id, STR_FAIL, sleepable);
+			continue;
+		}
+		/* A full slot is only a truncation if the source goes on. */
+		if (n == len) {
+			char next = 0;
+			if (sleepable)
+				bpf_copy_from_user(&next, 1, src + len - 1);
+			else
+				bpf_probe_read_user(&next, 1, src + len - 1);
+			if (next)
+				e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
+		}
+	}
+	e->nstrings = site->nstrings;
+}
+
+static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
+{
+	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
+	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
+	if (!site)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	if (site->filter_tgid && !tgid_traced(id >> 32))
+		return 0;
+	__u32 probe_id = site->probe_id;
+	count(probe_id, HITS, sleepable);
+
+	if (!site->nstrings) {
+		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(probe_id, LOST_RINGBUF, sleepable);
+			return 0;
+		}
+		fill_event(ctx, site, e, id, sleepable);
+		bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e)));
+		return 0;
+	}
+	/* Both sizes are load-time constants, as the ring buffer requires. */
+	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
+	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e) {
+		count(probe_id, LOST_RINGBUF, sleepable);
+		return 0;
+	}
+	fill_event(ctx, site, e, id, sleepable);
+	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
+	bpf_ringbuf_submit(e, wakeup_flag(size));
+	return 0;
+}
+
+#endif

@@ -1,0 +1,134 @@
+"""A real USDT target: PostgreSQL 15's postgresql:query__start/query__done
+(semaphore-guarded, a `const char *query` each), traced in the backend that a
+psql session forks off the postmaster, both ways pyusdt can reach a process
+that does not exist yet: by path, and by the postmaster's pid with
+follow_children.
+
+tests/pg.py starts a private cluster per test and documents what psql sends:
+one Query message per statement, its text as given, and no query of its own
+(pg.PSQL_STARTUP_QUERIES is empty), so every count below is exact.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import load_base, read_u16
+from pg import POSTGRES, PSQL_STARTUP_QUERIES, pg_cluster
+from pyusdt import Tracer, probes_at_path
+
+START, DONE = "postgresql:query__start", "postgresql:query__done"
+
+
+@pytest.fixture
+def cluster(bpf):
+    with pg_cluster() as c:
+        yield c
+
+
+def statements(tag: str, n: int = 12) -> list[str]:
+    """n distinct statements, each shorter than the default 64-byte string slot."""
+    return [f"SELECT {i} AS {tag}_{i}" for i in range(1, n + 1)]
+
+
+def attach_queries(t: Tracer, attach, target) -> None:
+    attach(target, START, strings=[0])
+    attach(target, DONE, strings=[0])
+
+
+def collect(t: Tracer, expected: int, limit: float = 5.0) -> list:
+    """Events until `expected` arrived (bounded by `limit` s), then 0.3 s more
+    so that an extra event would be seen too."""
+    events = []
+    deadline = time.monotonic() + limit
+    while len(events) < expected and time.monotonic() < deadline:
+        for batch in t.batches(timeout=0.05, duration=0.1):
+            events.extend(batch)
+    for batch in t.batches(timeout=0.05, duration=0.3):
+        events.extend(batch)
+    return sorted(events, key=lambda e: e.ts_ns)
+
+
+def check_session(t: Tracer, cluster, sent: list[str]) -> None:
+    """Exactly one start/done pair per statement, in order, with the statement's
+    text, from the backend that served the psql session; nothing lost."""
+    expected = PSQL_STARTUP_QUERIES + sent
+    events = collect(t, 2 * len(expected))
+    starts = [e for e in events if e.probe.fullname == START]
+    dones = [e for e in events if e.probe.fullname == DONE]
+    assert [e.args[0] for e in starts] == expected
+    assert [e.args[0] for e in dones] == expected
+    assert len(dones) == len(starts)
+    # Strictly nested: start(q1) done(q1) start(q2) done(q2) ...
+    assert [(e.probe.fullname, e.args[0]) for e in events] == \
+        [(p, q) for q in expected for p in (START, DONE)]
+    assert all(e.truncated == () and e.read_failed == () for e in events)
+
+    backend = cluster.last_backend_pid
+    assert backend is not None, "the backend's connection is not in the server log"
+    assert backend != cluster.postmaster_pid
+    assert backend not in cluster.auxiliary_pids()
+    assert {(e.pid, e.tid) for e in events} == {(backend, backend)}
+
+    stats = {s.probe: s for s in t.stats()}
+    assert set(stats) == {START, DONE}
+    for s in stats.values():
+        assert (s.hits, s.events) == (len(expected), len(expected)), s
+        assert (s.lost_ringbuf, s.str_fail, s.arg_fail) == (0, 0, 0), s
+    assert t.lost == 0
+
+
+def test_psql_session_traced_by_path(cluster):
+    """attach_path on the postgres binary: the backend forked for psql after
+    start() is traced.  Both probes sit behind semaphores: in the running
+    postmaster they read 0 before start(), 1 while attached (and the backend
+    forked from it inherits that), 0 again after close()."""
+    probes = {p.fullname: p for p in probes_at_path(cluster.postgres)}
+    assert probes[START].semaphore and probes[DONE].semaphore
+    base = load_base(cluster.postmaster_pid, cluster.postgres)
+    sems = [base + probes[n].semaphore for n in (START, DONE)]
+
+    assert [read_u16(cluster.postmaster_pid, a) for a in sems] == [0, 0]
+    cluster.run_sql(["SELECT 'before tracing'"])  # not traced: nothing attached yet
+
+    sent = statements("by_path")
+    with Tracer() as t:
+        attach_queries(t, t.attach_path, str(POSTGRES))
+        t.start()
+        assert [read_u16(cluster.postmaster_pid, a) for a in sems] == [1, 1]
+        cluster.run_sql(sent)
+        check_session(t, cluster, sent)
+    assert [read_u16(cluster.postmaster_pid, a) for a in sems] == [0, 0]
+    # The backend exited with psql; no client is left connected.
+    assert cluster.backend_pids() == []
+
+
+def test_psql_session_traced_by_postmaster_pid(cluster):
+    """attach_pid on the postmaster with follow_children: the backend it forks
+    for psql is followed, and only that backend's queries are seen."""
+    sent = statements("by_pid")
+    with Tracer(follow_children=True) as t:
+        attach_queries(t, t.attach_pid, cluster.postmaster_pid)
+        t.start()
+        cluster.run_sql(sent)
+        check_session(t, cluster, sent)
+    assert cluster.backend_pids() == []
+
+
+def test_failed_statement_has_no_done(cluster):
+    """A statement that fails fires query__start but not query__done, and
+    psql stops there (ON_ERROR_STOP): the counts follow exactly."""
+    sent = ["SELECT 'ok'", "SELECT 1/0", "SELECT 'never sent'"]
+    with Tracer() as t:
+        attach_queries(t, t.attach_path, str(POSTGRES))
+        t.start()
+        with pytest.raises(RuntimeError, match="division by zero"):
+            cluster.run_sql(sent)
+        events = collect(t, 3)
+        assert [(e.probe.fullname, e.args[0]) for e in events] == [
+            (START, "SELECT 'ok'"), (DONE, "SELECT 'ok'"), (START, "SELECT 1/0")]
+        assert {e.pid for e in events} == {cluster.last_backend_pid}
+        stats = {s.probe: s for s in t.stats()}
+        assert (stats[START].hits, stats[DONE].hits) == (2, 1)
+        assert t.lost == 0
