@@ -86,21 +86,40 @@ const Register &register_or_fail(std::string_view token, std::string_view name) 
     return *r;
 }
 
-// "sym", "sym+8", "sym-8": link-time address through the resolver.
-int64_t resolve_symbolic(std::string_view token, std::string_view disp, const SymbolResolver &resolve) {
-    size_t op = disp.find_first_of("+-", 1);
-    std::string_view sym = disp.substr(0, op);
-    int64_t extra = 0;
-    if (op != std::string_view::npos) {
-        auto v = parse_int(disp.substr(op));
-        if (!v)
-            unsupported(token, "cannot read symbol offset");
-        extra = *v;
+// "sym", "sym+8", "sym-8", "40+sym": a sum of numbers and one symbol, as a
+// link-time address through the resolver.
+int64_t resolve_symbolic(std::string_view token, std::string_view expr, const SymbolResolver &resolve) {
+    int64_t total = 0;
+    bool have_symbol = false;
+    size_t i = 0;
+    while (i < expr.size()) {
+        bool negative = false;
+        if (expr[i] == '+' || expr[i] == '-') {
+            negative = expr[i] == '-';
+            i++;
+        }
+        size_t end = expr.find_first_of("+-", i);
+        std::string_view term = expr.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i);
+        if (term.empty())
+            unsupported(token, "malformed address expression");
+        int64_t value;
+        if (auto n = parse_int(term)) {
+            value = *n;
+        } else {
+            if (have_symbol || negative)
+                unsupported(token, "address expression with more than one symbol");
+            auto addr = resolve ? resolve(term) : std::nullopt;
+            if (!addr)
+                unsupported(token, "symbol not found in the object's symbol tables");
+            value = static_cast<int64_t>(*addr);
+            have_symbol = true;
+        }
+        total += negative ? -value : value;
+        i = end == std::string_view::npos ? expr.size() : end;
     }
-    auto addr = resolve ? resolve(sym) : std::nullopt;
-    if (!addr)
-        unsupported(token, "symbol not found in the object's symbol tables");
-    return static_cast<int64_t>(*addr) + extra;
+    if (!have_symbol)
+        unsupported(token, "numeric %rip displacement");
+    return total;
 }
 
 }  // namespace
@@ -166,7 +185,7 @@ pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve)
 
     if (nparts == 1 && parts[0] == "%rip") {
         // The note's operand is assembler text: "sym(%rip)" names the symbol's address.
-        if (disp.empty() || std::isdigit(static_cast<unsigned char>(disp[0])) || disp[0] == '-')
+        if (disp.empty())
             unsupported(token, "numeric %rip displacement");
         a.kind = PYUSDT_ARG_MEM_ABS;
         a.disp = resolve_symbolic(token, disp, resolve);

@@ -132,3 +132,21 @@ def test_failed_statement_has_no_done(cluster):
         stats = {s.probe: s for s in t.stats()}
         assert (stats[START].hits, stats[DONE].hits) == (2, 1)
         assert t.lost == 0
+
+
+def test_symbol_relative_arguments(cluster):
+    """postgresql:checkpoint__done reads globals through operands such as
+    `-4@NBuffers(%rip)` and `-4@40+CheckpointStats(%rip)`: link-time symbol
+    addresses moved by the load bias.  NBuffers is shared_buffers in 8 kB
+    pages: 128MB, the default, is 16384."""
+    probe = next(p for p in probes_at_path(POSTGRES) if p.name == "checkpoint__done")
+    assert [a.spec for a in probe.args][:2] == ["-4@40+CheckpointStats(%rip)", "-4@NBuffers(%rip)"]
+    assert [a.kind for a in probe.args] == ["mem_abs"] * 5
+    with Tracer() as t:
+        t.attach_path(POSTGRES, "postgresql:checkpoint__done")
+        t.start()
+        cluster.run_sql(["CHECKPOINT"])
+        events = collect(t, 1)
+    assert len(events) == 1
+    assert events[0].args[1] == 16384
+    assert events[0].read_failed == ()
