@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from . import _native
 from .errors import (
@@ -160,8 +160,9 @@ def probes_in_process(pid: int) -> list[Probe]:
     return out
 
 
-def probes_at_path(path: str) -> list[Probe]:
+def probes_at_path(path: Union[str, os.PathLike]) -> list[Probe]:
     """Every probe in the file at `path`, with clear errors for bad paths."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise ELFNotFoundError(f"no such file: {path}")
     if os.path.isdir(path):

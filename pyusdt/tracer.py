@@ -142,8 +142,10 @@ class Tracer:
 
     # -- choosing what to trace -------------------------------------------
 
-    def attach_path(self, path: str, pattern: str = "*", strings: Sequence[int] = ()) -> list[Probe]:
+    def attach_path(self, path: Union[str, os.PathLike], pattern: str = "*",
+                    strings: Sequence[int] = ()) -> list[Probe]:
         """Probes matching `pattern` in the ELF file at `path`, in every process running it."""
+        path = os.fspath(path)
         probes = require_match(probes_at_path(path), pattern, path)
         req = _Request(pattern, tuple(strings), "path", path=path)
         return self._add(req, probes)
