@@ -83,6 +83,7 @@ enum pyusdt_key_kind {
 	PYUSDT_KEY_PID = 3,
 	PYUSDT_KEY_TID = 4,
 	PYUSDT_KEY_COMM = 5,
+	PYUSDT_KEY_PROBE = 6,      /* the probe's id: one row per probe */
 };
 
 enum pyusdt_cmp { PYUSDT_CMP_NONE = 0, PYUSDT_CMP_EQ, PYUSDT_CMP_NE, PYUSDT_CMP_LT,

@@ -146,6 +146,9 @@ static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_sit
 	case PYUSDT_KEY_COMM:
 		bpf_get_current_comm(k->skey, 16);
 		return 0;
+	case PYUSDT_KEY_PROBE:
+		k->ikey = site->probe_id;
+		return 0;
 	}
 	return 0;
 }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import sys
 from typing import Optional, Sequence
@@ -15,42 +14,17 @@ from . import _native
 from .discovery import probes_at_path, probes_in_process, require_match
 from .errors import NoSuchProcessError, PyusdtError
 from .render import event_json, event_text, summary, write_probes
+from .cli_aggregate import add_aggregate_commands
+from .cli_targets import Target, Terminated, add_target_args, split_target
 from .tracer import DEFAULT_RINGBUF_BYTES, Tracer
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so every cleanup path runs."""
-
-
 def _on_sigterm(signum, frame):
-    raise _Terminated()
-
-
-def _add_target_args(p: argparse.ArgumentParser, with_command: bool) -> None:
-    p.add_argument("-p", "--pid", type=int, help="a running process: every ELF object it maps")
-    if with_command:
-        p.add_argument("-c", "--command", help='run this command ("CMD ARGS"), traced from its start')
-    p.add_argument("target", nargs="*", metavar="[PATH] [PATTERN]",
-                   help="an ELF file (unless -p/-c), then a glob on provider:name")
-
-
-def _split_target(args, parser) -> tuple[Optional[str], Optional[str]]:
-    """(path, pattern) from the positionals, by whether -p/-c named the target."""
-    has_other = args.pid is not None or getattr(args, "command", None)
-    pos = list(args.target)
-    if has_other:
-        if len(pos) > 1:
-            parser.error("with -p or -c, give only a PATTERN")
-        return None, (pos[0] if pos else None)
-    if not pos:
-        parser.error("give a PATH, or -p PID" + (" or -c CMD" if hasattr(args, "command") else ""))
-    if len(pos) > 2:
-        parser.error("give PATH and at most one PATTERN")
-    return pos[0], (pos[1] if len(pos) > 1 else None)
+    raise Terminated()
 
 
 def cmd_list(args, parser) -> int:
-    path, pattern = _split_target(args, parser)
+    path, pattern = split_target(args, parser)
     if args.pid is not None:
         if args.pid <= 0 or not os.path.exists(f"/proc/{args.pid}"):
             raise NoSuchProcessError(f"no such process: {args.pid}")
@@ -61,31 +35,22 @@ def cmd_list(args, parser) -> int:
     return 0
 
 
-def build_tracer(args, parser) -> tuple[Tracer, Optional[str]]:
-    path, pattern = _split_target(args, parser)
+def build_tracer(args, parser) -> Tracer:
+    path, pattern = split_target(args, parser)
     tracer = Tracer(str_len=args.str_len, ringbuf_bytes=args.ringbuf_size,
                     follow_children=args.follow_forks)
     try:
-        strings = args.string or []
-        if args.pid is not None:
-            tracer.attach_pid(args.pid, pattern or "*", strings)
-        elif args.command:
-            argv = shlex.split(args.command)
-            if not argv:
-                parser.error("-c needs a command")
-            tracer.attach_command(argv, pattern or "*", strings)
-        else:
-            tracer.attach_path(path, pattern or "*", strings)
+        Target(args, parser, path).attach(tracer, pattern or "*", strings=args.string or [])
     except BaseException:
         tracer.close()
         raise
-    return tracer, pattern
+    return tracer
 
 
 def cmd_trace(args, parser) -> int:
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
-    tracer, _ = build_tracer(args, parser)
+    tracer = build_tracer(args, parser)
     fmt = event_json if args.format == "jsonl" else event_text
     out = sys.stdout
     status = 0
@@ -100,7 +65,7 @@ def cmd_trace(args, parser) -> int:
                 for batch in tracer.batches(timeout=0.1, duration=args.duration):
                     out.write("".join(fmt(e) + "\n" for e in batch))
                     out.flush()
-            except (KeyboardInterrupt, _Terminated):
+            except (KeyboardInterrupt, Terminated):
                 for batch in tracer.drain():
                     out.write("".join(fmt(e) + "\n" for e in batch))
                 out.flush()
@@ -128,12 +93,12 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p_list = sub.add_parser("list", help="list the USDT probes of a file or process")
-    _add_target_args(p_list, with_command=False)
+    add_target_args(p_list, with_command=False)
     p_list.add_argument("--json", action="store_true", help="one JSON object per probe")
     p_list.set_defaults(func=cmd_list)
 
     p_trace = sub.add_parser("trace", help="print every hit of matching probes")
-    _add_target_args(p_trace, with_command=True)
+    add_target_args(p_trace, with_command=True)
     p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
                          help="read argument N (0-based) as a string; repeatable")
     p_trace.add_argument("--str-len", type=int, default=_native.DEFAULT_STR_LEN,
@@ -146,6 +111,8 @@ def make_parser() -> argparse.ArgumentParser:
                          help="with -p/-c, also trace the processes the target forks (attaches to "
                               "every process mapping the objects and filters in BPF)")
     p_trace.set_defaults(func=cmd_trace)
+
+    add_aggregate_commands(sub)
 
     p_demo = sub.add_parser("demo", help="trace a small bundled program and show what was seen")
     p_demo.set_defaults(func=cmd_demo)
@@ -161,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except PyusdtError as e:
         print(f"pyusdt: {e}", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, Terminated):
         return 130
     except BrokenPipeError:
         return 0

@@ -38,6 +38,7 @@ from .errors import (
     SessionClosedError,
     UnsupportedArgumentError,
 )
+from .aggregation import Aggregate, AggregationResult, Counters, Latency
 from .events import EventBatch, TracedProbe
 from .launcher import HeldProcess, linked_libraries
 
@@ -68,8 +69,18 @@ class _Request:
     path: Optional[str] = None
     pid: Optional[int] = None
     held: Optional[HeldProcess] = None
+    agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
+    role: int = 0  # _native.ROLE_*: what this request's sites do with a hit
     pending: list = field(default_factory=list)  # probes resolved, not yet attached
     seen_objects: set = field(default_factory=set)  # inode keys already scanned
+
+
+@dataclass(frozen=True)
+class _RoleAgg:
+    """One side (start or done) of a Latency, as one attach request sees it."""
+
+    spec: Latency
+    role: int
 
 
 def _inode_key(path: str) -> tuple:
@@ -108,6 +119,7 @@ class Tracer:
         follow_children: bool = False,
         wakeup_bytes: Optional[int] = None,
         max_sites: int = 4096,
+        max_agg_keys: int = 10240,
     ) -> None:
         """
         str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
@@ -119,6 +131,8 @@ class Tracer:
             its semaphores raised.  Without it the kernel filters by process.
         wakeup_bytes: wake the reader once this much data is pending (default ring/64).
         max_sites: how many probe sites this tracer can attach.
+        max_agg_keys: rows each aggregation map holds (keys x buckets); beyond,
+            values are dropped and counted as map_full.
         """
         if not 1 <= str_len <= _native.MAX_STR_LEN:
             raise ConfigError(f"string length must be between 1 and {_native.MAX_STR_LEN}")
@@ -129,40 +143,49 @@ class Tracer:
         self.follow_children = follow_children
         self.wakeup_bytes = ringbuf_bytes // 64 if wakeup_bytes is None else wakeup_bytes
         self.max_sites = max_sites
+        if max_agg_keys < 1:
+            raise ConfigError("max_agg_keys must be at least 1")
+        self.max_agg_keys = max_agg_keys
         self.warnings: list[str] = []
         self._requests: list[_Request] = []
         self._probes: list[TracedProbe] = []
         self._probe_ids: dict[tuple, int] = {}
-        self._attached: set[tuple] = set()  # (inode key, file offset) of every attached site
+        self._attached: set[tuple] = set()  # (inode key, file offset, agg id) of every attached site
+        self._aggs: list = []  # Aggregate / Latency specs, indexed by agg_id
         self._events = np.zeros(0, dtype=np.uint64)
         self._session = None
         self._closed = False
         self._final_stats: Optional[list[ProbeStats]] = None
+        self._final_aggs: Optional[list[AggregationResult]] = None
         self._last_refresh = 0.0
 
     # -- choosing what to trace -------------------------------------------
 
     def attach_path(self, path: Union[str, os.PathLike], pattern: str = "*",
-                    strings: Sequence[int] = ()) -> list[Probe]:
-        """Probes matching `pattern` in the ELF file at `path`, in every process running it."""
+                    strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None) -> list[Probe]:
+        """Probes matching `pattern` in the ELF file at `path`, in every process running it.
+        With `aggregate`, hits are aggregated in the kernel instead of streamed."""
         path = os.fspath(path)
         probes = require_match(probes_at_path(path), pattern, path)
         req = _Request(pattern, tuple(strings), "path", path=path)
-        return self._add(req, probes)
+        return self._add(self._with_agg(req, aggregate), probes)
 
-    def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = ()) -> list[Probe]:
-        """Probes matching `pattern` in every object mapped into process `pid`."""
+    def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = (),
+                   aggregate: Optional[Aggregate] = None) -> list[Probe]:
+        """Probes matching `pattern` in every object mapped into process `pid`.
+        With `aggregate`, hits are aggregated in the kernel instead of streamed."""
         if pid <= 0 or not _pid_alive(pid):
             raise NoSuchProcessError(f"no such process: {pid}")
         probes = require_match(probes_in_process(pid), pattern, f"process {pid}")
         req = _Request(pattern, tuple(strings), "pid", pid=pid)
         req.seen_objects = _inode_keys(o.open_path for o in process_objects(pid))
-        return self._add(req, probes)
+        return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
-                       strings: Sequence[int] = ()) -> HeldProcess:
+                       strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None) -> HeldProcess:
         """Starts `argv` held before exec (or reuses a HeldProcess from an earlier
-        call); start() attaches its probes, then lets it run."""
+        call); start() attaches its probes, then lets it run.  With `aggregate`,
+        hits are aggregated in the kernel instead of streamed."""
         held = argv if isinstance(argv, HeldProcess) else HeldProcess(argv)
         try:
             probes: list[Probe] = []
@@ -175,17 +198,53 @@ class Tracer:
             probes = require_match(probes, pattern, f"command {held.argv[0]}")
             req = _Request(pattern, tuple(strings), "command", pid=held.pid, held=held)
             req.seen_objects = _inode_keys(objects)
-            self._add(req, probes)
+            self._add(self._with_agg(req, aggregate), probes)
         except BaseException:
             held.terminate()
             raise
         return held
 
+    def attach_latency(self, latency: Latency, *, path: Union[None, str, os.PathLike] = None,
+                       pid: Optional[int] = None,
+                       command: Union[None, Sequence[str], HeldProcess] = None) -> list[Probe]:
+        """Times latency.start -> latency.done in the kernel, in one target:
+        a path, a pid, or a command (argv, or a HeldProcess to share one)."""
+        if sum(x is not None for x in (path, pid, command)) != 1:
+            raise ConfigError("attach_latency needs exactly one of path, pid, command")
+        if latency.agg_id < 0:
+            latency.agg_id = len(self._aggs)
+            self._aggs.append(latency)
+        found = []
+        for pattern, role in ((latency.start, _native.ROLE_START), (latency.done, _native.ROLE_DONE)):
+            agg = _RoleAgg(latency, role)
+            if path is not None:
+                found += self.attach_path(path, pattern, aggregate=agg)
+            elif pid is not None:
+                found += self.attach_pid(pid, pattern, aggregate=agg)
+            else:
+                command = self.attach_command(command, pattern, aggregate=agg)
+        return found
+
+    def _with_agg(self, req: _Request, aggregate) -> _Request:
+        """Binds an aggregation to a request, giving it an id in this tracer."""
+        if aggregate is None:
+            return req
+        if isinstance(aggregate, _RoleAgg):
+            req.agg, req.role = aggregate.spec, aggregate.role
+            return req
+        if req.strings:
+            raise ConfigError("string arguments are for streaming; aggregate with key=StrArg(i)")
+        if aggregate.agg_id < 0:
+            aggregate.agg_id = len(self._aggs)
+            self._aggs.append(aggregate)
+        req.agg, req.role = aggregate, _native.ROLE_AGG
+        return req
+
     def _add(self, req: _Request, probes: list[Probe]) -> list[Probe]:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
         before = len(self.warnings)
-        usable = self._check_probes(probes, req.strings, strict=True)
+        usable = self._check_probes(probes, req, strict=True)
         if not usable:
             raise UnsupportedArgumentError("; ".join(self.warnings[before:]))
         req.pending = usable
@@ -194,7 +253,7 @@ class Tracer:
             self._attach_pending(req)
         return [p for p, _ in usable]
 
-    def _check_probes(self, probes: list[Probe], strings: tuple, strict: bool) -> list[tuple]:
+    def _check_probes(self, probes: list[Probe], req: _Request, strict: bool) -> list[tuple]:
         """(probe, its string arguments) for each probe that can be traced as asked.
 
         A string index applies to the probes that have such an argument; it is
@@ -203,6 +262,14 @@ class Tracer:
         """
         if not probes:
             return []
+        strings = req.strings
+        if req.agg is not None:
+            problems = {p.fullname: req.agg.arg_problems(p, req.role) for p in probes}
+            if strict and any(problems.values()):
+                raise ArgumentIndexError(next(v for v in problems.values() if v)[0])
+            for name, why in problems.items():
+                self.warnings.extend(why)
+            probes = [p for p in probes if not problems[p.fullname]]
         for i in strings:
             if not any(0 <= i < p.nargs and p.args[i].size == 8 for p in probes):
                 if any(0 <= i < p.nargs for p in probes):
@@ -238,6 +305,9 @@ class Tracer:
         opts.string_slots = max((len(r.strings) for r in self._requests), default=0)
         opts.wakeup_bytes = self.wakeup_bytes
         opts.max_sites = self.max_sites
+        opts.aggregate = bool(self._aggs)
+        opts.max_agg_keys = self.max_agg_keys
+        opts.max_starts = max([a.max_pending for a in self._aggs if isinstance(a, Latency)], default=1)
         self._session = _native.Session(opts)
         for req in self._requests:
             self._attach_pending(req)
@@ -260,6 +330,8 @@ class Tracer:
             self._session.add_tgid(req.pid)
         pid = req.pid if (req.kind != "path" and not follow) else -1
         pending, req.pending = req.pending, []
+        spec = req.agg.native_spec(req.role) if req.agg is not None else None
+        agg_id = req.agg.agg_id if req.agg is not None else -1
         for probe, strings in pending:
             inode = _inode_key(probe.open_path)
             req.seen_objects.add(inode)
@@ -267,11 +339,11 @@ class Tracer:
             for site in probe.sites:
                 # Two requests matching the same site (overlapping patterns on
                 # one target) must not attach it twice: that would double events.
-                if (inode, site.pc_offset) in self._attached:
+                if (inode, site.pc_offset, agg_id) in self._attached:
                     continue
-                self._attached.add((inode, site.pc_offset))
+                self._attached.add((inode, site.pc_offset, agg_id))
                 try:
-                    self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow)
+                    self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
                 except AttachError as e:
                     if req.held is None and req.kind == "path":
                         raise
@@ -300,7 +372,7 @@ class Tracer:
                         continue
                     req.seen_objects.add(key)
                     found = match(probes_in_object(obj), req.pattern)
-                    req.pending.extend(self._check_probes(found, req.strings, strict=False))
+                    req.pending.extend(self._check_probes(found, req, strict=False))
             self._attach_pending(req)
 
     @property
@@ -363,6 +435,31 @@ class Tracer:
         """The numpy dtype of the batches this tracer delivers."""
         return self._require_session().dtype
 
+    def aggregation(self, spec: Union[Aggregate, Latency]) -> AggregationResult:
+        """The current rows and counters of one aggregation, read from the kernel.
+        After close() it returns them as they were at the end."""
+        if spec.agg_id < 0 or spec.agg_id >= len(self._aggs) or self._aggs[spec.agg_id] is not spec:
+            raise ConfigError("that aggregation is not attached to this tracer")
+        return self.aggregations()[spec.agg_id]
+
+    def aggregations(self) -> list[AggregationResult]:
+        """Every aggregation's result, in agg_id order."""
+        if self._closed and self._final_aggs is not None:
+            return self._final_aggs
+        session = self._require_session()
+        n = len(self._aggs)
+        rows = session.agg_rows()
+        counters = session.agg_counters(n)
+        pending = session.pending_starts(n)
+        names = [tp.fullname for tp in self._probes]
+        out = []
+        for i, spec in enumerate(self._aggs):
+            c = counters[i]
+            cnt = Counters(int(c["hits"]), int(c["filtered"]), int(c["map_full"]), int(c["starts"]),
+                           int(c["matched"]), int(c["unmatched"]), int(pending[i]), int(c["read_fail"]))
+            out.append(AggregationResult(spec, rows[rows["agg_id"] == i], cnt, names))
+        return out
+
     def stats(self) -> list[ProbeStats]:
         """Per-probe counters: delivered events, kernel hits, and every kind of loss.
         After close() it returns the counters as they were at the end."""
@@ -408,6 +505,7 @@ class Tracer:
             return
         if self._session is not None and not self._session.closed:
             self._final_stats = self.stats()
+            self._final_aggs = self.aggregations() if self._aggs else []
             self._session.close()
         self._closed = True
         for req in self._requests:

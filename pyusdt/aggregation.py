@@ -1,0 +1,382 @@
+"""In-kernel aggregation: what to compute (specs) and what came out (results).
+
+An :class:`Aggregate` says what the kernel does with each hit of the probes it
+is attached to: count it, or sum / min / max / average / histogram one of its
+arguments, optionally keyed (by an argument, a string argument, the pid, tid,
+comm or the probe) and filtered (a pid, an argument compared with a
+constant).  A :class:`Latency` pairs a start probe with a done probe and
+aggregates the time between them.  Nothing is compiled: the spec becomes data
+in the BPF site map, read by the one precompiled aggregating program.
+
+Results are read from the maps at any time as an :class:`AggregationResult`:
+histograms (:class:`pyusdt.histogram.Histogram`), per-key statistics, the
+counters of everything filtered out or lost, and bpftrace-identical text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from .errors import ConfigError
+from .histogram import Histogram, linear_nbuckets, render_hist, render_scalar
+
+KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
+_CMP = {"==": _native.CMP_EQ, "!=": _native.CMP_NE, "<": _native.CMP_LT,
+        "<=": _native.CMP_LE, ">": _native.CMP_GT, ">=": _native.CMP_GE}
+# Latency units: divisor applied to nanoseconds.
+UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """An integer argument, by 0-based index (bpftrace's argN)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class StrArg:
+    """A string argument (a char * read as a bounded string), by index."""
+
+    index: int
+
+
+KeySpec = Union[None, Arg, StrArg, str]  # str: "pid", "tid", "comm" or "probe"
+_KEY_NAMES = {"pid": _native.KEY_PID, "tid": _native.KEY_TID, "comm": _native.KEY_COMM,
+              "probe": _native.KEY_PROBE}
+
+
+@dataclass(frozen=True)
+class Where:
+    """A predicate evaluated in the kernel: argument `arg` OP `value`."""
+
+    arg: int
+    op: str
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.op not in _CMP:
+            raise ConfigError(f"comparison must be one of {' '.join(_CMP)} (got {self.op!r})")
+
+
+@dataclass
+class Aggregate:
+    """What the kernel computes for each hit of the probes it is attached to.
+
+    kind: count, sum, min, max, avg, stats (count, sum, min, max, avg), hist
+        (log2, as bpftrace's hist()) or lhist (linear: needs lhist=(min, max, step)).
+    value: the argument aggregated (not for count).
+    key: None, Arg(i), StrArg(i), "pid", "tid", "comm" or "probe".
+    divisor: the value is divided by it (units), rounding toward zero.
+    where: a Where predicate; pid: only this process.
+    """
+
+    kind: str = "count"
+    value: Optional[int] = None
+    key: KeySpec = None
+    divisor: int = 1
+    lhist: Optional[Tuple[int, int, int]] = None
+    where: Optional[Where] = None
+    pid: Optional[int] = None
+    agg_id: int = field(default=-1, compare=False)  # set by the Tracer
+
+    def __post_init__(self) -> None:
+        self.validate(needs_value=True)
+
+    def validate(self, needs_value: bool) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"aggregation must be one of {', '.join(KINDS)} (got {self.kind!r})")
+        if needs_value and self.kind != "count" and self.value is None:
+            raise ConfigError(f"{self.kind} needs a value argument")
+        if self.kind == "lhist":
+            if self.lhist is None:
+                raise ConfigError("lhist needs (min, max, step)")
+            lmin, lmax, step = self.lhist
+            if step <= 0:
+                raise ConfigError(f"lhist step must be positive (got {step})")
+            if lmin >= lmax:
+                raise ConfigError(f"lhist min must be below max (got min {lmin}, max {lmax})")
+            if step > lmax - lmin:
+                raise ConfigError(f"lhist step {step} is larger than max - min ({lmax - lmin})")
+        if self.divisor < 1:
+            raise ConfigError(f"divisor must be at least 1 (got {self.divisor})")
+        if isinstance(self.key, str) and self.key not in _KEY_NAMES:
+            raise ConfigError(f"key must be Arg(i), StrArg(i) or one of {', '.join(_KEY_NAMES)}")
+
+    # -- the native spec ---------------------------------------------------
+
+    def native_spec(self, role: int) -> "_native.AggSpec":
+        """The site data the BPF program reads (bpf/pyusdt_abi.h)."""
+        s = _native.AggSpec()
+        s.agg_id = self.agg_id
+        s.role = role
+        s.divisor = self.divisor
+        if self.value is not None and role == _native.ROLE_AGG:
+            s.value_arg = self.value
+        if self.kind in ("hist",):
+            s.hist_kind = _native.HIST_LOG2
+        elif self.kind == "lhist":
+            lmin, lmax, step = self.lhist
+            s.hist_kind = _native.HIST_LINEAR
+            s.lmin, s.lmax, s.step = lmin, lmax, step
+            s.lbuckets = linear_nbuckets(lmin, lmax, step)
+        s.keep_stats = 0 if self.kind in ("hist", "lhist") else 1
+        if isinstance(self.key, Arg):
+            s.key_kind, s.key_arg = _native.KEY_ARG, self.key.index
+        elif isinstance(self.key, StrArg):
+            s.key_kind, s.key_arg = _native.KEY_STR, self.key.index
+        elif isinstance(self.key, str):
+            s.key_kind = _KEY_NAMES[self.key]
+        if self.where is not None:
+            s.filter_op, s.filter_arg, s.filter_value = _CMP[self.where.op], self.where.arg, self.where.value
+        if self.pid:
+            s.filter_pid = self.pid
+        return s
+
+    def arg_problems(self, probe, role: int, key_here: bool = True) -> list:
+        """Why `probe` cannot feed this aggregation (argument indices, widths)."""
+        needed = []
+        if role == _native.ROLE_AGG and self.value is not None:
+            needed.append(("value", self.value, False))
+        if key_here and isinstance(self.key, (Arg, StrArg)):
+            needed.append(("key", self.key.index, isinstance(self.key, StrArg)))
+        if self.where is not None:
+            needed.append(("filter", self.where.arg, False))
+        problems = []
+        for what, i, as_string in needed:
+            if not 0 <= i < probe.nargs:
+                problems.append(f"{what} argument {i} out of range: {probe.fullname} has "
+                                f"{probe.nargs} argument(s)")
+            elif as_string and probe.args[i].size != 8:
+                problems.append(f"string key argument {i} of {probe.fullname} is a "
+                                f"{probe.args[i].size}-byte integer, not a string pointer")
+        return problems
+
+
+@dataclass
+class Latency:
+    """Time from a start probe to a done probe, aggregated like an Aggregate.
+
+    start, done: patterns on provider:name.
+    pair_by: None pairs by thread; an int pairs by that argument of both
+        probes (a request id); a (start_index, done_index) pair by those.
+    key: as Aggregate's; key_from: "start" or "done", the probe whose
+        arguments the key reads (pid/tid/comm/probe: the done probe's).
+    unit: ns, us, ms or s.
+    where: evaluated at the start probe: it chooses which requests are timed
+        (the done of a request it rejected counts as unmatched).
+    """
+
+    start: str
+    done: str
+    kind: str = "hist"
+    pair_by: Union[None, int, Tuple[int, int]] = None
+    key: KeySpec = None
+    key_from: str = "done"
+    unit: str = "ns"
+    lhist: Optional[Tuple[int, int, int]] = None
+    where: Optional[Where] = None
+    pid: Optional[int] = None
+    max_pending: int = 10240
+    agg_id: int = field(default=-1, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ConfigError(f"unit must be one of {', '.join(UNITS)} (got {self.unit!r})")
+        if self.key_from not in ("start", "done"):
+            raise ConfigError("key_from must be 'start' or 'done'")
+        self.aggregate().validate(needs_value=False)
+
+    def aggregate(self) -> Aggregate:
+        """The aggregation of the time differences."""
+        agg = Aggregate.__new__(Aggregate)
+        agg.kind, agg.value, agg.key, agg.divisor = self.kind, None, self.key, UNITS[self.unit]
+        agg.lhist, agg.where, agg.pid, agg.agg_id = self.lhist, self.where, self.pid, self.agg_id
+        return agg
+
+    def _pair_arg(self, role: int) -> Optional[int]:
+        if self.pair_by is None:
+            return None
+        if isinstance(self.pair_by, int):
+            return self.pair_by
+        return self.pair_by[0 if role == _native.ROLE_START else 1]
+
+    def native_spec(self, role: int) -> "_native.AggSpec":
+        agg = self.aggregate()
+        key_here = (self.key_from == "start") == (role == _native.ROLE_START)
+        if isinstance(self.key, str):  # pid/tid/comm/probe: taken at the done probe
+            key_here = role == _native.ROLE_DONE
+        if not key_here:
+            agg.key = None
+        s = agg.native_spec(role)
+        pair = self._pair_arg(role)
+        if pair is not None:
+            s.pair_arg = pair
+        if role == _native.ROLE_DONE and not key_here and self.key is not None:
+            s.key_from_start = 1
+            # The done site stores rows under the key kind the start computed.
+            start = self.aggregate().native_spec(_native.ROLE_START)
+            s.key_kind = start.key_kind
+        if role == _native.ROLE_DONE:
+            # The predicate chooses which requests are timed: it runs at the start.
+            s.filter_op = _native.CMP_NONE
+        return s
+
+    def arg_problems(self, probe, role: int) -> list:
+        agg = self.aggregate()
+        key_here = (self.key_from == "start") == (role == _native.ROLE_START)
+        if role == _native.ROLE_DONE:
+            agg.where = None
+        problems = agg.arg_problems(probe, _native.ROLE_DONE, key_here=key_here)
+        pair = self._pair_arg(role)
+        if pair is not None and not 0 <= pair < probe.nargs:
+            problems.append(f"pairing argument {pair} out of range: {probe.fullname} has "
+                            f"{probe.nargs} argument(s)")
+        return problems
+
+
+@dataclass
+class Stats:
+    """count, sum, min, max of one key; avg truncated toward zero as in C."""
+
+    count: int
+    sum: int
+    min: int
+    max: int
+
+    @property
+    def avg(self) -> int:
+        if not self.count:
+            return 0
+        q = abs(self.sum) // self.count
+        return q if self.sum >= 0 else -q
+
+
+@dataclass
+class Counters:
+    """Everything that happened to an aggregation's hits, so nothing is lost silently."""
+
+    hits: int  # hits that were aggregated (after filters)
+    filtered: int  # hits the predicate or pid filter rejected
+    map_full: int  # values dropped: the aggregation map was full
+    starts: int  # latency starts recorded
+    matched: int  # latency dones that found their start
+    unmatched: int  # latency dones without a start (begun before the trace, or evicted)
+    pending: int  # latency starts still waiting for their done
+    read_fail: int  # value/key/filter arguments that could not be read
+
+    @property
+    def evicted(self) -> int:
+        """Starts pushed out of the LRU map before their done (never matched, no longer pending)."""
+        return max(0, self.starts - self.matched - self.pending)
+
+
+Key = Union[None, int, str]
+
+
+class AggregationResult:
+    """One aggregation's rows, read from the kernel maps."""
+
+    def __init__(self, spec: Union[Aggregate, Latency], rows: np.ndarray, counters: Counters,
+                 probe_names: list):
+        self.spec = spec
+        self.counters = counters
+        agg = spec.aggregate() if isinstance(spec, Latency) else spec
+        self.kind = agg.kind
+        self._agg = agg
+        self._probe_names = probe_names
+        self._stats: Dict[Key, Stats] = {}
+        self._buckets: Dict[Key, Dict[int, int]] = {}
+        signed_key = isinstance(agg.key, Arg)  # integer argument keys print signed, as bpftrace does
+        for r in rows:
+            key = self._decode_key(r, signed_key)
+            if int(r["bucket"]) == _native.STATS_ROW:
+                self._stats[key] = Stats(int(r["count"]), int(r["sum"]), int(r["min"]), int(r["max"]))
+            else:
+                self._buckets.setdefault(key, {})[int(r["bucket"])] = int(r["count"])
+
+    def _decode_key(self, r, signed: bool) -> Key:
+        key = self._agg.key
+        if key is None:
+            return None
+        if r["is_str"]:
+            return bytes(r["str_key"]).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+        v = int(r["key"])
+        if key == "probe":
+            return self._probe_names[v] if v < len(self._probe_names) else str(v)
+        if signed and v >= 1 << 63:
+            v -= 1 << 64
+        return v
+
+    @property
+    def keys(self) -> list:
+        return sorted(set(self._stats) | set(self._buckets), key=lambda k: (k is None, str(k)))
+
+    def hist(self, key: Key = None) -> Histogram:
+        """The histogram of one key (None when the aggregation has no key)."""
+        lmin, lmax, step = self._agg.lhist or (None, None, None)
+        kind = "linear" if self.kind == "lhist" else "log2"
+        return Histogram(self._buckets.get(key, {}), kind=kind, lmin=lmin, lmax=lmax, step=step)
+
+    def histograms(self) -> Dict[Key, Histogram]:
+        return {k: self.hist(k) for k in self._buckets}
+
+    def stats(self, key: Key = None) -> Stats:
+        return self._stats.get(key, Stats(0, 0, 0, 0))
+
+    def value(self, key: Key = None) -> int:
+        """count / sum / min / max / avg of one key, by the aggregation's kind."""
+        s = self.stats(key)
+        return {"count": s.count, "sum": s.sum, "min": s.min, "max": s.max, "avg": s.avg,
+                "stats": s.avg}[self.kind]
+
+    @property
+    def total(self) -> int:
+        """Values aggregated, all keys."""
+        if self.kind in ("hist", "lhist"):
+            return sum(sum(b.values()) for b in self._buckets.values())
+        return sum(s.count for s in self._stats.values())
+
+    def minus(self, earlier: "AggregationResult") -> "AggregationResult":
+        """What this result added since `earlier` (for per-interval output):
+        exact for counts, sums and buckets; min and max stay cumulative."""
+        out = AggregationResult.__new__(AggregationResult)
+        out.__dict__.update(self.__dict__)
+        out._buckets = {}
+        for k, b in self._buckets.items():
+            prev = earlier._buckets.get(k, {})
+            diff = {i: c - prev.get(i, 0) for i, c in b.items() if c - prev.get(i, 0)}
+            if diff:
+                out._buckets[k] = diff
+        out._stats = {}
+        for k, s in self._stats.items():
+            p = earlier._stats.get(k, Stats(0, 0, 0, 0))
+            if s.count - p.count:
+                out._stats[k] = Stats(s.count - p.count, s.sum - p.sum, s.min, s.max)
+        return out
+
+    def render(self, name: str = "@") -> str:
+        """Text as bpftrace prints the same map."""
+        if self.kind in ("hist", "lhist"):
+            return render_hist(name, self.histograms())
+        if self.kind in ("avg", "stats"):
+            return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items()}, self.kind)
+        return render_scalar(name, {k: self.value(k) for k in self._stats}, self.kind)
+
+    def to_json(self) -> dict:
+        """The same data as plain JSON types: per key, histogram or stats."""
+        data: dict = {}
+        for k in self.keys:
+            entry: dict = {}
+            if k in self._buckets:
+                entry["hist"] = self.hist(k).to_json()
+            if k in self._stats:
+                s = self.stats(k)
+                entry.update(count=s.count, sum=s.sum, min=s.min, max=s.max, avg=s.avg)
+            data["" if k is None else str(k)] = entry
+        c = self.counters
+        return {"kind": self.kind, "data": data,
+                "counters": {**c.__dict__, "evicted": c.evicted}}

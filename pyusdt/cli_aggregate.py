@@ -1,0 +1,203 @@
+"""The aggregating commands: count, sum, min, max, avg, stats, hist, lhist, latency.
+
+They take the same targets as `pyusdt trace` (PATH, -p PID, -c "CMD") and
+print what the kernel aggregated, as bpftrace prints the same map, at the end
+and every --interval.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from typing import Optional
+
+from .aggregation import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
+from .cli_targets import Target, Terminated, add_target_args, split_target
+from .errors import ConfigError
+from .tracer import Tracer
+
+_WHERE = re.compile(r"^\s*arg(\d+)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*$")
+_KEY = re.compile(r"^(arg|str)(\d+)$")
+_HELP = {
+    "count": "count hits per probe (or per --by key)",
+    "sum": "sum an argument",
+    "min": "minimum of an argument",
+    "max": "maximum of an argument",
+    "avg": "average of an argument",
+    "stats": "count, average and total of an argument",
+    "hist": "log2 histogram of an argument, as bpftrace's hist()",
+    "lhist": "linear histogram of an argument, as bpftrace's lhist()",
+}
+
+
+def parse_key(text: Optional[str]):
+    """--by: pid, tid, comm, probe, none, argN (integer) or strN (string)."""
+    if text is None or text == "none":
+        return None
+    if text in ("pid", "tid", "comm", "probe"):
+        return text
+    m = _KEY.match(text)
+    if not m:
+        raise ConfigError(f"--by must be pid, tid, comm, probe, none, argN or strN (got {text!r})")
+    return (StrArg if m.group(1) == "str" else Arg)(int(m.group(2)))
+
+
+def parse_where(text: Optional[str]) -> Optional[Where]:
+    """--where 'argN OP VALUE' with OP one of == != < <= > >=."""
+    if text is None:
+        return None
+    m = _WHERE.match(text)
+    if not m:
+        raise ConfigError(f"--where must look like 'arg0 > 100' (got {text!r})")
+    return Where(int(m.group(1)), m.group(2), int(m.group(3), 0))
+
+
+def parse_triple(text: str, what: str) -> tuple:
+    try:
+        a, b, c = (int(x, 0) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{what} must be MIN,MAX,STEP (got {text!r})") from None
+    return a, b, c
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    add_target_args(p, with_command=True)
+    p.add_argument("-f", "--follow-forks", action="store_true",
+                   help="with -p/-c, also aggregate in the processes the target forks")
+    p.add_argument("--where", metavar="'argN OP VALUE'", help="only hits where the predicate holds")
+    p.add_argument("--filter-pid", type=int, metavar="PID", help="only hits in this process")
+    p.add_argument("-i", "--interval", type=float, help="print every this many seconds too")
+    p.add_argument("--per-interval", action="store_true",
+                   help="with --interval, print what each interval added (min/max stay cumulative)")
+    p.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--max-keys", type=int, default=10240, help="rows per aggregation map")
+
+
+def add_aggregate_commands(sub) -> None:
+    """Registers the aggregating subcommands on the top-level parser."""
+    for kind in KINDS:
+        p = sub.add_parser(kind, help=_HELP[kind])
+        _add_common(p)
+        if kind != "count":
+            p.add_argument("-v", "--value", type=int, required=True, metavar="N",
+                           help="the argument aggregated (0-based, like argN)")
+        p.add_argument("--by", help="key: pid, tid, comm, probe, none, argN or strN"
+                       + (" (default probe)" if kind == "count" else ""))
+        p.add_argument("--divisor", type=int, default=1, help="divide values by this (units)")
+        if kind == "lhist":
+            p.add_argument("--min", type=int, required=True)
+            p.add_argument("--max", type=int, required=True)
+            p.add_argument("--step", type=int, required=True)
+        p.set_defaults(func=cmd_aggregate, kind=kind)
+
+    p = sub.add_parser("latency", help="time from a start probe to a done probe")
+    _add_common(p)
+    p.add_argument("--start", required=True, metavar="PATTERN", help="the start probe")
+    p.add_argument("--done", required=True, metavar="PATTERN", help="the done probe")
+    p.add_argument("--pair-by", metavar="N | S,D",
+                   help="pair by this argument (a request id) instead of by thread; "
+                        "S,D when it is argument S of the start and D of the done")
+    p.add_argument("--by", help="key: pid, tid, comm, probe, none, argN or strN")
+    p.add_argument("--key-from", choices=["start", "done"], default="done",
+                   help="the probe whose arguments --by reads")
+    p.add_argument("--unit", choices=list(UNITS), default="us")
+    p.add_argument("--kind", choices=["hist", "lhist", "stats", "avg", "min", "max", "count", "sum"],
+                   default="hist")
+    p.add_argument("--lhist", metavar="MIN,MAX,STEP", help="linear buckets (implies --kind lhist)")
+    p.add_argument("--max-pending", type=int, default=10240,
+                   help="outstanding starts kept (the oldest are evicted beyond)")
+    p.set_defaults(func=cmd_latency)
+
+
+def _spec_from_args(args) -> Aggregate:
+    lhist = (args.min, args.max, args.step) if args.kind == "lhist" else None
+    key = parse_key(args.by if args.by is not None else ("probe" if args.kind == "count" else None))
+    return Aggregate(args.kind, value=getattr(args, "value", None), key=key, divisor=args.divisor,
+                     lhist=lhist, where=parse_where(args.where), pid=args.filter_pid)
+
+
+def cmd_aggregate(args, parser) -> int:
+    path, pattern = split_target(args, parser)
+    spec = _spec_from_args(args)
+    tracer = Tracer(follow_children=args.follow_forks, max_agg_keys=args.max_keys)
+    with tracer:
+        Target(args, parser, path).attach(tracer, pattern or "*", aggregate=spec)
+        return _run(tracer, spec, args)
+
+
+def cmd_latency(args, parser) -> int:
+    path, pattern = split_target(args, parser)
+    if pattern is not None:
+        parser.error("latency takes --start and --done, not a PATTERN")
+    pair = None
+    if args.pair_by is not None:
+        parts = [int(x) for x in args.pair_by.split(",")]
+        pair = parts[0] if len(parts) == 1 else tuple(parts)
+    kind = "lhist" if args.lhist else args.kind
+    spec = Latency(args.start, args.done, kind=kind, pair_by=pair, key=parse_key(args.by),
+                   key_from=args.key_from, unit=args.unit,
+                   lhist=parse_triple(args.lhist, "--lhist") if args.lhist else None,
+                   where=parse_where(args.where), pid=args.filter_pid, max_pending=args.max_pending)
+    tracer = Tracer(follow_children=args.follow_forks, max_agg_keys=args.max_keys)
+    with tracer:
+        Target(args, parser, path).attach_latency(tracer, spec)
+        return _run(tracer, spec, args)
+
+
+def _counters_line(result) -> str:
+    c = result.counters
+    line = (f"pyusdt: {c.hits} aggregated, {c.filtered} filtered out, {c.map_full} lost (map full), "
+            f"{c.read_fail} unreadable arguments")
+    if isinstance(result.spec, Latency):
+        line += (f"; {c.starts} starts, {c.matched} matched, {c.unmatched} dones without start, "
+                 f"{c.pending} pending, {c.evicted} evicted")
+    return line
+
+
+def _emit(result, args, final: bool) -> None:
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"time_ns": time.monotonic_ns(), "final": final,
+                                     **result.to_json()}) + "\n")
+    else:
+        if not final:
+            sys.stdout.write(time.strftime("%H:%M:%S\n"))
+        sys.stdout.write(result.render("@"))
+    sys.stdout.flush()
+
+
+def _run(tracer: Tracer, spec, args) -> int:
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError("--duration must be positive")
+    if args.interval is not None and args.interval <= 0:
+        raise ConfigError("--interval must be positive")
+    for w in tracer.warnings:
+        print(f"pyusdt: warning: {w}", file=sys.stderr)
+    tracer.start()
+    print(f"pyusdt: aggregating {len(tracer.probes)} probe(s) at {tracer.attached_sites} site(s); "
+          "Ctrl-C to stop", file=sys.stderr)
+    start = time.monotonic()
+    deadline = None if args.duration is None else start + args.duration
+    next_print = None if args.interval is None else start + args.interval
+    previous = None
+    try:
+        while not tracer.done and (deadline is None or time.monotonic() < deadline):
+            tracer.poll(timeout=0.1)
+            if next_print is not None and time.monotonic() >= next_print:
+                now = tracer.aggregation(spec)
+                _emit(now.minus(previous) if args.per_interval and previous else now, args, final=False)
+                previous = now
+                next_print += args.interval
+    except (KeyboardInterrupt, Terminated):
+        pass
+    result = tracer.aggregation(spec)
+    if args.per_interval and previous is not None:
+        result = result.minus(previous)
+    _emit(result, args, final=True)
+    print(_counters_line(tracer.aggregation(spec)), file=sys.stderr)
+    if args.pid is not None and tracer.done:
+        print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+        return 1
+    return 0

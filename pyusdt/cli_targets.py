@@ -1,0 +1,72 @@
+"""Targets on the command line: PATH, -p PID or -c "CMD", the same for every command."""
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Optional
+
+from .launcher import HeldProcess
+from .tracer import Tracer
+
+
+class Terminated(Exception):
+    """SIGTERM, turned into an exception so every cleanup path runs."""
+
+
+def add_target_args(p: argparse.ArgumentParser, with_command: bool) -> None:
+    p.add_argument("-p", "--pid", type=int, help="a running process: every ELF object it maps")
+    if with_command:
+        p.add_argument("-c", "--command", help='run this command ("CMD ARGS"), traced from its start')
+    p.add_argument("target", nargs="*", metavar="[PATH] [PATTERN]",
+                   help="an ELF file (unless -p/-c), then a glob on provider:name")
+
+
+def split_target(args, parser) -> tuple[Optional[str], Optional[str]]:
+    """(path, pattern) from the positionals, by whether -p/-c named the target."""
+    has_other = args.pid is not None or getattr(args, "command", None)
+    pos = list(args.target)
+    if has_other:
+        if len(pos) > 1:
+            parser.error("with -p or -c, give only a PATTERN")
+        return None, (pos[0] if pos else None)
+    if not pos:
+        parser.error("give a PATH, or -p PID" + (" or -c CMD" if hasattr(args, "command") else ""))
+    if len(pos) > 2:
+        parser.error("give PATH and at most one PATTERN")
+    return pos[0], (pos[1] if len(pos) > 1 else None)
+
+
+class Target:
+    """The command line's target, attached once or several times (one held
+    command shared by every attach)."""
+
+    def __init__(self, args, parser: argparse.ArgumentParser, path: Optional[str]):
+        self.pid = args.pid
+        self.path = path
+        self.command: Optional[list] = None
+        self.held: Optional[HeldProcess] = None
+        if getattr(args, "command", None) is not None:
+            self.command = shlex.split(args.command)
+            if not self.command:
+                parser.error("-c needs a command")
+
+    def _held(self) -> HeldProcess:
+        if self.held is None:
+            self.held = HeldProcess(self.command)
+        return self.held
+
+    def attach(self, tracer: Tracer, pattern: str, **kw) -> None:
+        if self.pid is not None:
+            tracer.attach_pid(self.pid, pattern, **kw)
+        elif self.command is not None:
+            tracer.attach_command(self._held(), pattern, **kw)
+        else:
+            tracer.attach_path(self.path, pattern, **kw)
+
+    def attach_latency(self, tracer: Tracer, latency) -> None:
+        if self.pid is not None:
+            tracer.attach_latency(latency, pid=self.pid)
+        elif self.command is not None:
+            tracer.attach_latency(latency, command=self._held())
+        else:
+            tracer.attach_latency(latency, path=self.path)
