@@ -121,7 +121,14 @@ int pyusdt_stream(struct pt_regs *ctx)
 SEC("uprobe")
 int pyusdt_aggregate(struct pt_regs *ctx)
 {
-	return aggregate_hit(ctx);
+	return aggregate_hit(ctx, 0);
+}
+
+/* Aggregating sites keyed by a string, where the kernel allows sleepable uprobes. */
+SEC("uprobe.s")
+int pyusdt_aggregate_sleepable(struct pt_regs *ctx)
+{
+	return aggregate_hit(ctx, 1);
 }
 
 /* Sites with string arguments, where the kernel allows sleepable uprobes. */

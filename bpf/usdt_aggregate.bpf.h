@@ -7,6 +7,20 @@
 #ifndef PYUSDT_USDT_AGGREGATE_BPF_H
 #define PYUSDT_USDT_AGGREGATE_BPF_H
 
+/*
+ * A sleepable program (string keys, which may need a page faulted in) can be
+ * preempted by another task on its CPU between a load and a store of the same
+ * per-CPU slot, so there every update is atomic; the plain program runs to
+ * completion and uses plain adds.
+ */
+#define BUMP(field, sleepable)                                  \
+	do {                                                    \
+		if (sleepable)                                  \
+			__sync_fetch_and_add(&(field), 1);      \
+		else                                            \
+			(field)++;                              \
+	} while (0)
+
 /* bpftrace's hist() buckets: (..., 0), [0], [1], [2, 4), [4, 8), ... */
 static __always_inline __u32 log2_bucket(__s64 v)
 {
@@ -80,8 +94,36 @@ static __always_inline __s64 scale(__s64 v, __u64 divisor)
 }
 
 /* Adds one value to the row at `key` of `map` (a per-CPU hash). */
+static __always_inline void update_min(__s64 *slot, __s64 v, int sleepable)
+{
+	if (!sleepable) {
+		if (v < *slot)
+			*slot = v;
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		__s64 cur = *slot;
+		if (v >= cur || __sync_val_compare_and_swap(slot, cur, v) == cur)
+			return;
+	}
+}
+
+static __always_inline void update_max(__s64 *slot, __s64 v, int sleepable)
+{
+	if (!sleepable) {
+		if (v > *slot)
+			*slot = v;
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		__s64 cur = *slot;
+		if (v <= cur || __sync_val_compare_and_swap(slot, cur, v) == cur)
+			return;
+	}
+}
+
 static __always_inline void add_row(void *map, void *key, __s64 v, int stats,
-				    struct pyusdt_agg_counters *c)
+				    struct pyusdt_agg_counters *c, int sleepable)
 {
 	struct pyusdt_agg_value *row = bpf_map_lookup_elem(map, key);
 	if (!row) {
@@ -91,7 +133,7 @@ static __always_inline void add_row(void *map, void *key, __s64 v, int stats,
 		/* Another CPU inserted the key first (our slot is zero), or the map is full. */
 		row = bpf_map_lookup_elem(map, key);
 		if (!row) {
-			c->map_full++;
+			BUMP(c->map_full, sleepable);
 			return;
 		}
 	}
@@ -99,13 +141,14 @@ static __always_inline void add_row(void *map, void *key, __s64 v, int stats,
 		row->min = v;
 		row->max = v;
 	}
-	row->count++;
+	BUMP(row->count, sleepable);
 	if (stats) {
-		row->sum += v;
-		if (v < row->min)
-			row->min = v;
-		if (v > row->max)
-			row->max = v;
+		if (sleepable)
+			__sync_fetch_and_add(&row->sum, v);
+		else
+			row->sum += v;
+		update_min(&row->min, v, sleepable);
+		update_max(&row->max, v, sleepable);
 	}
 }
 
@@ -121,7 +164,7 @@ static __always_inline int key_is_string(__u8 kind)
 
 /* The aggregation key of this hit; -1 when its argument cannot be read. */
 static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_site *site,
-				    __u64 id, struct agg_key_buf *k)
+				    __u64 id, struct agg_key_buf *k, int sleepable)
 {
 	const struct pyusdt_agg_spec *s = &site->agg;
 	__u64 ptr = 0;
@@ -132,7 +175,8 @@ static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_sit
 	case PYUSDT_KEY_STR:
 		if (site_arg(ctx, site, s->key_arg, &ptr))
 			return -1;
-		if (bpf_probe_read_user_str(k->skey, sizeof(k->skey), (const void *)ptr) < 0) {
+		if ((sleepable ? bpf_copy_from_user_str(k->skey, sizeof(k->skey), (const void *)ptr, 0)
+			       : bpf_probe_read_user_str(k->skey, sizeof(k->skey), (const void *)ptr)) < 0) {
 			k->skey[0] = 0;
 			return -1;
 		}
@@ -155,7 +199,7 @@ static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_sit
 
 /* Histogram bucket and/or stats row for one value under one key. */
 static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_key_buf *k,
-				   __s64 value, struct pyusdt_agg_counters *c)
+				   __s64 value, struct pyusdt_agg_counters *c, int sleepable)
 {
 	__s64 v = scale(value, s->divisor);
 	__u32 bucket = s->hist_kind == PYUSDT_HIST_LOG2 ? log2_bucket(v) : linear_bucket(v, s);
@@ -165,26 +209,26 @@ static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_k
 		__builtin_memcpy(sk.key, k->skey, sizeof(sk.key));
 		if (s->hist_kind) {
 			sk.bucket = bucket;
-			add_row(&agg_str, &sk, v, 0, c);
+			add_row(&agg_str, &sk, v, 0, c, sleepable);
 		}
 		if (s->keep_stats) {
 			sk.bucket = PYUSDT_STATS_ROW;
-			add_row(&agg_str, &sk, v, 1, c);
+			add_row(&agg_str, &sk, v, 1, c, sleepable);
 		}
 		return;
 	}
 	struct pyusdt_agg_key ik = {.agg_id = s->agg_id, .key = k->ikey};
 	if (s->hist_kind) {
 		ik.bucket = bucket;
-		add_row(&agg_int, &ik, v, 0, c);
+		add_row(&agg_int, &ik, v, 0, c, sleepable);
 	}
 	if (s->keep_stats) {
 		ik.bucket = PYUSDT_STATS_ROW;
-		add_row(&agg_int, &ik, v, 1, c);
+		add_row(&agg_int, &ik, v, 1, c, sleepable);
 	}
 }
 
-static __always_inline int aggregate_hit(struct pt_regs *ctx)
+static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 {
 	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
 	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
@@ -193,7 +237,7 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	if (site->filter_tgid && !tgid_traced(id >> 32))
 		return 0;
-	count(site->probe_id, HITS, 0);
+	count(site->probe_id, HITS, sleepable);
 
 	const struct pyusdt_agg_spec *s = &site->agg;
 	__u32 agg_id = s->agg_id;
@@ -201,22 +245,22 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx)
 	if (!c)
 		return 0;
 	if (s->filter_pid && (__u32)(id >> 32) != s->filter_pid) {
-		c->filtered++;
+		BUMP(c->filtered, sleepable);
 		return 0;
 	}
 	if (s->filter_op != PYUSDT_CMP_NONE) {
 		__u64 a = 0;
 		__u8 fi = s->filter_arg;
 		if (fi >= PYUSDT_MAX_ARGS || site_arg(ctx, site, fi, &a)) {
-			c->read_fail++;
+			BUMP(c->read_fail, sleepable);
 			return 0;
 		}
 		if (!compare(a, s->filter_value, s->filter_op, site->args[fi].is_signed)) {
-			c->filtered++;
+			BUMP(c->filtered, sleepable);
 			return 0;
 		}
 	}
-	c->hits++;
+	BUMP(c->hits, sleepable);
 
 	struct agg_key_buf k = {};
 	__u64 value = 0;
@@ -225,40 +269,40 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx)
 		if (s->pair_arg == PYUSDT_NO_ARG)
 			sk.pair = (__u32)id;
 		else if (site_arg(ctx, site, s->pair_arg, &sk.pair)) {
-			c->read_fail++;
+			BUMP(c->read_fail, sleepable);
 			return 0;
 		}
 		if (s->role == PYUSDT_ROLE_START) {
 			struct pyusdt_start_value sv = {};
-			if (make_key(ctx, site, id, (struct agg_key_buf *)&sv.key))
-				c->read_fail++;
+			if (make_key(ctx, site, id, (struct agg_key_buf *)&sv.key, sleepable))
+				BUMP(c->read_fail, sleepable);
 			sv.ts_ns = bpf_ktime_get_ns();
 			bpf_map_update_elem(&starts, &sk, &sv, BPF_ANY);
-			c->starts++;
+			BUMP(c->starts, sleepable);
 			return 0;
 		}
 		__u64 now = bpf_ktime_get_ns();
 		struct pyusdt_start_value *sv = bpf_map_lookup_elem(&starts, &sk);
 		if (!sv) {
-			c->unmatched++;
+			BUMP(c->unmatched, sleepable);
 			return 0;
 		}
 		value = now - sv->ts_ns;
 		if (s->key_from_start)
 			__builtin_memcpy(&k, &sv->key, sizeof(k));
 		bpf_map_delete_elem(&starts, &sk);
-		c->matched++;
-		if (!s->key_from_start && make_key(ctx, site, id, &k))
-			c->read_fail++;
+		BUMP(c->matched, sleepable);
+		if (!s->key_from_start && make_key(ctx, site, id, &k, sleepable))
+			BUMP(c->read_fail, sleepable);
 	} else {
 		if (s->value_arg != PYUSDT_NO_ARG && site_arg(ctx, site, s->value_arg, &value)) {
-			c->read_fail++;
+			BUMP(c->read_fail, sleepable);
 			return 0;
 		}
-		if (make_key(ctx, site, id, &k))
-			c->read_fail++;
+		if (make_key(ctx, site, id, &k, sleepable))
+			BUMP(c->read_fail, sleepable);
 	}
-	record(s, &k, (__s64)value, c);
+	record(s, &k, (__s64)value, c, sleepable);
 	return 0;
 }
 

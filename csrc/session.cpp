@@ -88,7 +88,7 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
         load_failed(ENOENT, "open");
     // String sites prefer the sleepable program, which can fault in pages;
     // a kernel that refuses it still gets the plain one.
-    sleepable_ = opts_.string_slots > 0;
+    sleepable_ = opts_.string_slots > 0 || opts_.aggregate;
     int err = open_and_load();
     if (err && sleepable_) {
         sleepable_ = false;
@@ -150,8 +150,9 @@ int Session::open_and_load() {
     bpf_map__set_max_entries(skel_->maps.agg_int, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.starts, opts_.max_starts);
-    bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_);
+    bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_ && opts_.string_slots > 0);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate, opts_.aggregate);
+    bpf_program__set_autoload(skel_->progs.pyusdt_aggregate_sleepable, sleepable_ && opts_.aggregate);
     int err = usdt__load(skel_);
     if (err) {
         usdt__destroy(skel_);
@@ -228,7 +229,10 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     LIBBPF_OPTS(bpf_uprobe_opts, uo);
     uo.ref_ctr_offset = site.semaphore_offset;
     uo.bpf_cookie = idx;
-    bpf_program *prog = aggregating                ? skel_->progs.pyusdt_aggregate
+    // String reads go to the sleepable programs, which can fault pages in.
+    bool string_key = aggregating && agg->key_kind == PYUSDT_KEY_STR && !agg->key_from_start;
+    bpf_program *prog = aggregating ? (string_key && sleepable_ ? skel_->progs.pyusdt_aggregate_sleepable
+                                                                : skel_->progs.pyusdt_aggregate)
                         : (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
                                                      : skel_->progs.pyusdt_stream;
     bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);

@@ -120,7 +120,7 @@ class Session {
     SessionOptions opts_;
     usdt *skel_ = nullptr;
     ring_buffer *rb_ = nullptr;
-    bool sleepable_ = false;  // string sites use the sleepable program
+    bool sleepable_ = false;  // string reads use the sleepable programs
     int epfd_ = -1;              // edge-triggered epoll on the ring buffer
     uint8_t *positions_ = nullptr;  // consumer and producer position pages
     size_t page_ = 0;
