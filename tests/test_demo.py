@@ -34,3 +34,25 @@ def test_strings_in_untouched_rodata_are_read(bpf):
         stats = t.stats()
     assert [e.args for e in events] == [(i, i * i - 10, LABELS[i % 4]) for i in range(8)]
     assert stats[0].str_fail == 0 and stats[0].events == 8 and stats[0].hits == 8
+
+
+def test_string_keys_in_untouched_rodata(bpf):
+    # The same untouched labels as aggregation keys: the aggregating program
+    # for string keys is sleepable too, so every label is a key of its own.
+    from pyusdt.aggregation import Aggregate, StrArg
+
+    spec = Aggregate("stats", value=1, key=StrArg(2))
+    with Tracer() as t:
+        t.attach_command([DEMO, "20", "1"], "demo:tick", aggregate=spec)
+        t.start()
+        for _ in t.batches(timeout=0.1):
+            pass
+        r = t.aggregation(spec)
+    expected = {}
+    for i in range(20):
+        expected.setdefault(LABELS[i % 4], []).append(i * i - 10)
+    assert set(r.keys) == set(LABELS)
+    for label, values in expected.items():
+        s = r.stats(label)
+        assert (s.count, s.sum, s.min, s.max) == (len(values), sum(values), min(values), max(values))
+    assert r.counters.read_fail == 0 and r.counters.hits == 20
