@@ -14,7 +14,7 @@ counters of everything filtered out or lost, and bpftrace-identical text.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
@@ -60,6 +60,10 @@ class Where:
     def __post_init__(self) -> None:
         if self.op not in _CMP:
             raise ConfigError(f"comparison must be one of {' '.join(_CMP)} (got {self.op!r})")
+        if not -(1 << 63) <= self.value < 1 << 64:
+            raise ConfigError(f"comparison value {self.value} does not fit in 64 bits")
+        if self.arg < 0:
+            raise ConfigError(f"argument index must not be negative (got {self.arg})")
 
 
 @dataclass
@@ -81,7 +85,6 @@ class Aggregate:
     lhist: Optional[Tuple[int, int, int]] = None
     where: Optional[Where] = None
     pid: Optional[int] = None
-    agg_id: int = field(default=-1, compare=False)  # set by the Tracer
 
     def __post_init__(self) -> None:
         self.validate(needs_value=True)
@@ -108,10 +111,11 @@ class Aggregate:
 
     # -- the native spec ---------------------------------------------------
 
-    def native_spec(self, role: int) -> "_native.AggSpec":
-        """The site data the BPF program reads (bpf/pyusdt_abi.h)."""
+    def native_spec(self, role: int, agg_id: int) -> "_native.AggSpec":
+        """The site data the BPF program reads (bpf/pyusdt_abi.h); `agg_id` is
+        the number the Tracer gave this aggregation."""
         s = _native.AggSpec()
-        s.agg_id = self.agg_id
+        s.agg_id = agg_id
         s.role = role
         s.divisor = self.divisor
         if self.value is not None and role == _native.ROLE_AGG:
@@ -131,7 +135,11 @@ class Aggregate:
         elif isinstance(self.key, str):
             s.key_kind = _KEY_NAMES[self.key]
         if self.where is not None:
-            s.filter_op, s.filter_arg, s.filter_value = _CMP[self.where.op], self.where.arg, self.where.value
+            # Stored as the s64 the kernel compares; an unsigned argument is
+            # compared with the same 64 bits read as unsigned.
+            v = self.where.value
+            s.filter_op, s.filter_arg = _CMP[self.where.op], self.where.arg
+            s.filter_value = v - (1 << 64) if v >= 1 << 63 else v
         if self.pid:
             s.filter_pid = self.pid
         return s
@@ -166,6 +174,9 @@ class Latency:
     key: as Aggregate's; key_from: "start" or "done", the probe whose
         arguments the key reads (pid/tid/comm/probe: the done probe's).
     unit: ns, us, ms or s.
+    max_pending: size of the LRU map of outstanding starts.  The kernel's LRU
+        frees entries in per-CPU batches, so it may evict a little before the
+        map is full; such starts are counted exactly all the same (dropped).
     where: evaluated at the start probe: it chooses which requests are timed
         (the done of a request it rejected counts as unmatched).
     """
@@ -181,20 +192,27 @@ class Latency:
     where: Optional[Where] = None
     pid: Optional[int] = None
     max_pending: int = 10240
-    agg_id: int = field(default=-1, compare=False)
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
             raise ConfigError(f"unit must be one of {', '.join(UNITS)} (got {self.unit!r})")
         if self.key_from not in ("start", "done"):
             raise ConfigError("key_from must be 'start' or 'done'")
+        if self.max_pending < 1:
+            raise ConfigError(f"max_pending must be at least 1 (got {self.max_pending})")
+        pairs = () if self.pair_by is None else (
+            (self.pair_by,) if isinstance(self.pair_by, int) else tuple(self.pair_by))
+        if len(pairs) not in (0, 1, 2) or any(not isinstance(i, int) or i < 0 for i in pairs) or (
+                not isinstance(self.pair_by, int) and self.pair_by is not None and len(pairs) != 2):
+            raise ConfigError(f"pair_by must be an argument index or (start index, done index) "
+                              f"(got {self.pair_by!r})")
         self.aggregate().validate(needs_value=False)
 
     def aggregate(self) -> Aggregate:
         """The aggregation of the time differences."""
         agg = Aggregate.__new__(Aggregate)
         agg.kind, agg.value, agg.key, agg.divisor = self.kind, None, self.key, UNITS[self.unit]
-        agg.lhist, agg.where, agg.pid, agg.agg_id = self.lhist, self.where, self.pid, self.agg_id
+        agg.lhist, agg.where, agg.pid = self.lhist, self.where, self.pid
         return agg
 
     def _pair_arg(self, role: int) -> Optional[int]:
@@ -204,21 +222,21 @@ class Latency:
             return self.pair_by
         return self.pair_by[0 if role == _native.ROLE_START else 1]
 
-    def native_spec(self, role: int) -> "_native.AggSpec":
+    def native_spec(self, role: int, agg_id: int) -> "_native.AggSpec":
         agg = self.aggregate()
         key_here = (self.key_from == "start") == (role == _native.ROLE_START)
         if isinstance(self.key, str):  # pid/tid/comm/probe: taken at the done probe
             key_here = role == _native.ROLE_DONE
         if not key_here:
             agg.key = None
-        s = agg.native_spec(role)
+        s = agg.native_spec(role, agg_id)
         pair = self._pair_arg(role)
         if pair is not None:
             s.pair_arg = pair
         if role == _native.ROLE_DONE and not key_here and self.key is not None:
             s.key_from_start = 1
             # The done site stores rows under the key kind the start computed.
-            start = self.aggregate().native_spec(_native.ROLE_START)
+            start = self.aggregate().native_spec(_native.ROLE_START, agg_id)
             s.key_kind = start.key_kind
         if role == _native.ROLE_DONE:
             # The predicate chooses which requests are timed: it runs at the start.
@@ -259,18 +277,19 @@ class Stats:
 class Counters:
     """Everything that happened to an aggregation's hits, so nothing is lost silently."""
 
-    hits: int  # hits that were aggregated (after filters)
+    hits: int  # hits that passed the filters (for a latency: starts and dones)
     filtered: int  # hits the predicate or pid filter rejected
     map_full: int  # values dropped: the aggregation map was full
     starts: int  # latency starts recorded
     matched: int  # latency dones that found their start
-    unmatched: int  # latency dones without a start (begun before the trace, or evicted)
+    unmatched: int  # latency dones without a start (begun before the trace, filtered, or dropped)
     pending: int  # latency starts still waiting for their done
     read_fail: int  # value/key/filter arguments that could not be read
 
     @property
-    def evicted(self) -> int:
-        """Starts pushed out of the LRU map before their done (never matched, no longer pending)."""
+    def dropped(self) -> int:
+        """Starts that will never be matched: replaced by a newer start with the
+        same pairing key (thread or request id), or evicted from the LRU map."""
         return max(0, self.starts - self.matched - self.pending)
 
 
@@ -379,4 +398,4 @@ class AggregationResult:
             data["" if k is None else str(k)] = entry
         c = self.counters
         return {"kind": self.kind, "data": data,
-                "counters": {**c.__dict__, "evicted": c.evicted}}
+                "counters": {**c.__dict__, "dropped": c.dropped}}

@@ -51,7 +51,15 @@ def parse_where(text: Optional[str]) -> Optional[Where]:
     m = _WHERE.match(text)
     if not m:
         raise ConfigError(f"--where must look like 'arg0 > 100' (got {text!r})")
-    return Where(int(m.group(1)), m.group(2), int(m.group(3), 0))
+    number = m.group(3)
+    digits = number.lstrip("-")
+    if digits.startswith("0x"):
+        value = int(number, 16)
+    elif len(digits) > 1 and digits.startswith("0"):
+        raise ConfigError(f"--where: {number!r} has a leading zero (write it in decimal or 0x hex)")
+    else:
+        value = int(number, 10)
+    return Where(int(m.group(1)), m.group(2), value)
 
 
 def parse_triple(text: str, what: str) -> tuple:
@@ -108,7 +116,7 @@ def add_aggregate_commands(sub) -> None:
                    default="hist")
     p.add_argument("--lhist", metavar="MIN,MAX,STEP", help="linear buckets (implies --kind lhist)")
     p.add_argument("--max-pending", type=int, default=10240,
-                   help="outstanding starts kept (the oldest are evicted beyond)")
+                   help="outstanding starts kept (the oldest are evicted beyond, and counted)")
     p.set_defaults(func=cmd_latency)
 
 
@@ -134,7 +142,12 @@ def cmd_latency(args, parser) -> int:
         parser.error("latency takes --start and --done, not a PATTERN")
     pair = None
     if args.pair_by is not None:
-        parts = [int(x) for x in args.pair_by.split(",")]
+        try:
+            parts = [int(x) for x in args.pair_by.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2):
+            raise ConfigError(f"--pair-by must be N or S,D (got {args.pair_by!r})")
         pair = parts[0] if len(parts) == 1 else tuple(parts)
     kind = "lhist" if args.lhist else args.kind
     spec = Latency(args.start, args.done, kind=kind, pair_by=pair, key=parse_key(args.by),
@@ -149,12 +162,12 @@ def cmd_latency(args, parser) -> int:
 
 def _counters_line(result) -> str:
     c = result.counters
-    line = (f"pyusdt: {c.hits} aggregated, {c.filtered} filtered out, {c.map_full} lost (map full), "
-            f"{c.read_fail} unreadable arguments")
     if isinstance(result.spec, Latency):
-        line += (f"; {c.starts} starts, {c.matched} matched, {c.unmatched} dones without start, "
-                 f"{c.pending} pending, {c.evicted} evicted")
-    return line
+        return (f"pyusdt: {c.matched} requests timed, {c.filtered} filtered out, {c.map_full} lost "
+                f"(map full), {c.read_fail} unreadable arguments; {c.starts} starts, "
+                f"{c.unmatched} dones without start, {c.pending} pending, {c.dropped} dropped")
+    return (f"pyusdt: {c.hits} aggregated, {c.filtered} filtered out, {c.map_full} lost (map full), "
+            f"{c.read_fail} unreadable arguments")
 
 
 def _emit(result, args, final: bool) -> None:

@@ -211,9 +211,7 @@ class Tracer:
         a path, a pid, or a command (argv, or a HeldProcess to share one)."""
         if sum(x is not None for x in (path, pid, command)) != 1:
             raise ConfigError("attach_latency needs exactly one of path, pid, command")
-        if latency.agg_id < 0:
-            latency.agg_id = len(self._aggs)
-            self._aggs.append(latency)
+        self._agg_id(latency)
         found = []
         for pattern, role in ((latency.start, _native.ROLE_START), (latency.done, _native.ROLE_DONE)):
             agg = _RoleAgg(latency, role)
@@ -234,11 +232,20 @@ class Tracer:
             return req
         if req.strings:
             raise ConfigError("string arguments are for streaming; aggregate with key=StrArg(i)")
-        if aggregate.agg_id < 0:
-            aggregate.agg_id = len(self._aggs)
-            self._aggs.append(aggregate)
+        self._agg_id(aggregate)
         req.agg, req.role = aggregate, _native.ROLE_AGG
         return req
+
+    def _agg_id(self, spec) -> int:
+        """This tracer's number for an aggregation spec (specs are matched by
+        identity, so one spec object can serve several tracers)."""
+        for i, known in enumerate(self._aggs):
+            if known is spec:
+                return i
+        if len(self._aggs) >= _native.MAX_AGGS:
+            raise ConfigError(f"at most {_native.MAX_AGGS} aggregations per tracer")
+        self._aggs.append(spec)
+        return len(self._aggs) - 1
 
     def _add(self, req: _Request, probes: list[Probe]) -> list[Probe]:
         if self._closed:
@@ -330,8 +337,8 @@ class Tracer:
             self._session.add_tgid(req.pid)
         pid = req.pid if (req.kind != "path" and not follow) else -1
         pending, req.pending = req.pending, []
-        spec = req.agg.native_spec(req.role) if req.agg is not None else None
-        agg_id = req.agg.agg_id if req.agg is not None else -1
+        agg_id = self._agg_id(req.agg) if req.agg is not None else -1
+        spec = req.agg.native_spec(req.role, agg_id) if req.agg is not None else None
         for probe, strings in pending:
             inode = _inode_key(probe.open_path)
             req.seen_objects.add(inode)
@@ -438,9 +445,10 @@ class Tracer:
     def aggregation(self, spec: Union[Aggregate, Latency]) -> AggregationResult:
         """The current rows and counters of one aggregation, read from the kernel.
         After close() it returns them as they were at the end."""
-        if spec.agg_id < 0 or spec.agg_id >= len(self._aggs) or self._aggs[spec.agg_id] is not spec:
-            raise ConfigError("that aggregation is not attached to this tracer")
-        return self.aggregations()[spec.agg_id]
+        for i, known in enumerate(self._aggs):
+            if known is spec:
+                return self.aggregations()[i]
+        raise ConfigError("that aggregation is not attached to this tracer")
 
     def aggregations(self) -> list[AggregationResult]:
         """Every aggregation's result, in agg_id order."""
