@@ -99,6 +99,13 @@ enum pyusdt_hist_kind { PYUSDT_HIST_NONE = 0, PYUSDT_HIST_LOG2 = 1, PYUSDT_HIST_
 #define PYUSDT_STATS_ROW 0xffffffffu
 /* Aggregations one session can hold. */
 #define PYUSDT_MAX_AGGS 256
+/*
+ * An unkeyed aggregation with a log2 histogram (or none) lives in the per-CPU
+ * array agg_flat, rows agg_id * PYUSDT_FLAT_ROWS + bucket, its count/sum/min/max
+ * row last: an array lookup is inlined by the verifier, a hash lookup is not.
+ */
+#define PYUSDT_LOG2_BUCKETS 66
+#define PYUSDT_FLAT_ROWS (PYUSDT_LOG2_BUCKETS + 1)
 
 struct pyusdt_agg_spec {
 	pyusdt_s64 lmin, lmax, step; /* linear histogram: [lmin, lmax) in steps */
@@ -117,7 +124,8 @@ struct pyusdt_agg_spec {
 	pyusdt_u8 filter_arg;
 	pyusdt_u8 pair_arg;          /* START/DONE: argument with the request id; NO_ARG: by thread */
 	pyusdt_u8 key_from_start;    /* DONE: use the key its START site computed */
-	pyusdt_u8 _pad[2];
+	pyusdt_u8 flat;              /* unkeyed, log2 or no histogram: rows in agg_flat */
+	pyusdt_u8 _pad;
 };
 
 /* Key of an aggregation row keyed by nothing or by an integer. */

@@ -65,6 +65,14 @@ struct {
 	__type(value, struct pyusdt_agg_value);
 } agg_int SEC(".maps");
 
+/* Unkeyed aggregations, PYUSDT_FLAT_ROWS rows each (resized before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pyusdt_agg_value);
+} agg_flat SEC(".maps");
+
 /* Aggregation rows keyed by a string (resized before load). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

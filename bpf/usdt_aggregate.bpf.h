@@ -122,6 +122,24 @@ static __always_inline void update_max(__s64 *slot, __s64 v, int sleepable)
 	}
 }
 
+static __always_inline void update_row(struct pyusdt_agg_value *row, __s64 v, int stats,
+				       int sleepable)
+{
+	if (row->count == 0) {
+		row->min = v;
+		row->max = v;
+	}
+	BUMP(row->count, sleepable);
+	if (stats) {
+		if (sleepable)
+			__sync_fetch_and_add(&row->sum, v);
+		else
+			row->sum += v;
+		update_min(&row->min, v, sleepable);
+		update_max(&row->max, v, sleepable);
+	}
+}
+
 static __always_inline void add_row(void *map, void *key, __s64 v, int stats,
 				    struct pyusdt_agg_counters *c, int sleepable)
 {
@@ -137,19 +155,15 @@ static __always_inline void add_row(void *map, void *key, __s64 v, int stats,
 			return;
 		}
 	}
-	if (row->count == 0) {
-		row->min = v;
-		row->max = v;
-	}
-	BUMP(row->count, sleepable);
-	if (stats) {
-		if (sleepable)
-			__sync_fetch_and_add(&row->sum, v);
-		else
-			row->sum += v;
-		update_min(&row->min, v, sleepable);
-		update_max(&row->max, v, sleepable);
-	}
+	update_row(row, v, stats, sleepable);
+}
+
+/* Adds one value to row `idx` of agg_flat. */
+static __always_inline void add_flat(__u32 idx, __s64 v, int stats, int sleepable)
+{
+	struct pyusdt_agg_value *row = bpf_map_lookup_elem(&agg_flat, &idx);
+	if (row)
+		update_row(row, v, stats, sleepable);
 }
 
 struct agg_key_buf {
@@ -199,12 +213,21 @@ static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_sit
 
 /* Histogram bucket and/or stats row for one value under one key. */
 static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_key_buf *k,
-				   __s64 value, struct pyusdt_agg_counters *c, int sleepable)
+				   int string_key, __s64 value, struct pyusdt_agg_counters *c,
+				   int sleepable)
 {
 	__s64 v = scale(value, s->divisor);
 	__u32 bucket = s->hist_kind == PYUSDT_HIST_LOG2 ? log2_bucket(v) : linear_bucket(v, s);
 
-	if (key_is_string(s->key_kind)) {
+	if (s->flat) {
+		__u32 base = s->agg_id * PYUSDT_FLAT_ROWS;
+		if (s->hist_kind == PYUSDT_HIST_LOG2 && bucket < PYUSDT_LOG2_BUCKETS)
+			add_flat(base + bucket, v, 0, sleepable);
+		if (s->keep_stats)
+			add_flat(base + PYUSDT_LOG2_BUCKETS, v, 1, sleepable);
+		return;
+	}
+	if (string_key) {
 		struct pyusdt_agg_str_key sk = {.agg_id = s->agg_id};
 		__builtin_memcpy(sk.key, k->skey, sizeof(sk.key));
 		if (s->hist_kind) {
@@ -234,12 +257,16 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
 	if (!site)
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
+	const struct pyusdt_agg_spec *s = &site->agg;
+	/* Helper calls cost tens of ns here: ask for the ids only when used. */
+	__u64 id = 0;
+	if (site->filter_tgid || s->filter_pid || s->role != PYUSDT_ROLE_AGG ||
+	    s->key_kind == PYUSDT_KEY_PID || s->key_kind == PYUSDT_KEY_TID)
+		id = bpf_get_current_pid_tgid();
 	if (site->filter_tgid && !tgid_traced(id >> 32))
 		return 0;
 	count(site->probe_id, HITS, sleepable);
 
-	const struct pyusdt_agg_spec *s = &site->agg;
 	__u32 agg_id = s->agg_id;
 	struct pyusdt_agg_counters *c = bpf_map_lookup_elem(&agg_counters, &agg_id);
 	if (!c)
@@ -262,7 +289,12 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 	}
 	BUMP(c->hits, sleepable);
 
-	struct agg_key_buf k = {};
+	/* Only a string key needs the whole buffer zeroed (it is the map key). */
+	int string_key = key_is_string(s->key_kind);
+	struct agg_key_buf k;
+	k.ikey = 0;
+	if (string_key)
+		__builtin_memset(k.skey, 0, sizeof(k.skey));
 	__u64 value = 0;
 	if (s->role == PYUSDT_ROLE_START || s->role == PYUSDT_ROLE_DONE) {
 		struct pyusdt_start_key sk = {.agg_id = agg_id};
@@ -302,7 +334,7 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 		if (make_key(ctx, site, id, &k, sleepable))
 			BUMP(c->read_fail, sleepable);
 	}
-	record(s, &k, (__s64)value, c, sleepable);
+	record(s, &k, string_key, (__s64)value, c, sleepable);
 	return 0;
 }
 

@@ -267,7 +267,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("max_probes", &SessionOptions::max_probes)
         .def_readwrite("max_agg_keys", &SessionOptions::max_agg_keys)
         .def_readwrite("max_starts", &SessionOptions::max_starts)
-        .def_readwrite("aggregate", &SessionOptions::aggregate);
+        .def_readwrite("aggregate", &SessionOptions::aggregate)
+        .def_readwrite("flat_aggs", &SessionOptions::flat_aggs);
 
     py::class_<pyusdt_agg_spec>(m, "AggSpec", "What an aggregating site does (bpf/pyusdt_abi.h).")
         .def(py::init([] { pyusdt_agg_spec a{}; a.value_arg = a.key_arg = a.filter_arg = a.pair_arg = PYUSDT_NO_ARG; return a; }))
@@ -288,7 +289,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("filter_op", &pyusdt_agg_spec::filter_op)
         .def_readwrite("filter_arg", &pyusdt_agg_spec::filter_arg)
         .def_readwrite("pair_arg", &pyusdt_agg_spec::pair_arg)
-        .def_readwrite("key_from_start", &pyusdt_agg_spec::key_from_start);
+        .def_readwrite("key_from_start", &pyusdt_agg_spec::key_from_start)
+        .def_readwrite("flat", &pyusdt_agg_spec::flat);
 
     // The enums of the aggregation spec, by their C names without the prefix.
     const std::pair<const char *, int> constants[] = {

@@ -150,6 +150,7 @@ int Session::open_and_load() {
     bpf_map__set_max_entries(skel_->maps.agg_int, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.starts, opts_.max_starts);
+    bpf_map__set_max_entries(skel_->maps.agg_flat, std::max<uint32_t>(1, opts_.flat_aggs * PYUSDT_FLAT_ROWS));
     bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_ && opts_.string_slots > 0);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate, opts_.aggregate);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate_sleepable, sleepable_ && opts_.aggregate);
@@ -219,6 +220,8 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
             throw AttachError(EINVAL, "this session was started without aggregation");
         if (agg->agg_id >= PYUSDT_MAX_AGGS)
             throw AttachError(ENOSPC, "too many aggregations (limit " + std::to_string(PYUSDT_MAX_AGGS) + ")");
+        if (agg->flat && agg->agg_id >= opts_.flat_aggs)
+            throw AttachError(EINVAL, "aggregation " + std::to_string(agg->agg_id) + " has no rows in agg_flat");
         s.agg = *agg;
     }
 
@@ -394,6 +397,21 @@ std::vector<AggRow> Session::agg_rows() const {
                                       r.str_key[sizeof(r.str_key) - 1] = 0;
                                       r.is_str = 1;
                                   });
+    // The flat rows: bucket rows, then the count/sum/min/max row.
+    int fd = bpf_map__fd(skel_->maps.agg_flat);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<pyusdt_agg_value> per_cpu(ncpu > 0 ? ncpu : 1);
+    for (uint32_t idx = 0; idx < opts_.flat_aggs * PYUSDT_FLAT_ROWS; idx++) {
+        if (bpf_map_lookup_elem(fd, &idx, per_cpu.data()) != 0)
+            continue;
+        AggRow row{};
+        row.agg_id = idx / PYUSDT_FLAT_ROWS;
+        uint32_t bucket = idx % PYUSDT_FLAT_ROWS;
+        row.bucket = bucket == PYUSDT_LOG2_BUCKETS ? PYUSDT_STATS_ROW : bucket;
+        fold(per_cpu, row);
+        if (row.count)
+            out.push_back(row);
+    }
     return out;
 }
 

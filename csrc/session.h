@@ -40,6 +40,7 @@ struct SessionOptions {
     uint32_t max_agg_keys = 10240;  // rows of each aggregation map (buckets x keys)
     uint32_t max_starts = 10240;    // outstanding latency starts (LRU beyond)
     bool aggregate = false;         // load the aggregating program too
+    uint32_t flat_aggs = 0;         // aggregations 0..n-1 may use the agg_flat array
 };
 
 // One aggregation row summed over CPUs: a histogram bucket (count only) or

@@ -152,6 +152,7 @@ class Tracer:
         self._probe_ids: dict[tuple, int] = {}
         self._attached: set[tuple] = set()  # (inode key, file offset, agg id) of every attached site
         self._aggs: list = []  # Aggregate / Latency specs, indexed by agg_id
+        self._flat_aggs = 0  # aggregations with rows in the flat per-CPU array
         self._events = np.zeros(0, dtype=np.uint64)
         self._session = None
         self._closed = False
@@ -314,6 +315,9 @@ class Tracer:
         opts.max_sites = self.max_sites
         opts.aggregate = bool(self._aggs)
         opts.max_agg_keys = self.max_agg_keys
+        # The aggregations known now get rows in the flat per-CPU array.
+        self._flat_aggs = len(self._aggs)
+        opts.flat_aggs = self._flat_aggs
         opts.max_starts = max([a.max_pending for a in self._aggs if isinstance(a, Latency)], default=1)
         self._session = _native.Session(opts)
         for req in self._requests:
@@ -339,6 +343,9 @@ class Tracer:
         pending, req.pending = req.pending, []
         agg_id = self._agg_id(req.agg) if req.agg is not None else -1
         spec = req.agg.native_spec(req.role, agg_id) if req.agg is not None else None
+        if spec is not None:
+            flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
+            spec.flat = int(flat_kind and agg_id < self._flat_aggs)
         for probe, strings in pending:
             inode = _inode_key(probe.open_path)
             req.seen_objects.add(inode)
