@@ -7,6 +7,7 @@ kernel or privileges are missing, and fails instead when PYUSDT_REQUIRE_BPF=1
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,24 @@ def bpf() -> None:
         if os.environ.get("PYUSDT_REQUIRE_BPF") == "1":
             pytest.fail(f"PYUSDT_REQUIRE_BPF=1 but BPF is unavailable: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def bpftrace(bpf) -> str:
+    """bpftrace, the reference peer, ready to attach: it goes through tracefs,
+    which is mounted here when missing."""
+    path = shutil.which("bpftrace")
+    if path is None:
+        if os.environ.get("PYUSDT_REQUIRE_BPF") == "1":
+            pytest.fail("PYUSDT_REQUIRE_BPF=1 but bpftrace, the reference peer, is not installed")
+        pytest.skip("bpftrace is not installed")
+    uprobe_events = "/sys/kernel/tracing/uprobe_events"
+    if not os.path.exists(uprobe_events):
+        res = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
+                             capture_output=True, text=True)
+        if not os.path.exists(uprobe_events):
+            pytest.fail(f"cannot mount tracefs at /sys/kernel/tracing: {res.stderr.strip()}")
+    return path
 
 
 def compile_c(source: str, output: str, *extra: str) -> Path:

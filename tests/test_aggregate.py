@@ -11,8 +11,6 @@ on the same program, is the reference for bucket counts and map text.
 from __future__ import annotations
 
 import operator
-import os
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -325,18 +323,6 @@ def test_to_json_has_exact_counts(main_run):
 
 # --------------------------------------------------------------------------
 # bpftrace, the reference
-
-@pytest.fixture(scope="module")
-def bpftrace(bpf):
-    path = shutil.which("bpftrace")
-    if path is None:
-        pytest.skip("bpftrace is not installed")
-    if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-        res = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
-                             capture_output=True, text=True)
-        if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-            pytest.fail(f"cannot mount tracefs at /sys/kernel/tracing: {res.stderr.strip()}")
-    return path
 
 
 # bpftrace map -> the pyusdt aggregation computing the same.  No min()/max():

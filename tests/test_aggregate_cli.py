@@ -10,9 +10,7 @@ same exact counts; --interval prints periodic blocks; bad input is one line
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -89,19 +87,6 @@ SAME_AS_BPFTRACE = [
     (("stats", "-v", "1", "--by", "str2"), "@kst[str(arg2)]", "stats(arg1)"),
     (("hist", "-v", "1", "--by", "str2"), "@kh[str(arg2)]", "hist(arg1)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def bpftrace(bpf):
-    path = shutil.which("bpftrace")
-    if path is None:
-        pytest.skip("bpftrace is not installed")
-    if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-        res = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
-                             capture_output=True, text=True)
-        if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-            pytest.fail(f"cannot mount tracefs at /sys/kernel/tracing: {res.stderr.strip()}")
-    return path
 
 
 def _map_name(m: str) -> str:

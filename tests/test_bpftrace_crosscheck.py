@@ -2,34 +2,13 @@
 same programs: a register, a memory operand and a base+index*scale one."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
-import pytest
 
 from pyusdt import Tracer
 
 LINE = re.compile(r"^-?\d+( -?\d+)*$")
-
-
-@pytest.fixture(scope="session")
-def tracefs():
-    """bpftrace attaches uprobes through tracefs: mount it if it is missing."""
-    if not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-        res = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
-                             capture_output=True, text=True)
-        if res.returncode != 0 or not os.path.exists("/sys/kernel/tracing/uprobe_events"):
-            pytest.fail(f"cannot mount tracefs at /sys/kernel/tracing: {res.stderr.strip()}")
-
-
-@pytest.fixture(scope="session")
-def bpftrace(bpf, tracefs):
-    path = shutil.which("bpftrace")
-    if path is None:
-        pytest.skip("bpftrace is not installed")
-    return path
 
 
 def run_bpftrace(bpftrace: str, program: str, command: str) -> str:

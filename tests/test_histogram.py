@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -143,15 +141,6 @@ def pyusdt_text(m: MapSpec) -> str:
 
 # --------------------------------------------------------------------------
 # Running bpftrace
-
-@pytest.fixture(scope="session")
-def bpftrace(bpf):
-    path = shutil.which("bpftrace")
-    if path is None:
-        pytest.skip("bpftrace is not installed")
-    if not os.path.exists("/sys/kernel/tracing/uprobe_events"):  # BEGIN is a uprobe
-        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True)
-    return path
 
 
 def run_bpftrace(bpftrace: str, program: str) -> str:
