@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "provider_elf.h"
+#include "provider_fire.h"
 #include "session.h"
 #include "usdt_notes.h"
 
@@ -216,6 +218,32 @@ std::vector<UsdtSite> read_sites(const std::string &path) {
     }
 }
 
+py::tuple build_provider(const std::string &provider, const py::list &probes, bool nop5) {
+    std::vector<ProviderProbeSpec> specs;
+    for (py::handle h : probes) {
+        auto t = h.cast<py::tuple>();
+        ProviderProbeSpec p;
+        p.name = t[0].cast<std::string>();
+        for (char c : t[1].cast<std::string>())
+            p.args.push_back(static_cast<ProviderArg>(c));
+        p.arg_names = t[2].cast<std::vector<std::string>>();
+        specs.push_back(std::move(p));
+    }
+    ProviderLayout layout;
+    std::vector<uint8_t> elf;
+    try {
+        elf = build_provider_elf(provider, specs, nop5, &layout);
+    } catch (const ProviderError &e) {
+        raise_py("ProviderError", e.what());
+    }
+    return py::make_tuple(py::bytes(reinterpret_cast<const char *>(elf.data()), elf.size()),
+                          layout.function_vaddr, layout.semaphore_vaddr);
+}
+
+PyMethodDef kFireDef = {"fire", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(provider_fire)),
+                        METH_FASTCALL,
+                        "fire(function_address, arg_types, *values): check, convert, call the probe function."};
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -308,6 +336,22 @@ PYBIND11_MODULE(_native, m) {
     for (auto &[name, value] : constants)
         m.attr(name) = value;
     m.attr("STATS_ROW") = PYUSDT_STATS_ROW;
+
+    // Run-time providers.
+    m.def("build_provider", &build_provider, py::arg("provider"), py::arg("probes"), py::arg("nop5") = true,
+          "The provider's shared object: (bytes, function offsets, semaphore offsets); probes are "
+          "(name, arg type codes as bytes, arg names).");
+    m.add_object("fire", py::reinterpret_steal<py::object>(PyCFunction_New(&kFireDef, nullptr)));
+    const std::pair<const char *, ProviderArg> arg_types[] = {
+        {"ARG_INT8", ProviderArg::kInt8}, {"ARG_UINT8", ProviderArg::kUInt8},
+        {"ARG_INT16", ProviderArg::kInt16}, {"ARG_UINT16", ProviderArg::kUInt16},
+        {"ARG_INT32", ProviderArg::kInt32}, {"ARG_UINT32", ProviderArg::kUInt32},
+        {"ARG_INT64", ProviderArg::kInt64}, {"ARG_UINT64", ProviderArg::kUInt64},
+        {"ARG_STR", ProviderArg::kStr}, {"ARG_BYTES", ProviderArg::kBytes},
+    };
+    for (auto &[name, value] : arg_types)
+        m.attr(name) = static_cast<int>(value);
+    m.attr("MAX_PROVIDER_ARGS") = kMaxProviderArgs;
 
     py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
         .def(py::init<const SessionOptions &>(), py::arg("options"))

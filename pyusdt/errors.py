@@ -70,3 +70,12 @@ class ConfigError(PyusdtError, ValueError):
 
 class SessionClosedError(PyusdtError):
     """The tracer was used after it was closed."""
+
+
+class ProviderError(PyusdtError, ValueError):
+    """A provider or probe that cannot be built: bad name, too many arguments,
+    loading twice, firing after unload."""
+
+
+class ProbeArgumentError(PyusdtError, TypeError):
+    """A probe fired with the wrong number or types of arguments."""
