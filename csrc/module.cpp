@@ -240,10 +240,6 @@ py::tuple build_provider(const std::string &provider, const py::list &probes, bo
                           layout.function_vaddr, layout.semaphore_vaddr);
 }
 
-PyMethodDef kFireDef = {"fire", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(provider_fire)),
-                        METH_FASTCALL,
-                        "fire(function_address, arg_types, *values): check, convert, call the probe function."};
-
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -341,7 +337,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("build_provider", &build_provider, py::arg("provider"), py::arg("probes"), py::arg("nop5") = true,
           "The provider's shared object: (bytes, function offsets, semaphore offsets); probes are "
           "(name, arg type codes as bytes, arg names).");
-    m.add_object("fire", py::reinterpret_steal<py::object>(PyCFunction_New(&kFireDef, nullptr)));
+    if (add_probe_fire_type(m.ptr()) < 0)
+        throw py::error_already_set();
     const std::pair<const char *, ProviderArg> arg_types[] = {
         {"ARG_INT8", ProviderArg::kInt8}, {"ARG_UINT8", ProviderArg::kUInt8},
         {"ARG_INT16", ProviderArg::kInt16}, {"ARG_UINT16", ProviderArg::kUInt16},

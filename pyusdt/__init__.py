@@ -10,6 +10,7 @@ from .discovery import ArgSpec, Probe, probes_at_path, probes_in_process
 from .errors import *  # noqa: F401,F403 - the public exception hierarchy
 from .events import Event, EventBatch, TracedProbe
 from .launcher import HeldProcess
+from .provider import Provider
 from .tracer import ProbeStats, Tracer
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "HeldProcess",
     "Probe",
     "ProbeStats",
+    "Provider",
     "TracedProbe",
     "Tracer",
     "probes_at_path",
