@@ -218,6 +218,24 @@ std::vector<UsdtSite> read_sites(const std::string &path) {
     }
 }
 
+// {(provider, name): [(type code, arg name), ...]} from a provider's pyusdt note.
+py::dict described_probes(const std::string &path) {
+    py::dict out;
+    try {
+        std::vector<DescribedProbe> found;
+        {
+            py::gil_scoped_release nogil;
+            ElfFile elf(path);
+            found = read_described_probes(elf);
+        }
+        for (const DescribedProbe &d : found)
+            out[py::make_tuple(d.provider, d.name)] = d.args;
+    } catch (const ElfError &) {
+        // Not readable or not ELF: it describes nothing.
+    }
+    return out;
+}
+
 py::tuple build_provider(const std::string &provider, const py::list &probes, bool nop5) {
     std::vector<ProviderProbeSpec> specs;
     for (py::handle h : probes) {
@@ -334,6 +352,8 @@ PYBIND11_MODULE(_native, m) {
     m.attr("STATS_ROW") = PYUSDT_STATS_ROW;
 
     // Run-time providers.
+    m.def("described_probes", &described_probes, py::arg("path"),
+          "Argument names and types from a pyusdt provider's note: {(provider, name): [(type, name)]}.");
     m.def("build_provider", &build_provider, py::arg("provider"), py::arg("probes"), py::arg("nop5") = true,
           "The provider's shared object: (bytes, function offsets, semaphore offsets); probes are "
           "(name, arg type codes as bytes, arg names).");
@@ -368,6 +388,7 @@ PYBIND11_MODULE(_native, m) {
         .def("detach_all", [](PySession &p) { p.s().detach_all(); })
         .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })
         .def_property_readonly("sleepable_strings", [](PySession &p) { return p.s().sleepable_strings(); })
+        .def_property_readonly("string_slots", [](PySession &p) { return p.s().options().string_slots; })
         .def_property_readonly("dtype", &PySession::dtype)
         .def_property_readonly("closed", &PySession::closed)
         .def("close", &PySession::close);

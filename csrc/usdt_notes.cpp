@@ -64,4 +64,33 @@ std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf) {
     return out;
 }
 
+std::vector<DescribedProbe> read_described_probes(const ElfFile &elf) {
+    constexpr uint32_t kNtPyusdtArgs = 1;
+    std::vector<DescribedProbe> out;
+    for (const ElfFile::Note &note : elf.notes()) {
+        if (note.type != kNtPyusdtArgs || note.owner != "pyusdt")
+            continue;
+        DescribedProbe d;
+        size_t pos = 0;
+        if (!take_cstr(note.desc, pos, d.provider) || !take_cstr(note.desc, pos, d.name) ||
+            pos >= note.desc.size())
+            continue;
+        size_t nargs = static_cast<uint8_t>(note.desc[pos++]);
+        bool ok = true;
+        for (size_t i = 0; i < nargs && ok; i++) {
+            if (pos >= note.desc.size()) {
+                ok = false;
+                break;
+            }
+            int type = static_cast<uint8_t>(note.desc[pos++]);
+            std::string name;
+            ok = take_cstr(note.desc, pos, name);
+            d.args.emplace_back(type, name);
+        }
+        if (ok)
+            out.push_back(std::move(d));
+    }
+    return out;
+}
+
 }  // namespace pyusdt

@@ -27,4 +27,13 @@ struct UsdtSite {
 // Every probe site in the file, in note order (one probe may have many sites).
 std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf);
 
+// A probe's arguments as a pyusdt run-time provider describes them in its
+// "pyusdt" note: type code (ProviderArg) and name of each.
+struct DescribedProbe {
+    std::string provider;
+    std::string name;
+    std::vector<std::pair<int, std::string>> args;
+};
+std::vector<DescribedProbe> read_described_probes(const ElfFile &elf);
+
 }  // namespace pyusdt

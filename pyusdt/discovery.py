@@ -34,6 +34,11 @@ class ArgSpec:
     signed: bool
 
 
+_TYPE_NAMES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "str", "bytes")
+# Provider argument type codes (csrc/provider_elf.h) by name, and back.
+ARG_TYPE_NAMES = {getattr(_native, "ARG_" + n.upper()): n for n in _TYPE_NAMES}
+
+
 @dataclass
 class Probe:
     """A USDT probe in one ELF object: provider, name and every site of it."""
@@ -44,6 +49,8 @@ class Probe:
     name: str
     sites: list = field(default_factory=list)  # _native.UsdtSite, one per location
     mapped_by: Optional[int] = None  # the pid whose mapping this came from
+    # (name, type) of each argument, when a pyusdt Provider described them.
+    described: Optional[list] = None
 
     @property
     def fullname(self) -> str:
@@ -56,6 +63,18 @@ class Probe:
     @property
     def nargs(self) -> int:
         return self.sites[0].nargs if self.sites else 0
+
+    @property
+    def arg_names(self) -> list[str]:
+        """Argument names: the provider's own when it described them, else argN."""
+        if self.described:
+            return [n for n, _ in self.described]
+        return [f"arg{i}" for i in range(self.nargs)]
+
+    @property
+    def string_args(self) -> tuple:
+        """Indices of the arguments a provider declared as str."""
+        return tuple(i for i, (_, t) in enumerate(self.described or ()) if t == "str")
 
     @property
     def semaphore(self) -> int:
@@ -83,6 +102,8 @@ class Probe:
             "semaphore": hex(self.semaphore) if self.semaphore else None,
             "args": self.sites[0].args_text.split() if self.sites else [],
             **({"unsupported": self.unsupported} if self.unsupported else {}),
+            **({"arg_names": self.arg_names, "arg_types": [t for _, t in self.described]}
+               if self.described else {}),
         }
 
 
@@ -95,6 +116,11 @@ def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] 
         if key not in grouped:
             grouped[key] = Probe(display or path, path, s.provider, s.name, mapped_by=pid)
         grouped[key].sites.append(s)
+    if grouped:
+        for key, args in _native.described_probes(path).items():
+            probe = grouped.get(tuple(key))
+            if probe is not None and len(args) == probe.nargs:
+                probe.described = [(name, ARG_TYPE_NAMES.get(code, "?")) for code, name in args]
     return list(grouped.values())
 
 

@@ -9,16 +9,17 @@ from .events import Event
 from .tracer import ProbeStats
 
 
-def _arg_text(e: Event, i: int, value) -> str:
+def _arg_text(e: Event, name: str, i: int, value) -> str:
     if i in e.read_failed:
-        return f"arg{i}=?"
+        return f"{name}=?"
     if isinstance(value, str):
-        return f"arg{i}={json.dumps(value, ensure_ascii=False)}" + ("..." if i in e.truncated else "")
-    return f"arg{i}={value}"
+        return f"{name}={json.dumps(value, ensure_ascii=False)}" + ("..." if i in e.truncated else "")
+    return f"{name}={value}"
 
 
 def event_text(e: Event) -> str:
-    args = " ".join(_arg_text(e, i, v) for i, v in enumerate(e.args))
+    names = e.probe.probe.arg_names
+    args = " ".join(_arg_text(e, names[i], i, v) for i, v in enumerate(e.args))
     return f"{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu} {e.probe.fullname} {args}".rstrip()
 
 
@@ -32,6 +33,8 @@ def event_json(e: Event) -> str:
         "probe": e.probe.probe.name,
         "args": [None if i in e.read_failed else v for i, v in enumerate(e.args)],
     }
+    if e.probe.probe.described:
+        obj["arg_names"] = e.probe.probe.arg_names
     if e.truncated:
         obj["truncated"] = list(e.truncated)
     if e.read_failed:
@@ -42,7 +45,12 @@ def event_json(e: Event) -> str:
 def probe_line(p: Probe) -> str:
     sites = len(p.sites)
     sem = f" semaphore={p.semaphore:#x}" if p.semaphore else ""
-    args = " ".join(a.spec for a in p.args) if not p.unsupported else p.sites[0].args_text
+    if p.unsupported:
+        args = p.sites[0].args_text
+    elif p.described:
+        args = " ".join(f"{n}:{t}={a.spec}" for (n, t), a in zip(p.described, p.args))
+    else:
+        args = " ".join(a.spec for a in p.args)
     note = f"  [unsupported: {p.unsupported}]" if p.unsupported else ""
     return f"{p.path} {p.fullname} sites={sites}{sem} args=[{args}]{note}"
 

@@ -296,6 +296,9 @@ class Tracer:
                 self.warnings.append(f"{p.fullname} in {p.path}: refused: {p.unsupported}")
                 continue
             mine = tuple(i for i in strings if 0 <= i < p.nargs and p.args[i].size == 8)
+            if not strings and req.agg is None:
+                # A provider that described its arguments says which are strings.
+                mine = p.string_args
             usable.append((p, mine))
         return usable
 
@@ -310,7 +313,8 @@ class Tracer:
         opts = _native.SessionOptions()
         opts.ringbuf_bytes = self.ringbuf_bytes
         opts.str_len = self.str_len
-        opts.string_slots = max((len(r.strings) for r in self._requests), default=0)
+        opts.string_slots = max((len(strings) for r in self._requests for _, strings in r.pending),
+                                default=0)
         opts.wakeup_bytes = self.wakeup_bytes
         opts.max_sites = self.max_sites
         opts.aggregate = bool(self._aggs)
@@ -346,7 +350,12 @@ class Tracer:
         if spec is not None:
             flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
             spec.flat = int(flat_kind and agg_id < self._flat_aggs)
+        slots = self._session.string_slots
         for probe, strings in pending:
+            if len(strings) > slots:
+                self.warnings.append(f"{probe.fullname}: only its first {slots} string argument(s) "
+                                     "are read (the session was started with fewer)")
+                strings = strings[:slots]
             inode = _inode_key(probe.open_path)
             req.seen_objects.add(inode)
             probe_id = self._probe_id(probe, strings)
