@@ -65,3 +65,12 @@ def test_trace_decodes_without_being_told(bpf, app):
         else:
             assert [line.split(" describedapp:hello ")[1] for line in trace.out] == [
                 f'count={-i} msg="héllo {i}" big={2**64 - 1 - i}' for i in range(3)]
+
+
+def test_bpftrace_lists_provider_probes(bpftrace, app):
+    _, pid = app
+    res = subprocess.run([bpftrace, "-l", "usdt:*:describedapp:*", "-p", str(pid)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    probes = sorted(line.rsplit(":", 2)[1:] for line in res.stdout.splitlines() if line.startswith("usdt:"))
+    assert probes == [["describedapp", "bye"], ["describedapp", "hello"]]
