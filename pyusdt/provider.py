@@ -32,13 +32,13 @@ ARG_TYPES: Dict[str, int] = {
     "str": _native.ARG_STR, "bytes": _native.ARG_BYTES,
 }
 _PY_TYPES = {int: "int64", str: "str", bytes: "bytes"}
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 ArgDecl = Tuple[str, Union[str, type]]
 
 
 def _check_ident(what: str, name: str) -> None:
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
         raise ProviderError(f"{what} name {name!r} is not a valid identifier")
 
 
