@@ -89,8 +89,10 @@ PyObject *fire_traced(ProbeFire *f, PyObject *const *args, Py_ssize_t n) {
                 return arg_error(f, i, "expected str");
             // The UTF-8 form is cached in the str object: valid while v lives.
             const char *s = PyUnicode_AsUTF8(v);
-            if (!s)
-                return nullptr;
+            if (!s) {
+                PyErr_Clear();
+                return arg_error(f, i, "str cannot be encoded as UTF-8 (lone surrogate)");
+            }
             words[i] = reinterpret_cast<uint64_t>(s);
         } else if (t == ProviderArg::kBytes) {
             if (!PyBytes_Check(v))

@@ -46,6 +46,9 @@ def _fire_not_loaded(*args: Any) -> None:
     raise ProviderError("probe fired before its provider was loaded")
 
 
+_fire_not_loaded.enabled = False  # type: ignore[attr-defined]  # as ProbeFire.enabled
+
+
 class Probe:
     """One probe of a Provider.  `fire(...)` does nothing but a semaphore read
     while nobody traces it; `enabled` tells whether anyone does."""
@@ -67,12 +70,13 @@ class Probe:
     @property
     def enabled(self) -> bool:
         """True while some tracer has this probe attached (its semaphore is non-zero)."""
-        return self._loaded and self.fire.enabled
+        return self.fire.enabled
 
     def fire_lazy(self, make_args: Callable[[], Sequence[Any]]) -> None:
         """Builds the arguments (an expensive call) only when someone traces the probe."""
-        if not self._loaded or self.fire.enabled:
-            self.fire(*make_args())
+        fire = self.fire
+        if fire.enabled or not self._loaded:
+            fire(*make_args())
 
     def _bind(self, function: int, semaphore: int) -> None:
         self.fire = _native.ProbeFire(function, semaphore, self._codes, self.fullname)
@@ -80,8 +84,9 @@ class Probe:
 
     def _unbind(self) -> None:
         # A fire kept from before unload() now raises instead of touching the
-        # unmapped semaphore.
-        self.fire.unload()
+        # unmapped semaphore.  A probe added after load() was never bound.
+        if self._loaded:
+            self.fire.unload()
         self._loaded = False
 
     def __repr__(self) -> str:

@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""Run-time provider benchmark: what probe.fire() costs a Python program.
+
+    python bench/provider.py [--n-fast N] [--n-traced N] [--repeat R] [--json PATH]
+
+Measured per call, in this Python process (loops of the same call,
+perf_counter_ns around each loop, GC off), median of R repeats run
+round-robin so that drift hits every mode alike:
+
+  empty loop        `for _ in range(n): pass`, subtracted to give the "net" cost
+  noop method       obj.noop(1, 2, 3), a plain Python method that does nothing
+  enabled           probe.enabled, nobody tracing
+  fire off nop5     probe.fire(1, 2, 3), nobody tracing (Provider(nop5=True))
+  fire off nop1     the same on a Provider(nop5=False)
+  fire checked nopX probe.fire(1, 2, 3) with the probe's semaphore raised by
+                      hand and no tracer (investigation): fire() takes its
+                      traced path (arguments checked, probe function called)
+                      but the nop is not probed
+  fire count nop5   probe.fire(1, 2, 3) while a pyusdt Tracer in another process
+  fire count nop1     counts it in the kernel: attach_pid(this pid, ...,
+                      aggregate=Aggregate("count"))
+  fire stream nop5  while that other process streams every event (attach_pid,
+  fire stream nop1    then poll() until told to stop; args summed)
+  C count nop5      bench/provider_raw.c (built here with gcc -O2): a C loop
+  C count nop1        firing a sys/sdt.h probe with the same three 64-bit
+  C stream nop5       register arguments and a semaphore, traced the same way
+  C stream nop1       (attach_pid on its pid, count or stream); its own loop
+                      time per fire.  nop5: the site is a 5-byte nop, as a
+                      Provider(nop5=True) site, which Linux 6.16+ on x86-64
+                      turns into an optimized uprobe (a call, not a trap);
+                      nop1: sys/sdt.h's 1-byte nop, as Provider(nop5=False).
+
+The tracer runs in its own process (this script with `_tracer`), started for
+each traced measurement and stopped after it: it attaches, says ready, and
+this process fires W warm-up calls (the first hit of a nop5 site is where the
+kernel optimizes it) and then the N timed ones.  Every traced run is checked:
+the kernel count (or the events streamed, with exact argument sums and
+nothing lost) must equal W + N.
+
+Targets (PASS/FAIL, never asserted), on net ns per call (loop subtracted;
+the C loop's own overhead is under 1 ns):
+  fire off (nop5 and nop1)       <= 2x noop method
+  fire count nopX                <= 1.2x C count nopX (the same uprobe hit from C)
+And reported: nop5 against nop1, for Python and for C.
+
+Needs root (BPF, uprobes), gcc and systemtap-sdt-dev (sys/sdt.h).  Run it
+with the Python that has pyusdt installed; the machine's other load during
+the run is reported (see bench/stream.py's NoiseMeter).
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RAW_SRC = os.path.join(HERE, "provider_raw.c")
+sys.path.insert(0, HERE)
+
+TARGET_OFF_VS_NOOP = 2.0
+TARGET_TRACED_VS_C = 1.2
+WARMUP = 1000
+
+
+class BenchError(Exception):
+    """A run that could not be made or whose results do not check out."""
+
+
+# -- the tracer process ----------------------------------------------------------
+
+
+def tracer_main(argv) -> int:
+    """`provider.py _tracer PID PATTERN count|stream`: attach, print "ready",
+    trace until a line comes on stdin, print the result as JSON."""
+    from pyusdt import Tracer
+    from pyusdt.aggregation import Aggregate
+
+    pid, pattern, kind = int(argv[0]), argv[1], argv[2]
+    t = Tracer()
+    spec = Aggregate("count") if kind == "count" else None
+    t.attach_pid(pid, pattern, aggregate=spec)
+    t.start()
+    print("ready", flush=True)
+    events = 0
+    sums = [0, 0, 0]
+
+    def consume(batch):
+        nonlocal events
+        a = batch.array["args"]
+        s = a[:, :3].sum(axis=0)
+        for i in range(3):
+            sums[i] += int(s[i])
+        events += len(a)
+
+    if kind == "count":
+        sys.stdin.readline()  # the kernel counts; nothing to do until told
+    else:
+        while not select.select([sys.stdin], [], [], 0)[0]:
+            consume(t.poll(0.1))
+        sys.stdin.readline()
+        for batch in t.drain():
+            consume(batch)
+    out = {"kind": kind}
+    st = t.stats()
+    out["hits"] = sum(s.hits for s in st)
+    out["lost"] = t.lost
+    if kind == "count":
+        r = t.aggregation(spec)
+        c = r.counters
+        out.update(total=r.total, map_full=c.map_full, read_fail=c.read_fail, filtered=c.filtered)
+    else:
+        out.update(events=events, sums=sums)
+    t.close()
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+class TracerProcess:
+    def __init__(self, pid: int, pattern: str, kind: str):
+        self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_tracer", str(pid), pattern, kind],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if line.strip() != "ready":
+            self.p.kill()
+            raise BenchError(f"tracer for {pattern} in {pid} did not start: {line!r}")
+
+    def stop(self) -> dict:
+        out, _ = self.p.communicate("stop\n", timeout=60)
+        if self.p.returncode != 0:
+            raise BenchError(f"tracer exited with {self.p.returncode}")
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def check(res: dict, expected: int) -> tuple:
+    """(ok, why) of a tracer's result for `expected` fires of (1, 2, 3)."""
+    why = []
+    if res["hits"] != expected:
+        why.append(f"hits {res['hits']} != {expected}")
+    if res["lost"]:
+        why.append(f"lost {res['lost']}")
+    if res["kind"] == "count":
+        if res["total"] != expected:
+            why.append(f"count {res['total']} != {expected}")
+        if res["map_full"] or res["read_fail"] or res["filtered"]:
+            why.append(f"counters {res}")
+    else:
+        if res["events"] != expected:
+            why.append(f"events {res['events']} != {expected}")
+        if res["sums"] != [expected, 2 * expected, 3 * expected]:
+            why.append(f"sums {res['sums']}")
+    return not why, "; ".join(why)
+
+
+# -- the timed loops (in this process) --------------------------------------------
+
+
+class Obj:
+    def noop(self, a, b, c):
+        pass
+
+
+def loop_empty(n, _):
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        pass
+    return time.perf_counter_ns() - t0
+
+
+def loop_noop(n, obj):
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        obj.noop(1, 2, 3)
+    return time.perf_counter_ns() - t0
+
+
+def loop_enabled(n, probe):
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        probe.enabled
+    return time.perf_counter_ns() - t0
+
+
+def loop_fire(n, probe):
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        probe.fire(1, 2, 3)
+    return time.perf_counter_ns() - t0
+
+
+def timed(loop, n: int, arg) -> float:
+    gc.disable()
+    try:
+        return loop(n, arg) / n
+    finally:
+        gc.enable()
+
+
+# -- the C reference ----------------------------------------------------------------
+
+
+class RawProcess:
+    """provider_raw running, fed round sizes on stdin."""
+
+    def __init__(self, exe: str):
+        self.p = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise BenchError(f"{exe} did not start")
+        self.pid = int(line[1])
+
+    def run(self, n: int) -> float:
+        self.p.stdin.write(f"{n}\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        fields = dict(f.split("=") for f in line.split())
+        if int(fields.get("n", -1)) != n:
+            raise BenchError(f"provider_raw: bad output {line!r}")
+        return float(fields["ns_per_fire"])
+
+    def close(self) -> None:
+        if self.p.poll() is not None:
+            return
+        try:
+            self.p.stdin.write("0\n")
+            self.p.stdin.flush()
+            self.p.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.p.kill()
+            self.p.wait()
+
+
+def build_raw(outdir: str, nop5: bool) -> str:
+    exe = os.path.join(outdir, "provider_raw_nop5" if nop5 else "provider_raw_nop1")
+    cmd = ["gcc", "-O2", "-Wall", "-o", exe, RAW_SRC] + (["-DBENCH_NOP5"] if nop5 else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"building {RAW_SRC} failed:\n{r.stderr}")
+    return exe
+
+
+# -- one round ------------------------------------------------------------------------
+
+MODES = [
+    "empty loop", "noop method", "enabled", "fire off nop5", "fire off nop1",
+    "fire checked nop5", "fire checked nop1",
+    "fire count nop5", "fire count nop1", "fire stream nop5", "fire stream nop1",
+    "C count nop5", "C count nop1", "C stream nop5", "C stream nop1",
+]
+
+
+def measure(mode: str, ctx: dict, opts) -> dict:
+    if mode == "empty loop":
+        return {"ns": timed(loop_empty, opts.n_fast, None)}
+    if mode == "noop method":
+        return {"ns": timed(loop_noop, opts.n_fast, ctx["obj"])}
+    if mode == "enabled":
+        return {"ns": timed(loop_enabled, opts.n_fast, ctx["probes"]["nop5"])}
+    words = mode.split()
+    site = words[-1]
+    if words[0] == "fire" and words[1] == "off":
+        probe = ctx["probes"][site]
+        if probe.enabled:
+            raise BenchError(f"{mode}: the probe is traced by someone else")
+        return {"ns": timed(loop_fire, opts.n_fast, probe)}
+    if words[1] == "checked":
+        # The semaphore raised by hand, no tracer: fire() takes its traced
+        # path (arguments checked and converted, the probe function called)
+        # but the nop is not probed.  Traced minus this = the uprobe hit.
+        probe = ctx["probes"][site]
+        sem = ctx["semaphores"][site]
+        sem.value = 1
+        try:
+            if not probe.enabled:
+                raise BenchError(f"{mode}: raising the semaphore did not enable the probe")
+            return {"ns": timed(loop_fire, opts.n_fast, probe)}
+        finally:
+            sem.value = 0
+    kind = words[1]
+    if words[0] == "fire":
+        probe = ctx["probes"][site]
+        tr = TracerProcess(os.getpid(), probe.fullname, kind)
+        try:
+            if not probe.enabled:
+                raise BenchError(f"{mode}: the tracer is ready but the probe is not enabled")
+            timed(loop_fire, WARMUP, probe)
+            ns = timed(loop_fire, opts.n_traced, probe)
+        finally:
+            res = tr.stop()
+        if probe.enabled:
+            raise BenchError(f"{mode}: the probe is still enabled after the tracer stopped")
+    else:
+        raw = ctx["raw"][site]
+        tr = TracerProcess(raw.pid, "benchraw:fire", kind)
+        try:
+            raw.run(WARMUP)
+            ns = raw.run(opts.n_traced)
+        finally:
+            res = tr.stop()
+    ok, why = check(res, WARMUP + opts.n_traced)
+    return {"ns": ns, "verified": ok, "why": why, "tracer": res}
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def mark(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def summarize(runs: dict) -> dict:
+    out = {}
+    empty = statistics.median(r["ns"] for r in runs["empty loop"])
+    for mode, rs in runs.items():
+        ns = [r["ns"] for r in rs]
+        med = statistics.median(ns)
+        s = {"ns_median": med, "ns_min": min(ns), "ns_max": max(ns), "runs": rs}
+        # C modes time a C loop: nothing Python to subtract.
+        s["net_median"] = med if mode.startswith("C ") or mode == "empty loop" else med - empty
+        if "verified" in rs[0]:
+            s["verified"] = all(r["verified"] for r in rs)
+            s["why"] = [r["why"] for r in rs if r["why"]]
+        out[mode] = s
+    return out
+
+
+def targets(summary: dict) -> dict:
+    net = {m: s["net_median"] for m, s in summary.items()}
+    res = {}
+    for site in ("nop5", "nop1"):
+        r = net[f"fire off {site}"] / net["noop method"]
+        res[f"fire off {site} <= {TARGET_OFF_VS_NOOP:g}x noop method"] = (r <= TARGET_OFF_VS_NOOP, r)
+    for site in ("nop5", "nop1"):
+        r = net[f"fire count {site}"] / net[f"C count {site}"]
+        res[f"fire count {site} <= {TARGET_TRACED_VS_C:g}x C count {site}"] = (r <= TARGET_TRACED_VS_C, r)
+    res["every traced run checked"] = (all(s.get("verified", True) for s in summary.values()), None)
+    return res
+
+
+def print_report(summary: dict, opts, background: dict) -> dict:
+    print(f"\npyusdt provider benchmark: median of {opts.repeat} runs; "
+          f"untraced loops n={opts.n_fast}, traced n={opts.n_traced} (+{WARMUP} warm-up)")
+    print(f"background: CPU time outside this benchmark's processes {background['foreign_cpu_pct']:.0f}% "
+          f"of one CPU on average, steal {background['steal_pct']:.0f}%"
+          + ("  <- results are noisy" if background["foreign_cpu_pct"] > 10 or background["steal_pct"] > 10 else ""))
+    net = {m: s["net_median"] for m, s in summary.items()}
+    print()
+    hdr = f"{'mode':<18} {'ns/call':>9} {'min':>9} {'max':>9} {'net ns':>9} {'x noop':>7} {'x C':>6} {'check':>6}"
+    print(hdr)
+    print("-" * len(hdr))
+    for mode, s in summary.items():
+        xnoop = (f"{net[mode] / net['noop method']:.2f}"
+                 if "noop method" in net and mode != "empty loop" and not mode.startswith("C ") else "-")
+        c_ref = {"fire count nop5": "C count nop5", "fire count nop1": "C count nop1",
+                 "fire stream nop5": "C stream nop5", "fire stream nop1": "C stream nop1"}.get(mode)
+        xc = f"{net[mode] / net[c_ref]:.3f}" if c_ref in net else "-"
+        chk = ("ok" if s["verified"] else "BAD") if "verified" in s else "-"
+        print(f"{mode:<18} {s['ns_median']:>9.1f} {s['ns_min']:>9.1f} {s['ns_max']:>9.1f} "
+              f"{net[mode]:>9.1f} {xnoop:>7} {xc:>6} {chk:>6}")
+    for mode, s in summary.items():
+        for why in s.get("why", []):
+            print(f"  {mode}: CHECK FAILED: {why}")
+    if set(net) != set(MODES):  # an investigation run (--modes): no ratios, no targets
+        return {}
+    ratios = {
+        "python fire count nop5 / nop1": net["fire count nop5"] / net["fire count nop1"],
+        "python fire stream nop5 / nop1": net["fire stream nop5"] / net["fire stream nop1"],
+        "C count nop5 / nop1": net["C count nop5"] / net["C count nop1"],
+        "C stream nop5 / nop1": net["C stream nop5"] / net["C stream nop1"],
+        "fire count - C count, nop5 (ns)": net["fire count nop5"] - net["C count nop5"],
+        "fire count - C count, nop1 (ns)": net["fire count nop1"] - net["C count nop1"],
+        "fire count - fire checked, nop5 (ns)": net["fire count nop5"] - net["fire checked nop5"],
+        "fire count - fire checked, nop1 (ns)": net["fire count nop1"] - net["fire checked nop1"],
+    }
+    print("\nnop5 against nop1 (net ns, lower is better for nop5); Python's extra cost per traced fire over\n"
+          "the C hit; the hit as Python sees it (traced minus checked, to compare with C count):")
+    for k, v in ratios.items():
+        print(f"  {k:<38} {v:.3f}" if "(ns)" not in k else f"  {k:<38} {v:.1f}")
+    res = targets(summary)
+    print("\ntargets (net ns per call):")
+    for name, (ok, value) in res.items():
+        print(f"  [{mark(ok)}] {name:<40} {'' if value is None else f'{value:.3f}x'}")
+    return {"ratios": ratios, "targets": {k: {"pass": ok, "value": v} for k, (ok, v) in res.items()}}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_tracer":
+        return tracer_main(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n-fast", type=int, default=2_000_000, help="calls per untraced loop (default 2000000)")
+    ap.add_argument("--n-traced", type=int, default=200_000, help="calls per traced loop (default 200000)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per mode; the median is reported (default 5)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="comma-separated subset, for investigation (the targets need them all; "
+                         "'empty loop' is always measured)")
+    opts = ap.parse_args(argv)
+    modes = ["empty loop"] + [m.strip() for m in opts.modes.split(",") if m.strip() and m.strip() != "empty loop"]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        ap.error(f"unknown mode(s) {bad}")
+    if opts.n_fast <= 0 or opts.n_traced <= 0 or opts.repeat <= 0:
+        ap.error("--n-fast, --n-traced and --repeat must be positive")
+    if os.geteuid() != 0:
+        print("provider.py: needs root (BPF and uprobes)", file=sys.stderr)
+        return 2
+
+    from stream import NoiseMeter  # bench/stream.py, unchanged
+    from pyusdt.provider import Provider
+
+    ctx: dict = {"obj": Obj(), "probes": {}, "raw": {}, "semaphores": {}}
+    providers = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="pyusdt-bench-") as tmp:
+            for site, nop5 in (("nop5", True), ("nop1", False)):
+                prov = Provider(f"benchpy_{site}", nop5=nop5)
+                ctx["probes"][site] = prov.probe("fire", ("a", "int64"), ("b", "int64"), ("c", "int64"))
+                prov.load()
+                providers.append(prov)
+                ctx["semaphores"][site] = ctypes.c_uint16.in_dll(prov._lib, f"benchpy_{site}_fire_semaphore")
+                ctx["raw"][site] = RawProcess(build_raw(tmp, nop5))
+            runs = {m: [] for m in modes}
+            noise = NoiseMeter()
+            t0 = time.monotonic()
+            for r in range(opts.repeat):
+                for m in modes:
+                    res = measure(m, ctx, opts)
+                    runs[m].append(res)
+                    ok = "" if "verified" not in res else (" ok" if res["verified"] else f" CHECK FAILED: {res['why']}")
+                    print(f"run {r + 1}/{opts.repeat} {m:<18} {res['ns']:9.1f} ns/call{ok}", flush=True)
+            elapsed = time.monotonic() - t0
+            for raw in ctx["raw"].values():  # waited for: their CPU time is ours, not foreign
+                raw.close()
+            background = noise.stop()
+    except BenchError as e:
+        print(f"provider.py: {e}", file=sys.stderr)
+        return 1
+    finally:
+        for raw in ctx["raw"].values():
+            raw.close()
+        for prov in providers:
+            prov.unload()
+
+    summary = summarize(runs)
+    result = {"config": {"n_fast": opts.n_fast, "n_traced": opts.n_traced, "repeat": opts.repeat,
+                         "warmup": WARMUP},
+              "machine": {"kernel": platform.release(), "cpus": os.cpu_count(),
+                          "python": platform.python_version()},
+              "elapsed_s": elapsed, "background": background, "modes": summary}
+    result.update(print_report(summary, opts, background))
+    print(f"\n(total {elapsed:.0f} s)")
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"results written to {opts.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
