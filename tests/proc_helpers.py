@@ -3,8 +3,10 @@ the background, and collecting a trace's events."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,34 @@ class Cli:
         if self.p.poll() is None:
             self.p.kill()
         self.p.wait()
+
+
+TRACERS_CHILD = str(Path(__file__).parent / "programs" / "tracers_child.py")
+
+
+def start_tracers_child(*args: str) -> Child:
+    """tests/programs/tracers_child.py, started and past its pid line."""
+    c = Child([sys.executable, TRACERS_CHILD, *args])
+    try:
+        assert int(c.readline()) == c.pid
+    except BaseException:
+        c.kill()
+        raise
+    return c
+
+
+def ask(c: Child, cmd: str) -> str:
+    """Sends one command line to a child and returns its one-line answer."""
+    c.send(cmd)
+    return c.readline()
+
+
+def events_within(t: Tracer, n: int, timeout: float = 5.0) -> list:
+    """n events (or, for n=0, whatever comes within 0.2 s), then whatever else
+    is already in the ring buffer."""
+    out: list = []
+    deadline = time.monotonic() + (timeout if n else 0.2)
+    while time.monotonic() < deadline and (len(out) < n or not n):
+        out.extend(e for e in t.poll(0.05))
+    out.extend(e for b in t.drain() for e in b)
+    return out

@@ -14,20 +14,17 @@ import gc
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from proc_helpers import Child
+from proc_helpers import ask, events_within, start_tracers_child
 from pyusdt import Provider, Tracer, tracers
 from pyusdt.errors import ProviderError
 from pyusdt.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
 
-CHILD = Path(__file__).parent / "programs" / "tracers_child.py"
 LONG = 2_000_000_000  # no request here takes 2 s
 
 # The requests made to the child's WSGI server: (method, url path, body, status, path as traced).
@@ -47,21 +44,6 @@ ASGI_EXPECTED = [("GET", "/a", 200), ("POST", "/b", 404), ("GET", "/raise", 500)
                  ("PUT", "/late", 503), ("GET", "/café", 200)]
 
 
-def start_child(*args: str) -> Child:
-    c = Child([sys.executable, CHILD, *args])
-    try:
-        assert int(c.readline()) == c.pid
-    except BaseException:
-        c.kill()
-        raise
-    return c
-
-
-def ask(c: Child, cmd: str) -> str:
-    c.send(cmd)
-    return c.readline()
-
-
 def request(port: int, method: str, path: str, body=None) -> tuple:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method)
     try:
@@ -70,17 +52,6 @@ def request(port: int, method: str, path: str, body=None) -> tuple:
     except urllib.error.HTTPError as e:
         with e:
             return e.code, e.read()
-
-
-def events_until(t: Tracer, n: int, timeout: float = 5.0) -> list:
-    """n events (the server closes a response after the client has it: wait),
-    then whatever else is there; n=0: look for a moment."""
-    out: list = []
-    deadline = time.monotonic() + (timeout if n else 0.2)
-    while time.monotonic() < deadline and (len(out) < n or not n):
-        out.extend(e for e in t.poll(0.05))
-    out.extend(e for b in t.drain() for e in b)
-    return out
 
 
 def trace_web(pid: int) -> Tracer:
@@ -115,14 +86,14 @@ def make_wsgi_requests(port: int) -> None:
 
 
 def test_wsgi_server_requests(bpf):
-    c = start_child()
+    c = start_tracers_child()
     try:
         port = int(ask(c, "wsgi"))
         assert request(port, "GET", "/hello") == (200, b"hello")  # untraced: passes through
         with trace_web(c.pid) as t:
             assert ask(c, "traced") == "0 1"
             make_wsgi_requests(port)
-            events = events_until(t, 2 * len(WSGI_REQUESTS))
+            events = events_within(t, 2 * len(WSGI_REQUESTS))
             stats = {s.probe: (s.hits, s.events, s.lost_ringbuf, s.str_fail) for s in t.stats()}
         assert shape(events) == expected_wsgi_events()
         assert {e.pid for e in events} == {c.pid}
@@ -145,11 +116,11 @@ def test_wsgi_server_requests(bpf):
 
 
 def test_asgi_requests(bpf):
-    c = start_child()
+    c = start_tracers_child()
     try:
         with trace_web(c.pid) as t:
             finals = json.loads(ask(c, "asgi"))
-            events = events_until(t, 2 * len(ASGI_EXPECTED))
+            events = events_within(t, 2 * len(ASGI_EXPECTED))
         expected = []
         for method, path, status in ASGI_EXPECTED:
             expected += [("request__start", (method, path)), ("request__done", (method, path, status))]
@@ -169,26 +140,26 @@ def test_asgi_requests(bpf):
 
 def test_middleware_respects_the_switch(bpf, monkeypatch):
     monkeypatch.setenv("PYUSDT_TRACING", "0")
-    c = start_child()
+    c = start_tracers_child()
     try:
         port = int(ask(c, "wsgi"))
         with trace_web(c.pid) as t:
             assert ask(c, "traced") == "0 1"
             make_wsgi_requests(port)
             assert json.loads(ask(c, "asgi"))
-            assert events_until(t, 0) == []
+            assert events_within(t, 0) == []
 
             c.p.send_signal(signal.SIGPROF)
             deadline = time.monotonic() + 5
             while ask(c, "state") != "on":
                 assert time.monotonic() < deadline
             assert request(port, "GET", "/hello") == (200, b"hello")
-            assert shape(events_until(t, 2)) == [("request__start", ("GET", "/hello")),
+            assert shape(events_within(t, 2)) == [("request__start", ("GET", "/hello")),
                                                  ("request__done", ("GET", "/hello", 200))]
 
             assert ask(c, "disable") == "off"
             assert request(port, "GET", "/hello") == (200, b"hello")
-            assert events_until(t, 0) == []
+            assert events_within(t, 0) == []
         c.send("quit")
         assert c.wait() == 0
     finally:
@@ -196,7 +167,7 @@ def test_middleware_respects_the_switch(bpf, monkeypatch):
 
 
 def test_bpftrace_sees_the_same_requests(bpftrace):
-    c = start_child()
+    c = start_tracers_child()
     bt = None
     try:
         port = int(ask(c, "wsgi"))
@@ -211,7 +182,7 @@ def test_bpftrace_sees_the_same_requests(bpftrace):
             time.sleep(0.05)
         with trace_web(c.pid) as t:
             make_wsgi_requests(port)
-            ours = [e for e in events_until(t, 2 * len(WSGI_REQUESTS))
+            ours = [e for e in events_within(t, 2 * len(WSGI_REQUESTS))
                     if e.probe.probe.name == "request__done"]
         c.send("quit")
         assert c.wait() == 0

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from proc_helpers import Child
+from proc_helpers import Child, ask, events_within, start_tracers_child
 from pyusdt import Provider, Tracer, tracers
 from pyusdt.tracers import latency_block, trace_latency
 
-CHILD = Path(__file__).parent / "programs" / "tracers_child.py"
 LONG = 200_000_000  # no timed call of the workload takes 200 ms
 
 # What one "latency" command of the child fires, in order: (name, its sleeps in ns).
@@ -37,22 +34,6 @@ LATENCY_EXPECTED = [
 ]
 
 
-def start_child(*args: str) -> Child:
-    c = Child([sys.executable, CHILD, *args])
-    try:
-        pid = int(c.readline())
-    except BaseException:
-        c.kill()
-        raise
-    assert pid == c.pid
-    return c
-
-
-def ask(c: Child, cmd: str) -> str:
-    c.send(cmd)
-    return c.readline()
-
-
 def wait_state(c: Child, want: str, timeout: float = 5.0) -> None:
     """Asks until the switch reads `want`: a Python signal handler runs at the
     child's next bytecode boundary, not at once."""
@@ -60,18 +41,6 @@ def wait_state(c: Child, want: str, timeout: float = 5.0) -> None:
     while (got := ask(c, "state")) != want:
         assert time.monotonic() < deadline, f"the switch stayed {got!r}"
         time.sleep(0.01)
-
-
-def events_now(t: Tracer, n: int, timeout: float = 5.0) -> list:
-    """The events of a command that has finished: the probe hits are in the
-    ring buffer before the child answers, so wait for `n` of them, then take
-    whatever else is there (n=0: look for a moment)."""
-    out: list = []
-    deadline = time.monotonic() + (timeout if n else 0.2)
-    while time.monotonic() < deadline and (len(out) < n or not n):
-        out.extend(e for e in t.poll(0.05))
-    out.extend(e for b in t.drain() for e in b)
-    return out
 
 
 def check_latency(events: list, pid: int) -> None:
@@ -100,7 +69,7 @@ def trace_app(pid: int) -> Tracer:
 
 
 def test_latency_sequence_and_durations(bpf):
-    c = start_child()
+    c = start_tracers_child()
     try:
         assert ask(c, "traced") == "0 0"
         assert ask(c, "latency") == "done"  # untraced: nothing to see, nothing kept
@@ -108,7 +77,7 @@ def test_latency_sequence_and_durations(bpf):
             assert ask(c, "traced") == "1 0"
             for _ in range(2):
                 assert ask(c, "latency") == "done"
-                check_latency(events_now(t, len(LATENCY_EXPECTED)), c.pid)
+                check_latency(events_within(t, len(LATENCY_EXPECTED)), c.pid)
             stats = t.stats()
         assert [(s.probe, s.hits, s.events, s.lost_ringbuf, s.str_fail) for s in stats] == \
             [("pyusdt_app:latency", 14, 14, 0, 0)]
@@ -121,31 +90,31 @@ def test_latency_sequence_and_durations(bpf):
 
 def test_switch_off_by_env_then_sigprof_and_enable(bpf, monkeypatch):
     monkeypatch.setenv("PYUSDT_TRACING", "0")
-    c = start_child()
+    c = start_tracers_child()
     try:
         assert ask(c, "state") == "off"
         with trace_app(c.pid) as t:
             assert ask(c, "traced") == "1 0"  # traced, but switched off: nothing fires
             assert ask(c, "latency") == "done"
-            assert events_now(t, 0) == []
+            assert events_within(t, 0) == []
 
             c.p.send_signal(signal.SIGPROF)
             wait_state(c, "on")
             assert ask(c, "latency") == "done"
-            check_latency(events_now(t, len(LATENCY_EXPECTED)), c.pid)
+            check_latency(events_within(t, len(LATENCY_EXPECTED)), c.pid)
 
             c.p.send_signal(signal.SIGPROF)
             wait_state(c, "off")
             assert ask(c, "latency") == "done"
-            assert events_now(t, 0) == []
+            assert events_within(t, 0) == []
 
             assert ask(c, "enable") == "on"
             assert ask(c, "latency") == "done"
-            check_latency(events_now(t, len(LATENCY_EXPECTED)), c.pid)
+            check_latency(events_within(t, len(LATENCY_EXPECTED)), c.pid)
 
             assert ask(c, "disable") == "off"
             assert ask(c, "latency") == "done"
-            assert events_now(t, 0) == []
+            assert events_within(t, 0) == []
             assert t.stats()[0].hits == 2 * len(LATENCY_EXPECTED)
         c.send("quit")
         assert c.wait() == 0
@@ -158,7 +127,7 @@ def test_switching_on_loads_the_lazy_providers(bpf, monkeypatch):
     # calling the timed functions; SIGPROF turns the switch on and loads the
     # providers of the tracers in use, so they can be attached at once.
     monkeypatch.setenv("PYUSDT_TRACING", "0")
-    c = start_child("--lazy")
+    c = start_tracers_child("--lazy")
     try:
         assert ask(c, "loaded") == "app=0 web=0"
         assert ask(c, "latency") == "done"
@@ -168,7 +137,7 @@ def test_switching_on_loads_the_lazy_providers(bpf, monkeypatch):
         assert ask(c, "loaded") == "app=1 web=1"
         with trace_app(c.pid) as t:
             assert ask(c, "latency") == "done"
-            check_latency(events_now(t, len(LATENCY_EXPECTED)), c.pid)
+            check_latency(events_within(t, len(LATENCY_EXPECTED)), c.pid)
         c.send("quit")
         assert c.wait() == 0
     finally:
