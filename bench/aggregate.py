@@ -63,7 +63,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import stream  # noqa: E402  (bench/stream.py: workload build, tracefs, noise meter)
-from stream import BenchError, NoiseMeter, build_workload, ensure_tracefs, mark, parse_workload  # noqa: E402
+from stream import BenchError, NoiseMeter, build_workload, ensure_tracefs, finish, mark, parse_workload  # noqa: E402
 
 PROBE = stream.PROBE
 MODES = ("none", "bpftrace-count", "pyusdt-count", "bpftrace-hist", "pyusdt-hist")
@@ -489,11 +489,7 @@ def main(argv=None) -> int:
               "elapsed_s": elapsed, "background": background, "modes": summary}
     print_table(summary, opts.n, opts.repeat, config, background)
     result.update(print_targets(summary))
-    print(f"\n(total {elapsed:.0f} s)")
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"results written to {opts.json}")
+    finish(result, elapsed, opts.json)
     return 0
 
 

@@ -369,6 +369,15 @@ class NoiseMeter:
                 "steal_pct": 100 * steal_s / wall if wall else 0.0}
 
 
+def finish(result: dict, elapsed: float, json_path) -> None:
+    """The closing line of every bench script, and the JSON file when asked for."""
+    print(f"\n(total {elapsed:.0f} s)")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"results written to {json_path}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="probe fires per run (default 1000000)")
@@ -451,11 +460,7 @@ def main(argv=None) -> int:
     print_table(summary, opts.n, opts.repeat, config, background)
     if all(m in summary for m in MODES):
         result.update(print_targets(summary, opts.repeat))
-    print(f"\n(total {elapsed:.0f} s)")
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"results written to {opts.json}")
+    finish(result, elapsed, opts.json)
     return 0
 
 
