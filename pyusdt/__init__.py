@@ -2,7 +2,8 @@
 
 Find the USDT probes in ELF files and running processes, attach to them with
 a precompiled CO-RE BPF program, and read every hit as numpy structured
-arrays, with every drop counted.
+arrays, with every drop counted; as pandas or Arrow tables with
+:func:`to_pandas` / :func:`to_arrow` (optional extras).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .errors import *  # noqa: F401,F403 - the public exception hierarchy
 from .events import Event, EventBatch, TracedProbe
 from .launcher import HeldProcess
 from .provider import Provider
+from .table import to_arrow, to_pandas
 from .tracer import ProbeStats, Tracer
 
 __version__ = "0.1.0"
@@ -27,4 +29,6 @@ __all__ = [
     "Tracer",
     "probes_at_path",
     "probes_in_process",
+    "to_arrow",
+    "to_pandas",
 ]

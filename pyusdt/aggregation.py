@@ -385,6 +385,13 @@ class AggregationResult:
             return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items()}, self.kind)
         return render_scalar(name, {k: self.value(k) for k in self._stats}, self.kind)
 
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (pyusdt.table.aggregation_to_pandas);
+        needs pandas."""
+        from .table import aggregation_to_pandas
+
+        return aggregation_to_pandas(self)
+
     def to_json(self) -> dict:
         """The same data as plain JSON types: per key, histogram or stats."""
         data: dict = {}

@@ -50,36 +50,71 @@ def build_tracer(args, parser) -> Tracer:
 def cmd_trace(args, parser) -> int:
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
+    writer = None
+    if args.output is not None:
+        if args.format is not None:
+            parser.error("--format is for stdout: with --output the file's extension gives the format")
+        from .output import EventWriter
+
+        writer = EventWriter(args.output)  # every output error before anything is attached
+    try:
+        return _trace(args, parser, writer)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+def _trace(args, parser, writer) -> int:
     tracer = build_tracer(args, parser)
-    fmt = event_json if args.format == "jsonl" else event_text
-    out = sys.stdout
     status = 0
     with tracer:
         for w in tracer.warnings:
             print(f"pyusdt: warning: {w}", file=sys.stderr)
-        tracer.start()
-        print(f"pyusdt: tracing {len(tracer.probes)} probe(s) at {tracer.attached_sites} site(s); "
-              "Ctrl-C to stop", file=sys.stderr)
-        try:
-            try:
-                for batch in tracer.batches(timeout=0.1, duration=args.duration):
-                    out.write("".join(fmt(e) + "\n" for e in batch))
-                    out.flush()
-            except (KeyboardInterrupt, Terminated):
-                for batch in tracer.drain():
-                    out.write("".join(fmt(e) + "\n" for e in batch))
-                out.flush()
-        except BrokenPipeError:
-            # The reader went away (| head): stop quietly, detach as always.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+
+        def announce() -> None:
+            print(f"pyusdt: tracing {len(tracer.probes)} probe(s) at {tracer.attached_sites} site(s); "
+                  "Ctrl-C to stop", file=sys.stderr)
+
+        if writer is not None:
+            from .output import record
+
+            record(tracer, writer, args.duration, on_start=announce)
+        else:
+            tracer.start()
+            announce()
+            _trace_to_stdout(tracer, args)
         stats = tracer.stats()
         ended_pid = args.pid is not None and tracer.done
     print(summary(stats), file=sys.stderr)
+    if writer is not None:
+        from .output import dropped_warnings
+
+        for w in dropped_warnings(writer):
+            print(f"pyusdt: warning: {w}", file=sys.stderr)
+        print(f"pyusdt: {writer.events_written} events written to {writer.path}", file=sys.stderr)
     if ended_pid:
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
         status = 1
     return status
+
+
+def _trace_to_stdout(tracer: Tracer, args) -> None:
+    fmt = event_json if args.format == "jsonl" else event_text
+    out = sys.stdout
+    try:
+        try:
+            for batch in tracer.batches(timeout=0.1, duration=args.duration):
+                out.write("".join(fmt(e) + "\n" for e in batch))
+                out.flush()
+        except (KeyboardInterrupt, Terminated):
+            for batch in tracer.drain():
+                out.write("".join(fmt(e) + "\n" for e in batch))
+            out.flush()
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, detach as always.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def cmd_demo(args, parser) -> int:
@@ -103,7 +138,11 @@ def make_parser() -> argparse.ArgumentParser:
                          help="read argument N (0-based) as a string; repeatable")
     p_trace.add_argument("--str-len", type=int, default=_native.DEFAULT_STR_LEN,
                          help=f"bytes read per string, NUL included (default {_native.DEFAULT_STR_LEN})")
-    p_trace.add_argument("--format", choices=["text", "jsonl"], default="text")
+    p_trace.add_argument("--format", choices=["text", "jsonl"],
+                         help="stdout format (default text)")
+    p_trace.add_argument("-o", "--output", metavar="FILE",
+                         help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
+                              ".jsonl, one row per event (columns: see pyusdt.table)")
     p_trace.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
     p_trace.add_argument("--ringbuf-size", type=int, default=DEFAULT_RINGBUF_BYTES,
                          help="ring buffer bytes (power of two)")

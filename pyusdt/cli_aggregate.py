@@ -99,6 +99,8 @@ def add_aggregate_commands(sub) -> None:
             p.add_argument("--min", type=int, required=True)
             p.add_argument("--max", type=int, required=True)
             p.add_argument("--step", type=int, required=True)
+        if kind in ("hist", "lhist"):
+            p.add_argument("--plot", metavar="FILE.png", help="also draw the final histogram(s) to FILE")
         p.set_defaults(func=cmd_aggregate, kind=kind)
 
     p = sub.add_parser("latency", help="time from a start probe to a done probe")
@@ -117,6 +119,11 @@ def add_aggregate_commands(sub) -> None:
     p.add_argument("--lhist", metavar="MIN,MAX,STEP", help="linear buckets (implies --kind lhist)")
     p.add_argument("--max-pending", type=int, default=10240,
                    help="outstanding starts kept (the oldest are evicted beyond, and counted)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the final histogram(s) to FILE "
+                   "(--kind hist or lhist)")
+    p.add_argument("--heatmap", metavar="FILE.png",
+                   help="also draw a heatmap of the latencies over time to FILE (--kind hist or lhist; "
+                        "one column per --interval, default 1 s)")
     p.set_defaults(func=cmd_latency)
 
 
@@ -127,9 +134,23 @@ def _spec_from_args(args) -> Aggregate:
                      lhist=lhist, where=parse_where(args.where), pid=args.filter_pid)
 
 
+def _check_pictures(args, kind: str) -> None:
+    """--plot/--heatmap: checked (matplotlib, file type, directory) before attaching."""
+    for option in ("plot", "heatmap"):
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        if kind not in ("hist", "lhist"):
+            raise ConfigError(f"--{option} draws histograms: use it with --kind hist or lhist")
+        from .plot import check_output
+
+        check_output(path)
+
+
 def cmd_aggregate(args, parser) -> int:
     path, pattern = split_target(args, parser)
     spec = _spec_from_args(args)
+    _check_pictures(args, args.kind)
     tracer = Tracer(follow_children=args.follow_forks, max_agg_keys=args.max_keys)
     with tracer:
         Target(args, parser, path).attach(tracer, pattern or "*", aggregate=spec)
@@ -154,6 +175,7 @@ def cmd_latency(args, parser) -> int:
                    key_from=args.key_from, unit=args.unit,
                    lhist=parse_triple(args.lhist, "--lhist") if args.lhist else None,
                    where=parse_where(args.where), pid=args.filter_pid, max_pending=args.max_pending)
+    _check_pictures(args, kind)
     tracer = Tracer(follow_children=args.follow_forks, max_agg_keys=args.max_keys)
     with tracer:
         Target(args, parser, path).attach_latency(tracer, spec)
@@ -181,6 +203,21 @@ def _emit(result, args, final: bool) -> None:
     sys.stdout.flush()
 
 
+def _draw(final, heat, args) -> None:
+    """--plot and --heatmap, from the cumulative final result."""
+    if not getattr(args, "plot", None) and heat is None:
+        return
+    from .plot import heatmap, histogram
+
+    if getattr(args, "plot", None):
+        histogram(final, args.plot)
+        print(f"pyusdt: histogram drawn to {args.plot}", file=sys.stderr)
+    if heat is not None:
+        heat.add(final)
+        heatmap(heat, args.heatmap)
+        print(f"pyusdt: heatmap of {len(heat.columns)} interval(s) drawn to {args.heatmap}", file=sys.stderr)
+
+
 def _run(tracer: Tracer, spec, args) -> int:
     if args.duration is not None and args.duration <= 0:
         raise ConfigError("--duration must be positive")
@@ -195,9 +232,16 @@ def _run(tracer: Tracer, spec, args) -> int:
     deadline = None if args.duration is None else start + args.duration
     next_print = None if args.interval is None else start + args.interval
     previous = None
+    heat = None
+    if getattr(args, "heatmap", None):
+        from .plot import Heatmap
+
+        heat = Heatmap(args.interval or 1.0, start=start)
     try:
         while not tracer.done and (deadline is None or time.monotonic() < deadline):
             tracer.poll(timeout=0.1)
+            if heat is not None and heat.due():
+                heat.add(tracer.aggregation(spec))
             if next_print is not None and time.monotonic() >= next_print:
                 now = tracer.aggregation(spec)
                 _emit(now.minus(previous) if args.per_interval and previous else now, args, final=False)
@@ -210,6 +254,7 @@ def _run(tracer: Tracer, spec, args) -> int:
         result = result.minus(previous)
     _emit(result, args, final=True)
     print(_counters_line(tracer.aggregation(spec)), file=sys.stderr)
+    _draw(tracer.aggregation(spec), heat, args)
     if args.pid is not None and tracer.done:
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
         return 1

@@ -79,3 +79,12 @@ class ProviderError(PyusdtError, ValueError):
 
 class ProbeArgumentError(PyusdtError, TypeError):
     """A probe fired with the wrong number or types of arguments."""
+
+
+class MissingExtraError(PyusdtError, ImportError):
+    """An optional package (pandas, pyarrow, matplotlib) is needed and not installed."""
+
+
+class OutputError(PyusdtError):
+    """An output file that cannot be written: unknown extension, no such
+    directory, no permission, disk full."""

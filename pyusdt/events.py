@@ -3,12 +3,16 @@ the probe table needed to read them (names, argument signs, string slots)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 
 from . import _native
 from .discovery import Probe
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    import pandas
+    import pyarrow
 
 ArgValue = Union[int, str]
 
@@ -57,7 +61,10 @@ class Event(NamedTuple):
 
 
 class EventBatch:
-    """Records drained in one go; `array` is the numpy structured array itself."""
+    """Records drained in one go; `array` is the numpy structured array itself.
+
+    to_pandas() and to_arrow() give the batch as a table with named, typed
+    columns (see pyusdt.table); pyusdt.table.to_pandas(batches) joins several."""
 
     def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe]):
         self.array = array
@@ -107,3 +114,15 @@ class EventBatch:
         slot = tp.strings.index(index)
         recs = self.for_probe(fullname)
         return [decode_c_string(s) for s in recs["strings"][:, slot]]
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """This batch as a DataFrame (columns: pyusdt.table); needs pandas."""
+        from .table import to_pandas
+
+        return to_pandas(self)
+
+    def to_arrow(self) -> "pyarrow.Table":
+        """This batch as an Arrow table (columns: pyusdt.table); needs pyarrow."""
+        from .table import to_arrow
+
+        return to_arrow(self)

@@ -425,13 +425,15 @@ class Tracer:
             self._events[: len(counts)] += counts.astype(np.uint64)
         return EventBatch(arr, self._probes)
 
-    def batches(self, timeout: float = 0.1, duration: Optional[float] = None) -> Iterator[EventBatch]:
-        """Non-empty batches until the targets exit or `duration` seconds pass."""
+    def batches(self, timeout: float = 0.1, duration: Optional[float] = None,
+                idle: bool = False) -> Iterator[EventBatch]:
+        """Non-empty batches until the targets exit or `duration` seconds pass;
+        with `idle`, empty ones too (one per `timeout` without events)."""
         deadline = None if duration is None else time.monotonic() + duration
         while True:
             ended = self.done
             batch = self.poll(timeout if not ended else 0)
-            if len(batch):
+            if len(batch) or idle:
                 yield batch
             if deadline is not None and time.monotonic() >= deadline:
                 return
