@@ -8,7 +8,8 @@ PY      = $(VENV)/bin/python
 # Build: clang/bpftool compile the BPF objects; libbpf's source (Debian's
 # source package) is built PIC and linked statically; sys/sdt.h for the demo.
 # Tests: bpftrace as the reference peer; python3.11 and PostgreSQL 15 as real
-# USDT targets.
+# USDT targets; pandas, pyarrow and matplotlib (pip, in the venv) for the
+# data-out tests, which must not skip.
 SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
                   bpftrace python3.11 postgresql-15 binutils util-linux
@@ -35,7 +36,7 @@ tracefs:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q scikit-build-core pybind11 numpy pytest
+	$(PY) -m pip install -q scikit-build-core pybind11 numpy pytest pandas pyarrow matplotlib
 
 install: system-packages $(PY)
 	./scripts/fetch-libbpf
