@@ -314,11 +314,14 @@ def decode(batches: Batches, layout: Optional[Layout] = None,
             tp = batch.probes[int(probe_id)]
             plan = layout.plan(tp)
             local = np.flatnonzero(probe_ids == probe_id)
+            count = len(local)
             rows = local + start
+            if count == m:  # one probe in the batch (the usual case): slices, not gathers
+                local, rows = slice(None), slice(start, start + m)
             codes[rows] = plan.code
             for name in plan.dropped:
                 key = (tp.fullname, name)
-                layout.dropped[key] = layout.dropped.get(key, 0) + len(rows)
+                layout.dropped[key] = layout.dropped.get(key, 0) + count
             flags = arr["flags"][local]
             for i, ci, src in plan.args:
                 _fill(layout.columns[ci], src, tp, arr, local, rows, flags, i,
@@ -328,27 +331,39 @@ def decode(batches: Batches, layout: Optional[Layout] = None,
     return Decoded(layout, wall, ts, codes, ids3["pid"], ids3["tid"], ids3["cpu"], values, valid, truncated)
 
 
-def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local: np.ndarray,
-          rows: np.ndarray, flags: np.ndarray, i: int, values: np.ndarray, valid: np.ndarray,
-          truncated: Optional[np.ndarray]) -> None:
+def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local, rows, flags: np.ndarray,
+          i: int, values: np.ndarray, valid: np.ndarray, truncated: Optional[np.ndarray]) -> None:
     """Writes argument `i` of one probe's records (`local` in the batch,
-    `rows` in the table) into its column."""
+    `rows` in the table: index arrays or slices) into its column."""
     ok = (flags >> np.uint32(_native.FLAG_READ_FAIL_SHIFT + i)) & 1 == 0
     valid[rows] = ok
     if src.is_str:
         slot = tp.strings.index(i)
-        raw = arr["strings"][local, slot].tolist()
-        values[rows] = _objects([decode_c_string(b) if good else None for b, good in zip(raw, ok.tolist())])
+        texts = _decode_slots(arr["strings"][local, slot].tolist())
+        if not ok.all():
+            texts = [t if good else None for t, good in zip(texts, ok.tolist())]
+        values[rows] = _objects(texts)
         truncated[rows] = (flags >> np.uint32(_native.FLAG_STR_TRUNC_SHIFT + i)) & 1 == 1
         return
     raw = arr["args"][local, i]
     ints = raw.view(np.int64) if src.signed else raw  # the kernel extended it by width and sign
     if col.kind == "int":
-        values[rows] = np.where(ok, ints, 0).astype(col.dtype)
+        values[rows] = np.where(ok, ints, 0)  # lossless: the column's type holds the spec's
     else:
         text = col.kind == "str"
         values[rows] = _objects([(str(v) if text else v) if good else None
                                  for v, good in zip(ints.tolist(), ok.tolist())])
+
+
+def _decode_slots(raw: List[bytes]) -> List[str]:
+    """decode_c_string of every slot, in one decode when no slot has bytes
+    after its NUL (numpy already dropped the NUL padding): NUL never occurs
+    inside a UTF-8 sequence, so joining on it and splitting the text gives
+    the same strings, replacement characters included."""
+    joined = b"\0".join(raw)
+    if joined.count(b"\0") != len(raw) - 1:
+        return [decode_c_string(b) for b in raw]
+    return joined.decode("utf-8", errors="replace").split("\0")
 
 
 def _objects(items: list) -> np.ndarray:

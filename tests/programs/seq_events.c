@@ -4,7 +4,8 @@
  *   seq:event(s, INT64_MIN + s, UINT64_MAX - s, label, -(s % 128))
  * with types uint64_t, int64_t, uint64_t, char *, int8_t, and label by s % 4:
  *   0: "ev-<s>"   1: ""   2: "h\xc3\xa9llo \xe2\x9c\x93 <s>" (UTF-8)
- *   3: "a label longer than sixteen bytes <s>"
+ *   3: "long label \xe2\x9c\x93\xe2\x9c\x93\xe2\x9c\x93 <s>" (read with 16 bytes, cut inside
+ *      the second check mark)
  *
  * Usage: seq_events N [hold]
  *   prints its pid, fires N events, prints "fired N"; then with "hold" waits
@@ -28,7 +29,7 @@ __attribute__((noinline)) static void fire(long n)
 		case 0: snprintf(label, sizeof label, "ev-%llu", (unsigned long long)s); break;
 		case 1: label[0] = '\0'; break;
 		case 2: snprintf(label, sizeof label, "h\xc3\xa9llo \xe2\x9c\x93 %llu", (unsigned long long)s); break;
-		default: snprintf(label, sizeof label, "a label longer than sixteen bytes %llu",
+		default: snprintf(label, sizeof label, "long label \xe2\x9c\x93\xe2\x9c\x93\xe2\x9c\x93 %llu",
 				  (unsigned long long)s);
 		}
 		int64_t neg = INT64_MIN + (int64_t)s;
