@@ -328,3 +328,45 @@ def test_missing_package_is_one_clear_error(blocked, call, extra, tmp_path):
     assert res.stdout.strip().endswith(f"pip install 'pyusdt[{extra}]'"), res.stdout
     assert len(res.stdout.strip().splitlines()) == 1
     assert issubclass(MissingExtraError, ImportError)
+
+
+# -- the type rules, without BPF ------------------------------------------------------
+
+
+def test_column_type_rules():
+    """The lossless widening rules of pyusdt.table, and which values a
+    column fixed earlier can take (a probe found later)."""
+    from pyusdt.table import Column, Source
+
+    def kind(*sources):
+        col = Column.for_sources("c", [Source(False, signed, size) if size else Source(True)
+                                       for signed, size in sources])
+        return col.kind if col.kind != "int" else str(col.dtype)
+
+    assert kind((True, 1)) == "int8" and kind((False, 8)) == "uint64"
+    assert kind((True, 1), (True, 4)) == "int32"
+    assert kind((True, 1), (False, 1)) == "int16"
+    assert kind((True, 2), (False, 4)) == "int64"
+    assert kind((True, 8), (False, 1)) == "int64"
+    assert kind((True, 1), (False, 8)) == "bigint"
+    assert kind((True, 4), (False, 0)) == "str"  # a string and an integer: text
+
+    int32 = Column.for_sources("c", [Source(False, True, 4)])
+    assert int32.accepts(Source(False, True, 2)) and int32.accepts(Source(False, False, 2))
+    assert not int32.accepts(Source(False, False, 4)) and not int32.accepts(Source(False, True, 8))
+    assert not int32.accepts(Source(True))
+    assert Column("c", "str").accepts(Source(False, False, 8))
+    assert Column("c", "bigint").accepts(Source(False, False, 8))
+
+
+def test_string_slot_decoding():
+    """One decode for NUL-padded slots; slot by slot when one holds bytes
+    after its NUL; invalid UTF-8 becomes U+FFFD either way."""
+    from pyusdt.events import decode_c_string
+    from pyusdt.table import _decode_slots
+
+    clean = [b"", b"abc", "h\u00e9".encode(), b"cut\xe2\x9c"]
+    assert _decode_slots(clean) == ["", "abc", "h\u00e9", "cut\ufffd"] == [decode_c_string(b) for b in clean]
+    dirty = [b"ab\0old", b"x", b"\xff"]
+    assert _decode_slots(dirty) == ["ab", "x", "\ufffd"]
+    assert _decode_slots([]) == []
