@@ -38,7 +38,7 @@ $(PY):
 	$(PY) -m pip install -q scikit-build-core pybind11 numpy pytest
 
 install: system-packages $(PY)
-	./scripts/fetch-libbpf
+	./scripts/fetch-third-party
 	$(PY) -m pip install -q --no-build-isolation .
 
 clean:
