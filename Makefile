@@ -1,26 +1,38 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine, as root:
 #   make demo   system packages, build, install into .venv, run `pyusdt demo`
-#   make test   the same set-up, then the whole test suite
+#   make test   the same set-up, then the whole test suite, then check-wheel
+# and two more for the wheel:
+#   make wheel        scripts/build-wheel: manylinux wheel in wheelhouse/
+#   make check-wheel  scripts/check-wheel: that wheel installs and traces in a
+#                     bare Debian root (no compiler, headers, LLVM, network)
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 
-# Build: clang/bpftool compile the BPF objects; libbpf's source (Debian's
-# source package) is built PIC and linked statically; sys/sdt.h for the demo.
-# Tests: bpftrace as the reference peer; python3.11 and PostgreSQL 15 as real
-# USDT targets; pandas, pyarrow and matplotlib (pip, in the venv) for the
-# data-out tests, which must not skip.
+# Build: clang/bpftool compile the BPF objects; libbpf, libelf and zlib
+# (Debian's source packages) are built PIC and linked statically; sys/sdt.h for
+# the demo.  Tests: bpftrace as the reference peer; python3.11 and PostgreSQL
+# 15 as real USDT targets; pandas, pyarrow and matplotlib (pip, in the venv)
+# for the data-out tests, which must not skip; debootstrap makes check-wheel's
+# bare root.
 SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
-                  bpftrace python3.11 postgresql-15 binutils util-linux
+                  bpftrace python3.11 postgresql-15 binutils util-linux debootstrap
 
-.PHONY: demo test install system-packages tracefs clean
+.PHONY: demo test install system-packages tracefs wheel check-wheel clean
 
 demo: install
 	$(VENV)/bin/pyusdt demo
 
 test: install tracefs
 	$(VENV)/bin/pytest tests -q -ra
+	$(MAKE) check-wheel
+
+wheel: system-packages
+	PYTHON=$(PYTHON) ./scripts/build-wheel
+
+check-wheel: wheel
+	./scripts/check-wheel
 
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -39,8 +51,8 @@ $(PY):
 	$(PY) -m pip install -q scikit-build-core pybind11 numpy pytest pandas pyarrow matplotlib
 
 install: system-packages $(PY)
-	./scripts/fetch-libbpf
+	./scripts/fetch-third-party
 	$(PY) -m pip install -q --no-build-isolation .
 
 clean:
-	rm -rf build $(VENV) tests/bin
+	rm -rf build dist wheelhouse $(VENV) tests/bin
