@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine, as root:
 #   make demo   system packages, build, install into .venv, run `pyusdt demo`
 #   make test   the same set-up, then the whole test suite
+#   make bench  the same set-up, then the benchmark suite (bench/README.md, ~20 min;
+#               BENCH_ARGS=--quick for a 2-minute smoke run)
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
@@ -13,13 +15,17 @@ SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-d
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
                   bpftrace python3.11 postgresql-15 binutils util-linux
 
-.PHONY: demo test install system-packages tracefs clean
+.PHONY: demo test bench install system-packages tracefs clean
 
 demo: install
 	$(VENV)/bin/pyusdt demo
 
 test: install tracefs
 	$(VENV)/bin/pytest tests -q -ra
+
+bench: install tracefs
+	$(PY) -m pip install -q matplotlib
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -144,6 +144,20 @@ def proc_status_kb(pid: int) -> dict:
     return out
 
 
+def perf_ring_kb(pid: int) -> int:
+    """KiB of perf event ring buffers process `pid` has mapped (its [perf_event] mappings)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                if line.rstrip().endswith("[perf_event]"):
+                    lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                    total += hi - lo
+    except OSError:
+        pass
+    return total // 1024
+
+
 def bpf_objects(pid: int) -> dict:
     """The BPF programs and maps process `pid` holds fds of, each counted once
     (by id), with the kernel memory charged to them (fdinfo "memlock"), and
