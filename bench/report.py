@@ -36,6 +36,11 @@ def markdown(results: dict, png_name: Optional[str]) -> str:
            f"| PostgreSQL | {m['postgres']} |",
            f"| load average (1/5/15 min) | before {_load(run['load_before'])}, after {_load(run['load_after'])} |",
            ""]
+    merged = [n for n in _present(results) if n not in run["sections_run"]]
+    if merged:
+        out += ["Sections kept from earlier runs (`--merge`): " + "; ".join(
+            f"{n} (`{results['sections'][n].get('command', '?')}`, {results['sections'][n].get('mode')} mode, "
+            f"started {results['sections'][n].get('started', '?')})" for n in merged) + ".", ""]
     if run["mode"] != "full":
         out += ["**Quick (smoke) run: small sizes and fewer rounds; not figures to quote.**", ""]
     out += ["## Headline ratios", "",

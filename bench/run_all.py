@@ -140,6 +140,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     for name in names:
         results["sections"][name] = run_section(name, mode, overrides[name])
+        results["sections"][name]["command"] = command
     run_info["elapsed_s"] = time.monotonic() - t0
     run_info["load_after"] = loadavg()
     results["run"] = run_info

@@ -214,8 +214,10 @@ def bar_panel(ax, labels, values, ylabel: str, title: str, fmt: str = "{:.2f}", 
     ax.set_title(title, fontsize=9)
     top = max(finite + [1.0])
     if log:
+        from matplotlib.ticker import FormatStrFormatter
         ax.set_yscale("log")
         ax.set_ylim(min(finite + [1.0]) / 2, top * 2.5)
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     else:
         ax.set_ylim(0, top * 1.18)
     for b, v in zip(bars, values):
