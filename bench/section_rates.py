@@ -284,7 +284,15 @@ def _trial_text(tr: dict) -> str:
     asked = "max" if tr["rate_asked"] == 0 else f"{tr['rate_asked'] / 1000:.0f}k"
     text = f"{asked}->{tr['achieved'] / 1000:.0f}k"
     if not tr["clean"]:
-        text += f" (lost {tr['lost']:,})" if tr["lost"] else " (slipped)"
+        missing = tr["fired"] - tr["received"] - tr["lost"]
+        why = []
+        if tr["lost"]:
+            why.append(f"lost {tr['lost']:,}")
+        if missing:
+            why.append(f"{missing:,} missing unreported")
+        if not tr["kept_up"]:
+            why.append("slipped")
+        text += f" ({', '.join(why)})"
     return text
 
 
