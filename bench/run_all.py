@@ -72,8 +72,9 @@ def run_section(name: str, mode: str, overrides: dict) -> dict:
     entry["elapsed_s"] = time.monotonic() - t0
     entry["background"] = noise.stop()
     entry["load_after"] = loadavg()
+    from report import foreign_pct
     log(f"== {name} done in {entry['elapsed_s']:.0f} s, load {entry['load_before'][0]:.2f} -> "
-        f"{entry['load_after'][0]:.2f}, foreign CPU {entry['background']['foreign_cpu_pct']:.0f}%")
+        f"{entry['load_after'][0]:.2f}, other load {foreign_pct(entry):.0f}% of a CPU")
     return entry
 
 

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import struct
 import subprocess
 import time
 
 import aggregate
 from pg_server import POSTGRES, pg_server
-from suite_common import BenchError, LineWatcher, bar_panel, bpftrace_env, median, pyusdt_cli, stop
+from suite_common import BenchError, LineWatcher, bar_panel, bpftrace_env, interrupt, median, pyusdt_cli
 
 NAME = "postgres"
 TITLE = "PostgreSQL 15 under pgbench"
@@ -108,6 +107,28 @@ def other_postgres_processes(postmaster: int) -> int:
     return n
 
 
+def cluster_cpu_s(postmaster: int) -> float:
+    """CPU seconds of the postmaster, the children it reaped (backends that
+    ended) and its children still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int) -> list:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    f = stat(postmaster)
+    total = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                c = stat(int(entry))
+            except OSError:
+                continue
+            if int(c[1]) == postmaster:
+                total += int(c[11]) + int(c[12])
+    return total / tick
+
+
 def parse_pgbench(text: str) -> dict:
     tx = re.search(r"number of transactions actually processed: (\d+)", text)
     tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
@@ -146,12 +167,13 @@ def one_run(mode: str, server, sems: Semaphores, settings: dict, tmp: str) -> di
         time.sleep(SETTLE_S)
         res = parse_pgbench(server.pgbench(*bench_args))
     finally:
-        rc = stop(proc, signal.SIGINT, 600)
+        rc, sigints = interrupt(proc)
     out.join(10)
     err.join(10)
     if rc != 0:
         raise BenchError(f"{mode} exited with {rc}: {err.text()[-500:]}")
     res["attach_s"] = attach_s
+    res["sigints"] = sigints
     if mode == "pyusdt":
         m = re.search(r"pyusdt: (\d+) requests timed, (\d+) filtered out, (\d+) lost \(map full\), "
                       r"(\d+) unreadable arguments; (\d+) starts, (\d+) dones without start, (\d+) pending, "
@@ -170,6 +192,7 @@ def one_run(mode: str, server, sems: Semaphores, settings: dict, tmp: str) -> di
 
 def run(settings: dict, tmp: str, log) -> dict:
     with pg_server() as server:
+        cpu0 = cluster_cpu_s(server.postmaster_pid)
         log(f"postgres: cluster up (postmaster {server.postmaster_pid}); pgbench -i -s {settings['scale']}")
         server.pgbench("-i", "-q", "-s", str(settings["scale"]))
         sems = Semaphores(server.postmaster_pid)
@@ -187,6 +210,7 @@ def run(settings: dict, tmp: str, log) -> dict:
                 log(f"postgres round {r + 1}/{settings['repeat']} {m:<8} {res['tps']:9.1f} tps, "
                     f"{res['transactions']:,} transactions{extra}")
         others_after = other_postgres_processes(server.postmaster_pid)
+        server_cpu = cluster_cpu_s(server.postmaster_pid) - cpu0
     tps = {m: median([x["tps"] for x in runs[m]]) for m in MODES}
     excess = {m: [x["timed"] - x["transactions"] for x in runs[m]] for m in ("pyusdt", "bpftrace")}
     return {
@@ -198,6 +222,10 @@ def run(settings: dict, tmp: str, log) -> dict:
         "attach_s": {m: median([x["attach_s"] for x in runs[m]]) for m in ("pyusdt", "bpftrace")},
         "other_postgres_processes": [others_before, others_after],
         "pyusdt_counters": [x["counters"] for x in runs["pyusdt"]],
+        "missed_sigint": {m: sum(x["sigints"] > 1 for x in runs[m]) for m in ("pyusdt", "bpftrace")},
+        # The server is not a child the suite waits for: its CPU time would
+        # otherwise count as other load on the machine (see report.py).
+        "extra_own_cpu_s": server_cpu,
     }
 
 
@@ -228,6 +256,10 @@ def markdown(res: dict) -> str:
             f"unreadable {sum(x['read_fail'] for x in c)}.",
             f"- Time from spawn until both semaphores were raised (attached): pyusdt "
             f"{res['attach_s']['pyusdt']:.2f} s, bpftrace {res['attach_s']['bpftrace']:.2f} s."]
+    for m, n in res.get("missed_sigint", {}).items():
+        if n:
+            out.append(f"- {m} ignored the first SIGINT after pgbench in {n} of {s['repeat']} runs and was "
+                       "stopped by another one 10 s later (throughput is not affected: pgbench had ended).")
     return "\n".join(out)
 
 

@@ -20,14 +20,17 @@ thread (the usual case: the reader has a CPU of its own on this 2-CPU
 machine) and as many threads as CPUs (the producers compete with the reader
 for CPU, which is where a streaming tracer can fall behind).
 
-Search, per streaming tracer: first an unpaced trial (R = 0): if it is clean,
-the tracer never lost at the highest rate the workload reaches under it and
-that rate is reported ("workload-bound").  Otherwise R doubles from a start
-rate while clean, then bisects between the last clean and the first failed
-rate for a few steps.  The two searches alternate step by step, so drift in
-the machine hits both.  The result is re-run a few times (confirmations).
-bpftrace count cannot lose: its figure is the unpaced workload's own rate
-under it (median of a few runs), reported as workload-bound.
+Search, per streaming tracer (see search()): unpaced trials (R = 0) first,
+1 + C of them: if all are clean, the tracer never lost at the highest rate
+the workload reaches under it and that rate (their median) is reported
+("workload-bound").  Otherwise R doubles from a start rate while clean,
+then bisects between the last clean and the first failed rate for a few
+steps; the answer is re-run C times (confirmations) and a failure there
+makes it the new upper bound, the search going on below.  So the reported
+rate was clean in 1 + C trials.  The two searches alternate trial by trial,
+so drift in the machine hits both.  bpftrace count cannot lose: its figure
+is the unpaced workload's own rate under it (median of a few runs),
+reported as workload-bound.
 """
 from __future__ import annotations
 
@@ -170,13 +173,25 @@ def _round_rate(r: float) -> int:
     return max(1000, int(round(r / 1000.0)) * 1000)
 
 
-def search(start_rate: int, bisect_steps: int):
+MAX_CONFIRM_ROUNDS = 3  # re-searches after a failed confirmation, at most
+
+
+def search(start_rate: int, bisect_steps: int, confirm: int):
     """Generator: yields the rate of the next trial (0 = unpaced) and receives
-    its result; returns (zero-loss rate, bound, first failed rate)."""
-    res = yield 0
-    if res["clean"]:
-        return res["achieved"], "workload", None
-    bad = res["achieved"]  # it lost at this rate
+    its result; returns (zero-loss rate, bound, lowest failed rate).
+
+    A rate counts as the answer only once it has been clean 1 + `confirm`
+    times: unpaced trials are run 1 + confirm times up front (all clean:
+    workload-bound, the median achieved rate is the answer); a paced answer
+    is re-run `confirm` times, and a failure there makes it the new upper
+    bound and the search goes on below it."""
+    unpaced = []
+    for _ in range(1 + confirm):
+        unpaced.append((yield 0))
+    if all(r["clean"] for r in unpaced):
+        return median([r["achieved"] for r in unpaced]), "workload", None
+    bad = min(r["achieved"] for r in unpaced if not r["clean"])
+    clean_at = set()
     good = 0
     rate = start_rate
     while rate < bad:
@@ -184,17 +199,32 @@ def search(start_rate: int, bisect_steps: int):
         if not res["clean"]:
             bad = rate
             break
+        clean_at.add(rate)
         good = rate
         rate *= 2
-    for _ in range(bisect_steps):
-        mid = _round_rate((good + bad) / 2)
-        if mid <= good or mid >= bad:
+    steps = bisect_steps
+    for _ in range(MAX_CONFIRM_ROUNDS):
+        for _ in range(steps):
+            mid = _round_rate((good + bad) / 2)
+            if mid <= good or mid >= bad:
+                break
+            res = yield mid
+            if res["clean"]:
+                clean_at.add(mid)
+                good = mid
+            else:
+                bad = mid
+        if good == 0:
             break
-        res = yield mid
-        if res["clean"]:
-            good = mid
+        for _ in range(confirm):
+            if not (yield good)["clean"]:
+                clean_at.discard(good)
+                bad = good
+                good = max((r for r in clean_at if r < bad), default=0)
+                break
         else:
-            bad = mid
+            return good, "loss", bad
+        steps = 2
     return good, "loss", bad
 
 
@@ -225,7 +255,8 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
 
     # The two streaming searches advance one trial at a time, alternately,
     # with a bpftrace count() run in between while some are due.
-    searches = {m: search(settings["start_rate"], settings["bisect_steps"]) for m in STREAMERS}
+    searches = {m: search(settings["start_rate"], settings["bisect_steps"], settings["confirm"])
+                for m in STREAMERS}
     pending = {m: next(g) for m, g in searches.items()}
     outcome = {}
     count_runs = []
@@ -241,29 +272,26 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
     while len(count_runs) < settings["count_repeat"]:
         count_runs.append(do("bpftrace-count", 0))
 
-    confirmations = {m: [] for m in STREAMERS}
-    for _ in range(settings["confirm"]):
-        for m in STREAMERS:
-            rate, bound, _bad = outcome[m]
-            if rate > 0:
-                confirmations[m].append(do(m, 0 if bound == "workload" else rate)["clean"])
-
     keys = ("rate_asked", "achieved", "fired", "received", "lost", "kept_up", "clean", "max_behind_ms")
     tracers = {}
     for m in STREAMERS:
         rate, bound, bad = outcome[m]
-        unpaced = history[m][0]
+        unpaced = [r for r in history[m] if r["rate_asked"] == 0]
         tracers[m] = {
             "zero_loss_rate": rate, "bound": bound, "first_failed_rate": bad,
-            "unpaced_rate": unpaced["achieved"], "unpaced_lost": unpaced["lost"],
-            "confirmations": confirmations[m],
+            "unpaced_rate": median([r["achieved"] for r in unpaced]),
+            "unpaced_lost": max(r["lost"] for r in unpaced),
+            "unpaced_clean": f"{sum(r['clean'] for r in unpaced)}/{len(unpaced)}",
+            "clean_at_answer": f"{sum(r['clean'] for r in history[m] if r['rate_asked'] == (0 if bound == 'workload' else rate))}"
+                               f"/{sum(1 for r in history[m] if r['rate_asked'] == (0 if bound == 'workload' else rate))}",
             "trials": [{k: r[k] for k in keys} for r in history[m]],
         }
     top = median([r["achieved"] for r in count_runs])
     tracers["bpftrace-count"] = {
         "zero_loss_rate": top, "bound": "workload", "first_failed_rate": None,
-        "unpaced_rate": top, "unpaced_lost": 0,
-        "exact": all(r["received"] == r["fired"] for r in count_runs), "confirmations": [],
+        "unpaced_rate": top, "unpaced_lost": 0, "unpaced_clean": f"{len(count_runs)}/{len(count_runs)}",
+        "clean_at_answer": f"{len(count_runs)}/{len(count_runs)}",
+        "exact": all(r["received"] == r["fired"] for r in count_runs),
         "trials": [{k: r[k] for k in keys} for r in count_runs],
     }
     printf_rate = tracers["bpftrace-printf"]["zero_loss_rate"]
@@ -276,8 +304,10 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
 
 def _describe(t: dict) -> str:
     if t["bound"] == "workload":
-        return "never lost: workload-bound (its unpaced rate under this tracer)"
-    return f"first loss or slip at {t['first_failed_rate']:,.0f}/s"
+        return "never lost: workload-bound (median of its unpaced rates under this tracer)"
+    if not t["zero_loss_rate"]:
+        return f"lost even at the lowest rate tried ({t['first_failed_rate']:,.0f}/s)"
+    return f"lost or slipped at {t['first_failed_rate']:,.0f}/s"
 
 
 def _trial_text(tr: dict) -> str:
@@ -301,18 +331,17 @@ def markdown(res: dict) -> str:
            f"achieved >= {res['keep_up']:.0%} of the asked rate.  bpftrace count() aggregates in the "
            "kernel and cannot lose: its row is the workload's own top rate under it, the ceiling for "
            "every tracer (it costs the least per fire).", "",
-           "| producer threads | tracer | highest clean rate (events/s) | how it ended | unpaced rate under it | "
-           "lost when unpaced | trials | confirmations |",
-           "|---:|---|---:|---|---:|---:|---:|---|"]
+           "| producer threads | tracer | highest clean rate (events/s) | clean trials at it | how it ended | "
+           "unpaced rate under it (median) | unpaced trials clean | lost when unpaced (max) | trials |",
+           "|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for threads, sub in res["by_threads"].items():
         for m in ("bpftrace-count", "bpftrace-printf", "pyusdt"):
             t = sub["tracers"][m]
-            conf = t["confirmations"]
-            conf_s = f"{sum(conf)}/{len(conf)} clean" if conf else "-"
             desc = ("cannot lose (in-kernel count)" + ("" if t.get("exact", True) else " **count not exact**")
                     if m == "bpftrace-count" else _describe(t))
-            out.append(f"| {threads} | {m} | {t['zero_loss_rate']:,.0f} | {desc} | {t['unpaced_rate']:,.0f} | "
-                       f"{t['unpaced_lost']:,} | {len(t['trials'])} | {conf_s} |")
+            out.append(f"| {threads} | {m} | {t['zero_loss_rate']:,.0f} | {t['clean_at_answer']} | {desc} | "
+                       f"{t['unpaced_rate']:,.0f} | {t['unpaced_clean']} | {t['unpaced_lost']:,} | "
+                       f"{len(t['trials'])} |")
     out.append("")
     for threads, sub in res["by_threads"].items():
         r = sub["ratios"]

@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-from suite_common import BenchError, LineWatcher, bar_panel, bpftrace_env, compile_c, median, pyusdt_cli, stop
+from suite_common import (BenchError, LineWatcher, bar_panel, bpftrace_env, compile_c, interrupt, median,
+                          pyusdt_cli, stop)
 
 NAME = "startup"
 TITLE = "Start-up: time to the first event"
@@ -52,14 +53,14 @@ def one_run(mode: str, ticker: str, pid: int, tmp: str) -> dict:
         banner = watchers[banner_stream].wait_for(is_banner, 5)
     finally:
         t_int = time.monotonic()
-        stop(proc, signal.SIGINT, 60)
+        _rc, sigints = interrupt(proc, 120)
         t_exit = time.monotonic()
     for w in watchers.values():
         w.join(10)
     if first is None:
         raise BenchError(f"{mode}: no event within 60 s: {watchers['stderr'].text()[-400:]}")
     return {"first_event_s": first[0] - t0, "banner_s": banner[0] - t0 if banner else None,
-            "exit_after_sigint_s": t_exit - t_int, "first_line": first[1]}
+            "exit_after_sigint_s": t_exit - t_int, "first_line": first[1], "sigints": sigints}
 
 
 def import_time(repeat: int) -> float:
@@ -94,6 +95,7 @@ def run(settings: dict, tmp: str, log) -> dict:
                "banner_s": median([r["banner_s"] for r in runs[m]]),
                "exit_after_sigint_s": median([r["exit_after_sigint_s"] for r in runs[m]])} for m in MODES}
     return {"repeat": repeat, "median": med, "runs": runs, "python_import_s": imports,
+            "missed_sigint": {m: sum(r["sigints"] > 1 for r in runs[m]) for m in MODES},
             "ratio": med["pyusdt"]["first_event_s"] / med["bpftrace"]["first_event_s"]}
 
 
@@ -116,6 +118,10 @@ def markdown(res: dict) -> str:
            "- Per round, first event (s): pyusdt "
            + ", ".join(f"{x['first_event_s']:.3f}" for x in res["runs"]["pyusdt"]) + "; bpftrace "
            + ", ".join(f"{x['first_event_s']:.3f}" for x in res["runs"]["bpftrace"]) + "."]
+    for m, n in res.get("missed_sigint", {}).items():
+        if n:
+            out.append(f"- {m} ignored the first SIGINT in {n} of {res['repeat']} runs (stopped by another one "
+                       "sent 10 s later).")
     return "\n".join(out)
 
 

@@ -112,6 +112,30 @@ class LineWatcher(threading.Thread):
             return "\n".join(line for _, line in self.lines)
 
 
+def interrupt(proc: subprocess.Popen, timeout: float = 600, resend_every: float = 10) -> tuple:
+    """Ctrl-C for a tracer we started: SIGINT, again every `resend_every` s
+    while it runs (bpftrace 0.17 now and then misses one and waits forever, as
+    a user would press Ctrl-C again); SIGKILL past `timeout`.
+    Returns (exit status, SIGINTs sent)."""
+    deadline = time.monotonic() + timeout
+    sent = 0
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise BenchError(f"{proc.args[0]} did not stop within {timeout:.0f} s of {sent} SIGINT(s)")
+        try:
+            proc.send_signal(signal.SIGINT)
+            sent += 1
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(min(resend_every, max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            pass
+    return proc.wait(), sent
+
+
 def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 300) -> Optional[int]:
     """Sends `sig` to one child we started and waits for it; kills it past timeout."""
     if proc.poll() is None:
