@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine, as root:
 #   make demo   system packages, build, install into .venv, run `pyusdt demo`
 #   make test   the same set-up, then the whole test suite
-#   make bench  the same set-up, then the benchmark suite (bench/README.md, ~20 min;
+#   make bench  the same set-up, then the benchmark suite (bench/README.md, ~18 min;
 #               BENCH_ARGS=--quick for a 2-minute smoke run)
 VENV   ?= .venv
 PYTHON ?= python3

@@ -85,6 +85,16 @@ def markdown(results: dict, png_name: Optional[str]) -> str:
             "are taken between medians of the same run.  The machine has "
             f"{m['nproc']} CPUs: a workload and a streaming reader each need one, so other load "
             "(shown per section) moves the figures.",
+            "- Each tool runs with its defaults: pyusdt streams through a 16 MiB BPF ring buffer, "
+            "bpftrace printf through perf buffers of 64 pages per CPU.  Streaming compares delivery "
+            "to user space: bpftrace formats text and writes it to a file, pyusdt hands numpy arrays "
+            "to Python (the suite sums their argument columns).",
+            "- A \"workload-bound\" zero-loss rate means the tracer never lost: its cost per fire "
+            "capped the rate the program reached, so the figure is a speed, not a loss threshold.",
+            "- Ready and first-event times include each tool's own start-up (Python and its imports; "
+            "bpftrace's parsing and LLVM code generation).",
+            "- Compare the per-round ratios before reading much into a difference of a few percent: "
+            "on a shared 2-CPU machine they spread by more than that.",
             "- bench/README.md defines each section's terms (ready, first event, zero loss).", ""]
     return "\n".join(out)
 

@@ -78,6 +78,25 @@ def run_section(name: str, mode: str, overrides: dict) -> dict:
     return entry
 
 
+def write_report(out_dir: str) -> int:
+    """RESULTS.md and results.png from out_dir/results.json."""
+    import report
+
+    json_path = os.path.join(out_dir, "results.json")
+    try:
+        with open(json_path) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"run_all.py: cannot read {json_path}: {e}", file=sys.stderr)
+        return 1
+    png = report.write_plot(results, os.path.join(out_dir, "results.png"))
+    md_path = os.path.join(out_dir, "RESULTS.md")
+    with open(md_path, "w") as f:
+        f.write(report.markdown(results, png_name=os.path.basename(png) if png else None))
+    log(f"wrote {md_path}" + (f", {png}" if png else " (no plot: matplotlib missing)") + f" from {json_path}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run (~2 min): smaller sizes, fewer repeats")
@@ -88,6 +107,9 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", action="store_true",
                     help="keep the sections not run from the results.json already in the output directory")
     ap.add_argument("--repeat", type=int, help="override every section's number of rounds")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: rewrite RESULTS.md and results.png from the results.json in the "
+                         "output directory")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override one setting of a section (a Python literal), e.g. rates.seconds=5; "
                          "repeatable; see each section's SETTINGS")
@@ -100,6 +122,8 @@ def main(argv=None) -> int:
             ap.error(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
     if opts.repeat is not None and opts.repeat < 1:
         ap.error("--repeat must be at least 1")
+    if opts.report_only:
+        return write_report(opts.out or HERE)
     if os.geteuid() != 0:
         print("run_all.py: needs root (BPF, uprobes, a PostgreSQL server user)", file=sys.stderr)
         return 2
@@ -126,7 +150,6 @@ def main(argv=None) -> int:
 
     from machine import machine_info
     from suite_common import ensure_tracefs, loadavg
-    import report
 
     ensure_tracefs()
     results = {"sections": {}}
@@ -148,13 +171,9 @@ def main(argv=None) -> int:
 
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1, default=str)
-    png = report.write_plot(results, os.path.join(out_dir, "results.png"))
-    md_path = os.path.join(out_dir, "RESULTS.md")
-    with open(md_path, "w") as f:
-        f.write(report.markdown(results, png_name=os.path.basename(png) if png else None))
-    failed = [n for n in names if "error" in results["sections"][n]]
     log(f"suite done in {run_info['elapsed_s']:.0f} s; load {run_info['load_before']} -> {run_info['load_after']}")
-    log(f"wrote {md_path}" + (f", {png}" if png else " (no plot: matplotlib missing)") + f", {json_path}")
+    write_report(out_dir)
+    failed = [n for n in names if "error" in results["sections"][n]]
     if failed:
         log(f"FAILED sections: {', '.join(failed)}")
         return 1
