@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine, as root:
 #   make demo   system packages, build, install into .venv, run `pyusdt demo`
 #   make test   the same set-up, then the whole test suite, then check-wheel
+#   make bench  the same set-up, then the benchmark suite (bench/README.md, ~18 min;
+#               BENCH_ARGS=--quick for a 2-minute smoke run)
 # and two more for the wheel:
 #   make wheel        scripts/build-wheel: manylinux wheel in wheelhouse/
 #   make check-wheel  scripts/check-wheel: that wheel installs and traces in a
@@ -19,7 +21,7 @@ SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-d
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
                   bpftrace python3.11 postgresql-15 binutils util-linux debootstrap
 
-.PHONY: demo test install system-packages tracefs wheel check-wheel clean
+.PHONY: demo test bench install system-packages tracefs wheel check-wheel clean
 
 demo: install
 	$(VENV)/bin/pyusdt demo
@@ -33,6 +35,10 @@ wheel: system-packages
 
 check-wheel: wheel
 	./scripts/check-wheel
+
+bench: install tracefs
+	$(PY) -m pip install -q matplotlib
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -1,0 +1,277 @@
+"""Suite section "postgres": what query-latency tracing costs a real server.
+
+A throwaway PostgreSQL 15 cluster (bench/pg_server.py) is loaded with
+`pgbench -i -s SCALE`; each run is `pgbench -n -S -M simple -c C -j J -T S`
+(select-only, one query per transaction), and the modes are:
+
+  none      no tracer
+  pyusdt    pyusdt latency POSTGRES --start postgresql:query__start --done postgresql:query__done
+  bpftrace  usdt:POSTGRES:postgresql:query__start { @start[tid] = nsecs; }
+            usdt:POSTGRES:postgresql:query__done /@start[tid]/ {
+                @us = hist((nsecs - @start[tid]) / 1000); delete(@start[tid]); }
+
+Both tracers attach to the binary's path (every process running it, the
+postmaster's backends included), time in microseconds, pair start and done
+by thread, and aggregate a log2 histogram in the kernel.  Both probes sit
+behind semaphores: a tracer counts as attached once it has raised both
+semaphores in the postmaster's memory (read from /proc/PID/mem; the same
+test for both tools), and pgbench starts 0.5 s after that.  The tracer is
+stopped with SIGINT when pgbench is done.
+
+Reported: pgbench's tps (excluding connection time) per mode, median of R
+rounds (the order of the modes rotates each round), and each tracer's
+throughput as a ratio to no tracer; and the queries each tracer timed
+against the transactions pgbench completed (select-only: one query per
+transaction, plus pgbench's own start-up query; queries still in flight
+when -T ends are timed but not counted by pgbench).  Other PostgreSQL
+servers running the same binary on the machine are traced too (a path
+attach is system-wide): their number is reported, since their queries
+would add to the counts.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import time
+
+import aggregate
+from pg_server import POSTGRES, pg_server
+from suite_common import BenchError, LineWatcher, bar_panel, bpftrace_env, interrupt, median, pyusdt_cli
+
+NAME = "postgres"
+TITLE = "PostgreSQL 15 under pgbench"
+MODES = ("none", "pyusdt", "bpftrace")
+START, DONE = "postgresql:query__start", "postgresql:query__done"
+SETTINGS = {
+    "full": {"seconds": 10, "clients": 4, "jobs": 2, "scale": 10, "repeat": 5},
+    "quick": {"seconds": 3, "clients": 4, "jobs": 2, "scale": 2, "repeat": 2},
+}
+SETTLE_S = 0.5
+
+
+class Semaphores:
+    """The two probes' semaphores in one process's memory."""
+
+    def __init__(self, pid: int) -> None:
+        from pyusdt.discovery import probes_at_path
+
+        self.pid = pid
+        wanted = {START: None, DONE: None}
+        for p in probes_at_path(str(POSTGRES)):
+            if p.fullname in wanted and p.sites:
+                wanted[p.fullname] = p.sites[0].semaphore_offset
+        if not all(wanted.values()):
+            raise BenchError(f"{POSTGRES} has no semaphores for {START}/{DONE}")
+        self.addrs = [self._address(off) for off in wanted.values()]
+
+    def _address(self, file_offset: int) -> int:
+        real = os.path.realpath(POSTGRES)
+        with open(f"/proc/{self.pid}/maps") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 6 or os.path.realpath(parts[5]) != real:
+                    continue
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                off = int(parts[2], 16)
+                if off <= file_offset < off + (hi - lo):
+                    return lo + file_offset - off
+        raise BenchError(f"the semaphore at file offset {file_offset:#x} is not mapped in {self.pid}")
+
+    def values(self) -> list:
+        with open(f"/proc/{self.pid}/mem", "rb") as f:
+            out = []
+            for a in self.addrs:
+                f.seek(a)
+                out.append(struct.unpack("<H", f.read(2))[0])
+            return out
+
+
+def other_postgres_processes(postmaster: int) -> int:
+    """Processes running the postgres binary that are not this cluster's."""
+    real = os.path.realpath(POSTGRES)
+    n = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == postmaster:
+            continue
+        try:
+            if os.path.realpath(f"/proc/{entry}/exe") != real:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid != postmaster:
+            n += 1
+    return n
+
+
+def cluster_cpu_s(postmaster: int) -> float:
+    """CPU seconds of the postmaster, the children it reaped (backends that
+    ended) and its children still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int) -> list:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    f = stat(postmaster)
+    total = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                c = stat(int(entry))
+            except OSError:
+                continue
+            if int(c[1]) == postmaster:
+                total += int(c[11]) + int(c[12])
+    return total / tick
+
+
+def parse_pgbench(text: str) -> dict:
+    tx = re.search(r"number of transactions actually processed: (\d+)", text)
+    tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
+    if not tx or not tps:
+        raise BenchError(f"unreadable pgbench output: {text[-500:]!r}")
+    return {"transactions": int(tx.group(1)), "tps": float(tps.group(1))}
+
+
+def tracer_argv(mode: str) -> tuple:
+    if mode == "pyusdt":
+        return pyusdt_cli() + ["latency", str(POSTGRES), "--start", START, "--done", DONE], None
+    program = (f"usdt:{POSTGRES}:{START} {{ @start[tid] = nsecs; }} "
+               f"usdt:{POSTGRES}:{DONE} /@start[tid]/ {{ @us = hist((nsecs - @start[tid]) / 1000); "
+               "delete(@start[tid]); } END { clear(@start); }")
+    return ["bpftrace", "-e", program], bpftrace_env()
+
+
+def one_run(mode: str, server, sems: Semaphores, settings: dict, tmp: str) -> dict:
+    bench_args = ["-n", "-S", "-M", "simple", "-c", str(settings["clients"]), "-j", str(settings["jobs"]),
+                  "-T", str(settings["seconds"])]
+    if mode == "none":
+        return parse_pgbench(server.pgbench(*bench_args))
+    baseline = sems.values()
+    argv, env = tracer_argv(mode)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp)
+    out, err = LineWatcher(proc.stdout), LineWatcher(proc.stderr)
+    try:
+        while not all(v > b for v, b in zip(sems.values(), baseline)):
+            if proc.poll() is not None:
+                raise BenchError(f"{mode} exited ({proc.returncode}) before attaching: {err.text()[-500:]}")
+            if time.monotonic() - t0 > 120:
+                raise BenchError(f"{mode} did not raise the probes' semaphores within 120 s")
+            time.sleep(0.01)
+        attach_s = time.monotonic() - t0
+        time.sleep(SETTLE_S)
+        res = parse_pgbench(server.pgbench(*bench_args))
+    finally:
+        rc, sigints = interrupt(proc)
+    out.join(10)
+    err.join(10)
+    if rc != 0:
+        raise BenchError(f"{mode} exited with {rc}: {err.text()[-500:]}")
+    res["attach_s"] = attach_s
+    res["sigints"] = sigints
+    if mode == "pyusdt":
+        m = re.search(r"pyusdt: (\d+) requests timed, (\d+) filtered out, (\d+) lost \(map full\), "
+                      r"(\d+) unreadable arguments; (\d+) starts, (\d+) dones without start, (\d+) pending, "
+                      r"(\d+) dropped", err.text())
+        if not m:
+            raise BenchError(f"pyusdt: no counters line: {err.text()[-500:]}")
+        res["timed"] = int(m.group(1))
+        res["counters"] = dict(zip(("timed", "filtered", "map_full", "read_fail", "starts", "unmatched",
+                                    "pending", "dropped"), (int(x) for x in m.groups())))
+        res["hist_total"] = sum(aggregate.parse_bpftrace_hist(out.text()).values())
+    else:
+        res["timed"] = sum(aggregate.parse_bpftrace_hist(out.text()).values())
+        res["hist_total"] = res["timed"]
+    return res
+
+
+def run(settings: dict, tmp: str, log) -> dict:
+    with pg_server() as server:
+        cpu0 = cluster_cpu_s(server.postmaster_pid)
+        log(f"postgres: cluster up (postmaster {server.postmaster_pid}); pgbench -i -s {settings['scale']}")
+        server.pgbench("-i", "-q", "-s", str(settings["scale"]))
+        sems = Semaphores(server.postmaster_pid)
+        others_before = other_postgres_processes(server.postmaster_pid)
+        runs = {m: [] for m in MODES}
+        for r in range(settings["repeat"]):
+            order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
+            for m in order:
+                res = one_run(m, server, sems, settings, tmp)
+                runs[m].append(res)
+                extra = ""
+                if m != "none":
+                    extra = (f", timed {res['timed']:,} queries ({res['timed'] - res['transactions']:+,} vs "
+                             f"transactions), attached after {res['attach_s']:.2f} s")
+                log(f"postgres round {r + 1}/{settings['repeat']} {m:<8} {res['tps']:9.1f} tps, "
+                    f"{res['transactions']:,} transactions{extra}")
+        others_after = other_postgres_processes(server.postmaster_pid)
+        server_cpu = cluster_cpu_s(server.postmaster_pid) - cpu0
+    tps = {m: median([x["tps"] for x in runs[m]]) for m in MODES}
+    excess = {m: [x["timed"] - x["transactions"] for x in runs[m]] for m in ("pyusdt", "bpftrace")}
+    return {
+        "settings": settings, "tps": tps, "runs": runs,
+        "ratios": {"pyusdt / none": tps["pyusdt"] / tps["none"], "bpftrace / none": tps["bpftrace"] / tps["none"]},
+        "per_round_ratio": {m: [x["tps"] / n["tps"] for x, n in zip(runs[m], runs["none"])]
+                            for m in ("pyusdt", "bpftrace")},
+        "timed_minus_transactions": excess,
+        "attach_s": {m: median([x["attach_s"] for x in runs[m]]) for m in ("pyusdt", "bpftrace")},
+        "other_postgres_processes": [others_before, others_after],
+        "pyusdt_counters": [x["counters"] for x in runs["pyusdt"]],
+        "missed_sigint": {m: sum(x["sigints"] > 1 for x in runs[m]) for m in ("pyusdt", "bpftrace")},
+        # The server is not a child the suite waits for: its CPU time would
+        # otherwise count as other load on the machine (see report.py).
+        "extra_own_cpu_s": server_cpu,
+    }
+
+
+def markdown(res: dict) -> str:
+    s = res["settings"]
+    tps, r = res["tps"], res["ratios"]
+    out = [f"`pgbench -n -S -M simple -c {s['clients']} -j {s['jobs']} -T {s['seconds']}` on a scale-{s['scale']} "
+           f"database, median of {s['repeat']} rounds (mode order rotating).", "",
+           "| mode | tps (median) | per round | x none | queries timed - transactions (per round) |",
+           "|---|---:|---|---:|---|"]
+    for m in MODES:
+        per = ", ".join(f"{x['tps']:.0f}" for x in res["runs"][m])
+        ratio = "" if m == "none" else f"**{r[f'{m} / none']:.3f}**"
+        exc = "" if m == "none" else ", ".join(f"{x:+d}" for x in res["timed_minus_transactions"][m])
+        out.append(f"| {m} | {tps[m]:.0f} | {per} | {ratio} | {exc} |")
+    c = res["pyusdt_counters"]
+    out += ["",
+            f"- Throughput with tracing, as a ratio to no tracer: pyusdt **{r['pyusdt / none']:.3f}**, "
+            f"bpftrace **{r['bpftrace / none']:.3f}** (per-round ratios pyusdt "
+            + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["pyusdt"]) + "; bpftrace "
+            + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["bpftrace"]) + ").",
+            f"- Queries timed against pgbench's completed transactions: the difference is pgbench's own "
+            f"start-up query plus queries in flight when -T ended (up to one per client), and any queries "
+            f"of other servers of the same binary ({res['other_postgres_processes'][0]} other postgres "
+            f"processes at the start, {res['other_postgres_processes'][1]} at the end).",
+            f"- pyusdt's counters (summed over rounds): map_full {sum(x['map_full'] for x in c)}, dones "
+            f"without start {sum(x['unmatched'] for x in c)}, starts dropped {sum(x['dropped'] for x in c)}, "
+            f"unreadable {sum(x['read_fail'] for x in c)}.",
+            f"- Time from spawn until both semaphores were raised (attached): pyusdt "
+            f"{res['attach_s']['pyusdt']:.2f} s, bpftrace {res['attach_s']['bpftrace']:.2f} s."]
+    for m, n in res.get("missed_sigint", {}).items():
+        if n:
+            out.append(f"- {m} ignored the first SIGINT after pgbench in {n} of {s['repeat']} runs and was "
+                       "stopped by another one 10 s later (throughput is not affected: pgbench had ended).")
+    return "\n".join(out)
+
+
+def plot(ax, res: dict) -> None:
+    r = res["ratios"]
+    bar_panel(ax, ["pyusdt\n/ no tracer", "bpftrace\n/ no tracer"], [r["pyusdt / none"], r["bpftrace / none"]],
+              "pgbench tps, ratio of medians", "PostgreSQL: throughput while tracing", fmt="{:.3f}")
+
+
+def headline(res: dict) -> list:
+    r, tps = res["ratios"], res["tps"]
+    return [("pgbench tps: none / pyusdt / bpftrace",
+             f"{tps['none']:.0f} / {tps['pyusdt']:.0f} / {tps['bpftrace']:.0f}"),
+            ("tps with tracing / without: pyusdt, bpftrace",
+             f"**{r['pyusdt / none']:.3f}**, **{r['bpftrace / none']:.3f}**")]
