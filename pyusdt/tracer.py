@@ -43,6 +43,9 @@ from .events import EventBatch, TracedProbe
 from .launcher import HeldProcess, linked_libraries
 
 DEFAULT_RINGBUF_BYTES = 16 << 20
+# The ring of a tracer that only aggregates: nothing is streamed, so the
+# smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
+AGGREGATE_ONLY_RINGBUF_BYTES = 4096
 REFRESH_INTERVAL_S = 0.2
 
 
@@ -115,7 +118,7 @@ class Tracer:
         self,
         *,
         str_len: int = _native.DEFAULT_STR_LEN,
-        ringbuf_bytes: int = DEFAULT_RINGBUF_BYTES,
+        ringbuf_bytes: Optional[int] = None,
         follow_children: bool = False,
         wakeup_bytes: Optional[int] = None,
         max_sites: int = 4096,
@@ -123,7 +126,10 @@ class Tracer:
     ) -> None:
         """
         str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
-        ringbuf_bytes: ring buffer size (rounded up to a power of two).
+        ringbuf_bytes: ring buffer size (rounded up to a power of two).  None:
+            16 MiB, or one page when every probe attached before start()
+            aggregates in the kernel (then attaching a streaming probe after
+            start() raises ConfigError: pass ringbuf_bytes to do both).
         follow_children: with a pid or command target, trace the processes it forks too.
             Off by default, as bpftrace -p and strace do: following children
             attaches to every process that maps the object and filters in
@@ -136,12 +142,12 @@ class Tracer:
         """
         if not 1 <= str_len <= _native.MAX_STR_LEN:
             raise ConfigError(f"string length must be between 1 and {_native.MAX_STR_LEN}")
-        if ringbuf_bytes < 4096:
+        if ringbuf_bytes is not None and ringbuf_bytes < 4096:
             raise ConfigError("ring buffer must be at least 4096 bytes")
         self.str_len = str_len
-        self.ringbuf_bytes = ringbuf_bytes
+        self.ringbuf_bytes = ringbuf_bytes  # chosen at start() when None
         self.follow_children = follow_children
-        self.wakeup_bytes = ringbuf_bytes // 64 if wakeup_bytes is None else wakeup_bytes
+        self.wakeup_bytes = wakeup_bytes  # ring/64 when None
         self.max_sites = max_sites
         if max_agg_keys < 1:
             raise ConfigError("max_agg_keys must be at least 1")
@@ -159,6 +165,7 @@ class Tracer:
         self._final_stats: Optional[list[ProbeStats]] = None
         self._final_aggs: Optional[list[AggregationResult]] = None
         self._last_refresh = 0.0
+        self._streams_nothing = False  # set at start(): only aggregations, a one-page ring
 
     # -- choosing what to trace -------------------------------------------
 
@@ -255,6 +262,9 @@ class Tracer:
         usable = self._check_probes(probes, req, strict=True)
         if not usable:
             raise UnsupportedArgumentError("; ".join(self.warnings[before:]))
+        if self._session is not None and req.agg is None and self._streams_nothing:
+            raise ConfigError("this tracer started with aggregations only, so it has no room to "
+                              "stream events: create it with ringbuf_bytes=... to do both")
         req.pending = usable
         self._requests.append(req)
         if self._session is not None:
@@ -310,6 +320,12 @@ class Tracer:
             raise SessionClosedError("the tracer is closed")
         if self._session is not None:
             return
+        if self.ringbuf_bytes is None:
+            self._streams_nothing = bool(self._requests) and all(r.agg is not None for r in self._requests)
+            self.ringbuf_bytes = (AGGREGATE_ONLY_RINGBUF_BYTES if self._streams_nothing
+                                  else DEFAULT_RINGBUF_BYTES)
+        if self.wakeup_bytes is None:
+            self.wakeup_bytes = self.ringbuf_bytes // 64
         opts = _native.SessionOptions()
         opts.ringbuf_bytes = self.ringbuf_bytes
         opts.str_len = self.str_len

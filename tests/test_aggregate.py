@@ -11,6 +11,7 @@ on the same program, is the reference for bucket counts and map text.
 from __future__ import annotations
 
 import operator
+import os
 import subprocess
 import time
 from collections import Counter
@@ -539,3 +540,38 @@ def test_bad_specs_are_refused(prog):
             t.attach_path(prog, "agg:nothing", aggregate=Aggregate("count"))
     finally:
         t.close()
+
+
+def _my_ringbuf_sizes() -> list:
+    """max_entries of every BPF ring buffer map this process holds an fd of."""
+    sizes = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        if fields.get("map_type", "").strip() == "27":  # BPF_MAP_TYPE_RINGBUF
+            sizes.append(int(fields["max_entries"]))
+    return sizes
+
+
+def test_aggregate_only_tracer_locks_one_page_of_ring(bpf, prog, tmp_path):
+    """A tracer that only aggregates streams nothing: its ring is one page, not
+    16 MiB of locked kernel memory; the counts stay exact, and a streaming
+    attach after start() is refused with a ConfigError, not silently lost."""
+    spec = Aggregate("count")
+    report = tmp_path / "r.txt"
+    with Tracer() as t:
+        held = t.attach_command([str(prog), "-r", "1", "-o", str(report)], "agg:value", aggregate=spec)
+        t.start()
+        assert _my_ringbuf_sizes() == [4096]
+        with pytest.raises(ConfigError, match="aggregations only"):
+            t.attach_path(str(prog), "agg:other")
+        wait_done(t)
+        assert held.returncode == 0
+        assert t.aggregation(spec).value() == PER_ROUND
+    with Tracer() as t:  # streaming: the default ring
+        t.attach_path(str(prog), "agg:other")
+        t.start()
+        assert _my_ringbuf_sizes() == [16 << 20]
