@@ -50,9 +50,15 @@ struct {
 	__type(value, struct pyusdt_probe_stats);
 } stats SEC(".maps");
 
+/* The hash maps below are not preallocated: memory follows the processes and
+ * keys actually seen, not their limits (10240 per-CPU rows preallocated cost
+ * megabytes of locked memory per trace, most of it never used).  Only the
+ * first hit of a new key pays the allocation; the limits still hold, and a
+ * full map is counted as before. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PYUSDT_MAX_TGIDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, __u8);
 } tgids SEC(".maps");
@@ -61,6 +67,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct pyusdt_agg_key);
 	__type(value, struct pyusdt_agg_value);
 } agg_int SEC(".maps");
@@ -77,6 +84,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct pyusdt_agg_str_key);
 	__type(value, struct pyusdt_agg_value);
 } agg_str SEC(".maps");
