@@ -242,8 +242,8 @@ def markdown(res: dict) -> str:
             "- Kernel memory = the memlock the kernel charges to the tracer's BPF programs and maps "
             "(their fdinfo, as `bpftool prog/map show` prints it) plus the perf ring buffers it has mapped "
             "(its `[perf_event]` mappings; bpftrace's event output goes through those, they are not map "
-            "memory).  pyusdt's map memlock includes its BPF ring buffer, 16 MiB by default, allocated "
-            "even when it only aggregates.  The uprobes themselves (kernel structures per probe site) are "
+            "memory).  pyusdt's map memlock includes its BPF ring buffer: one page when a tracer only "
+            "aggregates, as here (16 MiB when it streams).  The uprobes themselves (kernel structures per probe site) are "
             "not in either figure."]
     return "\n".join(out)
 
