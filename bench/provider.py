@@ -21,6 +21,10 @@ round-robin so that drift hits every mode alike:
                       aggregate=Aggregate("count"))
   fire stream nop5  while that other process streams every event (attach_pid,
   fire stream nop1    then poll() until told to stop; args summed)
+  ext off nopX      fire(1, 2, 3) of bench/provider_ext.c, a hand-written
+  ext count nopX      CPython extension calling a sys/sdt.h probe function
+                      (the floor: the least any Python provider can cost),
+                      untraced and counted like `fire count`
   C count nop5      bench/provider_raw.c (built here with gcc -O2): a C loop
   C count nop1        firing a sys/sdt.h probe with the same three 64-bit
   C stream nop5       register arguments and a semaphore, traced the same way
@@ -41,7 +45,9 @@ Targets (PASS/FAIL, never asserted), on net ns per call (loop subtracted;
 the C loop's own overhead is under 1 ns):
   fire off (nop5 and nop1)       <= 2x noop method
   fire count nopX                <= 1.2x C count nopX (the same uprobe hit from C)
-And reported: nop5 against nop1, for Python and for C.
+And reported: nop5 against nop1, for Python and for C; the floor (ext count
+against C count: the uprobe hit from under the interpreter, no pyusdt) and
+pyusdt over the floor (fire count against ext count).
 
 Needs root (BPF, uprobes), gcc and systemtap-sdt-dev (sys/sdt.h).  Run it
 with the Python that has pyusdt installed; the machine's other load during
@@ -64,6 +70,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RAW_SRC = os.path.join(HERE, "provider_raw.c")
+EXT_SRC = os.path.join(HERE, "provider_ext.c")
 sys.path.insert(0, HERE)
 
 TARGET_OFF_VS_NOOP = 2.0
@@ -189,6 +196,13 @@ def loop_enabled(n, probe):
     return time.perf_counter_ns() - t0
 
 
+def loop_call(n, fn):
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        fn(1, 2, 3)
+    return time.perf_counter_ns() - t0
+
+
 def loop_fire(n, probe):
     t0 = time.perf_counter_ns()
     for _ in range(n):
@@ -247,12 +261,32 @@ def build_raw(outdir: str, nop5: bool) -> str:
     return exe
 
 
+def build_ext(outdir: str, nop5: bool):
+    """bench/provider_ext.c as an importable module; its probe is benchext{5,1}:fire."""
+    import importlib.util
+    import sysconfig
+
+    tag = "5" if nop5 else "1"
+    name = f"benchext_nop{tag}"
+    so = os.path.join(outdir, name + sysconfig.get_config_var("EXT_SUFFIX"))
+    cmd = ["gcc", "-O2", "-Wall", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}",
+           f"-DMODULE={name}", f"-DPROVIDER=benchext{tag}", "-o", so, EXT_SRC] + (["-DBENCH_NOP5"] if nop5 else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"building {EXT_SRC} failed:\n{r.stderr}")
+    spec = importlib.util.spec_from_file_location(name, so)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, f"benchext{tag}:fire"
+
+
 # -- one round ------------------------------------------------------------------------
 
 MODES = [
     "empty loop", "noop method", "enabled", "fire off nop5", "fire off nop1",
     "fire checked nop5", "fire checked nop1",
     "fire count nop5", "fire count nop1", "fire stream nop5", "fire stream nop1",
+    "ext off nop5", "ext off nop1", "ext count nop5", "ext count nop1",
     "C count nop5", "C count nop1", "C stream nop5", "C stream nop1",
 ]
 
@@ -284,6 +318,18 @@ def measure(mode: str, ctx: dict, opts) -> dict:
             return {"ns": timed(loop_fire, opts.n_fast, probe)}
         finally:
             sem.value = 0
+    if words[0] == "ext":
+        fn, probe_name = ctx["ext"][site]
+        if words[1] == "off":
+            return {"ns": timed(loop_call, opts.n_fast, fn)}
+        tr = TracerProcess(os.getpid(), probe_name, words[1])
+        try:
+            timed(loop_call, WARMUP, fn)
+            ns = timed(loop_call, opts.n_traced, fn)
+        finally:
+            res = tr.stop()
+        ok, why = check(res, WARMUP + opts.n_traced)
+        return {"ns": ns, "verified": ok, "why": why, "tracer": res}
     kind = words[1]
     if words[0] == "fire":
         probe = ctx["probes"][site]
@@ -360,6 +406,7 @@ def print_report(summary: dict, opts, background: dict) -> dict:
         xnoop = (f"{net[mode] / net['noop method']:.2f}"
                  if "noop method" in net and mode != "empty loop" and not mode.startswith("C ") else "-")
         c_ref = {"fire count nop5": "C count nop5", "fire count nop1": "C count nop1",
+                 "ext count nop5": "C count nop5", "ext count nop1": "C count nop1",
                  "fire stream nop5": "C stream nop5", "fire stream nop1": "C stream nop1"}.get(mode)
         xc = f"{net[mode] / net[c_ref]:.3f}" if c_ref in net else "-"
         chk = ("ok" if s["verified"] else "BAD") if "verified" in s else "-"
@@ -379,11 +426,17 @@ def print_report(summary: dict, opts, background: dict) -> dict:
         "fire count - C count, nop1 (ns)": net["fire count nop1"] - net["C count nop1"],
         "fire count - fire checked, nop5 (ns)": net["fire count nop5"] - net["fire checked nop5"],
         "fire count - fire checked, nop1 (ns)": net["fire count nop1"] - net["fire checked nop1"],
+        "floor: ext count / C count, nop5": net["ext count nop5"] / net["C count nop5"],
+        "floor: ext count / C count, nop1": net["ext count nop1"] / net["C count nop1"],
+        "pyusdt over the floor: fire count / ext count, nop5": net["fire count nop5"] / net["ext count nop5"],
+        "pyusdt over the floor: fire count / ext count, nop1": net["fire count nop1"] / net["ext count nop1"],
+        "hit from Python: ext count - ext off, nop5 (ns)": net["ext count nop5"] - net["ext off nop5"],
+        "hit from Python: ext count - ext off, nop1 (ns)": net["ext count nop1"] - net["ext off nop1"],
     }
     print("\nnop5 against nop1 (net ns, lower is better for nop5); Python's extra cost per traced fire over\n"
           "the C hit; the hit as Python sees it (traced minus checked, to compare with C count):")
     for k, v in ratios.items():
-        print(f"  {k:<38} {v:.3f}" if "(ns)" not in k else f"  {k:<38} {v:.1f}")
+        print(f"  {k:<52} {v:.3f}" if "(ns)" not in k else f"  {k:<52} {v:.1f}")
     res = targets(summary)
     print("\ntargets (net ns per call):")
     for name, (ok, value) in res.items():
@@ -417,7 +470,7 @@ def main(argv=None) -> int:
     from stream import NoiseMeter  # bench/stream.py, unchanged
     from pyusdt.provider import Provider
 
-    ctx: dict = {"obj": Obj(), "probes": {}, "raw": {}, "semaphores": {}}
+    ctx: dict = {"obj": Obj(), "probes": {}, "raw": {}, "semaphores": {}, "ext": {}}
     providers = []
     try:
         with tempfile.TemporaryDirectory(prefix="pyusdt-bench-") as tmp:
@@ -428,6 +481,8 @@ def main(argv=None) -> int:
                 providers.append(prov)
                 ctx["semaphores"][site] = ctypes.c_uint16.in_dll(prov._lib, f"benchpy_{site}_fire_semaphore")
                 ctx["raw"][site] = RawProcess(build_raw(tmp, nop5))
+                module, probe_name = build_ext(tmp, nop5)
+                ctx["ext"][site] = (module.fire, probe_name)
             runs = {m: [] for m in modes}
             noise = NoiseMeter()
             t0 = time.monotonic()
