@@ -191,6 +191,7 @@ struct pyusdt_config {
 	pyusdt_u32 str_len;       /* bytes per string slot, 1..PYUSDT_MAX_STR_LEN */
 	pyusdt_u32 string_slots;  /* string slots in every record that carries strings */
 	pyusdt_u64 wakeup_bytes;  /* wake the reader only when this much data is pending */
+	pyusdt_u64 wakeup_interval_ns; /* and, below that, at most this often (0: never) */
 };
 
 /* Per-probe counters, kept in a per-CPU array indexed by probe id. */

@@ -3,19 +3,32 @@
 #ifndef PYUSDT_USDT_STREAM_BPF_H
 #define PYUSDT_USDT_STREAM_BPF_H
 
+/* When the reader was last woken (any CPU; a race only adds a wake-up). */
+__u64 last_wakeup_ns;
+
 /*
  * Wake the reader once per wakeup_bytes of data, when this record crosses the
  * mark, not for every record past it: a forced wake-up is an interrupt, and
  * one per record would slow the traced program whenever the reader lags.
+ * A trickle that never reaches the mark would wait for the reader's poll
+ * timeout, so below the mark a record also wakes it when the last wake-up is
+ * older than wakeup_interval_ns: the first event after a quiet spell is seen
+ * at once, and a trickle costs at most one wake-up per interval.
  */
-static __always_inline __u64 wakeup_flag(__u64 record_bytes)
+static __always_inline __u64 wakeup_flag(__u64 record_bytes, __u64 now_ns)
 {
 	if (!cfg.wakeup_bytes)
 		return 0;
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 mark = cfg.wakeup_bytes;
-	return avail >= mark && avail - record_bytes < mark ? BPF_RB_FORCE_WAKEUP
-							     : BPF_RB_NO_WAKEUP;
+	if (avail >= mark) {
+		if (avail - record_bytes >= mark)
+			return BPF_RB_NO_WAKEUP;
+	} else if (!cfg.wakeup_interval_ns || now_ns - last_wakeup_ns < cfg.wakeup_interval_ns) {
+		return BPF_RB_NO_WAKEUP;
+	}
+	last_wakeup_ns = now_ns;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 /* Fills the fixed part of the record; returns the number of failed reads. */
@@ -102,7 +115,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 			return 0;
 		}
 		fill_event(ctx, site, e, id, sleepable);
-		bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e)));
+		bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e), e->ts_ns));
 		return 0;
 	}
 	/* Both sizes are load-time constants, as the ring buffer requires. */
@@ -114,7 +127,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	}
 	fill_event(ctx, site, e, id, sleepable);
 	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
-	bpf_ringbuf_submit(e, wakeup_flag(size));
+	bpf_ringbuf_submit(e, wakeup_flag(size, e->ts_ns));
 	return 0;
 }
 

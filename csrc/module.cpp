@@ -305,6 +305,7 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("str_len", &SessionOptions::str_len)
         .def_readwrite("string_slots", &SessionOptions::string_slots)
         .def_readwrite("wakeup_bytes", &SessionOptions::wakeup_bytes)
+        .def_readwrite("wakeup_interval_ns", &SessionOptions::wakeup_interval_ns)
         .def_readwrite("max_sites", &SessionOptions::max_sites)
         .def_readwrite("max_probes", &SessionOptions::max_probes)
         .def_readwrite("max_agg_keys", &SessionOptions::max_agg_keys)

@@ -144,6 +144,7 @@ int Session::open_and_load() {
     skel_->rodata->cfg.str_len = opts_.str_len;
     skel_->rodata->cfg.string_slots = opts_.string_slots;
     skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
+    skel_->rodata->cfg.wakeup_interval_ns = opts_.wakeup_interval_ns;
     bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
     bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
     bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);

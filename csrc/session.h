@@ -35,6 +35,7 @@ struct SessionOptions {
     uint32_t str_len = PYUSDT_DEFAULT_STR_LEN;
     uint32_t string_slots = 0;  // string arguments a record can carry
     uint64_t wakeup_bytes = 0;  // 0: ring buffer's own policy
+    uint64_t wakeup_interval_ns = 0;  // below wakeup_bytes, wake at most this often (0: never)
     uint32_t max_sites = 4096;
     uint32_t max_probes = 1024;
     uint32_t max_agg_keys = 10240;  // rows of each aggregation map (buckets x keys)

@@ -47,6 +47,8 @@ DEFAULT_RINGBUF_BYTES = 16 << 20
 # smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
 AGGREGATE_ONLY_RINGBUF_BYTES = 4096
 REFRESH_INTERVAL_S = 0.2
+# A trickle of events is seen within this long (one reader wake-up at most per interval).
+DEFAULT_WAKEUP_INTERVAL_S = 0.01
 
 
 @dataclass
@@ -121,6 +123,7 @@ class Tracer:
         ringbuf_bytes: Optional[int] = None,
         follow_children: bool = False,
         wakeup_bytes: Optional[int] = None,
+        wakeup_interval: Optional[float] = DEFAULT_WAKEUP_INTERVAL_S,
         max_sites: int = 4096,
         max_agg_keys: int = 10240,
     ) -> None:
@@ -136,6 +139,10 @@ class Tracer:
             BPF, so while tracing every such process pays the trap and sees
             its semaphores raised.  Without it the kernel filters by process.
         wakeup_bytes: wake the reader once this much data is pending (default ring/64).
+        wakeup_interval: seconds; below wakeup_bytes, a new event also wakes the
+            reader when it was last woken longer ago than this, so a trickle of
+            events reaches poll() within about this long instead of at poll's
+            timeout, for at most one wake-up per interval.  None: never.
         max_sites: how many probe sites this tracer can attach.
         max_agg_keys: rows each aggregation map holds (keys x buckets); beyond,
             values are dropped and counted as map_full.
@@ -148,6 +155,9 @@ class Tracer:
         self.ringbuf_bytes = ringbuf_bytes  # chosen at start() when None
         self.follow_children = follow_children
         self.wakeup_bytes = wakeup_bytes  # ring/64 when None
+        if wakeup_interval is not None and wakeup_interval < 0:
+            raise ConfigError("wakeup_interval must not be negative")
+        self.wakeup_interval = wakeup_interval
         self.max_sites = max_sites
         if max_agg_keys < 1:
             raise ConfigError("max_agg_keys must be at least 1")
@@ -332,6 +342,7 @@ class Tracer:
         opts.string_slots = max((len(strings) for r in self._requests for _, strings in r.pending),
                                 default=0)
         opts.wakeup_bytes = self.wakeup_bytes
+        opts.wakeup_interval_ns = int((self.wakeup_interval or 0) * 1e9)
         opts.max_sites = self.max_sites
         opts.aggregate = bool(self._aggs)
         opts.max_agg_keys = self.max_agg_keys

@@ -1,0 +1,44 @@
+"""Reader wake-ups: a single event wakes a reader that sleeps in poll().
+
+The BPF side wakes the reader when wakeup_bytes of data are pending (a
+quarter MiB with the default ring) and, below that, when the last wake-up is
+older than wakeup_interval, so one event after a quiet spell is seen at once
+instead of at poll()'s timeout.  Here poll() is given an hour: it can only
+return with the event if the event woke it.  The join below only keeps a
+broken build from hanging the suite; it measures nothing.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from pyusdt import Tracer
+from pyusdt.provider import Provider
+
+HANG_GUARD_S = 120
+
+
+def test_one_event_wakes_a_sleeping_reader(bpf):
+    prov = Provider("pyusdt_wake")
+    tick = prov.probe("tick", ("n", "int64"))
+    prov.load()
+    try:
+        with Tracer() as t:
+            t.attach_pid(os.getpid(), "pyusdt_wake:tick")
+            t.start()
+            assert tick.enabled
+            got = []
+            reader = threading.Thread(target=lambda: got.append(t.poll(timeout=3600)), daemon=True)
+            reader.start()
+            tick.fire(7)
+            reader.join(HANG_GUARD_S)
+            woken = not reader.is_alive()
+            if not woken:  # unblock the reader (cross the byte mark) before failing
+                for _ in range(20000):
+                    tick.fire(0)
+                reader.join(HANG_GUARD_S)
+            assert woken, "one event did not wake the reader"
+            assert [e.args for e in got[0]] == [(7,)]
+            assert [(s.events, s.hits, s.lost_ringbuf) for s in t.stats()] == [(1, 1, 0)]
+    finally:
+        prov.unload()
