@@ -378,6 +378,25 @@ def summarize(runs: dict) -> dict:
     return out
 
 
+def round_ratios(summary: dict, a: str, b: str) -> list:
+    """a / b per round, each on its round's net ns: modes of one round run
+    seconds apart, so the machine's drift between rounds (the VM's CPU speed
+    moves by half) cancels out of these, not out of a ratio of medians."""
+    empty = [r["ns"] for r in summary["empty loop"]["runs"]]
+
+    def net(mode, i):
+        ns = summary[mode]["runs"][i]["ns"]
+        return ns if mode.startswith("C ") else ns - empty[i]
+
+    n = min(len(summary[a]["runs"]), len(summary[b]["runs"]), len(empty))
+    return [net(a, i) / net(b, i) for i in range(n)]
+
+
+PAIRED = [("fire count nop5", "C count nop5"), ("fire count nop1", "C count nop1"),
+          ("ext count nop5", "C count nop5"), ("ext count nop1", "C count nop1"),
+          ("fire count nop5", "ext count nop5"), ("fire count nop1", "ext count nop1")]
+
+
 def targets(summary: dict) -> dict:
     net = {m: s["net_median"] for m, s in summary.items()}
     res = {}
@@ -437,6 +456,12 @@ def print_report(summary: dict, opts, background: dict) -> dict:
           "the C hit; the hit as Python sees it (traced minus checked, to compare with C count):")
     for k, v in ratios.items():
         print(f"  {k:<52} {v:.3f}" if "(ns)" not in k else f"  {k:<52} {v:.1f}")
+    print("\nper-round ratios (same round, net ns), median first:")
+    for a, b in PAIRED:
+        rs = round_ratios(summary, a, b)
+        ratios[f"{a} / {b}, median of rounds"] = statistics.median(rs)
+        print(f"  {a + ' / ' + b:<36} {statistics.median(rs):.3f}   rounds: "
+              + " ".join(f"{x:.2f}" for x in rs))
     res = targets(summary)
     print("\ntargets (net ns per call):")
     for name, (ok, value) in res.items():
