@@ -13,6 +13,12 @@ namespace {
 
 using ProbeFunction = void (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
                                uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+// The same function seen with its register arguments only.  A probe of at
+// most six arguments reads nothing but the six argument registers, so the
+// call need not push the other six words (the function itself is a nop and
+// a ret, whatever it is passed).
+using RegisterProbeFunction = void (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+constexpr Py_ssize_t kRegisterArgs = 6;
 
 // Read by unloaded probes in place of their (unmapped) semaphore.
 const volatile uint16_t kNoSemaphore = 0;
@@ -105,8 +111,12 @@ PyObject *fire_traced(ProbeFire *f, PyObject *const *args, Py_ssize_t n) {
                 return arg_error(f, i, "integer out of range for its type");
         }
     }
-    f->function(words[0], words[1], words[2], words[3], words[4], words[5], words[6], words[7],
-                words[8], words[9], words[10], words[11]);
+    if (n <= kRegisterArgs)
+        reinterpret_cast<RegisterProbeFunction>(f->function)(words[0], words[1], words[2], words[3],
+                                                             words[4], words[5]);
+    else
+        f->function(words[0], words[1], words[2], words[3], words[4], words[5], words[6], words[7],
+                    words[8], words[9], words[10], words[11]);
     Py_RETURN_NONE;
 }
 
