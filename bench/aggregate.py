@@ -63,7 +63,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import stream  # noqa: E402  (bench/stream.py: workload build, tracefs, noise meter)
-from stream import BenchError, NoiseMeter, build_workload, ensure_tracefs, finish, mark, parse_workload  # noqa: E402
+from stream import BenchError, NoiseMeter, background_line, build_workload, ensure_tracefs, finish, mark, parse_workload  # noqa: E402
 
 PROBE = stream.PROBE
 MODES = ("none", "bpftrace-count", "pyusdt-count", "bpftrace-hist", "pyusdt-hist")
@@ -345,9 +345,7 @@ def print_table(summary: dict, n: int, repeat: int, config: dict, background: di
     base = summary.get("none", {}).get("ns_per_fire_median")
     print(f"\npyusdt aggregation benchmark: probe {PROBE}, N={n} fires per run, median of {repeat} runs")
     print(f"config: {json.dumps(config)}")
-    print(f"background: CPU time outside this benchmark's processes {background['foreign_cpu_pct']:.0f}% "
-          f"of one CPU on average, steal {background['steal_pct']:.0f}%"
-          + ("  <- results are noisy" if background["foreign_cpu_pct"] > 10 or background["steal_pct"] > 10 else ""))
+    print(background_line(background))
     print()
     stats_col = any("prog_ns_per_run_median" in s for s in summary.values())
     hdr = (f"{'mode':<15} {'ns/fire':>9} {'min':>9} {'max':>9} {'+ns vs none':>11} {'check':>6} "

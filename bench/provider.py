@@ -411,11 +411,11 @@ def targets(summary: dict) -> dict:
 
 
 def print_report(summary: dict, opts, background: dict) -> dict:
+    from stream import background_line  # bench/stream.py
+
     print(f"\npyusdt provider benchmark: median of {opts.repeat} runs; "
           f"untraced loops n={opts.n_fast}, traced n={opts.n_traced} (+{WARMUP} warm-up)")
-    print(f"background: CPU time outside this benchmark's processes {background['foreign_cpu_pct']:.0f}% "
-          f"of one CPU on average, steal {background['steal_pct']:.0f}%"
-          + ("  <- results are noisy" if background["foreign_cpu_pct"] > 10 or background["steal_pct"] > 10 else ""))
+    print(background_line(background))
     net = {m: s["net_median"] for m, s in summary.items()}
     print()
     hdr = f"{'mode':<18} {'ns/call':>9} {'min':>9} {'max':>9} {'net ns':>9} {'x noop':>7} {'x C':>6} {'check':>6}"
@@ -492,7 +492,7 @@ def main(argv=None) -> int:
         print("provider.py: needs root (BPF and uprobes)", file=sys.stderr)
         return 2
 
-    from stream import NoiseMeter  # bench/stream.py, unchanged
+    from stream import NoiseMeter  # bench/stream.py
     from pyusdt.provider import Provider
 
     ctx: dict = {"obj": Obj(), "probes": {}, "raw": {}, "semaphores": {}, "ext": {}}

@@ -267,9 +267,7 @@ def print_table(summary: dict, n: int, repeat: int, config: dict, background: di
     base = summary.get("none", {}).get("ns_per_fire_median")
     print(f"\npyusdt streaming benchmark: probe {PROBE}, N={n} fires per run, median of {repeat} runs")
     print(f"config: {json.dumps(config)}")
-    print(f"background: CPU time outside this benchmark's processes {background['foreign_cpu_pct']:.0f}% "
-          f"of one CPU on average, steal {background['steal_pct']:.0f}%"
-          + ("  <- results are noisy" if background["foreign_cpu_pct"] > 10 or background["steal_pct"] > 10 else ""))
+    print(background_line(background))
     print()
     hdr = (f"{'mode':<16} {'ns/fire':>9} {'min':>9} {'max':>9} {'x none':>8} {'received/fired':>17} "
            f"{'lost':>6} {'check':>6} {'CPU ns/ev':>10} {'ev/batch':>9}")
@@ -367,6 +365,14 @@ class NoiseMeter:
         return {"wall_s": wall, "busy_cpu_s": busy_s, "own_cpu_s": own_s, "foreign_cpu_s": foreign,
                 "foreign_cpu_pct": 100 * foreign / wall if wall else 0.0,
                 "steal_pct": 100 * steal_s / wall if wall else 0.0}
+
+
+def background_line(background: dict) -> str:
+    """The one-line verdict on a NoiseMeter reading that every benchmark prints."""
+    noisy = background["foreign_cpu_pct"] > 10 or background["steal_pct"] > 10
+    return (f"background: CPU time outside this benchmark's processes {background['foreign_cpu_pct']:.0f}% "
+            f"of one CPU on average, steal {background['steal_pct']:.0f}%"
+            + ("  <- results are noisy" if noisy else ""))
 
 
 def finish(result: dict, elapsed: float, json_path) -> None:
