@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "provider_elf.h"
-#include "provider_fire.h"
+#include "provider_probe.h"
 #include "session.h"
 #include "usdt_notes.h"
 
@@ -250,7 +250,8 @@ py::tuple build_provider(const std::string &provider, const py::list &probes, bo
     ProviderLayout layout;
     std::vector<uint8_t> elf;
     try {
-        elf = build_provider_elf(provider, specs, nop5, &layout);
+        // Probe functions return None's address: probe.fire tail-calls them.
+        elf = build_provider_elf(provider, specs, nop5, reinterpret_cast<uint64_t>(Py_None), &layout);
     } catch (const ProviderError &e) {
         raise_py("ProviderError", e.what());
     }
@@ -358,7 +359,7 @@ PYBIND11_MODULE(_native, m) {
     m.def("build_provider", &build_provider, py::arg("provider"), py::arg("probes"), py::arg("nop5") = true,
           "The provider's shared object: (bytes, function offsets, semaphore offsets); probes are "
           "(name, arg type codes as bytes, arg names).");
-    if (add_probe_fire_type(m.ptr()) < 0)
+    if (add_provider_probe_type(m.ptr()) < 0)
         throw py::error_already_set();
     const std::pair<const char *, ProviderArg> arg_types[] = {
         {"ARG_INT8", ProviderArg::kInt8}, {"ARG_UINT8", ProviderArg::kUInt8},

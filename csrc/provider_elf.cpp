@@ -110,7 +110,7 @@ std::string provider_arg_spec(ProviderArg t, int index) {
 
 std::vector<uint8_t> build_provider_elf(const std::string &provider,
                                         const std::vector<ProviderProbeSpec> &probes, bool nop5,
-                                        ProviderLayout *layout) {
+                                        uint64_t return_value, ProviderLayout *layout) {
     if (!valid_identifier(provider))
         throw ProviderError("provider name '" + provider + "' is not a valid identifier");
     if (probes.empty())
@@ -164,18 +164,23 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
 
     std::vector<uint8_t> out(rw_end, 0);
 
-    // .text: a probe site and a return.  The 5-byte nop is `nopl 0(%rax,%rax,1)`.
+    // .text: the probe site, `movabs $return_value, %rax`, `ret`.  The 5-byte
+    // nop is `nopl 0(%rax,%rax,1)`.
+    static const uint8_t kNop5[] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
+    static const uint8_t kNop1[] = {0x90};
+    const uint8_t *site = nop5 ? kNop5 : kNop1;
+    size_t site_len = nop5 ? sizeof(kNop5) : sizeof(kNop1);
+    uint8_t body[10 + 1] = {0x48, 0xb8};  // movabs imm64, %rax; then ret
+    std::memcpy(body + 2, &return_value, sizeof(return_value));
+    body[10] = 0xc3;
+    const size_t function_size = site_len + sizeof(body);
+    static_assert(5 + sizeof(body) <= kFunctionStride, "a probe function fits its slot");
     for (size_t i = 0; i < n; i++) {
         uint64_t at = text_off + i * kFunctionStride;
-        static const uint8_t kNop5[] = {0x0f, 0x1f, 0x44, 0x00, 0x00, 0xc3};
-        static const uint8_t kNop1[] = {0x90, 0xc3};
-        if (nop5)
-            put_bytes(out, at, kNop5, sizeof(kNop5));
-        else
-            put_bytes(out, at, kNop1, sizeof(kNop1));
+        put_bytes(out, at, site, site_len);
+        put_bytes(out, at + site_len, body, sizeof(body));
         // Pad with int3 so a stray jump traps instead of sliding.
-        size_t used = nop5 ? sizeof(kNop5) : sizeof(kNop1);
-        std::memset(out.data() + at + used, 0xcc, kFunctionStride - used);
+        std::memset(out.data() + at + function_size, 0xcc, kFunctionStride - function_size);
     }
 
     // .dynsym (link-time addresses are file offsets: the object is position
@@ -188,7 +193,7 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
         s.st_other = STV_DEFAULT;
         s.st_shndx = is_fn ? 4 : 7;
         s.st_value = is_fn ? text_off + i * kFunctionStride : probes_off + (i - n) * sizeof(uint16_t);
-        s.st_size = is_fn ? (nop5 ? 6 : 2) : sizeof(uint16_t);
+        s.st_size = is_fn ? function_size : sizeof(uint16_t);
         put(out, dynsym_off + (i + 1) * sizeof(Elf64_Sym), s);
     }
     put_bytes(out, dynstr_off, dynstr.data.data(), dynstr.data.size());

@@ -40,10 +40,13 @@ struct ProviderLayout {
 constexpr int kMaxProviderArgs = 12;
 
 // The object's bytes; nop5 chooses a 5-byte nop probe site (optimizable by
-// the kernel's uprobe syscall) instead of the classic 1-byte nop.
+// the kernel's uprobe syscall) instead of the classic 1-byte nop.  Every
+// probe function returns `return_value` in %rax: pyusdt passes the address
+// of Python's None, so that probe.fire can jump to the function as its last
+// act and the function's return is fire's (see provider_fire.cpp).
 std::vector<uint8_t> build_provider_elf(const std::string &provider,
                                         const std::vector<ProviderProbeSpec> &probes, bool nop5,
-                                        ProviderLayout *layout);
+                                        uint64_t return_value, ProviderLayout *layout);
 
 // The note's argument spec for argument `index` of type `t` at the probe
 // site (the function entry): registers, then the caller's stack slots.

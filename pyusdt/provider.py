@@ -17,10 +17,9 @@ records each argument's name and type, so `pyusdt list -p` and
 from __future__ import annotations
 
 import ctypes
-import operator
 import os
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import _native
 from .errors import ProviderError
@@ -43,56 +42,11 @@ def _check_ident(what: str, name: str) -> None:
         raise ProviderError(f"{what} name {name!r} is not a valid identifier")
 
 
-def _fire_not_loaded(*args: Any) -> None:
-    raise ProviderError("probe fired before its provider was loaded")
-
-
-_fire_not_loaded.enabled = False  # type: ignore[attr-defined]  # as ProbeFire.enabled
-
-
-class Probe:
-    """One probe of a Provider.  `fire(...)` does nothing but a semaphore read
-    while nobody traces it; `enabled` tells whether anyone does."""
-
-    def __init__(self, provider: "Provider", name: str, args: Sequence[Tuple[str, str]]):
-        self.provider = provider
-        self.name = name
-        self.arg_names = [a for a, _ in args]
-        self.arg_types = [t for _, t in args]
-        self._codes = bytes(ARG_TYPES[t] for t in self.arg_types)
-        self._loaded = False
-        # fire is a native callable: a semaphore read while nobody traces.
-        self.fire: Callable[..., None] = _fire_not_loaded
-
-    @property
-    def fullname(self) -> str:
-        return f"{self.provider.name}:{self.name}"
-
-    # True while some tracer has this probe attached (its semaphore is
-    # non-zero).  A C-level getter: no Python frame on this hot path.
-    enabled = property(operator.attrgetter("fire.enabled"),
-                       doc="True while some tracer has this probe attached (its semaphore is non-zero).")
-
-    def fire_lazy(self, make_args: Callable[[], Sequence[Any]]) -> None:
-        """Builds the arguments (an expensive call) only when someone traces the probe."""
-        fire = self.fire
-        if fire.enabled or not self._loaded:
-            fire(*make_args())
-
-    def _bind(self, function: int, semaphore: int) -> None:
-        self.fire = _native.ProbeFire(function, semaphore, self._codes, self.fullname)
-        self._loaded = True
-
-    def _unbind(self) -> None:
-        # A fire kept from before unload() now raises instead of touching the
-        # unmapped semaphore.  A probe added after load() was never bound.
-        if self._loaded:
-            self.fire.unload()
-        self._loaded = False
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{n}: {t}" for n, t in zip(self.arg_names, self.arg_types))
-        return f"<Probe {self.fullname}({args})>"
+# One probe of a Provider: a native type (csrc/provider_probe.cpp), so that
+# probe.fire(...) is a method call CPython specialises end to end.  It has
+# provider, name, fullname, arg_names, arg_types, enabled, fire(*values) and
+# fire_lazy(make_args).
+Probe = _native.ProviderProbe
 
 
 class Provider:
@@ -129,7 +83,8 @@ class Provider:
                 raise ProviderError(f"{self.name}:{name}: argument {arg_name!r} has unknown type "
                                     f"{arg_type!r} (use one of {', '.join(ARG_TYPES)})")
             decls.append((arg_name, arg_type))
-        p = Probe(self, name, decls)
+        p = Probe(self, name, f"{self.name}:{name}", [a for a, _ in decls], [t for _, t in decls],
+                  bytes(ARG_TYPES[t] for _, t in decls))
         self.probes[name] = p
         return p
 
