@@ -10,6 +10,7 @@ Sections (see bench/README.md for what each measures and how):
   aggregate  in-kernel count and hist: pyusdt against bpftrace
   scale      600 probes at once: time until attached, memory, exact counts, detach time
   startup    time from starting the tracer to the first event printed
+  provider   probe.fire() from Python: untraced against a no-op call, traced against the C hit
   postgres   pgbench throughput with no tracer, pyusdt latency, bpftrace latency
 
 The default (full) run writes RESULTS.md, results.png and results.json into
@@ -38,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-SECTIONS = ("stream", "rates", "aggregate", "scale", "startup", "postgres")
+SECTIONS = ("stream", "rates", "aggregate", "scale", "startup", "provider", "postgres")
 DEV_OUT = "/tmp/pyusdt-bench"
 
 
