@@ -178,6 +178,20 @@ class PySession {
         }
     }
 
+    // [(errno, message)] of the sites the kernel would not link.
+    std::vector<std::pair<int, std::string>> commit() {
+        Session &sess = s();
+        std::vector<AttachFailure> failures;
+        {
+            py::gil_scoped_release nogil;
+            failures = sess.commit();
+        }
+        std::vector<std::pair<int, std::string>> out;
+        for (const AttachFailure &f : failures)
+            out.emplace_back(f.err, f.message);
+        return out;
+    }
+
     py::array poll(int timeout_ms, size_t max_events) {
         Session &sess = s();
         auto buf = std::make_unique<std::vector<uint8_t>>();
@@ -312,7 +326,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("max_agg_keys", &SessionOptions::max_agg_keys)
         .def_readwrite("max_starts", &SessionOptions::max_starts)
         .def_readwrite("aggregate", &SessionOptions::aggregate)
-        .def_readwrite("flat_aggs", &SessionOptions::flat_aggs);
+        .def_readwrite("flat_aggs", &SessionOptions::flat_aggs)
+        .def_readwrite("uprobe_multi", &SessionOptions::uprobe_multi);
 
     py::class_<pyusdt_agg_spec>(m, "AggSpec", "What an aggregating site does (bpf/pyusdt_abi.h).")
         .def(py::init([] { pyusdt_agg_spec a{}; a.value_arg = a.key_arg = a.filter_arg = a.pair_arg = PYUSDT_NO_ARG; return a; }))
@@ -377,6 +392,9 @@ PYBIND11_MODULE(_native, m) {
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
              py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false,
              py::arg("agg") = py::none())
+        .def("commit", &PySession::commit,
+             "Links the sites attached since the last commit (uprobe_multi); [(errno, message)] of "
+             "those the kernel refused.")
         .def("agg_rows", &PySession::agg_rows, "Every aggregation row, summed over CPUs.")
         .def("agg_counters", &PySession::agg_counters, py::arg("n"),
              "Counters of aggregations 0..n-1, summed over CPUs.")
@@ -390,6 +408,7 @@ PYBIND11_MODULE(_native, m) {
         .def("detach_all", [](PySession &p) { p.s().detach_all(); })
         .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })
         .def_property_readonly("sleepable_strings", [](PySession &p) { return p.s().sleepable_strings(); })
+        .def_property_readonly("uprobe_multi", [](PySession &p) { return p.s().uprobe_multi(); })
         .def_property_readonly("string_slots", [](PySession &p) { return p.s().options().string_slots; })
         .def_property_readonly("dtype", &PySession::dtype)
         .def_property_readonly("closed", &PySession::closed)

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
+#include <tuple>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "uprobe_multi.h"
 #include "usdt.skel.h"
 
 namespace pyusdt {
@@ -89,6 +92,7 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
     // String sites prefer the sleepable program, which can fault in pages;
     // a kernel that refuses it still gets the plain one.
     sleepable_ = opts_.string_slots > 0 || opts_.aggregate;
+    multi_ = opts_.uprobe_multi && uprobe_multi_supported();
     int err = open_and_load();
     if (err && sleepable_) {
         sleepable_ = false;
@@ -155,6 +159,12 @@ int Session::open_and_load() {
     bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_ && opts_.string_slots > 0);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate, opts_.aggregate);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate_sleepable, sleepable_ && opts_.aggregate);
+    if (multi_) {
+        bpf_program *progs[] = {skel_->progs.pyusdt_stream, skel_->progs.pyusdt_stream_sleepable,
+                                skel_->progs.pyusdt_aggregate, skel_->progs.pyusdt_aggregate_sleepable};
+        for (bpf_program *p : progs)
+            bpf_program__set_expected_attach_type(p, static_cast<bpf_attach_type>(kAttachUprobeMulti));
+    }
     int err = usdt__load(skel_);
     if (err) {
         usdt__destroy(skel_);
@@ -186,6 +196,47 @@ void Session::detach_all() {
     for (bpf_link *l : links_)
         bpf_link__destroy(l);
     links_.clear();
+    for (int fd : multi_links_)
+        close(fd);  // the link's last reference: the kernel detaches all its sites
+    multi_links_.clear();
+    multi_sites_ = 0;
+    pending_.clear();
+}
+
+std::vector<AttachFailure> Session::commit() {
+    std::vector<AttachFailure> failures;
+    // Grouped by file, process and program, in attach order within a group.
+    std::map<std::tuple<std::string, int, bpf_program *>, std::vector<const PendingSite *>> groups;
+    for (const PendingSite &p : pending_)
+        groups[{p.path, p.pid, p.prog}].push_back(&p);
+    auto link = [&](const std::vector<const PendingSite *> &sites) {
+        std::vector<uint64_t> offsets, ref_ctrs, cookies;
+        for (const PendingSite *p : sites) {
+            offsets.push_back(p->offset);
+            ref_ctrs.push_back(p->ref_ctr_offset);
+            cookies.push_back(p->cookie);
+        }
+        const PendingSite &first = *sites.front();
+        int fd = uprobe_multi_link(bpf_program__fd(first.prog), first.path, offsets, ref_ctrs, cookies,
+                                   first.pid);
+        if (fd >= 0) {
+            multi_links_.push_back(fd);
+            multi_sites_ += sites.size();
+        }
+        return fd;
+    };
+    for (auto &[key, sites] : groups) {
+        if (link(sites) >= 0)
+            continue;
+        // Which site(s) the kernel refuses: one link each.
+        for (const PendingSite *p : sites) {
+            int fd = link({p});
+            if (fd < 0)
+                failures.push_back({-fd, p->label + " in " + p->path + ": attach failed: " + strerror(-fd)});
+        }
+    }
+    pending_.clear();
+    return failures;
 }
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
@@ -230,15 +281,22 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sites), &idx, &s, BPF_ANY) != 0)
         throw AttachError(errno, std::string("writing the site map: ") + strerror(errno));
 
-    LIBBPF_OPTS(bpf_uprobe_opts, uo);
-    uo.ref_ctr_offset = site.semaphore_offset;
-    uo.bpf_cookie = idx;
     // String reads go to the sleepable programs, which can fault pages in.
     bool string_key = aggregating && agg->key_kind == PYUSDT_KEY_STR && !agg->key_from_start;
     bpf_program *prog = aggregating ? (string_key && sleepable_ ? skel_->progs.pyusdt_aggregate_sleepable
                                                                 : skel_->progs.pyusdt_aggregate)
                         : (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
                                                      : skel_->progs.pyusdt_stream;
+    if (multi_) {
+        pending_.push_back({path, pid, prog, site.pc_offset, site.semaphore_offset, idx,
+                            site.provider + ":" + site.name});
+        next_site_++;
+        probe_count_ = std::max(probe_count_, probe_id + 1);
+        return idx;
+    }
+    LIBBPF_OPTS(bpf_uprobe_opts, uo);
+    uo.ref_ctr_offset = site.semaphore_offset;
+    uo.bpf_cookie = idx;
     bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
     if (!link) {
         int err = errno;

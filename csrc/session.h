@@ -1,5 +1,7 @@
 // One tracing session: the generic USDT program loaded once, its maps, the
-// uprobe links (one per probe site), and the ring buffer reader.  Everything
+// uprobe links (one uprobe_multi link per file, process and program where the
+// kernel has them, else one perf-event link per probe site), and the ring
+// buffer reader.  Everything
 // it opens it owns and releases in its destructor, so a session that goes out
 // of scope, however it ends, leaves no uprobe attached.
 #pragma once
@@ -14,6 +16,7 @@
 
 struct usdt;
 struct bpf_link;
+struct bpf_program;
 struct ring_buffer;
 
 namespace pyusdt {
@@ -42,6 +45,13 @@ struct SessionOptions {
     uint32_t max_starts = 10240;    // outstanding latency starts (LRU beyond)
     bool aggregate = false;         // load the aggregating program too
     uint32_t flat_aggs = 0;         // aggregations 0..n-1 may use the agg_flat array
+    bool uprobe_multi = true;       // use uprobe_multi links if the kernel has them
+};
+
+// A site attach() accepted that commit() could not link.
+struct AttachFailure {
+    int err;
+    std::string message;
 };
 
 // One aggregation row summed over CPUs: a histogram bucket (count only) or
@@ -78,9 +88,16 @@ class Session {
     // Returns the site index.
     // With `agg` (role other than NONE) the site aggregates in the kernel
     // instead of streaming.
+    // With uprobe_multi links the site is linked by the next commit(), else
+    // here and now (an AttachError names it).
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
                     const pyusdt_agg_spec *agg = nullptr);
+
+    // Links the sites attach() accepted since the last commit: one link per
+    // (file, pid, program).  A link the kernel refuses is retried one site at
+    // a time, so that each failure names its probe; returns the failures.
+    std::vector<AttachFailure> commit();
 
     // Every aggregation row, summed over CPUs.
     std::vector<AggRow> agg_rows() const;
@@ -106,8 +123,9 @@ class Session {
 
     // Destroys every uprobe link now (the destructor does it too).
     void detach_all();
-    size_t attached_sites() const { return links_.size(); }
+    size_t attached_sites() const { return links_.size() + multi_sites_; }
     bool sleepable_strings() const { return sleepable_; }
+    bool uprobe_multi() const { return multi_; }
 
     size_t row_size() const { return sizeof(pyusdt_event) + size_t(opts_.string_slots) * opts_.str_len; }
     const SessionOptions &options() const { return opts_; }
@@ -126,7 +144,19 @@ class Session {
     int epfd_ = -1;              // edge-triggered epoll on the ring buffer
     uint8_t *positions_ = nullptr;  // consumer and producer position pages
     size_t page_ = 0;
-    std::vector<bpf_link *> links_;
+    std::vector<bpf_link *> links_;  // perf-event links, one per site
+    // uprobe_multi: sites waiting for commit(), the links made, the sites in them.
+    struct PendingSite {
+        std::string path;
+        int pid;
+        bpf_program *prog;
+        uint64_t offset, ref_ctr_offset, cookie;
+        std::string label;  // provider:name, for errors
+    };
+    bool multi_ = false;
+    std::vector<PendingSite> pending_;
+    std::vector<int> multi_links_;
+    size_t multi_sites_ = 0;
     uint32_t next_site_ = 0;
     uint32_t probe_count_ = 0;
     // Drain state for the callback.

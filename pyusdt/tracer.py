@@ -126,6 +126,7 @@ class Tracer:
         wakeup_interval: Optional[float] = DEFAULT_WAKEUP_INTERVAL_S,
         max_sites: int = 4096,
         max_agg_keys: int = 10240,
+        uprobe_multi: bool = True,
     ) -> None:
         """
         str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
@@ -146,6 +147,10 @@ class Tracer:
         max_sites: how many probe sites this tracer can attach.
         max_agg_keys: rows each aggregation map holds (keys x buckets); beyond,
             values are dropped and counted as map_full.
+        uprobe_multi: attach with one uprobe_multi link per file and process
+            where the kernel has them (Linux 6.6+): detaching then takes one
+            RCU grace period per link, not one per probe site.  False: one
+            perf-event link per site, as older kernels get anyway.
         """
         if not 1 <= str_len <= _native.MAX_STR_LEN:
             raise ConfigError(f"string length must be between 1 and {_native.MAX_STR_LEN}")
@@ -162,6 +167,7 @@ class Tracer:
         if max_agg_keys < 1:
             raise ConfigError("max_agg_keys must be at least 1")
         self.max_agg_keys = max_agg_keys
+        self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
         self._requests: list[_Request] = []
         self._probes: list[TracedProbe] = []
@@ -350,6 +356,7 @@ class Tracer:
         self._flat_aggs = len(self._aggs)
         opts.flat_aggs = self._flat_aggs
         opts.max_starts = max([a.max_pending for a in self._aggs if isinstance(a, Latency)], default=1)
+        opts.uprobe_multi = self.uprobe_multi
         self._session = _native.Session(opts)
         for req in self._requests:
             self._attach_pending(req)
@@ -398,6 +405,13 @@ class Tracer:
                     if req.held is None and req.kind == "path":
                         raise
                     self.warnings.append(str(e))
+        # With uprobe_multi links, attach() only queued the sites: link them.
+        for err, message in self._session.commit():
+            if req.held is None and req.kind == "path":
+                e = AttachError(message)
+                e.os_errno = err
+                raise e
+            self.warnings.append(message)
 
     def _refresh(self) -> None:
         """Attaches probes in objects that appeared since: dlopen, exec, forked children."""

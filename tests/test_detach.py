@@ -84,6 +84,24 @@ def bpf_fd_ids(pid: int) -> tuple[set, set]:
     return progs, links
 
 
+def linked_sites(pid: int) -> int:
+    """Probe sites the links of process `pid` hold: a uprobe_multi link its
+    uprobe_cnt, a perf-event link one."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        kind = info.get("link_type", "").strip()
+        if kind == "uprobe_multi":
+            n += int(info["uprobe_cnt"])
+        elif kind == "perf":  # a perf-event link: one site
+            n += 1
+    return n
+
+
 def bpftool(*args) -> list:
     res = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
@@ -200,7 +218,7 @@ def test_cli_signal_detaches(bpf, semprog, tick_sem_vaddr, sig):
         trace.wait_tracing()
         progs, links = bpf_fd_ids(trace.pid)
         assert_attached(progs, links)
-        assert len(links) == 3  # one site each: plain, tick, burst
+        assert linked_sites(trace.pid) == 3  # one site each: plain, tick, burst
         server.check_traced(tick_sem_vaddr)
         assert server.ask("f 3") == "burst 3"
         wait_until(lambda: sum(" procsem:burst " in line for line in trace.out) == 3,
@@ -332,17 +350,21 @@ def test_pid_exit_detaches(bpf, semprog, tick_sem_vaddr):
 # -- an exception inside `with Tracer()` ----------------------------------------------
 
 
-def test_exception_inside_with_detaches(bpf, semprog, tick_sem_vaddr):
+@pytest.mark.parametrize("multi", [True, False], ids=["uprobe_multi", "perf_event"])
+def test_exception_inside_with_detaches(bpf, semprog, tick_sem_vaddr, multi):
+    """Both ways of linking: one uprobe_multi link for the three sites, or
+    (older kernels, or uprobe_multi=False) one perf-event link per site."""
     server = Server(semprog)
     before_progs, before_links = bpf_fd_ids(os.getpid())
     try:
         with pytest.raises(RuntimeError, match="^boom$"):
-            with Tracer() as t:
+            with Tracer(uprobe_multi=multi) as t:
                 t.attach_pid(server.pid, "procsem:*")
                 t.start()
-                assert t.attached_sites == 3
+                assert t.attached_sites == 3 and linked_sites(os.getpid()) == 3
                 progs, links = bpf_fd_ids(os.getpid())
                 progs, links = progs - before_progs, links - before_links
+                assert len(links) == (1 if multi else 3)
                 assert_attached(progs, links)
                 server.check_traced(tick_sem_vaddr)
                 assert server.ask("f 2") == "burst 2"
