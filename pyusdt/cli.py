@@ -162,6 +162,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGINT is how a trace is stopped, also when a shell without job control
+    # started us in the background with SIGINT ignored (Python then leaves it
+    # ignored); bpftrace installs its handler regardless too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.func(args, parser)
     except PyusdtError as e:

@@ -2,6 +2,7 @@
 the background, and collecting a trace's events."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -56,9 +57,12 @@ class Child:
 class Cli:
     """`pyusdt ARGS` in the background; stdout and stderr read by threads."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, sigint_ignored: bool = False):
+        """sigint_ignored: started as a shell without job control starts a
+        background job, with SIGINT ignored (inherited through exec)."""
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.p = subprocess.Popen([PYUSDT, *map(str, args)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
         self.pid = self.p.pid
         self.out: list[str] = []
         self.err: list[str] = []

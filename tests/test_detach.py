@@ -209,12 +209,15 @@ def summary_counts(err: list[str]) -> dict:
 # -- the CLI ended by a signal ----------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cli_signal_detaches(bpf, semprog, tick_sem_vaddr, sig):
+@pytest.mark.parametrize("sig,ignored", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-inherited-ignored"])
+def test_cli_signal_detaches(bpf, semprog, tick_sem_vaddr, sig, ignored):
+    """SIGINT stops a trace even in a background job whose shell left SIGINT
+    ignored (as bpftrace's does), and SIGTERM does."""
     server = Server(semprog)
     trace = None
     try:
-        trace = Cli("trace", "-p", server.pid, "procsem:*")
+        trace = Cli("trace", "-p", server.pid, "procsem:*", sigint_ignored=ignored)
         trace.wait_tracing()
         progs, links = bpf_fd_ids(trace.pid)
         assert_attached(progs, links)
