@@ -2,6 +2,7 @@
 the background, and collecting a trace's events."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -128,3 +129,24 @@ def events_within(t: Tracer, n: int, timeout: float = 5.0) -> list:
         out.extend(e for e in t.poll(0.05))
     out.extend(e for b in t.drain() for e in b)
     return out
+
+
+def bpf_links(pid: int) -> list[dict]:
+    """The fdinfo (key: value, stripped) of every BPF link process `pid` holds."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if "link_type" in info:
+            out.append({k: v.strip() for k, v in info.items()})
+    return out
+
+
+def linked_sites(pid: int) -> int:
+    """Probe sites the links of process `pid` hold: a uprobe_multi link its
+    uprobe_cnt, a perf-event link one."""
+    return sum(int(lk["uprobe_cnt"]) if lk["link_type"] == "uprobe_multi" else lk["link_type"] == "perf"
+               for lk in bpf_links(pid))

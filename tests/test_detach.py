@@ -29,7 +29,7 @@ import time
 import pytest
 
 from conftest import load_base, read_u16
-from proc_helpers import Cli
+from proc_helpers import Cli, linked_sites
 from pyusdt import Tracer, probes_at_path
 
 
@@ -82,24 +82,6 @@ def bpf_fd_ids(pid: int) -> tuple[set, set]:
             elif key == "link_id":
                 links.add(int(value))
     return progs, links
-
-
-def linked_sites(pid: int) -> int:
-    """Probe sites the links of process `pid` hold: a uprobe_multi link its
-    uprobe_cnt, a perf-event link one."""
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-        except OSError:
-            continue
-        kind = info.get("link_type", "").strip()
-        if kind == "uprobe_multi":
-            n += int(info["uprobe_cnt"])
-        elif kind == "perf":  # a perf-event link: one site
-            n += 1
-    return n
 
 
 def bpftool(*args) -> list:

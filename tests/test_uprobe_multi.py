@@ -14,7 +14,7 @@ import os
 import pytest
 
 from pyusdt import Tracer, _native
-from test_detach import linked_sites
+from proc_helpers import bpf_links, linked_sites
 
 
 @pytest.fixture(scope="module")
@@ -22,29 +22,15 @@ def multisite(build):
     return build("args_multisite.c", "args_multisite")
 
 
-def links_of(pid: int) -> list[dict]:
-    """fdinfo of every BPF link process `pid` holds."""
-    out = []
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-        except OSError:
-            continue
-        if "link_type" in info:
-            out.append({k: v.strip() for k, v in info.items()})
-    return out
-
-
 def test_one_link_per_file_and_program(bpf, multisite):
     """multisite:hit has three sites and multisite:done one: one link holds all
     four, with the semaphore-less sites' cookies, and the counts are exact."""
-    before = {lk["link_id"] for lk in links_of(os.getpid())}
+    before = {lk["link_id"] for lk in bpf_links(os.getpid())}
     with Tracer() as t:
         t.attach_command([str(multisite), "100"], "multisite:*")
         t.start()
         assert t._session.uprobe_multi
-        ours = [lk for lk in links_of(os.getpid()) if lk["link_id"] not in before]
+        ours = [lk for lk in bpf_links(os.getpid()) if lk["link_id"] not in before]
         assert [(lk["link_type"], lk["uprobe_cnt"], lk["path"]) for lk in ours] == [
             ("uprobe_multi", "4", str(multisite))]
         assert t.attached_sites == 4
@@ -53,7 +39,7 @@ def test_one_link_per_file_and_program(bpf, multisite):
             for e in batch:
                 counts[e.probe.fullname] = counts.get(e.probe.fullname, 0) + 1
     assert counts == {"multisite:hit": 300, "multisite:done": 1}
-    assert {lk["link_id"] for lk in links_of(os.getpid())} == before
+    assert {lk["link_id"] for lk in bpf_links(os.getpid())} == before
 
 
 def test_refused_site_is_named_and_the_others_linked(bpf, multisite):
