@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -30,7 +29,6 @@ from .discovery import (
     match,
 )
 from .errors import (
-    ArgumentIndexError,
     AttachError,
     ConfigError,
     NoSuchProcessError,
@@ -38,9 +36,11 @@ from .errors import (
     SessionClosedError,
     UnsupportedArgumentError,
 )
-from .aggregation import Aggregate, AggregationResult, Counters, Latency
+from .aggregation import Aggregate, AggregationResult, Latency
+from .attach_request import AttachRequest, RoleAgg, check_probes, inode_key, inode_keys, pid_alive
 from .events import EventBatch, TracedProbe
 from .launcher import HeldProcess, linked_libraries
+from .tracer_results import ProbeStats, read_aggregations, read_stats
 
 DEFAULT_RINGBUF_BYTES = 16 << 20
 # The ring of a tracer that only aggregates: nothing is streamed, so the
@@ -49,68 +49,6 @@ AGGREGATE_ONLY_RINGBUF_BYTES = 4096
 REFRESH_INTERVAL_S = 0.2
 # A trickle of events is seen within this long (one reader wake-up at most per interval).
 DEFAULT_WAKEUP_INTERVAL_S = 0.01
-
-
-@dataclass
-class ProbeStats:
-    """What happened to one probe's hits, from the kernel's counters and ours."""
-
-    probe: str
-    path: str
-    events: int  # records delivered to Python
-    hits: int  # times the probe fired in a traced process
-    lost_ringbuf: int  # records dropped because the ring buffer was full
-    str_fail: int  # string arguments that could not be read (record kept, flagged)
-    arg_fail: int  # memory arguments that could not be read (record kept, flagged)
-
-
-@dataclass
-class _Request:
-    """One attach call: which probes, where, and how to read their arguments."""
-
-    pattern: str
-    strings: tuple
-    kind: str  # "path", "pid" or "command"
-    path: Optional[str] = None
-    pid: Optional[int] = None
-    held: Optional[HeldProcess] = None
-    agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
-    role: int = 0  # _native.ROLE_*: what this request's sites do with a hit
-    pending: list = field(default_factory=list)  # probes resolved, not yet attached
-    seen_objects: set = field(default_factory=set)  # inode keys already scanned
-
-
-@dataclass(frozen=True)
-class _RoleAgg:
-    """One side (start or done) of a Latency, as one attach request sees it."""
-
-    spec: Latency
-    role: int
-
-
-def _inode_key(path: str) -> tuple:
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino)
-
-
-def _inode_keys(paths) -> set:
-    """Inode keys of the paths that still exist (a mapping can vanish meanwhile)."""
-    keys = set()
-    for p in paths:
-        try:
-            keys.add(_inode_key(p))
-        except OSError:
-            pass
-    return keys
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            # A zombie has exited: its probes can no longer fire.
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 class Tracer:
@@ -169,7 +107,7 @@ class Tracer:
         self.max_agg_keys = max_agg_keys
         self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
-        self._requests: list[_Request] = []
+        self._requests: list[AttachRequest] = []
         self._probes: list[TracedProbe] = []
         self._probe_ids: dict[tuple, int] = {}
         self._attached: set[tuple] = set()  # (inode key, file offset, agg id) of every attached site
@@ -191,18 +129,18 @@ class Tracer:
         With `aggregate`, hits are aggregated in the kernel instead of streamed."""
         path = os.fspath(path)
         probes = require_match(probes_at_path(path), pattern, path)
-        req = _Request(pattern, tuple(strings), "path", path=path)
+        req = AttachRequest(pattern, tuple(strings), "path", path=path)
         return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = (),
                    aggregate: Optional[Aggregate] = None) -> list[Probe]:
         """Probes matching `pattern` in every object mapped into process `pid`.
         With `aggregate`, hits are aggregated in the kernel instead of streamed."""
-        if pid <= 0 or not _pid_alive(pid):
+        if pid <= 0 or not pid_alive(pid):
             raise NoSuchProcessError(f"no such process: {pid}")
         probes = require_match(probes_in_process(pid), pattern, f"process {pid}")
-        req = _Request(pattern, tuple(strings), "pid", pid=pid)
-        req.seen_objects = _inode_keys(o.open_path for o in process_objects(pid))
+        req = AttachRequest(pattern, tuple(strings), "pid", pid=pid)
+        req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
         return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
@@ -220,8 +158,8 @@ class Tracer:
                 except PyusdtError:
                     continue
             probes = require_match(probes, pattern, f"command {held.argv[0]}")
-            req = _Request(pattern, tuple(strings), "command", pid=held.pid, held=held)
-            req.seen_objects = _inode_keys(objects)
+            req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held)
+            req.seen_objects = inode_keys(objects)
             self._add(self._with_agg(req, aggregate), probes)
         except BaseException:
             held.terminate()
@@ -238,7 +176,7 @@ class Tracer:
         self._agg_id(latency)
         found = []
         for pattern, role in ((latency.start, _native.ROLE_START), (latency.done, _native.ROLE_DONE)):
-            agg = _RoleAgg(latency, role)
+            agg = RoleAgg(latency, role)
             if path is not None:
                 found += self.attach_path(path, pattern, aggregate=agg)
             elif pid is not None:
@@ -247,11 +185,11 @@ class Tracer:
                 command = self.attach_command(command, pattern, aggregate=agg)
         return found
 
-    def _with_agg(self, req: _Request, aggregate) -> _Request:
+    def _with_agg(self, req: AttachRequest, aggregate) -> AttachRequest:
         """Binds an aggregation to a request, giving it an id in this tracer."""
         if aggregate is None:
             return req
-        if isinstance(aggregate, _RoleAgg):
+        if isinstance(aggregate, RoleAgg):
             req.agg, req.role = aggregate.spec, aggregate.role
             return req
         if req.strings:
@@ -271,11 +209,11 @@ class Tracer:
         self._aggs.append(spec)
         return len(self._aggs) - 1
 
-    def _add(self, req: _Request, probes: list[Probe]) -> list[Probe]:
+    def _add(self, req: AttachRequest, probes: list[Probe]) -> list[Probe]:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
         before = len(self.warnings)
-        usable = self._check_probes(probes, req, strict=True)
+        usable = check_probes(probes, req, True, self.warnings)
         if not usable:
             raise UnsupportedArgumentError("; ".join(self.warnings[before:]))
         if self._session is not None and req.agg is None and self._streams_nothing:
@@ -286,47 +224,6 @@ class Tracer:
         if self._session is not None:
             self._attach_pending(req)
         return [p for p, _ in usable]
-
-    def _check_probes(self, probes: list[Probe], req: _Request, strict: bool) -> list[tuple]:
-        """(probe, its string arguments) for each probe that can be traced as asked.
-
-        A string index applies to the probes that have such an argument; it is
-        an error only when no matched probe has it.  Probes whose arguments
-        pyusdt cannot read are refused with a warning naming them.
-        """
-        if not probes:
-            return []
-        strings = req.strings
-        if req.agg is not None:
-            problems = {p.fullname: req.agg.arg_problems(p, req.role) for p in probes}
-            if strict and any(problems.values()):
-                raise ArgumentIndexError(next(v for v in problems.values() if v)[0])
-            for name, why in problems.items():
-                self.warnings.extend(why)
-            probes = [p for p in probes if not problems[p.fullname]]
-        for i in strings:
-            if not any(0 <= i < p.nargs and p.args[i].size == 8 for p in probes):
-                if any(0 <= i < p.nargs for p in probes):
-                    p = next(p for p in probes if 0 <= i < p.nargs)
-                    problem = (f"argument {i} of {p.fullname} is a {p.args[i].size}-byte integer, "
-                               "not a string pointer")
-                else:
-                    most = max(p.nargs for p in probes)
-                    problem = f"argument {i} out of range: the matched probes have at most {most} argument(s)"
-                if strict:
-                    raise ArgumentIndexError(problem)
-                self.warnings.append(problem)
-        usable = []
-        for p in probes:
-            if p.unsupported:
-                self.warnings.append(f"{p.fullname} in {p.path}: refused: {p.unsupported}")
-                continue
-            mine = tuple(i for i in strings if 0 <= i < p.nargs and p.args[i].size == 8)
-            if not strings and req.agg is None:
-                # A provider that described its arguments says which are strings.
-                mine = p.string_args
-            usable.append((p, mine))
-        return usable
 
     # -- running -----------------------------------------------------------
 
@@ -365,7 +262,7 @@ class Tracer:
         self._last_refresh = 0.0
 
     def _probe_id(self, probe: Probe, strings: tuple) -> int:
-        key = (_inode_key(probe.open_path), probe.provider, probe.name)
+        key = (inode_key(probe.open_path), probe.provider, probe.name)
         if key in self._probe_ids and self._probes[self._probe_ids[key]].strings != strings:
             raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
         if key not in self._probe_ids:
@@ -373,7 +270,7 @@ class Tracer:
             self._probes.append(TracedProbe(len(self._probes), probe, strings))
         return self._probe_ids[key]
 
-    def _attach_pending(self, req: _Request) -> None:
+    def _attach_pending(self, req: AttachRequest) -> None:
         follow = req.kind != "path" and self.follow_children
         if req.pid is not None and follow:
             self._session.add_tgid(req.pid)
@@ -390,7 +287,7 @@ class Tracer:
                 self.warnings.append(f"{probe.fullname}: only its first {slots} string argument(s) "
                                      "are read (the session was started with fewer)")
                 strings = strings[:slots]
-            inode = _inode_key(probe.open_path)
+            inode = inode_key(probe.open_path)
             req.seen_objects.add(inode)
             probe_id = self._probe_id(probe, strings)
             for site in probe.sites:
@@ -424,19 +321,19 @@ class Tracer:
                 try:
                     objects = process_objects(pid)
                 except PyusdtError:
-                    if self.follow_children and not _pid_alive(pid):
+                    if self.follow_children and not pid_alive(pid):
                         self._session.remove_tgid(pid)
                     continue
                 for obj in objects:
                     try:
-                        key = _inode_key(obj.open_path)
+                        key = inode_key(obj.open_path)
                     except OSError:
                         continue
                     if key in req.seen_objects:
                         continue
                     req.seen_objects.add(key)
                     found = match(probes_in_object(obj), req.pattern)
-                    req.pending.extend(self._check_probes(found, req, strict=False))
+                    req.pending.extend(check_probes(found, req, False, self.warnings))
             self._attach_pending(req)
 
     @property
@@ -449,7 +346,7 @@ class Tracer:
             if r.held is not None:
                 if r.held.poll() is None:
                     return False
-            elif _pid_alive(r.pid):
+            elif pid_alive(r.pid):
                 return False
         return True
 
@@ -513,39 +410,14 @@ class Tracer:
         """Every aggregation's result, in agg_id order."""
         if self._closed and self._final_aggs is not None:
             return self._final_aggs
-        session = self._require_session()
-        n = len(self._aggs)
-        rows = session.agg_rows()
-        counters = session.agg_counters(n)
-        pending = session.pending_starts(n)
-        names = [tp.fullname for tp in self._probes]
-        out = []
-        for i, spec in enumerate(self._aggs):
-            c = counters[i]
-            cnt = Counters(int(c["hits"]), int(c["filtered"]), int(c["map_full"]), int(c["starts"]),
-                           int(c["matched"]), int(c["unmatched"]), int(pending[i]), int(c["read_fail"]))
-            out.append(AggregationResult(spec, rows[rows["agg_id"] == i], cnt, names))
-        return out
+        return read_aggregations(self._require_session(), self._aggs, self._probes)
 
     def stats(self) -> list[ProbeStats]:
         """Per-probe counters: delivered events, kernel hits, and every kind of loss.
         After close() it returns the counters as they were at the end."""
         if self._closed and self._final_stats is not None:
             return self._final_stats
-        session = self._require_session()
-        raw = session.stats()
-        out = []
-        for tp in self._probes:
-            k = raw[tp.probe_id] if tp.probe_id < len(raw) else None
-            ev = int(self._events[tp.probe_id]) if tp.probe_id < len(self._events) else 0
-            out.append(ProbeStats(
-                tp.fullname, tp.probe.path, ev,
-                int(k["hits"]) if k is not None else 0,
-                int(k["lost_ringbuf"]) if k is not None else 0,
-                int(k["str_fail"]) if k is not None else 0,
-                int(k["arg_fail"]) if k is not None else 0,
-            ))
-        return out
+        return read_stats(self._require_session(), self._probes, self._events)
 
     @property
     def lost(self) -> int:
@@ -554,7 +426,7 @@ class Tracer:
 
     @property
     def attached_sites(self) -> int:
-        """Uprobe links currently attached (one per probe location)."""
+        """Probe sites currently attached (a uprobe_multi link holds many)."""
         return 0 if self._session is None or self._session.closed else self._session.attached_sites
 
     def _require_session(self):

@@ -1,0 +1,109 @@
+"""What one attach call asks for: the target (a path, a pid or a held
+command), the probes it matched, how their hits are read (streamed with
+string arguments, or aggregated), and which of them can be traced as asked.
+The Tracer keeps one AttachRequest per call and links its probes into the
+session at start(), and again when the target maps new objects.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from .aggregation import Aggregate, Latency
+from .discovery import Probe
+from .errors import ArgumentIndexError
+from .launcher import HeldProcess
+
+
+@dataclass
+class AttachRequest:
+    """One attach call: which probes, where, and how to read their arguments."""
+
+    pattern: str
+    strings: tuple
+    kind: str  # "path", "pid" or "command"
+    path: Optional[str] = None
+    pid: Optional[int] = None
+    held: Optional[HeldProcess] = None
+    agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
+    role: int = 0  # _native.ROLE_*: what this request's sites do with a hit
+    pending: list = field(default_factory=list)  # probes resolved, not yet attached
+    seen_objects: set = field(default_factory=set)  # inode keys already scanned
+
+
+@dataclass(frozen=True)
+class RoleAgg:
+    """One side (start or done) of a Latency, as one attach request sees it."""
+
+    spec: Latency
+    role: int
+
+
+def inode_key(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def inode_keys(paths) -> set:
+    """Inode keys of the paths that still exist (a mapping can vanish meanwhile)."""
+    keys = set()
+    for p in paths:
+        try:
+            keys.add(inode_key(p))
+        except OSError:
+            pass
+    return keys
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # A zombie has exited: its probes can no longer fire.
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[tuple]:
+    """(probe, its string arguments) for each probe that can be traced as asked.
+
+    A string index applies to the probes that have such an argument; it is
+    an error only when no matched probe has it.  Probes whose arguments
+    pyusdt cannot read are refused with a warning naming them (appended to
+    `warnings`); with `strict`, a bad string index or aggregation argument
+    raises ArgumentIndexError instead.
+    """
+    if not probes:
+        return []
+    strings = req.strings
+    if req.agg is not None:
+        problems = {p.fullname: req.agg.arg_problems(p, req.role) for p in probes}
+        if strict and any(problems.values()):
+            raise ArgumentIndexError(next(v for v in problems.values() if v)[0])
+        for name, why in problems.items():
+            warnings.extend(why)
+        probes = [p for p in probes if not problems[p.fullname]]
+    for i in strings:
+        if not any(0 <= i < p.nargs and p.args[i].size == 8 for p in probes):
+            if any(0 <= i < p.nargs for p in probes):
+                p = next(p for p in probes if 0 <= i < p.nargs)
+                problem = (f"argument {i} of {p.fullname} is a {p.args[i].size}-byte integer, "
+                           "not a string pointer")
+            else:
+                most = max(p.nargs for p in probes)
+                problem = f"argument {i} out of range: the matched probes have at most {most} argument(s)"
+            if strict:
+                raise ArgumentIndexError(problem)
+            warnings.append(problem)
+    usable = []
+    for p in probes:
+        if p.unsupported:
+            warnings.append(f"{p.fullname} in {p.path}: refused: {p.unsupported}")
+            continue
+        mine = tuple(i for i in strings if 0 <= i < p.nargs and p.args[i].size == 8)
+        if not strings and req.agg is None:
+            # A provider that described its arguments says which are strings.
+            mine = p.string_args
+        usable.append((p, mine))
+    return usable

@@ -1,0 +1,59 @@
+"""Reading a session's counters and aggregations into Python objects: per
+probe, what happened to its hits (ProbeStats); per aggregation, its rows and
+counters (AggregationResult)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .aggregation import AggregationResult, Counters
+from .events import TracedProbe
+
+
+@dataclass
+class ProbeStats:
+    """What happened to one probe's hits, from the kernel's counters and ours."""
+
+    probe: str
+    path: str
+    events: int  # records delivered to Python
+    hits: int  # times the probe fired in a traced process
+    lost_ringbuf: int  # records dropped because the ring buffer was full
+    str_fail: int  # string arguments that could not be read (record kept, flagged)
+    arg_fail: int  # memory arguments that could not be read (record kept, flagged)
+
+
+def read_stats(session, probes: Sequence[TracedProbe], events: np.ndarray) -> list[ProbeStats]:
+    """One ProbeStats per traced probe: the kernel's per-CPU counters summed,
+    and `events`, the records delivered per probe id."""
+    raw = session.stats()
+    out = []
+    for tp in probes:
+        k = raw[tp.probe_id] if tp.probe_id < len(raw) else None
+        ev = int(events[tp.probe_id]) if tp.probe_id < len(events) else 0
+        out.append(ProbeStats(
+            tp.fullname, tp.probe.path, ev,
+            int(k["hits"]) if k is not None else 0,
+            int(k["lost_ringbuf"]) if k is not None else 0,
+            int(k["str_fail"]) if k is not None else 0,
+            int(k["arg_fail"]) if k is not None else 0,
+        ))
+    return out
+
+
+def read_aggregations(session, specs: Sequence, probes: Sequence[TracedProbe]) -> list[AggregationResult]:
+    """Every aggregation's rows and counters, in agg_id order (the index in `specs`)."""
+    n = len(specs)
+    rows = session.agg_rows()
+    counters = session.agg_counters(n)
+    pending = session.pending_starts(n)
+    names = [tp.fullname for tp in probes]
+    out = []
+    for i, spec in enumerate(specs):
+        c = counters[i]
+        cnt = Counters(int(c["hits"]), int(c["filtered"]), int(c["map_full"]), int(c["starts"]),
+                       int(c["matched"]), int(c["unmatched"]), int(pending[i]), int(c["read_fail"]))
+        out.append(AggregationResult(spec, rows[rows["agg_id"] == i], cnt, names))
+    return out
