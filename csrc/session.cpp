@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <map>
 #include <tuple>
+#include <type_traits>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -382,22 +383,41 @@ size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &ou
     return sink_rows_;
 }
 
-std::vector<pyusdt_probe_stats> Session::stats() const {
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<pyusdt_probe_stats> per_cpu(ncpu > 0 ? ncpu : 1);
-    std::vector<pyusdt_probe_stats> out(probe_count_);
-    int fd = bpf_map__fd(skel_->maps.stats);
-    for (uint32_t id = 0; id < probe_count_; id++) {
+namespace {
+
+// A per-CPU map value needs one slot per possible CPU.
+size_t possible_cpus() {
+    int n = libbpf_num_possible_cpus();
+    return n > 0 ? static_cast<size_t>(n) : 1;
+}
+
+// Entries 0..n-1 of a per-CPU array whose values are structs of u64
+// counters (pyusdt_probe_stats, pyusdt_agg_counters), summed over CPUs.
+template <typename Counters>
+std::vector<Counters> sum_counters(int fd, uint32_t n) {
+    static_assert(std::is_trivially_copyable_v<Counters> && sizeof(Counters) % sizeof(uint64_t) == 0,
+                  "a struct of u64 counters");
+    constexpr size_t kWords = sizeof(Counters) / sizeof(uint64_t);
+    std::vector<Counters> per_cpu(possible_cpus()), out(n);
+    for (uint32_t id = 0; id < n; id++) {
         if (bpf_map_lookup_elem(fd, &id, per_cpu.data()) != 0)
             continue;
-        for (const pyusdt_probe_stats &c : per_cpu) {
-            out[id].hits += c.hits;
-            out[id].lost_ringbuf += c.lost_ringbuf;
-            out[id].str_fail += c.str_fail;
-            out[id].arg_fail += c.arg_fail;
+        uint64_t total[kWords], one[kWords];
+        std::memcpy(total, &out[id], sizeof(total));
+        for (const Counters &c : per_cpu) {
+            std::memcpy(one, &c, sizeof(one));
+            for (size_t w = 0; w < kWords; w++)
+                total[w] += one[w];
         }
+        std::memcpy(&out[id], total, sizeof(total));
     }
     return out;
+}
+
+}  // namespace
+
+std::vector<pyusdt_probe_stats> Session::stats() const {
+    return sum_counters<pyusdt_probe_stats>(bpf_map__fd(skel_->maps.stats), probe_count_);
 }
 
 namespace {
@@ -421,8 +441,7 @@ void fold(const std::vector<pyusdt_agg_value> &per_cpu, AggRow &row) {
 
 template <typename Key, typename Fill>
 void read_rows(int fd, std::vector<AggRow> &out, Fill fill) {
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<pyusdt_agg_value> per_cpu(ncpu > 0 ? ncpu : 1);
+    std::vector<pyusdt_agg_value> per_cpu(possible_cpus());
     Key key{}, next{};
     Key *prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
@@ -458,8 +477,7 @@ std::vector<AggRow> Session::agg_rows() const {
                                   });
     // The flat rows: bucket rows, then the count/sum/min/max row.
     int fd = bpf_map__fd(skel_->maps.agg_flat);
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<pyusdt_agg_value> per_cpu(ncpu > 0 ? ncpu : 1);
+    std::vector<pyusdt_agg_value> per_cpu(possible_cpus());
     for (uint32_t idx = 0; idx < opts_.flat_aggs * PYUSDT_FLAT_ROWS; idx++) {
         if (bpf_map_lookup_elem(fd, &idx, per_cpu.data()) != 0)
             continue;
@@ -475,24 +493,8 @@ std::vector<AggRow> Session::agg_rows() const {
 }
 
 std::vector<pyusdt_agg_counters> Session::agg_counters(uint32_t n) const {
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<pyusdt_agg_counters> per_cpu(ncpu > 0 ? ncpu : 1);
-    std::vector<pyusdt_agg_counters> out(std::min<uint32_t>(n, PYUSDT_MAX_AGGS));
-    int fd = bpf_map__fd(skel_->maps.agg_counters);
-    for (uint32_t id = 0; id < out.size(); id++) {
-        if (bpf_map_lookup_elem(fd, &id, per_cpu.data()) != 0)
-            continue;
-        for (const pyusdt_agg_counters &c : per_cpu) {
-            out[id].hits += c.hits;
-            out[id].filtered += c.filtered;
-            out[id].map_full += c.map_full;
-            out[id].starts += c.starts;
-            out[id].matched += c.matched;
-            out[id].unmatched += c.unmatched;
-            out[id].read_fail += c.read_fail;
-        }
-    }
-    return out;
+    return sum_counters<pyusdt_agg_counters>(bpf_map__fd(skel_->maps.agg_counters),
+                                             std::min<uint32_t>(n, PYUSDT_MAX_AGGS));
 }
 
 std::vector<uint64_t> Session::pending_starts(uint32_t n) const {
