@@ -191,35 +191,17 @@ def run_none(exe: str, n: int, tmp: str, opts) -> dict:
 
 def _bpftrace(exe: str, n: int, tmp: str, program: str, what: str, opts) -> tuple:
     """Runs the workload under bpftrace; returns (ns/fire, bpftrace's -o output, wall s, prog stats)."""
-    out_path = os.path.join(tmp, f"{what}.out")
-    res_path = os.path.join(tmp, f"{what}.result")
-    for p in (out_path, res_path):
-        if os.path.exists(p):
-            os.unlink(p)
-    cmd = ["bpftrace", "-o", out_path, "-e", program, "-c", f"{exe} {n} {res_path}"]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    poller = None
-    if opts.bpf_stats:
-        poller = FdPoller(proc.pid)
+    def watch(pid: int) -> FdPoller:
+        poller = FdPoller(pid)
         poller.start()
-    try:
-        out, err = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise BenchError(f"{what}: bpftrace timed out")
-    finally:
-        prog = busiest(poller.stop()) if poller else {}
-    wall = time.monotonic() - t0
-    if proc.returncode != 0 or not os.path.exists(res_path):
-        raise BenchError(f"{what}: bpftrace failed ({proc.returncode}): {(err or out).strip()[-500:]}")
-    with open(res_path) as f:
-        ns = parse_workload(f.read(), n, what)
+        return poller
+
+    ns, out_path, wall, seen = stream.run_under_bpftrace(exe, n, tmp, program, what,
+                                                         watch if opts.bpf_stats else None)
     with open(out_path) as f:
         text = f.read()
     os.unlink(out_path)
-    return ns, text, wall, prog
+    return ns, text, wall, busiest(seen) if seen is not None else {}
 
 
 def run_bpftrace_count(exe: str, n: int, tmp: str, opts) -> dict:

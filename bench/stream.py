@@ -112,8 +112,12 @@ def run_none(exe: str, n: int, tmp: str) -> dict:
     return {"ns_per_fire": parse_workload(r.stdout, n, "none"), "fired": n}
 
 
-def _bpftrace(exe: str, n: int, tmp: str, program: str, what: str) -> tuple[float, str, float]:
-    """Runs the workload under bpftrace; returns (ns/fire, bpftrace's -o output, wall s)."""
+def run_under_bpftrace(exe: str, n: int, tmp: str, program: str, what: str, watch=None) -> tuple:
+    """Runs the workload under `bpftrace -c` with `program`; returns (ns/fire,
+    the path of bpftrace's -o output, wall s, what `watch` saw).  watch: None,
+    or a function given bpftrace's pid that returns a started watcher whose
+    stop() returns its observations (bench/aggregate.py polls BPF program
+    stats with one)."""
     out_path = os.path.join(tmp, f"{what}.out")
     res_path = os.path.join(tmp, f"{what}.result")
     for p in (out_path, res_path):
@@ -121,18 +125,27 @@ def _bpftrace(exe: str, n: int, tmp: str, program: str, what: str) -> tuple[floa
             os.unlink(p)
     cmd = ["bpftrace", "-o", out_path, "-e", program, "-c", f"{exe} {n} {res_path}"]
     t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = watch(proc.pid) if watch else None
+    try:
+        out, err = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise BenchError(f"{what}: bpftrace timed out")
+    finally:
+        seen = watcher.stop() if watcher else None
     wall = time.monotonic() - t0
-    if r.returncode != 0 or not os.path.exists(res_path):
-        raise BenchError(f"{what}: bpftrace failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
+    if proc.returncode != 0 or not os.path.exists(res_path):
+        raise BenchError(f"{what}: bpftrace failed ({proc.returncode}): {(err or out).strip()[-500:]}")
     with open(res_path) as f:
         ns = parse_workload(f.read(), n, what)
-    return ns, out_path, wall
+    return ns, out_path, wall, seen
 
 
 def run_bpftrace_count(exe: str, n: int, tmp: str) -> dict:
     program = f"usdt:{exe}:{PROBE} {{ @ = count(); }}"
-    ns, out_path, wall = _bpftrace(exe, n, tmp, program, "bpftrace-count")
+    ns, out_path, wall, _ = run_under_bpftrace(exe, n, tmp, program, "bpftrace-count")
     with open(out_path) as f:
         text = f.read()
     m = re.search(r"^@: (\d+)$", text, re.M)
@@ -145,7 +158,7 @@ def run_bpftrace_count(exe: str, n: int, tmp: str) -> dict:
 
 def run_bpftrace_printf(exe: str, n: int, tmp: str) -> dict:
     program = f'usdt:{exe}:{PROBE} {{ printf("%d %d %d\\n", arg0, arg1, arg2); }}'
-    ns, out_path, wall = _bpftrace(exe, n, tmp, program, "bpftrace-printf")
+    ns, out_path, wall, _ = run_under_bpftrace(exe, n, tmp, program, "bpftrace-printf")
     lines = lost = 0
     last = None
     with open(out_path, "rb") as f:
