@@ -64,7 +64,7 @@ class Tracer:
         wakeup_interval: Optional[float] = DEFAULT_WAKEUP_INTERVAL_S,
         max_sites: int = 4096,
         max_agg_keys: int = 10240,
-        uprobe_multi: bool = True,
+        uprobe_multi: Optional[bool] = None,
     ) -> None:
         """
         str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
@@ -88,7 +88,8 @@ class Tracer:
         uprobe_multi: attach with one uprobe_multi link per file and process
             where the kernel has them (Linux 6.6+): detaching then takes one
             RCU grace period per link, not one per probe site.  False: one
-            perf-event link per site, as older kernels get anyway.
+            perf-event link per site, as older kernels get anyway.  None (the
+            default): True unless the environment has PYUSDT_UPROBE_MULTI=0.
         """
         if not 1 <= str_len <= _native.MAX_STR_LEN:
             raise ConfigError(f"string length must be between 1 and {_native.MAX_STR_LEN}")
@@ -105,6 +106,8 @@ class Tracer:
         if max_agg_keys < 1:
             raise ConfigError("max_agg_keys must be at least 1")
         self.max_agg_keys = max_agg_keys
+        if uprobe_multi is None:
+            uprobe_multi = os.environ.get("PYUSDT_UPROBE_MULTI", "1") != "0"
         self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
         self._requests: list[AttachRequest] = []

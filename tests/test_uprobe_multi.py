@@ -66,3 +66,19 @@ def test_refused_site_is_named_and_the_others_linked(bpf, multisite):
     finally:
         s.close()
     assert linked_sites(os.getpid()) == 0
+
+
+def test_environment_forces_perf_event_links(bpf, multisite, monkeypatch):
+    """PYUSDT_UPROBE_MULTI=0 (how `make test` runs the attaching tests a
+    second time) gives one perf-event link per site, as kernels before 6.6."""
+    monkeypatch.setenv("PYUSDT_UPROBE_MULTI", "0")
+    before = {lk["link_id"] for lk in bpf_links(os.getpid())}
+    with Tracer() as t:
+        t.attach_path(multisite, "multisite:*")
+        t.start()
+        assert not t._session.uprobe_multi
+        ours = [lk for lk in bpf_links(os.getpid()) if lk["link_id"] not in before]
+        assert sorted(lk["link_type"] for lk in ours) == ["perf"] * 4
+        assert t.attached_sites == 4
+    monkeypatch.setenv("PYUSDT_UPROBE_MULTI", "1")
+    assert Tracer().uprobe_multi and not Tracer(uprobe_multi=False).uprobe_multi
