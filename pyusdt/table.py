@@ -234,7 +234,21 @@ class Layout:
             fields.append(pa.field(col.name, _arrow_type(pa, col)))
             if col.truncated:
                 fields.append(pa.field(col.truncated, pa.bool_(), nullable=False))
-        return pa.schema(fields)
+        return pa.schema(fields, metadata={"pandas": _pandas_metadata(self.columns)})
+
+
+def _pandas_metadata(columns: Sequence[Column]) -> str:
+    """The schema's "pandas" metadata, naming the nullable integer type of each
+    integer column: pyarrow's to_pandas(), and so pd.read_parquet(), then gives
+    Int8 .. UInt64 columns with <NA> where a value was unreadable, instead of
+    float64 (which cannot hold a uint64 exactly)."""
+    import json
+
+    meta = [{"name": c.name, "field_name": c.name, "pandas_type": c.dtype.name,
+             "numpy_type": c.dtype.name.capitalize().replace("Uint", "UInt"), "metadata": None}
+            for c in columns if c.kind == "int"]
+    return json.dumps({"index_columns": [], "column_indexes": [], "columns": meta,
+                       "creator": {"library": "pyusdt"}})
 
 
 def _arrow_type(pa, col: Column):

@@ -353,3 +353,26 @@ def test_without_pyarrow(prog, tmp_path, ext):
     assert res.stderr.splitlines() == [
         f"pyusdt: {kind} output needs pyarrow, which is not installed: pip install 'pyusdt[arrow]'"]
     assert not path.exists()
+
+
+@pytest.mark.parametrize("ext", ["parquet", "arrow"])
+def test_nulls_read_back_as_nullable_integers(bpf, build, cli, tmp_path, ext):
+    """multisite:done has no arguments, so its row holds nulls in the int64
+    columns arg0 and arg1 that multisite:hit fills.  The schema's pandas
+    metadata names their nullable type: plain pd.read_parquet (and Arrow's
+    to_pandas) give Int64 with <NA>, not float64."""
+    prog = build("args_multisite.c", "args_multisite")
+    out = tmp_path / f"t.{ext}"
+    res = cli("trace", "--output", str(out), "-c", f"{prog} 2")
+    assert res.returncode == 0, res.stderr
+    if ext == "parquet":
+        df = pd.read_parquet(out)
+    else:
+        with pa.memory_map(str(out)) as src:
+            df = ipc.open_file(src).read_all().to_pandas()
+    assert str(df["arg0"].dtype) == "Int64" and str(df["arg1"].dtype) == "Int64"
+    rows = [(p, None if pd.isna(a) else int(a), None if pd.isna(b) else int(b))
+            for p, a, b in zip(df["probe"], df["arg0"], df["arg1"])]
+    assert rows == [("multisite:hit", 1, 0), ("multisite:hit", 2, 0), ("multisite:hit", 2, 1000),
+                    ("multisite:hit", 1, 1), ("multisite:hit", 2, 1), ("multisite:hit", 2, 1001),
+                    ("multisite:done", None, None)]
