@@ -12,7 +12,7 @@
 // return predictors, so every bytecode and frame around the hit costs far
 // more than usual.  Measured on a 2-vCPU VM, traced, against a C loop firing
 // the same uprobe: a fire through a Python attribute holding a callable cost
-// about 4% more than this type's method, which CPython 3.11 specialises end
+// about 5% more than this type's method, which CPython 3.11 specialises end
 // to end (LOAD_METHOD_NO_DICT, then a direct call of the METH_FASTCALL
 // function).  That needs the exact type: the type cannot be subclassed.
 
