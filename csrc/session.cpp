@@ -64,6 +64,11 @@ void install_printer() {
     throw LoadError(err, msg);
 }
 
+// "provider:name in PATH: attach failed: <errno text>", for both kinds of link.
+std::string attach_failed(const std::string &label, const std::string &path, int err) {
+    return label + " in " + path + ": attach failed: " + strerror(err);
+}
+
 uint64_t round_up_pow2(uint64_t v) {
     uint64_t p = 4096;
     while (p < v)
@@ -233,7 +238,7 @@ std::vector<AttachFailure> Session::commit() {
         for (const PendingSite *p : sites) {
             int fd = link({p});
             if (fd < 0)
-                failures.push_back({-fd, p->label + " in " + p->path + ": attach failed: " + strerror(-fd)});
+                failures.push_back({-fd, attach_failed(p->label, p->path, -fd)});
         }
     }
     pending_.clear();
@@ -288,26 +293,24 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
                                                                 : skel_->progs.pyusdt_aggregate)
                         : (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
                                                      : skel_->progs.pyusdt_stream;
+    std::string label = site.provider + ":" + site.name;
     if (multi_) {
-        pending_.push_back({path, pid, prog, site.pc_offset, site.semaphore_offset, idx,
-                            site.provider + ":" + site.name});
-        next_site_++;
-        probe_count_ = std::max(probe_count_, probe_id + 1);
-        return idx;
+        pending_.push_back({path, pid, prog, site.pc_offset, site.semaphore_offset, idx, label});
+    } else {
+        LIBBPF_OPTS(bpf_uprobe_opts, uo);
+        uo.ref_ctr_offset = site.semaphore_offset;
+        uo.bpf_cookie = idx;
+        bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
+        if (!link) {
+            int err = errno;
+            std::string msg = attach_failed(label, path, err);
+            std::string detail = last_libbpf_message();
+            if (!detail.empty())
+                msg += " (" + detail + ")";
+            throw AttachError(err, msg);
+        }
+        links_.push_back(link);
     }
-    LIBBPF_OPTS(bpf_uprobe_opts, uo);
-    uo.ref_ctr_offset = site.semaphore_offset;
-    uo.bpf_cookie = idx;
-    bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
-    if (!link) {
-        int err = errno;
-        std::string msg = site.provider + ":" + site.name + " in " + path + ": attach failed: " + strerror(err);
-        std::string detail = last_libbpf_message();
-        if (!detail.empty())
-            msg += " (" + detail + ")";
-        throw AttachError(err, msg);
-    }
-    links_.push_back(link);
     next_site_++;
     probe_count_ = std::max(probe_count_, probe_id + 1);
     return idx;

@@ -302,16 +302,19 @@ class Tracer:
                 try:
                     self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
                 except AttachError as e:
-                    if req.held is None and req.kind == "path":
-                        raise
-                    self.warnings.append(str(e))
+                    self._attach_failed(req, e)
         # With uprobe_multi links, attach() only queued the sites: link them.
         for err, message in self._session.commit():
-            if req.held is None and req.kind == "path":
-                e = AttachError(message)
-                e.os_errno = err
-                raise e
-            self.warnings.append(message)
+            e = AttachError(message)
+            e.os_errno = err
+            self._attach_failed(req, e)
+
+    def _attach_failed(self, req: AttachRequest, e: AttachError) -> None:
+        """A file the caller named fails loudly; the objects of a process
+        (some may be gone already) leave a warning and the rest are traced."""
+        if req.held is None and req.kind == "path":
+            raise e
+        self.warnings.append(str(e))
 
     def _refresh(self) -> None:
         """Attaches probes in objects that appeared since: dlopen, exec, forked children."""

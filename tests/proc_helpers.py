@@ -131,18 +131,22 @@ def events_within(t: Tracer, n: int, timeout: float = 5.0) -> list:
     return out
 
 
-def bpf_links(pid: int) -> list[dict]:
-    """The fdinfo (key: value, stripped) of every BPF link process `pid` holds."""
+def fdinfos(pid: int) -> list[dict]:
+    """/proc/PID/fdinfo of every open fd of process `pid` (key: value, stripped)."""
     out = []
     for fd in os.listdir(f"/proc/{pid}/fdinfo"):
         try:
             with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+                lines = f.read().splitlines()
         except OSError:
-            continue
-        if "link_type" in info:
-            out.append({k: v.strip() for k, v in info.items()})
+            continue  # closed meanwhile
+        out.append({k: v.strip() for k, _, v in (line.partition(":") for line in lines) if _})
     return out
+
+
+def bpf_links(pid: int) -> list[dict]:
+    """The fdinfo of every BPF link process `pid` holds."""
+    return [info for info in fdinfos(pid) if "link_type" in info]
 
 
 def linked_sites(pid: int) -> int:

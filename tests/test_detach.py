@@ -29,7 +29,7 @@ import time
 import pytest
 
 from conftest import load_base, read_u16
-from proc_helpers import Cli, linked_sites
+from proc_helpers import Cli, fdinfos, linked_sites
 from pyusdt import Tracer, probes_at_path
 
 
@@ -67,21 +67,9 @@ def sem_in_memory(pid: int, path, vaddr: int) -> int:
 
 def bpf_fd_ids(pid: int) -> tuple[set, set]:
     """(prog ids, link ids) of the BPF objects process `pid` holds fds to."""
-    progs, links = set(), set()
-    fdinfo = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(f"{fdinfo}/{fd}") as f:
-                text = f.read()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key == "prog_id":
-                progs.add(int(value))
-            elif key == "link_id":
-                links.add(int(value))
-    return progs, links
+    infos = fdinfos(pid)
+    return ({int(i["prog_id"]) for i in infos if "prog_id" in i},
+            {int(i["link_id"]) for i in infos if "link_id" in i})
 
 
 def bpftool(*args) -> list:
