@@ -26,7 +26,7 @@ def test_one_link_per_file_and_program(bpf, multisite):
     """multisite:hit has three sites and multisite:done one: one link holds all
     four, with the semaphore-less sites' cookies, and the counts are exact."""
     before = {lk["link_id"] for lk in bpf_links(os.getpid())}
-    with Tracer() as t:
+    with Tracer(uprobe_multi=True) as t:  # whatever PYUSDT_UPROBE_MULTI says
         t.attach_command([str(multisite), "100"], "multisite:*")
         t.start()
         assert t._session.uprobe_multi
