@@ -1,0 +1,527 @@
+"""The checks of scripts/check-kernels, run on the kernel under test: in a QEMU
+guest booted from Debian's kernel, or chrooted on the host.  They drive the
+`pyusdt` CLI (and, through the provider script, the Python API) with
+subprocess, on the target programs of this directory, compiled on the host.
+
+One line per check on stdout:
+    check-kernels: <uname -r> <check>: PASS
+    check-kernels: <uname -r> <check>: FAIL: <one-line reason>
+then "check-kernels: <uname -r> done: N passed, M failed".  Every value is
+compared exactly: the programs fire known values (see targets/*.c).
+
+Usage: python guest_checks.py [--dir DIR] [--kmsg-from SEQ] [CHECK...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KVER = os.uname().release
+PYUSDT = os.path.join(os.path.dirname(sys.executable), "pyusdt")
+EVENT = re.compile(r"^\d+ \d+/\d+ cpu\d+ (.*)$")
+
+
+class Fail(Exception):
+    """A check failed: the message is the one-line reason."""
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def pyusdt_reason(stderr: str, rc) -> str:
+    """What went wrong, in pyusdt's own words: its first line that is not the
+    tracing/aggregating announcement, or a traceback's last line."""
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        return f"exit {rc}: {one_line(lines[-1])}"
+    for l in lines:
+        if not re.match(r"pyusdt: (tracing|aggregating) ", l):
+            return f"exit {rc}: {one_line(l)}"
+    return f"exit {rc}, nothing on stderr"
+
+
+class Proc:
+    """A background process whose stdout and stderr lines are collected by
+    threads, so a check can wait for one of them with a deadline."""
+
+    def __init__(self, argv, stdin=False, **kw):
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        self.out: list = []
+        self.err: list = []
+        self.cv = threading.Condition()
+        self.threads = [threading.Thread(target=self._read, args=(f, lines), daemon=True)
+                        for f, lines in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, f, lines):
+        for raw in f:
+            with self.cv:
+                lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.cv.notify_all()
+        with self.cv:
+            self.cv.notify_all()
+
+    def wait_for(self, lines, test, timeout, what, start=0):
+        """Waits for a line of `lines` (from index start) for which test(line)
+        holds; returns it."""
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for l in lines[start:]:
+                    if test(l):
+                        return l
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.p.poll() is not None and not any(t.is_alive() for t in self.threads)):
+                    raise Fail(f"{what}: not seen within {timeout:g} s"
+                               + (f" ({pyusdt_reason(self.stderr(), self.p.returncode)})"
+                                  if self.p.poll() is not None else ""))
+                self.cv.wait(min(left, 0.2))
+
+    def count(self, lines, test, n, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while sum(1 for l in lines if test(l)) < n:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.p.poll() is not None and not any(t.is_alive() for t in self.threads)):
+                    got = sum(1 for l in lines if test(l))
+                    raise Fail(f"{what}: {got} of {n} within {timeout:g} s")
+                self.cv.wait(min(left, 0.2))
+
+    def write(self, text):
+        self.p.stdin.write(text.encode())
+        self.p.stdin.flush()
+
+    def finish(self, timeout=60, sig=None):
+        if sig is not None and self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise Fail(f"{os.path.basename(self.argv[0])} did not exit within {timeout} s")
+        for t in self.threads:
+            t.join(5)
+        return self.p.returncode
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+    def stdout(self):
+        with self.cv:
+            return "\n".join(self.out) + ("\n" if self.out else "")
+
+    def stderr(self):
+        with self.cv:
+            return "\n".join(self.err)
+
+
+def target(name):
+    return os.path.join(ARGS.dir, name)
+
+
+def run(argv, timeout=120):
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"{' '.join(argv[:3])} ...: no exit within {timeout} s") from None
+
+
+def pyusdt(*args, timeout=120):
+    r = run([PYUSDT, *args], timeout)
+    if r.returncode != 0:
+        raise Fail(pyusdt_reason(r.stderr, r.returncode))
+    return r
+
+
+def events(stdout):
+    """The event lines of `pyusdt trace`, without timestamp, pid/tid and cpu."""
+    return [m.group(1) for m in map(EVENT.match, stdout.splitlines()) if m]
+
+
+def expect_lines(what, got, expected):
+    if got != expected:
+        for i, (g, e) in enumerate(zip(got + [None] * len(expected), expected + [None] * len(got))):
+            if g != e:
+                raise Fail(f"{what}: line {i + 1} is {g!r}, expected {e!r} ({len(got)} lines, expected {len(expected)})")
+
+
+def expect_summary(stderr, events_n):
+    want = (f"pyusdt: {events_n} events, 0 lost (ring buffer full), 0 unreadable strings, "
+            "0 unreadable arguments")
+    got = [l for l in stderr.splitlines() if re.match(r"pyusdt: \d+ events, ", l)]
+    if got != [want]:
+        raise Fail(f"summary {got[0] if got else 'missing'!r}, expected {want!r}")
+
+
+# ---------------------------------------------------------------- the checks
+
+INTS = ("kc:ints arg0=-128 arg1=255 arg2=-32768 arg3=65535 arg4=-2147483648 arg5=4294967295 "
+        "arg6=-9223372036854775808 arg7=9223372036854775807 arg8=18446744073709551615")
+INTS_EXPECTED = [line for i in range(3)
+                 for line in (INTS, f'kc:text arg0={i} arg1="every width, both signs"')]
+
+# pyusdt list: name, sites, whether it has a semaphore, argument widths
+# (sys/sdt.h's N@ prefixes: -1 is int8, 8 is uint64...).
+LIST_EXPECTED = {
+    "kc_ints": [("kc:ints", 1, False, "-1 1 -2 2 -4 4 -8 -8 8"), ("kc:text", 1, False, "-4 8")],
+    "kc_strings": [("kc:str", 1, False, "-8 8"), ("kc:cold", 1, False, "-8 8")],
+    "kc_agg": [("kc:val", 1, False, "-8 -8 8"), ("kc:other", 1, False, "-4")],
+    "kc_latency": [("kc:start", 1, False, "-8"), ("kc:done", 1, False, "-8")],
+    "kc_sem": [("kcsem:plain", 1, True, "-4"), ("kcsem:guarded", 1, True, "-4 4")],
+}
+LIST_LINE = re.compile(r"^(\S+) (\S+) sites=(\d+)( semaphore=0x[0-9a-f]+)? args=\[(.*)\]$")
+
+
+def check_list():
+    for name, probes in LIST_EXPECTED.items():
+        r = pyusdt("list", target(name))
+        got = []
+        for line in r.stdout.splitlines():
+            m = LIST_LINE.match(line)
+            if not m or m.group(1) != target(name):
+                raise Fail(f"pyusdt list {name}: unexpected line {line!r}")
+            widths = " ".join(a.split("@")[0] for a in m.group(5).split())
+            got.append((m.group(2), int(m.group(3)), m.group(4) is not None, widths))
+        if got != probes:
+            raise Fail(f"pyusdt list {name}: {got}, expected {probes}")
+
+
+def check_ints_cmd():
+    r = pyusdt("trace", "-c", target("kc_ints"), "kc:*", "-s", "1")
+    expect_lines("trace -c", events(r.stdout), INTS_EXPECTED)
+    expect_summary(r.stderr, 6)
+
+
+def stop_trace(tr, n_events):
+    """Waits for n_events event lines, then stops the trace with SIGINT, as
+    Ctrl-C does; the trace must exit 0."""
+    try:
+        tr.count(tr.out, EVENT.match, n_events, 60, "events")
+    finally:
+        rc = tr.finish(60, signal.SIGINT)
+    if rc != 0:
+        raise Fail(pyusdt_reason(tr.stderr(), rc))
+
+
+def check_ints_path():
+    tr = Proc([PYUSDT, "trace", target("kc_ints"), "kc:*", "-s", "1"])
+    try:
+        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        r = run([target("kc_ints")], 30)
+        if r.returncode != 0:
+            raise Fail(f"kc_ints exited {r.returncode}")
+        stop_trace(tr, 6)
+    finally:
+        tr.kill()
+    expect_lines("trace PATH", events(tr.stdout()), INTS_EXPECTED)
+    expect_summary(tr.stderr(), 6)
+
+
+def check_ints_pid():
+    tg = Proc([target("kc_ints"), "wait"], stdin=True)
+    tr = None
+    try:
+        ready = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 30, "kc_ints 'ready'")
+        pid = ready.split()[1]
+        tr = Proc([PYUSDT, "trace", "-p", pid, "kc:*", "-s", "1"])
+        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        tg.write("go\n")
+        tg.wait_for(tg.out, lambda l: l == "fired", 30, "kc_ints 'fired'")
+        stop_trace(tr, 6)
+        tg.p.stdin.close()
+        if tg.finish(30) != 0:
+            raise Fail(f"kc_ints exited {tg.p.returncode}")
+    finally:
+        tg.kill()
+        if tr is not None:
+            tr.kill()
+    expect_lines("trace -p", events(tr.stdout()), INTS_EXPECTED)
+    expect_summary(tr.stderr(), 6)
+
+
+def check_strings():
+    r = pyusdt("trace", "-c", target("kc_strings"), "kc:str", "-s", "1")
+    expect_lines("trace -c kc_strings kc:str", events(r.stdout),
+                 ['kc:str arg0=0 arg1=""', 'kc:str arg0=1 arg1="plain"', 'kc:str arg0=2 arg1="héllo ✓"'])
+    expect_summary(r.stderr, 3)
+
+
+def check_cold_string():
+    r = pyusdt("trace", "-c", target("kc_strings"), "kc:cold", "-s", "1")
+    present = [l for l in r.stdout.splitlines() if l.startswith("cold-present ")]
+    if not present or present[0] != "cold-present 0":
+        raise Fail(f"test invalid: the cold page was mapped before the probe fired ({present})")
+    expect_lines("trace -c kc_strings kc:cold", events(r.stdout),
+                 ['kc:cold arg0=3 arg1="a string in a page this process never touched"'])
+    expect_summary(r.stderr, 1)
+
+
+COUNT_EXPECTED = "@[kc:other]: 4\n@[kc:val]: 11\n"
+
+
+def hist_block(key, rows):
+    """One map as bpftrace prints it: "@key: ", a line per bucket, a blank line."""
+    return f"@{key}: \n" + "".join(f"{label:<16}{n:>8} |{'@' * w:<52}|\n" for label, n, w in rows) + "\n"
+
+
+# kc_agg's rows (targets/kc_agg.c): key 1: 0 1 5 -3 7; key 2: 10 15 64 100;
+# key 3: 99 1000; red: 0 1 7 15 99; green: 5 -3 10 64; blue: 100 1000.
+# Maps print in ascending order of their totals (2, 4, 5), as bpftrace does.
+HIST_ARG0_EXPECTED = "".join([
+    hist_block("[3]", [("[64, 128)", 1, 52), ("[128, 256)", 0, 0), ("[256, 512)", 0, 0), ("[512, 1K)", 1, 52)]),
+    hist_block("[2]", [("[8, 16)", 2, 52), ("[16, 32)", 0, 0), ("[32, 64)", 0, 0), ("[64, 128)", 2, 52)]),
+    hist_block("[1]", [("(..., 0)", 1, 26), ("[0]", 1, 26), ("[1]", 1, 26), ("[2, 4)", 0, 0), ("[4, 8)", 2, 52)]),
+])
+HIST_STR2_EXPECTED = "".join([
+    hist_block("[blue]", [("[64, 128)", 1, 52), ("[128, 256)", 0, 0), ("[256, 512)", 0, 0), ("[512, 1K)", 1, 52)]),
+    hist_block("[green]", [("(..., 0)", 1, 52), ("[0]", 0, 0), ("[1]", 0, 0), ("[2, 4)", 0, 0), ("[4, 8)", 1, 52),
+                           ("[8, 16)", 1, 52), ("[16, 32)", 0, 0), ("[32, 64)", 0, 0), ("[64, 128)", 1, 52)]),
+    hist_block("[red]", [("[0]", 1, 52), ("[1]", 1, 52), ("[2, 4)", 0, 0), ("[4, 8)", 1, 52), ("[8, 16)", 1, 52),
+                         ("[16, 32)", 0, 0), ("[32, 64)", 0, 0), ("[64, 128)", 1, 52)]),
+])
+LHIST_EXPECTED = hist_block("", [
+    ("(..., 0)", 1, 13), ("[0, 10)", 4, 52), ("[10, 20)", 2, 26), ("[20, 30)", 0, 0), ("[30, 40)", 0, 0),
+    ("[40, 50)", 0, 0), ("[50, 60)", 0, 0), ("[60, 70)", 1, 13), ("[70, 80)", 0, 0), ("[80, 90)", 0, 0),
+    ("[90, 100)", 1, 13), ("[100, ...)", 2, 26)])
+
+
+def check_aggregate(args, expected, aggregated):
+    r = pyusdt(*args)
+    if r.stdout != expected:
+        got, want = r.stdout.splitlines(), expected.splitlines()
+        expect_lines(args[0], got, want)
+    want = f"pyusdt: {aggregated} aggregated, 0 filtered out, 0 lost (map full), 0 unreadable arguments"
+    if want not in r.stderr.splitlines():
+        raise Fail(f"{args[0]}: stderr has no {want!r}: {one_line(r.stderr)}")
+
+
+def check_count():
+    check_aggregate(["count", "-c", target("kc_agg"), "kc:*"], COUNT_EXPECTED, 15)
+
+
+def check_hist_arg():
+    check_aggregate(["hist", "-c", target("kc_agg"), "kc:val", "-v", "1", "--by", "arg0"], HIST_ARG0_EXPECTED, 11)
+
+
+def check_hist_str():
+    check_aggregate(["hist", "-c", target("kc_agg"), "kc:val", "-v", "1", "--by", "str2"], HIST_STR2_EXPECTED, 11)
+
+
+def check_lhist():
+    check_aggregate(["lhist", "-c", target("kc_agg"), "kc:val", "-v", "1", "--min", "0", "--max", "100",
+                     "--step", "10"], LHIST_EXPECTED, 11)
+
+
+PAIRS = 8
+
+
+def check_latency():
+    r = pyusdt("latency", "-c", f"{target('kc_latency')} {PAIRS}", "--start", "kc:start", "--done", "kc:done",
+               "--unit", "ns", "--format", "json")
+    try:
+        final = json.loads(r.stdout.splitlines()[-1])
+        hist = final["data"][""]["hist"]
+        counters = final["counters"]
+    except (ValueError, KeyError, IndexError) as e:
+        raise Fail(f"unexpected latency output ({e!r}): {one_line(r.stdout)}") from None
+    want = {"starts": PAIRS, "matched": PAIRS, "unmatched": 0, "pending": 0, "dropped": 0, "read_fail": 0}
+    got = {k: counters.get(k) for k in want}
+    if got != want or hist["total"] != PAIRS:
+        raise Fail(f"total {hist['total']}, counters {got}, expected {PAIRS} pairs and {want}")
+    low = min(b["lower"] for b in hist["buckets"] if b["count"])
+    if low <= 0:
+        raise Fail(f"a latency in bucket {[b['label'] for b in hist['buckets'] if b['count']][0]}: expected > 0")
+
+
+PROVIDER_EXPECTED = [
+    f'kcpy:hit word={json.dumps(w, ensure_ascii=False)} small={-128 + i} big={2**64 - 1 - i} neg={-(2**63) + i}'
+    for i, w in enumerate(["alpha", "", "gr\u00fc\u00dfe \u2713"])]
+
+
+def check_provider_cmd():
+    """The provider script run by the trace: its probes appear only when it
+    loads the provider, after the trace started."""
+    r = pyusdt("trace", "-c", f"python3 {target('kc_provider.py')}", "kcpy:*")
+    expect_lines("trace -c python3 kc_provider.py", events(r.stdout), PROVIDER_EXPECTED)
+    expect_summary(r.stderr, 3)
+
+
+def check_provider_pid():
+    """The provider script started first, traced with -p once it has loaded."""
+    tg = Proc(["python3", target("kc_provider.py"), "serve"], stdin=True)
+    tr = None
+    try:
+        pid = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 60, "kc_provider 'ready'").split()[1]
+        tr = Proc([PYUSDT, "trace", "-p", pid, "kcpy:*"])
+        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        tg.wait_for(tg.out, lambda l: l == "fired", 60, "kc_provider 'fired'")
+        stop_trace(tr, 3)
+        tg.p.stdin.close()
+        if tg.finish(30) != 0:
+            raise Fail(f"kc_provider exited {tg.p.returncode}: {one_line(tg.stderr())}")
+    finally:
+        tg.kill()
+        if tr is not None:
+            tr.kill()
+    expect_lines("trace -p (provider)", events(tr.stdout()), PROVIDER_EXPECTED)
+    expect_summary(tr.stderr(), 3)
+
+
+def read_u16(pid, addr):
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(addr)
+        return int.from_bytes(mem.read(2), "little")
+
+
+def check_semaphore():
+    tg = Proc([target("kc_sem")], stdin=True)
+    tr = None
+    try:
+        _, pid, addr = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 30, "kc_sem 'ready'").split()
+        addr = int(addr, 16)
+
+        def sem(what):
+            n = len(tg.out)
+            tg.write("s\n")
+            told = int(tg.wait_for(tg.out, lambda l: l.startswith("sem "), 10, "kc_sem 'sem'", n).split()[1])
+            mem = read_u16(pid, addr)
+            if told != mem:
+                raise Fail(f"{what}: the target says {told}, /proc/{pid}/mem says {mem}")
+            return told
+
+        if sem("before") != 0:
+            raise Fail("the semaphore is not 0 before the trace")
+        tr = Proc([PYUSDT, "trace", "-p", pid, "kcsem:guarded"])
+        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        during = sem("traced")
+        if during != 1:
+            raise Fail(f"semaphore {during} while traced, expected 1")
+        n = len(tg.out)
+        tg.write("f\n")
+        fired = tg.wait_for(tg.out, lambda l: l.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
+        if fired != "fired 1":
+            raise Fail(f"kc_sem answered {fired!r} to 'f' while traced, expected 'fired 1'")
+        stop_trace(tr, 1)
+        after = sem("after")
+        if after != 0:
+            raise Fail(f"semaphore {after} after the trace ended, expected 0")
+        tg.p.stdin.close()
+        tg.finish(30)
+    finally:
+        tg.kill()
+        if tr is not None:
+            tr.kill()
+    expect_lines("trace -p kc_sem", events(tr.stdout()), ["kcsem:guarded arg0=7 arg1=1"])
+    expect_summary(tr.stderr(), 1)
+
+
+DEMO_LABELS = ["alpha", "beta", "gamma", "delta"]
+
+
+def check_demo():
+    r = pyusdt("demo", timeout=180)
+    got = events(r.stdout)
+    ticks = [l for l in got if l.startswith("demo:tick ")]
+    dones = [l for l in got if l.startswith("demo:work__done ")]
+    expect_lines("demo:tick", ticks, [f'demo:tick arg0={i} arg1={i * i - 10} arg2="{DEMO_LABELS[i % 4]}"'
+                                      for i in range(20)])
+    expect_lines("demo:work__done", dones, [f"demo:work__done arg0={i} arg1=100000000" for i in range(20)])
+    last = r.stdout.splitlines()[-1] if r.stdout else ""
+    if last != "pyusdt demo: saw every probe hit":
+        raise Fail(f"last line {last!r}")
+
+
+def kmsg_records():
+    """(seq, message) of every record in the kernel's log buffer."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    out = []
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 8192).decode("utf-8", "replace")
+            except BlockingIOError:
+                break
+            except OSError:      # EPIPE: a record was overwritten; go on
+                continue
+            head, _, msg = rec.partition(";")
+            out.append((int(head.split(",")[1]), msg.split("\n")[0]))
+    finally:
+        os.close(fd)
+    return out
+
+
+def check_dmesg():
+    bad = [m for seq, m in kmsg_records() if seq >= ARGS.kmsg_from
+           and re.search(r"WARNING:|BUG:|Call Trace:|general protection|Oops", m)]
+    if bad:
+        raise Fail(f"{len(bad)} line(s), the first: {one_line(bad[0])}")
+
+
+CHECKS = [
+    ("list", check_list),
+    ("trace-ints-path", check_ints_path),
+    ("trace-ints-pid", check_ints_pid),
+    ("trace-ints-cmd", check_ints_cmd),
+    ("strings", check_strings),
+    ("cold-string", check_cold_string),
+    ("count", check_count),
+    ("hist-arg", check_hist_arg),
+    ("hist-str", check_hist_str),
+    ("lhist", check_lhist),
+    ("latency", check_latency),
+    ("provider-cmd", check_provider_cmd),
+    ("provider-pid", check_provider_pid),
+    ("semaphore", check_semaphore),
+    ("demo", check_demo),
+    ("dmesg", check_dmesg),     # last: after everything else has run
+]
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default=HERE, help="where the target programs are")
+    ap.add_argument("--kmsg-from", type=int, default=0, help="dmesg: only records from this sequence number")
+    ap.add_argument("checks", nargs="*", help="only these checks")
+    ARGS = ap.parse_args()
+    os.environ["PATH"] = os.path.dirname(sys.executable) + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+    print(f"check-kernels: {KVER} begin: {len(CHECKS)} checks, python {sys.version.split()[0]}", flush=True)
+    passed = failed = 0
+    for name, fn in CHECKS:
+        if ARGS.checks and name not in ARGS.checks:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+            verdict = "PASS"
+            passed += 1
+        except Fail as e:
+            verdict = f"FAIL: {e}"
+            failed += 1
+        except Exception as e:  # a bug here, or something very unexpected there
+            verdict = f"FAIL: {type(e).__name__}: {one_line(str(e))}"
+            failed += 1
+        print(f"check-kernels: {KVER} {name}: {verdict}", flush=True)
+        print(f"check-kernels-time: {KVER} {name} {time.monotonic() - t0:.1f}s", flush=True)
+    print(f"check-kernels: {KVER} done: {passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
