@@ -186,6 +186,20 @@ struct pyusdt_site {
 	pyusdt_u8 _pad;
 };
 
+/*
+ * Where there are no BPF cookies (before Linux 5.15) a hit finds its site by
+ * the file and offset of the instruction that hit: this is the key of the
+ * site_by_addr map.  dev is the kernel's own encoding (major << 20 | minor).
+ */
+enum pyusdt_prog_kind { PYUSDT_PROG_STREAM = 0, PYUSDT_PROG_AGGREGATE = 1 };
+
+struct pyusdt_site_addr {
+	pyusdt_u64 ino;
+	pyusdt_u64 offset; /* file offset of the probe instruction */
+	pyusdt_u32 dev;
+	pyusdt_u32 prog;   /* enum pyusdt_prog_kind: the program the site's link runs */
+};
+
 /* Session-wide settings, written once before attaching. */
 struct pyusdt_config {
 	pyusdt_u32 str_len;       /* bytes per string slot, 1..PYUSDT_MAX_STR_LEN */

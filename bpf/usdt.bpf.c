@@ -27,10 +27,6 @@ const volatile struct pyusdt_config cfg = {
 	.str_len = PYUSDT_DEFAULT_STR_LEN,
 };
 
-/* Copies a user string and may fault pages in (sleepable programs only). */
-extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_ptr__ign,
-				  __u64 flags) __ksym __weak;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
@@ -43,6 +39,15 @@ struct {
 	__type(value, struct pyusdt_site);
 } sites SEC(".maps");
 
+/* Kernels without BPF cookies: (file, offset, program) -> site index.
+ * Resized to the number of sites before load there, left at 1 elsewhere. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct pyusdt_site_addr);
+	__type(value, __u32);
+} site_by_addr SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1); /* resized to the number of probes before load */
@@ -54,7 +59,9 @@ struct {
  * keys actually seen, not their limits (10240 per-CPU rows preallocated cost
  * megabytes of locked memory per trace, most of it never used).  Only the
  * first hit of a new key pays the allocation; the limits still hold, and a
- * full map is counted as before. */
+ * full map is counted as before.  Kernels before 6.1 warn (with a call trace)
+ * about run-time allocation in tracing programs, and before 6.1 a sleepable
+ * program may use preallocated maps only: there the loader preallocates. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PYUSDT_MAX_TGIDS);
@@ -123,6 +130,8 @@ static __always_inline void count(__u32 probe_id, enum counter which, int sleepa
 
 #include "usdt_filter.bpf.h"
 #include "usdt_args.bpf.h"
+#include "usdt_site.bpf.h"
+#include "usdt_str.bpf.h"
 #include "usdt_stream.bpf.h"
 #include "usdt_aggregate.bpf.h"
 

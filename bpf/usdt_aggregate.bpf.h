@@ -189,8 +189,7 @@ static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_sit
 	case PYUSDT_KEY_STR:
 		if (site_arg(ctx, site, s->key_arg, &ptr))
 			return -1;
-		if ((sleepable ? bpf_copy_from_user_str(k->skey, sizeof(k->skey), (const void *)ptr, 0)
-			       : bpf_probe_read_user_str(k->skey, sizeof(k->skey), (const void *)ptr)) < 0) {
+		if (read_user_str(k->skey, sizeof(k->skey), (const void *)ptr, sleepable) < 0) {
 			k->skey[0] = 0;
 			return -1;
 		}
@@ -253,8 +252,7 @@ static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_k
 
 static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 {
-	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
-	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
+	struct pyusdt_site *site = site_of_hit(ctx, PYUSDT_PROG_AGGREGATE);
 	if (!site)
 		return 0;
 	const struct pyusdt_agg_spec *s = &site->agg;

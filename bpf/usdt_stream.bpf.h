@@ -55,13 +55,15 @@ static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_
 	}
 }
 
-/* Reads the string arguments into the slots after the fixed record.  The
- * sleepable variant can fault in a page the program has not touched yet
- * (a string constant in .rodata), which the plain read cannot. */
+/* Reads the string arguments into the slots after the fixed record. */
 static __always_inline void fill_strings(const struct pyusdt_site *site,
 					 struct pyusdt_event *e, __u8 *slots, int sleepable)
 {
 	__u32 len = cfg.str_len;
+	/* The last slot's start: a load-time constant the verifier knows, so
+	 * that every slot is provably inside the record on every kernel (6.2
+	 * and older cannot bound slot * len by themselves). */
+	__u64 last_slot = (__u64)(cfg.string_slots ? cfg.string_slots - 1 : 0) * len;
 
 	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
 		if (i >= site->nargs)
@@ -72,23 +74,24 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 		__u32 slot = a->str_slot;
 		if (slot >= cfg.string_slots)
 			continue;
-		__u8 *dst = slots + slot * len;
+		__u64 off = (__u64)slot * len;
+		asm volatile("" : "+r"(off)); /* bound this very register, not a copy */
+		if (off > last_slot)
+			continue;
+		__u8 *dst = slots + off;
 		const char *src = (const char *)e->args[i];
-		long n = sleepable ? bpf_copy_from_user_str(dst, len, src, 0)
-				   : bpf_probe_read_user_str(dst, len, src);
+		long n = read_user_str(dst, len, src, sleepable);
 		if (n < 0) {
 			dst[0] = 0;
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
 			count(site->probe_id, STR_FAIL, sleepable);
 			continue;
 		}
-		/* A full slot is only a truncation if the source goes on. */
+		/* A full slot is only a truncation if the source goes on (its
+		 * pages are present now, if the read above faulted them in). */
 		if (n == len) {
 			char next = 0;
-			if (sleepable)
-				bpf_copy_from_user(&next, 1, src + len - 1);
-			else
-				bpf_probe_read_user(&next, 1, src + len - 1);
+			bpf_probe_read_user(&next, 1, src + len - 1);
 			if (next)
 				e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
 		}
@@ -98,8 +101,7 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 
 static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 {
-	__u32 site_idx = (__u32)bpf_get_attach_cookie(ctx);
-	struct pyusdt_site *site = bpf_map_lookup_elem(&sites, &site_idx);
+	struct pyusdt_site *site = site_of_hit(ctx, PYUSDT_PROG_STREAM);
 	if (!site)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();

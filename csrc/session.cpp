@@ -14,8 +14,11 @@
 #include <mutex>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "kernel_features.h"
 #include "uprobe_multi.h"
 #include "usdt.skel.h"
 
@@ -95,9 +98,13 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
 
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
         load_failed(ENOENT, "open");
+    const KernelFeatures &kernel = kernel_features();
+    if (!kernel.ringbuf)
+        throw LoadError(ENOTSUP, "this kernel (" + kernel.release +
+                                     ") has no BPF ring buffer, which pyusdt needs: Linux 5.8 or newer has it");
     // String sites prefer the sleepable program, which can fault in pages;
     // a kernel that refuses it still gets the plain one.
-    sleepable_ = opts_.string_slots > 0 || opts_.aggregate;
+    sleepable_ = (opts_.string_slots > 0 || opts_.aggregate) && kernel.sleepable_uprobe;
     multi_ = opts_.uprobe_multi && uprobe_multi_supported();
     int err = open_and_load();
     if (err && sleepable_) {
@@ -162,6 +169,14 @@ int Session::open_and_load() {
     bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.starts, opts_.max_starts);
     bpf_map__set_max_entries(skel_->maps.agg_flat, std::max<uint32_t>(1, opts_.flat_aggs * PYUSDT_FLAT_ROWS));
+    const KernelFeatures &kernel = kernel_features();
+    if (!kernel.bpf_cookie)
+        bpf_map__set_max_entries(skel_->maps.site_by_addr, opts_.max_sites);
+    if (!kernel.runtime_alloc_ok) {
+        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.agg_int, skel_->maps.agg_str};
+        for (bpf_map *m : grown)
+            bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~BPF_F_NO_PREALLOC);
+    }
     bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_ && opts_.string_slots > 0);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate, opts_.aggregate);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate_sleepable, sleepable_ && opts_.aggregate);
@@ -286,6 +301,10 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     uint32_t idx = next_site_;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sites), &idx, &s, BPF_ANY) != 0)
         throw AttachError(errno, std::string("writing the site map: ") + strerror(errno));
+    std::string label = site.provider + ":" + site.name;
+    if (!kernel_features().bpf_cookie)
+        index_by_address(path, site.pc_offset, aggregating ? PYUSDT_PROG_AGGREGATE : PYUSDT_PROG_STREAM, idx, s,
+                         label);
 
     // String reads go to the sleepable programs, which can fault pages in.
     bool string_key = aggregating && agg->key_kind == PYUSDT_KEY_STR && !agg->key_from_start;
@@ -293,7 +312,6 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
                                                                 : skel_->progs.pyusdt_aggregate)
                         : (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
                                                      : skel_->progs.pyusdt_stream;
-    std::string label = site.provider + ":" + site.name;
     if (multi_) {
         pending_.push_back({path, pid, prog, site.pc_offset, site.semaphore_offset, idx, label});
     } else {
@@ -314,6 +332,37 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     next_site_++;
     probe_count_ = std::max(probe_count_, probe_id + 1);
     return idx;
+}
+
+// Without BPF cookies a hit finds its site by (file, offset, program): one
+// site per key.  The same site attached again for another process (the same
+// library in two -p targets) shares the entry; a different use of the same
+// site in one session cannot be told apart at the hit, and is refused.
+void Session::index_by_address(const std::string &path, uint64_t offset, uint32_t prog, uint32_t idx,
+                               const pyusdt_site &s, const std::string &label) {
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0)
+        throw AttachError(errno, label + " in " + path + ": " + strerror(errno));
+    pyusdt_site_addr key{};
+    key.ino = st.st_ino;
+    key.offset = offset;
+    key.dev = (static_cast<uint32_t>(major(st.st_dev)) << 20) | minor(st.st_dev);
+    key.prog = prog;
+    int fd = bpf_map__fd(skel_->maps.site_by_addr);
+    if (bpf_map_update_elem(fd, &key, &idx, BPF_NOEXIST) == 0)
+        return;
+    int err = errno;
+    uint32_t other = 0;
+    pyusdt_site existing{};
+    if (err == EEXIST && bpf_map_lookup_elem(fd, &key, &other) == 0 &&
+        bpf_map_lookup_elem(bpf_map__fd(skel_->maps.sites), &other, &existing) == 0 &&
+        std::memcmp(&existing, &s, sizeof(s)) == 0)
+        return;
+    if (err == EEXIST)
+        throw AttachError(EEXIST, label + " in " + path + ": this kernel (" + kernel_features().release +
+                                      ") has no BPF cookies (Linux 5.15 has them), so one probe site can be "
+                                      "traced only one way per session");
+    throw AttachError(err, label + " in " + path + ": indexing the site: " + strerror(err));
 }
 
 void Session::add_tgid(uint32_t tgid) {

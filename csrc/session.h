@@ -133,6 +133,8 @@ class Session {
   private:
     static int on_record(void *ctx, void *data, size_t size);
     int open_and_load();  // 0 or a positive errno
+    void index_by_address(const std::string &path, uint64_t offset, uint32_t prog, uint32_t idx,
+                          const pyusdt_site &s, const std::string &label);
     void open_waiter();
     void release();  // frees everything the session holds; safe to repeat
     uint64_t pending_bytes() const;

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Which site a hit belongs to.  Where the kernel has BPF cookies (5.15+) each
+ * uprobe link carries its site's index.  Before that, the hit is placed by
+ * the file it is in and its offset there: the vma holding the instruction
+ * pointer is found in the process's vma tree, and (device, inode, file
+ * offset, program) is looked up in the site_by_addr map the loader fills.
+ * This works for every process mapping the file, at any load address, so
+ * path, -p, -c and -f targets all trace exactly as with cookies.
+ */
+#ifndef PYUSDT_USDT_SITE_BPF_H
+#define PYUSDT_USDT_SITE_BPF_H
+
+/* Set by libbpf from its own probe of the running kernel; the verifier sees a
+ * constant, so the branch a kernel cannot take (an unknown helper before
+ * 5.15, a vma tree that no longer exists from 6.1) is removed before it is
+ * checked. */
+extern const _Bool LINUX_HAS_BPF_COOKIE __kconfig;
+
+/* The kernel's own types as they were before 6.1 (vmas in an rbtree); CO-RE
+ * finds the field offsets of the running kernel. */
+struct rb_node___pyusdt {
+	struct rb_node___pyusdt *rb_right;
+	struct rb_node___pyusdt *rb_left;
+} __attribute__((preserve_access_index));
+
+struct super_block___pyusdt {
+	__u32 s_dev;
+} __attribute__((preserve_access_index));
+
+struct inode___pyusdt {
+	unsigned long i_ino;
+	struct super_block___pyusdt *i_sb;
+} __attribute__((preserve_access_index));
+
+struct file___pyusdt {
+	struct inode___pyusdt *f_inode;
+} __attribute__((preserve_access_index));
+
+struct vm_area_struct___pyusdt {
+	unsigned long vm_start;
+	unsigned long vm_end;
+	struct rb_node___pyusdt vm_rb;
+	unsigned long vm_pgoff;
+	struct file___pyusdt *vm_file;
+} __attribute__((preserve_access_index));
+
+struct mm_struct___pyusdt {
+	struct {
+		struct rb_node___pyusdt *rb_node;
+	} mm_rb;
+} __attribute__((preserve_access_index));
+
+struct task_struct___pyusdt {
+	struct mm_struct___pyusdt *mm;
+} __attribute__((preserve_access_index));
+
+/* Deep enough for any balanced tree of vmas a process can have (2^32). */
+#define PYUSDT_VMA_TREE_DEPTH 64
+#define PYUSDT_PAGE_SHIFT 12
+
+/* The site of a hit of program `prog` when there are no cookies; -1 if the
+ * hit is not in a site this session attached (counted nowhere: no probe). */
+static __always_inline int site_by_address(struct pt_regs *ctx, __u32 prog, __u32 *idx)
+{
+	struct task_struct___pyusdt *task = (void *)bpf_get_current_task();
+	struct rb_node___pyusdt *node = BPF_CORE_READ(task, mm, mm_rb.rb_node);
+	__u64 ip = read_reg(ctx, offsetof(struct pt_regs, rip));
+	__u64 rb_offset = bpf_core_field_offset(struct vm_area_struct___pyusdt, vm_rb);
+
+	for (int depth = 0; depth < PYUSDT_VMA_TREE_DEPTH && node; depth++) {
+		struct vm_area_struct___pyusdt *vma = (void *)node - rb_offset;
+		__u64 start = BPF_CORE_READ(vma, vm_start);
+		if (ip < start) {
+			node = BPF_CORE_READ(node, rb_left);
+			continue;
+		}
+		if (ip >= BPF_CORE_READ(vma, vm_end)) {
+			node = BPF_CORE_READ(node, rb_right);
+			continue;
+		}
+		struct inode___pyusdt *inode = BPF_CORE_READ(vma, vm_file, f_inode);
+		struct pyusdt_site_addr key = {
+			.ino = BPF_CORE_READ(inode, i_ino),
+			.offset = ip - start + (BPF_CORE_READ(vma, vm_pgoff) << PYUSDT_PAGE_SHIFT),
+			.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+			.prog = prog,
+		};
+		__u32 *found = bpf_map_lookup_elem(&site_by_addr, &key);
+		if (!found)
+			return -1;
+		*idx = *found;
+		return 0;
+	}
+	return -1;
+}
+
+/* The site of this hit, or NULL. */
+static __always_inline struct pyusdt_site *site_of_hit(struct pt_regs *ctx, __u32 prog)
+{
+	__u32 idx = 0;
+	if (LINUX_HAS_BPF_COOKIE)
+		idx = (__u32)bpf_get_attach_cookie(ctx);
+	else if (site_by_address(ctx, prog, &idx))
+		return NULL;
+	return bpf_map_lookup_elem(&sites, &idx);
+}
+
+#endif
