@@ -9,7 +9,7 @@ One line per check on stdout:
 then "check-kernels: <uname -r> done: N passed, M failed".  Every value is
 compared exactly: the programs fire known values (see targets/*.c).
 
-Usage: python guest_checks.py [--dir DIR] [--kmsg-from SEQ] [CHECK...]
+Usage: python guest_checks.py [--dir DIR] [--kmsg-from SEQ|-1] [CHECK...]
 """
 from __future__ import annotations
 
@@ -497,9 +497,12 @@ def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=HERE, help="where the target programs are")
-    ap.add_argument("--kmsg-from", type=int, default=0, help="dmesg: only records from this sequence number")
+    ap.add_argument("--kmsg-from", type=int, default=0,
+                    help="dmesg: only records from this sequence number (-1: those logged after the start)")
     ap.add_argument("checks", nargs="*", help="only these checks")
     ARGS = ap.parse_args()
+    if ARGS.kmsg_from < 0:
+        ARGS.kmsg_from = max((seq for seq, _ in kmsg_records()), default=-1) + 1
     os.environ["PATH"] = os.path.dirname(sys.executable) + ":" + os.environ.get("PATH", "/usr/bin:/bin")
     print(f"check-kernels: {KVER} begin: {len(CHECKS)} checks, python {sys.version.split()[0]}", flush=True)
     passed = failed = 0
