@@ -35,6 +35,7 @@ test: install tracefs
 	$(VENV)/bin/pytest tests -q -ra
 	PYUSDT_UPROBE_MULTI=0 $(VENV)/bin/pytest $(PERF_LINK_TESTS) -q -ra
 	$(MAKE) check-wheel
+	./scripts/check-kernels
 
 wheel: system-packages
 	PYTHON=$(PYTHON) ./scripts/build-wheel
