@@ -6,6 +6,8 @@
 #include <sys/utsname.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 namespace pyusdt {
@@ -32,7 +34,10 @@ KernelFeatures probe() {
     k.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1 || at_least(k, 5, 8);
     int cookie = libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_get_attach_cookie, nullptr);
     k.bpf_cookie = cookie < 0 ? at_least(k, 5, 15) : cookie == 1;
-    k.sleepable_uprobe = at_least(k, 6, 0);
+    // PYUSDT_SLEEPABLE_UPROBES=0 takes the route of kernels before 6.0 (the
+    // tests run it here, as PYUSDT_UPROBE_MULTI=0 does for links).
+    const char *sleepable = std::getenv("PYUSDT_SLEEPABLE_UPROBES");
+    k.sleepable_uprobe = at_least(k, 6, 0) && !(sleepable && std::strcmp(sleepable, "0") == 0);
     k.runtime_alloc_ok = at_least(k, 6, 1);
     return k;
 }

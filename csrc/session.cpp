@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kernel_features.h"
+#include "late_strings.h"
 #include "uprobe_multi.h"
 #include "usdt.skel.h"
 
@@ -331,6 +332,9 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     }
     next_site_++;
     probe_count_ = std::max(probe_count_, probe_id + 1);
+    if (probe_strings_.size() <= probe_id)
+        probe_strings_.resize(probe_id + 1);
+    probe_strings_[probe_id] = string_args;
     return idx;
 }
 
@@ -408,9 +412,37 @@ int Session::on_record(void *ctx, void *data, size_t size) {
         if (nul)
             std::memset(nul, 0, slot + len - nul);
     }
+    if (!self->sleepable_)
+        self->read_strings_late(dst);
     // Returning non-zero stops the drain once the batch is full; the record
     // just copied is already consumed, the rest stays in the ring.
     return ++self->sink_rows_ >= self->sink_limit_ ? -E2BIG : 0;
+}
+
+// The string arguments of this record the program could not read (see
+// late_strings.h), read from user space where that is exact.
+void Session::read_strings_late(uint8_t *row) {
+    auto *e = reinterpret_cast<pyusdt_event *>(row);
+    uint32_t failed = e->flags >> PYUSDT_FLAG_READ_FAIL_SHIFT;
+    if (!failed || e->probe_id >= probe_strings_.size())
+        return;
+    const std::vector<int> &args = probe_strings_[e->probe_id];
+    size_t len = opts_.str_len;
+    for (size_t slot = 0; slot < args.size() && slot < e->nstrings; slot++) {
+        int i = args[slot];
+        if (!(failed & (1u << i)))
+            continue;
+        bool truncated = false;
+        uint8_t *dst = row + sizeof(pyusdt_event) + slot * len;
+        if (!read_string_late(e->pid, e->args[i], dst, len, truncated))
+            continue;
+        e->flags &= ~(1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i));
+        if (truncated)
+            e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
+        if (late_strings_.size() <= e->probe_id)
+            late_strings_.resize(e->probe_id + 1);
+        late_strings_[e->probe_id]++;
+    }
 }
 
 size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out) {
@@ -469,7 +501,11 @@ std::vector<Counters> sum_counters(int fd, uint32_t n) {
 }  // namespace
 
 std::vector<pyusdt_probe_stats> Session::stats() const {
-    return sum_counters<pyusdt_probe_stats>(bpf_map__fd(skel_->maps.stats), probe_count_);
+    auto out = sum_counters<pyusdt_probe_stats>(bpf_map__fd(skel_->maps.stats), probe_count_);
+    // A string the reader read after all is not lost.
+    for (size_t id = 0; id < out.size() && id < late_strings_.size(); id++)
+        out[id].str_fail -= std::min(out[id].str_fail, late_strings_[id]);
+    return out;
 }
 
 namespace {

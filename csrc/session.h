@@ -132,6 +132,7 @@ class Session {
 
   private:
     static int on_record(void *ctx, void *data, size_t size);
+    void read_strings_late(uint8_t *row);
     int open_and_load();  // 0 or a positive errno
     void index_by_address(const std::string &path, uint64_t offset, uint32_t prog, uint32_t idx,
                           const pyusdt_site &s, const std::string &label);
@@ -161,6 +162,10 @@ class Session {
     size_t multi_sites_ = 0;
     uint32_t next_site_ = 0;
     uint32_t probe_count_ = 0;
+    // Per probe id: which argument fills each string slot, and how many
+    // strings the reader read after the program could not.
+    std::vector<std::vector<int>> probe_strings_;
+    std::vector<uint64_t> late_strings_;
     // Drain state for the callback.
     std::vector<uint8_t> *sink_ = nullptr;
     size_t sink_rows_ = 0, sink_limit_ = 0;

@@ -11,6 +11,14 @@ from .tracer import Tracer
 DEMO_TARGET = os.path.join(os.path.dirname(__file__), "bin", "pyusdt-demo-target")
 TICKS = 20
 INTERVAL_MS = 100
+# What demo_target.c fires, so the demo checks every value it read.
+LABELS = ("alpha", "beta", "gamma", "delta")
+
+
+def expected_args(probe: str, i: int) -> tuple:
+    if probe == "demo:tick":
+        return (i, i * i - 10, LABELS[i % 4])
+    return (i, INTERVAL_MS * 1_000_000)
 
 
 def run_demo(out: TextIO) -> int:
@@ -23,12 +31,22 @@ def run_demo(out: TextIO) -> int:
         t.attach_command(held, "demo:work__done")
         t.start()
         seen: Counter = Counter()
+        wrong: list[str] = []
         for batch in t.batches(timeout=0.1, duration=30):
             for e in batch:
-                seen[e.probe.fullname] += 1
+                name = e.probe.fullname
+                want = expected_args(name, seen[name])
+                if e.args != want or e.read_failed:
+                    wrong.append(f"{name} #{seen[name]}: read {e.args}, fired {want}")
+                seen[name] += 1
                 out.write(event_text(e) + "\n")
         stats = t.stats()
     out.write(summary(stats) + "\n")
-    ok = seen["demo:tick"] == TICKS and seen["demo:work__done"] == TICKS
-    out.write("pyusdt demo: " + ("saw every probe hit\n" if ok else f"expected {TICKS} of each, saw {dict(seen)}\n"))
+    ok = seen["demo:tick"] == TICKS and seen["demo:work__done"] == TICKS and not wrong
+    if ok:
+        out.write("pyusdt demo: saw every probe hit\n")
+    elif wrong:
+        out.write(f"pyusdt demo: {len(wrong)} hit(s) read wrong, the first: {wrong[0]}\n")
+    else:
+        out.write(f"pyusdt demo: expected {TICKS} of each, saw {dict(seen)}\n")
     return 0 if ok else 1

@@ -1,0 +1,40 @@
+"""A string in a page the traced process has never touched (a constant in
+untouched .rodata) is read exactly, by each route a kernel can take: the
+sleepable program faulting the page in (Linux 6.0+), and the reader reading
+it from user space where uprobes cannot sleep (before 6.0, taken here with
+PYUSDT_SLEEPABLE_UPROBES=0).  bpftrace 0.17 reads "" for the same string,
+which proves it is cold."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from conftest import PYUSDT
+
+COLD_TEXT = "a constant in a page this process never touched"
+
+
+@pytest.fixture(scope="module")
+def program(build):
+    return str(build("args_cold_string.c", "args_cold_string"))
+
+
+def test_bpftrace_cannot_read_it(bpftrace, program):
+    """The string really is cold: a plain read in the uprobe fails."""
+    res = subprocess.run(
+        [bpftrace, "-e", f'usdt:{program}:cold:text /arg0 == 0/ {{ printf("<%s>\\n", str(arg1)); }}',
+         "-c", program], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    assert "<>" in res.stdout.splitlines(), res.stdout
+
+
+@pytest.mark.parametrize("sleepable", ["1", "0"])
+def test_cold_string_read_exactly(bpf, program, sleepable):
+    env = dict(os.environ, PYUSDT_SLEEPABLE_UPROBES=sleepable)
+    res = subprocess.run([PYUSDT, "trace", "-c", program, "cold:text", "-s", "1"],
+                         capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    got = [line.split(" ", 3)[3] for line in res.stdout.splitlines()]
+    assert got == [f'cold:text arg0={i} arg1="{COLD_TEXT}"' for i in range(2)]
+    assert "2 events, 0 lost (ring buffer full), 0 unreadable strings, 0 unreadable arguments" in res.stderr
