@@ -29,21 +29,54 @@ namespace {
 
 std::mutex g_msg_mutex;
 std::string g_last_msg;
+std::string g_verifier_reason;  // the verifier's own words on the last refused program
+
+// The line of a verifier log that says why: the last one before its
+// statistics ("processed N insns ...", "verification time ...").
+std::string verifier_reason(const std::string &log) {
+    std::string reason, line;
+    size_t begin = log.find("-- BEGIN PROG LOAD LOG --");
+    size_t end = log.find("-- END PROG LOAD LOG --");
+    if (begin == std::string::npos || end == std::string::npos || end < begin)
+        return "";
+    size_t at = log.find('\n', begin);
+    while (at != std::string::npos && at < end) {
+        size_t next = log.find('\n', at + 1);
+        line = log.substr(at + 1, (next == std::string::npos ? end : std::min(next, end)) - at - 1);
+        if (!line.empty() && line.rfind("processed ", 0) != 0 && line.rfind("verification time", 0) != 0 &&
+            line.rfind("stack depth", 0) != 0 && line.rfind("-- END", 0) != 0)
+            reason = line;
+        at = next;
+    }
+    size_t quote = log.find("prog '");
+    if (quote != std::string::npos && !reason.empty()) {
+        size_t close = log.find('\'', quote + 6);
+        if (close != std::string::npos)
+            reason = log.substr(quote + 6, close - quote - 6) + ": " + reason;
+    }
+    return reason;
+}
 
 // libbpf's chatter is kept, not printed: the last warning explains a failure
 // better than errno alone.  PYUSDT_DEBUG=1 prints everything.
 int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
-    char buf[1024];
     va_list copy;
     va_copy(copy, ap);
-    vsnprintf(buf, sizeof(buf), fmt, copy);
+    int n = vsnprintf(nullptr, 0, fmt, copy);
+    va_end(copy);
+    std::string buf(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+    va_copy(copy, ap);
+    vsnprintf(buf.data(), buf.size() + 1, fmt, copy);
     va_end(copy);
     const char *debug = getenv("PYUSDT_DEBUG");
     if (debug && debug[0] == '1')
-        vfprintf(stderr, fmt, ap);  // whole, unlike buf: verifier logs are long
+        fputs(buf.c_str(), stderr);
     if (level != LIBBPF_DEBUG) {
         std::lock_guard<std::mutex> lock(g_msg_mutex);
-        g_last_msg = buf;
+        std::string reason = verifier_reason(buf);
+        if (!reason.empty())
+            g_verifier_reason = reason;
+        g_last_msg = buf.substr(0, 1024);
         while (!g_last_msg.empty() && (g_last_msg.back() == '\n' || g_last_msg.back() == ' '))
             g_last_msg.pop_back();
     }
@@ -58,14 +91,22 @@ void install_printer() {
 [[noreturn]] void load_failed(int err, const char *step) {
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
         throw LoadError(ENOENT, "kernel has no BTF (/sys/kernel/btf/vmlinux is missing): "
-                                "pyusdt needs a kernel built with CONFIG_DEBUG_INFO_BTF");
+                                "pyusdt needs a kernel built with CONFIG_DEBUG_INFO_BTF (Debian, Ubuntu, "
+                                "RHEL and Amazon Linux kernels from 5.10 have it)");
     if (err == EPERM || err == EACCES)
         throw LoadError(err, "permission denied loading BPF: run as root or with CAP_BPF and CAP_PERFMON");
-    std::string msg = std::string(step) + " failed: " + strerror(err);
-    std::string detail = last_libbpf_message();
-    if (!detail.empty())
-        msg += " (" + detail + ")";
-    throw LoadError(err, msg);
+    std::string reason;
+    {
+        std::lock_guard<std::mutex> lock(g_msg_mutex);
+        reason = g_verifier_reason;
+        g_verifier_reason.clear();
+    }
+    const KernelFeatures &kernel = kernel_features();
+    if (!reason.empty())
+        throw LoadError(err, "this kernel (" + kernel.release + ") refused pyusdt's BPF program: " + reason +
+                                 " (pyusdt supports Linux 5.10 and newer; PYUSDT_DEBUG=1 prints the verifier's log)");
+    throw LoadError(err, std::string(step) + " failed on this kernel (" + kernel.release + "): " + strerror(err) +
+                             " (PYUSDT_DEBUG=1 prints libbpf's log)");
 }
 
 // "provider:name in PATH: attach failed: <errno text>", for both kinds of link.
