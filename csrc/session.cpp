@@ -93,14 +93,15 @@ void install_printer() {
         throw LoadError(ENOENT, "kernel has no BTF (/sys/kernel/btf/vmlinux is missing): "
                                 "pyusdt needs a kernel built with CONFIG_DEBUG_INFO_BTF (Debian, Ubuntu, "
                                 "RHEL and Amazon Linux kernels from 5.10 have it)");
-    if (err == EPERM || err == EACCES)
-        throw LoadError(err, "permission denied loading BPF: run as root or with CAP_BPF and CAP_PERFMON");
+    // The verifier refuses a program with EACCES too: its log tells the two apart.
     std::string reason;
     {
         std::lock_guard<std::mutex> lock(g_msg_mutex);
         reason = g_verifier_reason;
         g_verifier_reason.clear();
     }
+    if ((err == EPERM || err == EACCES) && reason.empty())
+        throw LoadError(err, "permission denied loading BPF: run as root or with CAP_BPF and CAP_PERFMON");
     const KernelFeatures &kernel = kernel_features();
     if (!reason.empty())
         throw LoadError(err, "this kernel (" + kernel.release + ") refused pyusdt's BPF program: " + reason +
@@ -196,6 +197,10 @@ int Session::open_and_load() {
     if (skel_) {
         usdt__destroy(skel_);
         skel_ = nullptr;
+    }
+    {
+        std::lock_guard<std::mutex> lock(g_msg_mutex);
+        g_verifier_reason.clear();  // only this load's refusal explains it
     }
     skel_ = usdt__open();
     if (!skel_)
