@@ -49,6 +49,13 @@ def pyusdt_reason(stderr: str, rc) -> str:
     return f"exit {rc}, nothing on stderr"
 
 
+def run_reason(r) -> str:
+    """pyusdt_reason, or the last line of stdout when stderr is empty."""
+    if not r.stderr.strip() and r.stdout.strip():
+        return f"exit {r.returncode}: {one_line(r.stdout.strip().splitlines()[-1])}"
+    return pyusdt_reason(r.stderr, r.returncode)
+
+
 class Proc:
     """A background process whose stdout and stderr lines are collected by
     threads, so a check can wait for one of them with a deadline."""
@@ -145,7 +152,7 @@ def run(argv, timeout=120):
 def pyusdt(*args, timeout=120):
     r = run([PYUSDT, *args], timeout)
     if r.returncode != 0:
-        raise Fail(pyusdt_reason(r.stderr, r.returncode))
+        raise Fail(run_reason(r))
     return r
 
 
@@ -212,7 +219,7 @@ def stop_trace(tr, n_events):
     """Waits for n_events event lines, then stops the trace with SIGINT, as
     Ctrl-C does; the trace must exit 0."""
     try:
-        tr.count(tr.out, EVENT.match, n_events, 60, "events")
+        tr.count(tr.out, EVENT.match, n_events, 30, "events")
     finally:
         rc = tr.finish(60, signal.SIGINT)
     if rc != 0:
@@ -504,7 +511,11 @@ def main():
     if ARGS.kmsg_from < 0:
         ARGS.kmsg_from = max((seq for seq, _ in kmsg_records()), default=-1) + 1
     os.environ["PATH"] = os.path.dirname(sys.executable) + ":" + os.environ.get("PATH", "/usr/bin:/bin")
-    print(f"check-kernels: {KVER} begin: {len(CHECKS)} checks, python {sys.version.split()[0]}", flush=True)
+    import resource
+    memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    memlock = "unlimited" if memlock == resource.RLIM_INFINITY else f"{memlock // 1024} KiB"
+    print(f"check-kernels: {KVER} begin: {len(CHECKS)} checks, python {sys.version.split()[0]}, "
+          f"RLIMIT_MEMLOCK {memlock}", flush=True)
     passed = failed = 0
     for name, fn in CHECKS:
         if ARGS.checks and name not in ARGS.checks:
