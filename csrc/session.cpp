@@ -364,7 +364,8 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     } else {
         LIBBPF_OPTS(bpf_uprobe_opts, uo);
         uo.ref_ctr_offset = site.semaphore_offset;
-        uo.bpf_cookie = idx;
+        // Without cookies libbpf refuses a non-zero one: sites are found by address there.
+        uo.bpf_cookie = kernel_features().bpf_cookie ? idx : 0;
         bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
         if (!link) {
             int err = errno;
