@@ -91,9 +91,10 @@ class Proc:
                         return l
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.p.poll() is not None and not any(t.is_alive() for t in self.threads)):
-                    raise Fail(f"{what}: not seen within {timeout:g} s"
-                               + (f" ({pyusdt_reason(self.stderr(), self.p.returncode)})"
-                                  if self.p.poll() is not None else ""))
+                    if self.p.poll() is not None:
+                        raise Fail(f"{what}: {os.path.basename(self.argv[0])} ended first "
+                                   f"({pyusdt_reason(self.stderr(), self.p.returncode)})")
+                    raise Fail(f"{what}: not seen within {timeout:g} s")
                 self.cv.wait(min(left, 0.2))
 
     def count(self, lines, test, n, timeout, what):
