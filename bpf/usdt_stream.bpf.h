@@ -110,7 +110,10 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	__u32 probe_id = site->probe_id;
 	count(probe_id, HITS, sleepable);
 
-	if (!site->nstrings) {
+	/* A session without string slots has no string path at all: the
+	 * verifier sees the constant and never walks it (6.1 and older cannot
+	 * prune it from the slot checks below, whose constant is on the left). */
+	if (!cfg.string_slots || !site->nstrings) {
 		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (!e) {
 			count(probe_id, LOST_RINGBUF, sleepable);
