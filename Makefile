@@ -4,9 +4,11 @@
 #   make bench  the same set-up, then the benchmark suite (bench/README.md, ~18 min;
 #               BENCH_ARGS=--quick for a 2-minute smoke run)
 # and two more for the wheel:
-#   make wheel        scripts/build-wheel: manylinux wheel in wheelhouse/
-#   make check-wheel  scripts/check-wheel: that wheel installs and traces in a
-#                     bare Debian root (no compiler, headers, LLVM, network)
+#   make wheel        scripts/build-wheel: manylinux_2_17 wheels for CPython 3.9,
+#                     3.11 and 3.13 in wheelhouse/
+#   make check-wheel  scripts/check-wheel: each wheel installs and traces in a
+#                     bare Debian root of its Python (bullseye, bookworm, trixie;
+#                     no compiler, headers, LLVM, network)
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
@@ -16,7 +18,7 @@ PY      = $(VENV)/bin/python
 # the demo.  Tests: bpftrace as the reference peer; python3.11 and PostgreSQL
 # 15 as real USDT targets; pandas, pyarrow and matplotlib (pip, in the venv)
 # for the data-out tests, which must not skip; debootstrap makes check-wheel's
-# bare root.
+# bare roots and build-wheel's roots with each Python's headers.
 SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
                   bpftrace python3.11 postgresql-15 binutils util-linux debootstrap
