@@ -21,7 +21,7 @@ PY      = $(VENV)/bin/python
 # bare roots and build-wheel's roots with each Python's headers.
 SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
-                  bpftrace python3.11 postgresql-15 binutils util-linux debootstrap
+                  bpftrace python3.11 postgresql-15 binutils util-linux debootstrap qemu-system-x86
 
 .PHONY: demo test bench install system-packages tracefs wheel check-wheel clean
 

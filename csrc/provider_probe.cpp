@@ -179,6 +179,12 @@ PyObject *probe_loaded(PyObject *self, void *) {
     return PyBool_FromLong(reinterpret_cast<ProviderProbe *>(self)->state == LoadState::kLoaded);
 }
 
+// Py_NewRef, which CPython has only from 3.10 (the wheels start at 3.9).
+PyObject *new_ref(PyObject *o) {
+    Py_INCREF(o);
+    return o;
+}
+
 int probe_init(PyObject *self, PyObject *args, PyObject *kwds) {
     auto *p = reinterpret_cast<ProviderProbe *>(self);
     PyObject *provider, *name, *fullname, *arg_names, *arg_types, *codes;
@@ -193,12 +199,12 @@ int probe_init(PyObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "one name, type and code per argument, at most 12");
         return -1;
     }
-    Py_XSETREF(p->provider, Py_NewRef(provider));
-    Py_XSETREF(p->name, Py_NewRef(name));
-    Py_XSETREF(p->fullname, Py_NewRef(fullname));
-    Py_XSETREF(p->arg_names, Py_NewRef(arg_names));
-    Py_XSETREF(p->arg_types, Py_NewRef(arg_types));
-    Py_XSETREF(p->codes, Py_NewRef(codes));
+    Py_XSETREF(p->provider, new_ref(provider));
+    Py_XSETREF(p->name, new_ref(name));
+    Py_XSETREF(p->fullname, new_ref(fullname));
+    Py_XSETREF(p->arg_names, new_ref(arg_names));
+    Py_XSETREF(p->arg_types, new_ref(arg_types));
+    Py_XSETREF(p->codes, new_ref(codes));
     p->function = 0;
     p->semaphore = &kNoSemaphore;
     p->state = LoadState::kNeverLoaded;

@@ -362,14 +362,6 @@ PROVIDER_EXPECTED = [
     for i, w in enumerate(["alpha", "", "gr\u00fc\u00dfe \u2713"])]
 
 
-def check_provider_cmd():
-    """The provider script run by the trace: its probes appear only when it
-    loads the provider, after the trace started."""
-    r = pyusdt("trace", "-c", f"python3 {target('kc_provider.py')}", "kcpy:*")
-    expect_lines("trace -c python3 kc_provider.py", events(r.stdout), PROVIDER_EXPECTED)
-    expect_summary(r.stderr, 3)
-
-
 def check_provider_pid():
     """The provider script started first, traced with -p once it has loaded."""
     tg = Proc(["python3", target("kc_provider.py"), "serve"], stdin=True)
@@ -378,6 +370,11 @@ def check_provider_pid():
         pid = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 60, "kc_provider 'ready'").split()[1]
         tr = Proc([PYUSDT, "trace", "-p", pid, "kcpy:*"])
         tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        # Fired only once the trace says it is attached: before 6.6 each
+        # site's semaphore is raised when its uprobe is registered, a moment
+        # before the program is attached to it, and hits in between are not
+        # seen (by bpftrace either).
+        tg.write("go\n")
         tg.wait_for(tg.out, lambda l: l == "fired", 60, "kc_provider 'fired'")
         stop_trace(tr, 3)
         tg.p.stdin.close()
@@ -493,7 +490,6 @@ CHECKS = [
     ("hist-str", check_hist_str),
     ("lhist", check_lhist),
     ("latency", check_latency),
-    ("provider-cmd", check_provider_cmd),
     ("provider-pid", check_provider_pid),
     ("semaphore", check_semaphore),
     ("demo", check_demo),

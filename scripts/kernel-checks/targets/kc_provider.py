@@ -2,8 +2,9 @@
 big uint64, neg int64), fired three times with known values once a tracer
 has raised its semaphore (at most 60 s after loading it).
 Usage: python3 kc_provider.py [serve]
-  serve: print "ready PID" once loaded, "fired" after the hits, then wait
-         for EOF on stdin before exiting."""
+  serve: print "ready PID" once loaded, fire once a line arrives on stdin
+         (the tracer is attached by then), print "fired" after the hits,
+         then wait for EOF on stdin before exiting."""
 import os
 import sys
 import time
@@ -21,6 +22,8 @@ while not hit.enabled and time.monotonic() < deadline:
     time.sleep(0.01)
 if not hit.enabled:
     sys.exit("kc_provider: kcpy:hit was never traced")
+if serve:
+    sys.stdin.readline()
 for i, word in enumerate(["alpha", "", "gr\u00fc\u00dfe \u2713"]):
     hit.fire(word, -128 + i, 2**64 - 1 - i, -(2**63) + i)
 if serve:
