@@ -200,6 +200,22 @@ struct pyusdt_site_addr {
 	pyusdt_u32 prog;   /* enum pyusdt_prog_kind: the program the site's link runs */
 };
 
+/*
+ * A string a plain read could not fault in, on a kernel whose uprobes cannot
+ * sleep (before 6.0), in memory no one can write: its slot holds this
+ * instead of the string, so that the reader can read the string from the
+ * file even when the process has exited by then.  Found before 6.1 only
+ * (where the program can walk the vma tree); the reader tries the process
+ * first.
+ */
+#define PYUSDT_STR_FILE_MAGIC 0x52545366u /* "fSTR" */
+struct pyusdt_str_file {
+	pyusdt_u32 magic;
+	pyusdt_u32 dev;    /* the kernel's encoding, as in pyusdt_site_addr */
+	pyusdt_u64 ino;
+	pyusdt_u64 offset; /* file offset of the string's first byte */
+};
+
 /* Session-wide settings, written once before attaching. */
 struct pyusdt_config {
 	pyusdt_u32 str_len;       /* bytes per string slot, 1..PYUSDT_MAX_STR_LEN */

@@ -41,6 +41,7 @@ struct vm_area_struct___pyusdt {
 	unsigned long vm_start;
 	unsigned long vm_end;
 	struct rb_node___pyusdt vm_rb;
+	unsigned long vm_flags;
 	unsigned long vm_pgoff;
 	struct file___pyusdt *vm_file;
 } __attribute__((preserve_access_index));
@@ -58,41 +59,61 @@ struct task_struct___pyusdt {
 /* Deep enough for any balanced tree of vmas a process can have (2^32). */
 #define PYUSDT_VMA_TREE_DEPTH 64
 #define PYUSDT_PAGE_SHIFT 12
+#define PYUSDT_VM_WRITE 0x2 /* vm_flags: the mapping can be written */
+
+/* True where vmas are in an rbtree (before 6.1): a CO-RE constant, so code
+ * that walks it is removed from the program on newer kernels. */
+#define PYUSDT_HAS_VMA_RBTREE bpf_core_field_exists(((struct mm_struct___pyusdt *)0)->mm_rb)
+
+/* The vma of the current process that holds `addr`, or NULL.  A function
+ * of its own: the compiler may hoist a CO-RE offset above the check that
+ * guards it, and on 6.1+ these offsets are poisoned (the fields are gone),
+ * but it does not hoist a call. */
+static __noinline struct vm_area_struct___pyusdt *vma_of(__u64 addr)
+{
+	struct task_struct___pyusdt *task = (void *)bpf_get_current_task();
+	struct rb_node___pyusdt *node = BPF_CORE_READ(task, mm, mm_rb.rb_node);
+	__u64 rb_offset = bpf_core_field_offset(struct vm_area_struct___pyusdt, vm_rb);
+
+	for (int depth = 0; depth < PYUSDT_VMA_TREE_DEPTH && node; depth++) {
+		struct vm_area_struct___pyusdt *vma = (void *)node - rb_offset;
+		if (addr < BPF_CORE_READ(vma, vm_start))
+			node = BPF_CORE_READ(node, rb_left);
+		else if (addr >= BPF_CORE_READ(vma, vm_end))
+			node = BPF_CORE_READ(node, rb_right);
+		else
+			return vma;
+	}
+	return NULL;
+}
+
+/* The file and file offset `addr` maps; -1 for memory no file backs. */
+static __always_inline int file_of(struct vm_area_struct___pyusdt *vma, __u64 addr,
+				   __u32 *dev, __u64 *ino, __u64 *offset)
+{
+	struct inode___pyusdt *inode = BPF_CORE_READ(vma, vm_file, f_inode);
+	if (!inode)
+		return -1;
+	*ino = BPF_CORE_READ(inode, i_ino);
+	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	*offset = addr - BPF_CORE_READ(vma, vm_start) + (BPF_CORE_READ(vma, vm_pgoff) << PYUSDT_PAGE_SHIFT);
+	return 0;
+}
 
 /* The site of a hit of program `prog` when there are no cookies; -1 if the
  * hit is not in a site this session attached (counted nowhere: no probe). */
 static __always_inline int site_by_address(struct pt_regs *ctx, __u32 prog, __u32 *idx)
 {
-	struct task_struct___pyusdt *task = (void *)bpf_get_current_task();
-	struct rb_node___pyusdt *node = BPF_CORE_READ(task, mm, mm_rb.rb_node);
 	__u64 ip = read_reg(ctx, offsetof(struct pt_regs, rip));
-	__u64 rb_offset = bpf_core_field_offset(struct vm_area_struct___pyusdt, vm_rb);
-
-	for (int depth = 0; depth < PYUSDT_VMA_TREE_DEPTH && node; depth++) {
-		struct vm_area_struct___pyusdt *vma = (void *)node - rb_offset;
-		__u64 start = BPF_CORE_READ(vma, vm_start);
-		if (ip < start) {
-			node = BPF_CORE_READ(node, rb_left);
-			continue;
-		}
-		if (ip >= BPF_CORE_READ(vma, vm_end)) {
-			node = BPF_CORE_READ(node, rb_right);
-			continue;
-		}
-		struct inode___pyusdt *inode = BPF_CORE_READ(vma, vm_file, f_inode);
-		struct pyusdt_site_addr key = {
-			.ino = BPF_CORE_READ(inode, i_ino),
-			.offset = ip - start + (BPF_CORE_READ(vma, vm_pgoff) << PYUSDT_PAGE_SHIFT),
-			.dev = BPF_CORE_READ(inode, i_sb, s_dev),
-			.prog = prog,
-		};
-		__u32 *found = bpf_map_lookup_elem(&site_by_addr, &key);
-		if (!found)
-			return -1;
-		*idx = *found;
-		return 0;
-	}
-	return -1;
+	struct vm_area_struct___pyusdt *vma = vma_of(ip);
+	struct pyusdt_site_addr key = {.prog = prog};
+	if (!vma || file_of(vma, ip, &key.dev, &key.ino, &key.offset))
+		return -1;
+	__u32 *found = bpf_map_lookup_elem(&site_by_addr, &key);
+	if (!found)
+		return -1;
+	*idx = *found;
+	return 0;
 }
 
 /* The site of this hit, or NULL. */

@@ -55,6 +55,22 @@ static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_
 	}
 }
 
+/* A string the plain read could not fault in, in a mapping of a file that
+ * is not writable: its slot says where in the file it is (see
+ * pyusdt_str_file).  Only where the vma tree can be walked (before 6.1). */
+static __always_inline void note_string_file(__u8 *dst, __u32 len, __u64 addr)
+{
+	if (!PYUSDT_HAS_VMA_RBTREE || len < sizeof(struct pyusdt_str_file))
+		return;
+	struct vm_area_struct___pyusdt *vma = vma_of(addr);
+	if (!vma || (BPF_CORE_READ(vma, vm_flags) & PYUSDT_VM_WRITE))
+		return;
+	struct pyusdt_str_file ref = {.magic = PYUSDT_STR_FILE_MAGIC};
+	if (file_of(vma, addr, &ref.dev, &ref.ino, &ref.offset))
+		return;
+	__builtin_memcpy(dst, &ref, sizeof(ref));
+}
+
 /* Reads the string arguments into the slots after the fixed record. */
 static __always_inline void fill_strings(const struct pyusdt_site *site,
 					 struct pyusdt_event *e, __u8 *slots, int sleepable)
@@ -83,6 +99,8 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 		long n = read_user_str(dst, len, src, sleepable);
 		if (n < 0) {
 			dst[0] = 0;
+			if (!sleepable)
+				note_string_file(dst, len, (__u64)src);
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
 			count(site->probe_id, STR_FAIL, sleepable);
 			continue;

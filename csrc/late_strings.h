@@ -6,12 +6,15 @@
 // reader reads the string itself, as soon as the record arrives, with
 // process_vm_readv (which faults the page in for the process too, so the
 // next hit reads it in the kernel).  Only a mapping that is not writable is
-// read so: its bytes cannot have changed since the hit.  A string elsewhere,
-// or in a process that is gone, stays unreadable and counted.
+// read so: its bytes cannot have changed since the hit.  Before 6.1 the
+// program also says which file and offset such a string is at
+// (pyusdt_str_file), so it is read from the file when the process is gone.
+// A string elsewhere stays unreadable, and counted.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace pyusdt {
 
@@ -19,5 +22,9 @@ namespace pyusdt {
 // padded), as bpf_probe_read_user_str would have.  Returns false when it
 // cannot be read exactly; sets `truncated` when the string goes on past len-1.
 bool read_string_late(uint32_t pid, uint64_t addr, uint8_t *dst, size_t len, bool &truncated);
+
+// The same from `path` at file offset `offset`.
+bool read_string_from_file(const std::string &path, uint64_t offset, uint8_t *dst, size_t len,
+                           bool &truncated);
 
 }  // namespace pyusdt

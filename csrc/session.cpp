@@ -349,6 +349,8 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sites), &idx, &s, BPF_ANY) != 0)
         throw AttachError(errno, std::string("writing the site map: ") + strerror(errno));
     std::string label = site.provider + ":" + site.name;
+    if (!sleepable_)
+        remember_file(path);
     if (!kernel_features().bpf_cookie)
         index_by_address(path, site.pc_offset, aggregating ? PYUSDT_PROG_AGGREGATE : PYUSDT_PROG_STREAM, idx, s,
                          label);
@@ -385,6 +387,17 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     return idx;
 }
 
+// The kernel's (dev, inode) of a file: what the program reports.
+static std::pair<uint32_t, uint64_t> kernel_file_id(const struct stat &st) {
+    return {(static_cast<uint32_t>(major(st.st_dev)) << 20) | minor(st.st_dev), st.st_ino};
+}
+
+void Session::remember_file(const std::string &path) {
+    struct stat st{};
+    if (stat(path.c_str(), &st) == 0)
+        known_files_.emplace(kernel_file_id(st), path);
+}
+
 // Without BPF cookies a hit finds its site by (file, offset, program): one
 // site per key.  The same site attached again for another process (the same
 // library in two -p targets) shares the entry; a different use of the same
@@ -395,9 +408,8 @@ void Session::index_by_address(const std::string &path, uint64_t offset, uint32_
     if (stat(path.c_str(), &st) != 0)
         throw AttachError(errno, label + " in " + path + ": " + strerror(errno));
     pyusdt_site_addr key{};
-    key.ino = st.st_ino;
+    std::tie(key.dev, key.ino) = kernel_file_id(st);
     key.offset = offset;
-    key.dev = (static_cast<uint32_t>(major(st.st_dev)) << 20) | minor(st.st_dev);
     key.prog = prog;
     int fd = bpf_map__fd(skel_->maps.site_by_addr);
     if (bpf_map_update_elem(fd, &key, &idx, BPF_NOEXIST) == 0)
@@ -450,6 +462,8 @@ int Session::on_record(void *ctx, void *data, size_t size) {
     std::memcpy(dst, data, n);
     if (n < row)
         std::memset(dst + n, 0, row - n);
+    if (!self->sleepable_)
+        self->read_strings_late(dst);
     // A string slot holds the string up to its NUL and, after it, whatever
     // the reused BPF scratch buffer held before: clear that tail so a record
     // never shows bytes of another event.
@@ -459,8 +473,6 @@ int Session::on_record(void *ctx, void *data, size_t size) {
         if (nul)
             std::memset(nul, 0, slot + len - nul);
     }
-    if (!self->sleepable_)
-        self->read_strings_late(dst);
     // Returning non-zero stops the drain once the batch is full; the record
     // just copied is already consumed, the rest stays in the ring.
     return ++self->sink_rows_ >= self->sink_limit_ ? -E2BIG : 0;
@@ -481,8 +493,18 @@ void Session::read_strings_late(uint8_t *row) {
             continue;
         bool truncated = false;
         uint8_t *dst = row + sizeof(pyusdt_event) + slot * len;
-        if (!read_string_late(e->pid, e->args[i], dst, len, truncated))
+        pyusdt_str_file ref{};
+        if (len >= sizeof(ref))
+            std::memcpy(&ref, dst, sizeof(ref));
+        bool read = read_string_late(e->pid, e->args[i], dst, len, truncated);
+        if (!read && ref.magic == PYUSDT_STR_FILE_MAGIC) {
+            auto file = known_files_.find({ref.dev, ref.ino});
+            read = file != known_files_.end() && read_string_from_file(file->second, ref.offset, dst, len, truncated);
+        }
+        if (!read) {
+            dst[0] = 0;  // an empty string (the rest is cleared with the slot's tail)
             continue;
+        }
         e->flags &= ~(1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i));
         if (truncated)
             e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);

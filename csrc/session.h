@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -133,6 +134,7 @@ class Session {
   private:
     static int on_record(void *ctx, void *data, size_t size);
     void read_strings_late(uint8_t *row);
+    void remember_file(const std::string &path);
     int open_and_load();  // 0 or a positive errno
     void index_by_address(const std::string &path, uint64_t offset, uint32_t prog, uint32_t idx,
                           const pyusdt_site &s, const std::string &label);
@@ -166,6 +168,9 @@ class Session {
     // strings the reader read after the program could not.
     std::vector<std::vector<int>> probe_strings_;
     std::vector<uint64_t> late_strings_;
+    // The files attached so far by the kernel's (dev, inode), for strings
+    // read late from a file (pyusdt_str_file).
+    std::map<std::pair<uint32_t, uint64_t>, std::string> known_files_;
     // Drain state for the callback.
     std::vector<uint8_t> *sink_ = nullptr;
     size_t sink_rows_ = 0, sink_limit_ = 0;

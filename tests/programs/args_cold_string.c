@@ -29,9 +29,10 @@ const struct cold_block kCold = {
 int main(void)
 {
 	const char *cold = kCold.text; /* its address only: never dereferenced here */
-	/* Drop whatever the loader mapped of the block (a read-only private file
-	 * mapping: the bytes stay in the file, the page table entries go). */
-	madvise((void *)((unsigned long)cold & ~(BLOCK - 1)), 2 * BLOCK, MADV_DONTNEED);
+	/* Drop whatever the loader mapped of the text's page (a read-only private
+	 * file mapping: the bytes stay in the file, the page table entry goes).
+	 * Only that page: past the block lies the writable data segment. */
+	madvise((void *)cold, sizeof(kCold.text), MADV_DONTNEED);
 	for (long i = 0; i < 2; i++)
 		DTRACE_PROBE2(cold, text, i, cold);
 	char c;
