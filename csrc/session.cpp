@@ -28,7 +28,6 @@ namespace pyusdt {
 namespace {
 
 std::mutex g_msg_mutex;
-std::string g_last_msg;
 std::string g_verifier_reason;  // the verifier's own words on the last refused program
 
 // The line of a verifier log that says why: the last one before its
@@ -57,8 +56,8 @@ std::string verifier_reason(const std::string &log) {
     return reason;
 }
 
-// libbpf's chatter is kept, not printed: the last warning explains a failure
-// better than errno alone.  PYUSDT_DEBUG=1 prints everything.
+// libbpf's chatter is not printed: only a verifier's refusal is kept, in its
+// own words, for the error a person reads.  PYUSDT_DEBUG=1 prints everything.
 int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
     va_list copy;
     va_copy(copy, ap);
@@ -76,9 +75,6 @@ int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
         std::string reason = verifier_reason(buf);
         if (!reason.empty())
             g_verifier_reason = reason;
-        g_last_msg = buf.substr(0, 1024);
-        while (!g_last_msg.empty() && (g_last_msg.back() == '\n' || g_last_msg.back() == ' '))
-            g_last_msg.pop_back();
     }
     return 0;
 }
@@ -123,11 +119,6 @@ uint64_t round_up_pow2(uint64_t v) {
 }
 
 }  // namespace
-
-std::string last_libbpf_message() {
-    std::lock_guard<std::mutex> lock(g_msg_mutex);
-    return g_last_msg;
-}
 
 Session::Session(const SessionOptions &opts) : opts_(opts) {
     install_printer();
@@ -370,12 +361,9 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
         uo.bpf_cookie = kernel_features().bpf_cookie ? idx : 0;
         bpf_link *link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), site.pc_offset, &uo);
         if (!link) {
+            // errno says it; libbpf's own line (its errno, its names) is for PYUSDT_DEBUG=1.
             int err = errno;
-            std::string msg = attach_failed(label, path, err);
-            std::string detail = last_libbpf_message();
-            if (!detail.empty())
-                msg += " (" + detail + ")";
-            throw AttachError(err, msg);
+            throw AttachError(err, attach_failed(label, path, err));
         }
         links_.push_back(link);
     }

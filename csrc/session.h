@@ -176,7 +176,5 @@ class Session {
     size_t sink_rows_ = 0, sink_limit_ = 0;
 };
 
-// The libbpf message behind the most recent failure, for error text.
-std::string last_libbpf_message();
 
 }  // namespace pyusdt
