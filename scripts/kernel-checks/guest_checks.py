@@ -179,15 +179,15 @@ def expect_summary(stderr, events_n):
 
 # ---------------------------------------------------------------- the checks
 
-INTS = ("kc:ints arg0=-128 arg1=255 arg2=-32768 arg3=65535 arg4=-2147483648 arg5=4294967295 "
+INTS = ("check:ints arg0=-128 arg1=255 arg2=-32768 arg3=65535 arg4=-2147483648 arg5=4294967295 "
         "arg6=-9223372036854775808 arg7=9223372036854775807 arg8=18446744073709551615")
 INTS_EXPECTED = [line for i in range(3)
-                 for line in (INTS, f'kc:text arg0={i} arg1="every width, both signs"')]
+                 for line in (INTS, f'check:text arg0={i} arg1="traced with no compiler here"')]
 
 # pyusdt list: name, sites, whether it has a semaphore, argument widths
 # (sys/sdt.h's N@ prefixes: -1 is int8, 8 is uint64...).
 LIST_EXPECTED = {
-    "kc_ints": [("kc:ints", 1, False, "-1 1 -2 2 -4 4 -8 -8 8"), ("kc:text", 1, False, "-4 8")],
+    "kc_ints": [("check:ints", 1, False, "-1 1 -2 2 -4 4 -8 -8 8"), ("check:text", 1, False, "-4 8")],
     "kc_strings": [("kc:str", 1, False, "-8 8"), ("kc:cold", 1, False, "-8 8")],
     "kc_agg": [("kc:val", 1, False, "-8 -8 8"), ("kc:other", 1, False, "-4")],
     "kc_latency": [("kc:start", 1, False, "-8"), ("kc:done", 1, False, "-8")],
@@ -211,7 +211,7 @@ def check_list():
 
 
 def check_ints_cmd():
-    r = pyusdt("trace", "-c", target("kc_ints"), "kc:*", "-s", "1")
+    r = pyusdt("trace", "-c", target("kc_ints"), "check:*", "-s", "1")
     expect_lines("trace -c", events(r.stdout), INTS_EXPECTED)
     expect_summary(r.stderr, 6)
 
@@ -228,7 +228,7 @@ def stop_trace(tr, n_events):
 
 
 def check_ints_path():
-    tr = Proc([PYUSDT, "trace", target("kc_ints"), "kc:*", "-s", "1"])
+    tr = Proc([PYUSDT, "trace", target("kc_ints"), "check:*", "-s", "1"])
     try:
         tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
         r = run([target("kc_ints")], 30)
@@ -241,24 +241,34 @@ def check_ints_path():
     expect_summary(tr.stderr(), 6)
 
 
-def check_ints_pid():
-    tg = Proc([target("kc_ints"), "wait"], stdin=True)
+def trace_by_pid(argv, name, trace_args, n_events, timeout):
+    """Starts a target that prints "ready PID" and waits for a line on stdin;
+    traces it with -p; lets it fire once the trace says it is attached
+    (before 6.6 each site's semaphore is raised when its uprobe is
+    registered, a moment before the program is attached to it, and hits in
+    between are not seen, by bpftrace either); stops the trace after
+    n_events.  Returns the trace's Proc, ended."""
+    tg = Proc(argv, stdin=True)
     tr = None
     try:
-        ready = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 30, "kc_ints 'ready'")
-        pid = ready.split()[1]
-        tr = Proc([PYUSDT, "trace", "-p", pid, "kc:*", "-s", "1"])
+        pid = tg.wait_for(tg.out, lambda l: l.startswith("ready "), timeout, f"{name} 'ready'").split()[1]
+        tr = Proc([PYUSDT, "trace", "-p", pid, *trace_args])
         tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
         tg.write("go\n")
-        tg.wait_for(tg.out, lambda l: l == "fired", 30, "kc_ints 'fired'")
-        stop_trace(tr, 6)
+        tg.wait_for(tg.out, lambda l: l == "fired", timeout, f"{name} 'fired'")
+        stop_trace(tr, n_events)
         tg.p.stdin.close()
         if tg.finish(30) != 0:
-            raise Fail(f"kc_ints exited {tg.p.returncode}")
+            raise Fail(f"{name} exited {tg.p.returncode}: {one_line(tg.stderr())}")
     finally:
         tg.kill()
         if tr is not None:
             tr.kill()
+    return tr
+
+
+def check_ints_pid():
+    tr = trace_by_pid([target("kc_ints"), "wait"], "kc_ints", ["check:*", "-s", "1"], 6, 30)
     expect_lines("trace -p", events(tr.stdout()), INTS_EXPECTED)
     expect_summary(tr.stderr(), 6)
 
@@ -364,26 +374,7 @@ PROVIDER_EXPECTED = [
 
 def check_provider_pid():
     """The provider script started first, traced with -p once it has loaded."""
-    tg = Proc(["python3", target("kc_provider.py"), "serve"], stdin=True)
-    tr = None
-    try:
-        pid = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 60, "kc_provider 'ready'").split()[1]
-        tr = Proc([PYUSDT, "trace", "-p", pid, "kcpy:*"])
-        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
-        # Fired only once the trace says it is attached: before 6.6 each
-        # site's semaphore is raised when its uprobe is registered, a moment
-        # before the program is attached to it, and hits in between are not
-        # seen (by bpftrace either).
-        tg.write("go\n")
-        tg.wait_for(tg.out, lambda l: l == "fired", 60, "kc_provider 'fired'")
-        stop_trace(tr, 3)
-        tg.p.stdin.close()
-        if tg.finish(30) != 0:
-            raise Fail(f"kc_provider exited {tg.p.returncode}: {one_line(tg.stderr())}")
-    finally:
-        tg.kill()
-        if tr is not None:
-            tr.kill()
+    tr = trace_by_pid(["python3", target("kc_provider.py"), "serve"], "kc_provider", ["kcpy:*"], 3, 60)
     expect_lines("trace -p (provider)", events(tr.stdout()), PROVIDER_EXPECTED)
     expect_summary(tr.stderr(), 3)
 
