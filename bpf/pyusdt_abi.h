@@ -189,14 +189,18 @@ struct pyusdt_site {
 /*
  * Where there are no BPF cookies (before Linux 5.15) a hit finds its site by
  * the file and offset of the instruction that hit: this is the key of the
- * site_by_addr map.  dev is the kernel's own encoding (major << 20 | minor).
+ * site_by_addr map.  The device is left out (dev is 0): a file in a
+ * container's overlayfs is mapped as the file of the layer below, whose
+ * inode number stat() reports but whose device it does not.  Among the
+ * sites a session attached, an inode number and file offset in common is
+ * not to be met in practice.
  */
 enum pyusdt_prog_kind { PYUSDT_PROG_STREAM = 0, PYUSDT_PROG_AGGREGATE = 1 };
 
 struct pyusdt_site_addr {
 	pyusdt_u64 ino;
 	pyusdt_u64 offset; /* file offset of the probe instruction */
-	pyusdt_u32 dev;
+	pyusdt_u32 dev;    /* 0, see above */
 	pyusdt_u32 prog;   /* enum pyusdt_prog_kind: the program the site's link runs */
 };
 
@@ -211,7 +215,7 @@ struct pyusdt_site_addr {
 #define PYUSDT_STR_FILE_MAGIC 0x52545366u /* "fSTR" */
 struct pyusdt_str_file {
 	pyusdt_u32 magic;
-	pyusdt_u32 dev;    /* the kernel's encoding, as in pyusdt_site_addr */
+	pyusdt_u32 dev;    /* the kernel's encoding: major << 20 | minor */
 	pyusdt_u64 ino;
 	pyusdt_u64 offset; /* file offset of the string's first byte */
 };

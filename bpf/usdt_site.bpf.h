@@ -3,8 +3,8 @@
  * Which site a hit belongs to.  Where the kernel has BPF cookies (5.15+) each
  * uprobe link carries its site's index.  Before that, the hit is placed by
  * the file it is in and its offset there: the vma holding the instruction
- * pointer is found in the process's vma tree, and (device, inode, file
- * offset, program) is looked up in the site_by_addr map the loader fills.
+ * pointer is found in the process's vma tree, and (inode, file offset,
+ * program) is looked up in the site_by_addr map the loader fills.
  * This works for every process mapping the file, at any load address, so
  * path, -p, -c and -f targets all trace exactly as with cookies.
  */
@@ -107,7 +107,8 @@ static __always_inline int site_by_address(struct pt_regs *ctx, __u32 prog, __u3
 	__u64 ip = read_reg(ctx, offsetof(struct pt_regs, rip));
 	struct vm_area_struct___pyusdt *vma = vma_of(ip);
 	struct pyusdt_site_addr key = {.prog = prog};
-	if (!vma || file_of(vma, ip, &key.dev, &key.ino, &key.offset))
+	__u32 dev = 0;
+	if (!vma || file_of(vma, ip, &dev, &key.ino, &key.offset))
 		return -1;
 	__u32 *found = bpf_map_lookup_elem(&site_by_addr, &key);
 	if (!found)

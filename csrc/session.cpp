@@ -396,7 +396,7 @@ void Session::index_by_address(const std::string &path, uint64_t offset, uint32_
     if (stat(path.c_str(), &st) != 0)
         throw AttachError(errno, label + " in " + path + ": " + strerror(errno));
     pyusdt_site_addr key{};
-    std::tie(key.dev, key.ino) = kernel_file_id(st);
+    key.ino = st.st_ino;  // dev stays 0 (see pyusdt_site_addr)
     key.offset = offset;
     key.prog = prog;
     int fd = bpf_map__fd(skel_->maps.site_by_addr);
