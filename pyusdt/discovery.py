@@ -134,6 +134,13 @@ class MappedObject:
     inode_key: tuple  # (dev, inode): the uprobe identity of the object
 
 
+def _map_files_name(maps_range: str) -> str:
+    """/proc/PID/maps pads addresses to 8 digits (00400000-0041f000, a non-PIE
+    executable); /proc/PID/map_files names them unpadded (400000-41f000)."""
+    lo, hi = maps_range.split("-")
+    return f"{int(lo, 16):x}-{int(hi, 16):x}"
+
+
 def process_objects(pid: int) -> list[MappedObject]:
     """Every file-backed object mapped into `pid`, once each, in map order."""
     try:
@@ -156,7 +163,7 @@ def process_objects(pid: int) -> list[MappedObject]:
         key = (dev, inode)
         if key in seen:
             continue
-        seen[key] = MappedObject(pid, path, f"/proc/{pid}/map_files/{addr}", key)
+        seen[key] = MappedObject(pid, path, f"/proc/{pid}/map_files/{_map_files_name(addr)}", key)
     return list(seen.values())
 
 
