@@ -67,7 +67,6 @@ def cmd_trace(args, parser) -> int:
 
 def _trace(args, parser, writer) -> int:
     tracer = build_tracer(args, parser)
-    status = 0
     with tracer:
         for w in tracer.warnings:
             print(f"pyusdt: warning: {w}", file=sys.stderr)
@@ -94,9 +93,9 @@ def _trace(args, parser, writer) -> int:
             print(f"pyusdt: warning: {w}", file=sys.stderr)
         print(f"pyusdt: {writer.events_written} events written to {writer.path}", file=sys.stderr)
     if ended_pid:
+        # A normal end, as bpftrace's: the output is complete (exit 0).
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
-        status = 1
-    return status
+    return 0
 
 
 def _trace_to_stdout(tracer: Tracer, args) -> None:

@@ -256,6 +256,6 @@ def _run(tracer: Tracer, spec, args) -> int:
     print(_counters_line(tracer.aggregation(spec)), file=sys.stderr)
     _draw(tracer.aggregation(spec), heat, args)
     if args.pid is not None and tracer.done:
+        # A normal end, as bpftrace's: the output is complete (exit 0).
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
-        return 1
     return 0

@@ -307,7 +307,7 @@ def test_pid_exit_detaches(bpf, semprog, tick_sem_vaddr):
         assert target.ask("f 2") == "burst 2"
         assert target.quit() == 0
 
-        assert trace.wait() == 1
+        assert trace.wait() == 0
         assert trace.err[-1] == f"pyusdt: process {target.pid} exited during the trace"
         assert summary_counts(trace.err)["procsem:burst"] == 2
         assert_detached(progs, links)
@@ -354,3 +354,23 @@ def test_exception_inside_with_detaches(bpf, semprog, tick_sem_vaddr, multi):
         assert server.quit() == 0
     finally:
         server.kill()
+
+
+def test_count_pid_exits_0_when_the_target_ends(bpf, semprog):
+    """The traced process ending is a normal end of `count -p`, as of
+    bpftrace: the output is complete and the exit status 0 (a script's
+    `&&` goes on)."""
+    target = Server(semprog)
+    count = None
+    try:
+        count = Cli("count", "-p", target.pid, "procsem:burst")
+        wait_until(lambda: any(line.startswith("pyusdt: aggregating ") for line in count.err), 20, "aggregating")
+        assert target.ask("f 3") == "burst 3"
+        assert target.quit() == 0
+        assert count.wait() == 0, count.err
+        assert count.out == ["@[procsem:burst]: 3"]
+        assert count.err[-1] == f"pyusdt: process {target.pid} exited during the trace"
+    finally:
+        target.kill()
+        if count is not None:
+            count.kill()

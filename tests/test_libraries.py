@@ -287,7 +287,7 @@ def test_list_and_trace_unlinked_object(bpf, cli, lib, dlopener, mode):
         child.send()  # fire 4 hits, then exit
         assert child.wait() == 0
         rc = trace.wait()
-        assert rc == 1, trace.err  # the traced process exited during the trace
+        assert rc == 0, trace.err  # the traced process exited during the trace: a normal end
         rows = [json.loads(line) for line in trace.out]
         assert [r["args"] for r in rows] == [list(a) for a in fire_args("dl", 4)]
         assert {r["pid"] for r in rows} == {child.pid}
