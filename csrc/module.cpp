@@ -216,13 +216,16 @@ class PySession {
     py::object dtype_;
 };
 
-std::vector<UsdtSite> read_sites(const std::string &path) {
+// (sites, number of malformed notes skipped)
+std::pair<std::vector<UsdtSite>, size_t> read_sites(const std::string &path) {
     try {
         std::unique_ptr<ElfFile> elf;
         {
             py::gil_scoped_release nogil;
             elf = std::make_unique<ElfFile>(path);
-            return read_usdt_sites(*elf);
+            size_t malformed = 0;
+            auto sites = read_usdt_sites(*elf, &malformed);
+            return {std::move(sites), malformed};
         }
     } catch (const ElfError &e) {
         raise_py(e.kind == ElfError::kNotFound ? "ELFNotFoundError" : e.kind == ElfError::kNotElf
@@ -302,7 +305,7 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("nargs", [](const UsdtSite &s) { return split_args(s.args_text).size(); });
 
     m.def("read_sites", &read_sites, py::arg("path"),
-          "Every USDT probe site in the ELF file at `path`, in note order.");
+          "(every USDT probe site in the ELF file at `path`, in note order; malformed notes skipped).");
     m.def("event_dtype", &event_dtype, py::arg("str_len"), py::arg("string_slots"),
           "The numpy dtype of event batches, built from the shared C layout.");
     m.def("stats_dtype", &stats_dtype, "The numpy dtype of per-probe counters.");

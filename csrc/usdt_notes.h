@@ -25,7 +25,9 @@ struct UsdtSite {
 };
 
 // Every probe site in the file, in note order (one probe may have many sites).
-std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf);
+// Notes too short or malformed (names that are not UTF-8) are skipped, and
+// counted in *malformed when given.
+std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf, size_t *malformed = nullptr);
 
 // A probe's arguments as a pyusdt run-time provider describes them in its
 // "pyusdt" note: type code (ProviderArg) and name of each.

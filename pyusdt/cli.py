@@ -8,11 +8,12 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from . import _native
 from .discovery import probes_at_path, probes_in_process, require_match
-from .errors import NoSuchProcessError, PyusdtError
+from .errors import MalformedNotesWarning, NoSuchProcessError, PyusdtError
 from .render import event_json, event_text, summary, write_probes
 from .cli_aggregate import add_aggregate_commands
 from .cli_targets import Target, Terminated, add_target_args, split_target
@@ -157,6 +158,10 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"pyusdt: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -165,6 +170,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # started us in the background with SIGINT ignored (Python then leaves it
     # ignored); bpftrace installs its handler regardless too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # pyusdt's warnings (malformed notes skipped...) as one line each, once.
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("default", MalformedNotesWarning)
     try:
         return args.func(args, parser)
     except PyusdtError as e:

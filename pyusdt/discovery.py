@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Union
 
 from . import _native
 from .errors import (
     ELFNotFoundError,
+    MalformedNotesWarning,
     NoMatchError,
     NoProbesError,
     NoSuchProcessError,
@@ -109,7 +111,10 @@ class Probe:
 
 def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] = None) -> list[Probe]:
     """Every probe in the ELF file at `path`, its sites grouped by provider:name."""
-    sites = _native.read_sites(path)
+    sites, malformed = _native.read_sites(path)
+    if malformed:
+        warnings.warn(f"{display or path}: {malformed} malformed USDT note(s) skipped "
+                      "(truncated, or names that are not UTF-8)", MalformedNotesWarning, stacklevel=2)
     grouped: dict[tuple[str, str], Probe] = {}
     for s in sites:
         key = (s.provider, s.name)

@@ -88,3 +88,8 @@ class MissingExtraError(PyusdtError, ImportError):
 class OutputError(PyusdtError):
     """An output file that cannot be written: unknown extension, no such
     directory, no permission, disk full."""
+
+
+class MalformedNotesWarning(UserWarning):
+    """An ELF file holds USDT notes pyusdt cannot read (truncated, or names
+    that are not UTF-8): they are skipped, the file's other probes are not."""

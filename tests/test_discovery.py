@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+import pyusdt
 from pyusdt import ArgSpec, probes_at_path, probes_in_process
 
 
@@ -211,3 +212,35 @@ def test_trace_jsonl_big_values(bpf, cli, widths, tmp_path):
     assert res.returncode == 0, res.stderr
     objs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [o["args"] for o in objs] == [[5, -1, 0, -(2**63), 2**64 - 1]]
+
+
+@pytest.fixture(scope="module")
+def malformed_notes(build, tmp_path_factory):
+    """notes_malformed with its mangled:one note's provider name made into
+    bytes that are not UTF-8 (0xff), as a fuzzer or another tool might."""
+    built = build("notes_malformed.c", "notes_malformed")
+    data = built.read_bytes()
+    assert data.count(b"mangled\0") == 1, "the provider name is expected once, in its note"
+    out = tmp_path_factory.mktemp("notes") / "notes_malformed"
+    out.write_bytes(data.replace(b"mangled\0", b"mang\xffed\0"))
+    out.chmod(0o755)
+    return out
+
+
+def test_a_malformed_note_is_skipped_counted_and_said(malformed_notes):
+    with pytest.warns(pyusdt.MalformedNotesWarning, match="1 malformed USDT note"):
+        probes = probes_at_path(malformed_notes)
+    assert [p.fullname for p in probes] == ["intact:two"]
+
+
+def test_cli_lists_and_traces_the_other_probes(bpf, cli, malformed_notes):
+    res = cli("list", str(malformed_notes))
+    assert res.returncode == 0, res.stderr
+    assert [line.split()[1] for line in res.stdout.splitlines()] == ["intact:two"]
+    assert res.stderr == (f"pyusdt: warning: {malformed_notes}: 1 malformed USDT note(s) skipped "
+                          "(truncated, or names that are not UTF-8)\n")
+    res = cli("trace", "-c", str(malformed_notes), "intact:two")
+    assert res.returncode == 0, res.stderr
+    assert [line.split(" ", 3)[3] for line in res.stdout.splitlines()] == [
+        "intact:two arg0=10", "intact:two arg0=11"]
+    assert "Traceback" not in res.stderr

@@ -47,8 +47,8 @@ def test_refused_site_is_named_and_the_others_linked(bpf, multisite):
     python3.11 site applied to the small program) fails the group's link;
     commit() then links the sites one by one: the bad one comes back with its
     probe's name and errno, the four good ones are attached."""
-    good = _native.read_sites(str(multisite))
-    py_sites = _native.read_sites("/usr/bin/python3.11")
+    good, _ = _native.read_sites(str(multisite))
+    py_sites, _ = _native.read_sites("/usr/bin/python3.11")
     bad = max(py_sites, key=lambda s: s.pc_offset)
     assert bad.pc_offset > os.path.getsize(multisite)
     s = _native.Session(_native.SessionOptions())
