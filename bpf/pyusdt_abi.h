@@ -189,7 +189,7 @@ struct pyusdt_site {
 /*
  * Where there are no BPF cookies (before Linux 5.15) a hit finds its site by
  * the file and offset of the instruction that hit: this is the key of the
- * site_by_addr map.  The device is left out (dev is 0): a file in a
+ * site_by_addr map.  The device is left out: a file in a
  * container's overlayfs is mapped as the file of the layer below, whose
  * inode number stat() reports but whose device it does not.  Among the
  * sites a session attached, an inode number and file offset in common is
@@ -200,8 +200,8 @@ enum pyusdt_prog_kind { PYUSDT_PROG_STREAM = 0, PYUSDT_PROG_AGGREGATE = 1 };
 struct pyusdt_site_addr {
 	pyusdt_u64 ino;
 	pyusdt_u64 offset; /* file offset of the probe instruction */
-	pyusdt_u32 dev;    /* 0, see above */
 	pyusdt_u32 prog;   /* enum pyusdt_prog_kind: the program the site's link runs */
+	pyusdt_u32 _pad;
 };
 
 /*

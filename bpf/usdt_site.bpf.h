@@ -87,7 +87,8 @@ static __noinline struct vm_area_struct___pyusdt *vma_of(__u64 addr)
 	return NULL;
 }
 
-/* The file and file offset `addr` maps; -1 for memory no file backs. */
+/* The file and file offset `addr` maps; -1 for memory no file backs.  The
+ * device only where asked for (dev not NULL). */
 static __always_inline int file_of(struct vm_area_struct___pyusdt *vma, __u64 addr,
 				   __u32 *dev, __u64 *ino, __u64 *offset)
 {
@@ -95,7 +96,8 @@ static __always_inline int file_of(struct vm_area_struct___pyusdt *vma, __u64 ad
 	if (!inode)
 		return -1;
 	*ino = BPF_CORE_READ(inode, i_ino);
-	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (dev)
+		*dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	*offset = addr - BPF_CORE_READ(vma, vm_start) + (BPF_CORE_READ(vma, vm_pgoff) << PYUSDT_PAGE_SHIFT);
 	return 0;
 }
@@ -107,8 +109,7 @@ static __always_inline int site_by_address(struct pt_regs *ctx, __u32 prog, __u3
 	__u64 ip = read_reg(ctx, offsetof(struct pt_regs, rip));
 	struct vm_area_struct___pyusdt *vma = vma_of(ip);
 	struct pyusdt_site_addr key = {.prog = prog};
-	__u32 dev = 0;
-	if (!vma || file_of(vma, ip, &dev, &key.ino, &key.offset))
+	if (!vma || file_of(vma, ip, NULL, &key.ino, &key.offset))
 		return -1;
 	__u32 *found = bpf_map_lookup_elem(&site_by_addr, &key);
 	if (!found)

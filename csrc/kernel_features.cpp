@@ -26,11 +26,9 @@ KernelFeatures probe() {
         std::sscanf(u.release, "%d.%d", &k.major, &k.minor);
     }
     // Facilities a program or map can be asked about are probed; the rest
-    // (behaviours of the verifier and of map allocation) follow the version,
-    // and so do the probes when they cannot run (no privileges: the load
-    // then fails with its own, clearer, message).
-    // (A probe without privileges answers "no"; the version then decides
-    // whether the ring buffer is really missing.)
+    // (behaviours of the verifier and of map allocation) follow the version.
+    // A probe without privileges answers "no" or an error: then the version
+    // decides too, and the load fails later with its own, clearer, message.
     k.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1 || at_least(k, 5, 8);
     int cookie = libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_get_attach_cookie, nullptr);
     k.bpf_cookie = cookie < 0 ? at_least(k, 5, 15) : cookie == 1;

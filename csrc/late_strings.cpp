@@ -37,10 +37,6 @@ bool immutable_mapping_end(uint32_t pid, uint64_t addr, uint64_t &end) {
     return found;
 }
 
-}  // namespace
-
-namespace {
-
 // dst holds `got` bytes read from where the string starts: cut it as
 // bpf_probe_read_user_str would have, NUL padded to len.
 void finish_string(uint8_t *dst, size_t got, size_t len, bool &truncated) {

@@ -111,6 +111,12 @@ std::string attach_failed(const std::string &label, const std::string &path, int
     return label + " in " + path + ": attach failed: " + strerror(err);
 }
 
+// The kernel's (dev, inode) of a file: what the program reports in a
+// pyusdt_str_file.
+std::pair<uint32_t, uint64_t> kernel_file_id(const struct stat &st) {
+    return {(static_cast<uint32_t>(major(st.st_dev)) << 20) | minor(st.st_dev), st.st_ino};
+}
+
 uint64_t round_up_pow2(uint64_t v) {
     uint64_t p = 4096;
     while (p < v)
@@ -340,11 +346,22 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.sites), &idx, &s, BPF_ANY) != 0)
         throw AttachError(errno, std::string("writing the site map: ") + strerror(errno));
     std::string label = site.provider + ":" + site.name;
-    if (!sleepable_)
-        remember_file(path);
-    if (!kernel_features().bpf_cookie)
-        index_by_address(path, site.pc_offset, aggregating ? PYUSDT_PROG_AGGREGATE : PYUSDT_PROG_STREAM, idx, s,
-                         label);
+    // The file's identity, for the late string reads (before 6.0) and the
+    // site index (before 5.15): one stat serves both.
+    bool by_address = !kernel_features().bpf_cookie;
+    if (!sleepable_ || by_address) {
+        struct stat st{};
+        if (stat(path.c_str(), &st) != 0) {
+            if (by_address)
+                throw AttachError(errno, label + " in " + path + ": " + strerror(errno));
+        } else {
+            if (!sleepable_)
+                known_files_.emplace(kernel_file_id(st), path);
+            if (by_address)
+                index_by_address(st, site.pc_offset, aggregating ? PYUSDT_PROG_AGGREGATE : PYUSDT_PROG_STREAM,
+                                 idx, s, label + " in " + path);
+        }
+    }
 
     // String reads go to the sleepable programs, which can fault pages in.
     bool string_key = aggregating && agg->key_kind == PYUSDT_KEY_STR && !agg->key_from_start;
@@ -375,28 +392,14 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     return idx;
 }
 
-// The kernel's (dev, inode) of a file: what the program reports.
-static std::pair<uint32_t, uint64_t> kernel_file_id(const struct stat &st) {
-    return {(static_cast<uint32_t>(major(st.st_dev)) << 20) | minor(st.st_dev), st.st_ino};
-}
-
-void Session::remember_file(const std::string &path) {
-    struct stat st{};
-    if (stat(path.c_str(), &st) == 0)
-        known_files_.emplace(kernel_file_id(st), path);
-}
-
 // Without BPF cookies a hit finds its site by (file, offset, program): one
 // site per key.  The same site attached again for another process (the same
 // library in two -p targets) shares the entry; a different use of the same
 // site in one session cannot be told apart at the hit, and is refused.
-void Session::index_by_address(const std::string &path, uint64_t offset, uint32_t prog, uint32_t idx,
-                               const pyusdt_site &s, const std::string &label) {
-    struct stat st{};
-    if (stat(path.c_str(), &st) != 0)
-        throw AttachError(errno, label + " in " + path + ": " + strerror(errno));
+void Session::index_by_address(const struct stat &st, uint64_t offset, uint32_t prog, uint32_t idx,
+                               const pyusdt_site &s, const std::string &where) {
     pyusdt_site_addr key{};
-    key.ino = st.st_ino;  // dev stays 0 (see pyusdt_site_addr)
+    key.ino = st.st_ino;
     key.offset = offset;
     key.prog = prog;
     int fd = bpf_map__fd(skel_->maps.site_by_addr);
@@ -410,10 +413,10 @@ void Session::index_by_address(const std::string &path, uint64_t offset, uint32_
         std::memcmp(&existing, &s, sizeof(s)) == 0)
         return;
     if (err == EEXIST)
-        throw AttachError(EEXIST, label + " in " + path + ": this kernel (" + kernel_features().release +
+        throw AttachError(EEXIST, where + ": this kernel (" + kernel_features().release +
                                       ") has no BPF cookies (Linux 5.15 has them), so one probe site can be "
                                       "traced only one way per session");
-    throw AttachError(err, label + " in " + path + ": indexing the site: " + strerror(err));
+    throw AttachError(err, where + ": indexing the site: " + strerror(err));
 }
 
 void Session::add_tgid(uint32_t tgid) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <sys/stat.h>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -134,10 +135,9 @@ class Session {
   private:
     static int on_record(void *ctx, void *data, size_t size);
     void read_strings_late(uint8_t *row);
-    void remember_file(const std::string &path);
     int open_and_load();  // 0 or a positive errno
-    void index_by_address(const std::string &path, uint64_t offset, uint32_t prog, uint32_t idx,
-                          const pyusdt_site &s, const std::string &label);
+    void index_by_address(const struct stat &st, uint64_t offset, uint32_t prog, uint32_t idx,
+                          const pyusdt_site &s, const std::string &where);
     void open_waiter();
     void release();  // frees everything the session holds; safe to repeat
     uint64_t pending_bytes() const;
