@@ -310,12 +310,19 @@ class AggregationResult:
         self._stats: Dict[Key, Stats] = {}
         self._buckets: Dict[Key, Dict[int, int]] = {}
         signed_key = isinstance(agg.key, Arg)  # integer argument keys print signed, as bpftrace does
+        # Rows with the same decoded key are added up: keyed by probe, the
+        # argument layouts of one probe (separate ids) are one probe.
         for r in rows:
             key = self._decode_key(r, signed_key)
             if int(r["bucket"]) == _native.STATS_ROW:
-                self._stats[key] = Stats(int(r["count"]), int(r["sum"]), int(r["min"]), int(r["max"]))
+                row = Stats(int(r["count"]), int(r["sum"]), int(r["min"]), int(r["max"]))
+                had = self._stats.get(key)
+                self._stats[key] = row if had is None else Stats(
+                    had.count + row.count, had.sum + row.sum, min(had.min, row.min), max(had.max, row.max))
             else:
-                self._buckets.setdefault(key, {})[int(r["bucket"])] = int(r["count"])
+                buckets = self._buckets.setdefault(key, {})
+                b = int(r["bucket"])
+                buckets[b] = buckets.get(b, 0) + int(r["count"])
 
     def _decode_key(self, r, signed: bool) -> Key:
         key = self._agg.key

@@ -65,25 +65,29 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[tuple]:
-    """(probe, its string arguments) for each probe that can be traced as asked.
+def by_layout(probes: list[Probe]) -> list[Probe]:
+    """Each probe split by argument layout (Probe.layouts): the unit a trace
+    attaches and decodes, so no site is read with another site's specs."""
+    return [view for p in probes for view in p.layouts()]
 
-    A string index applies to the probes that have such an argument; it is
-    an error only when no matched probe has it.  Probes whose arguments
+
+def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[tuple]:
+    """(probe layout, its string arguments) for each one that can be traced as asked.
+
+    `probes` are split by layout first.  A string index applies to the
+    layouts that have such an argument; it is an error only when none has
+    it.  An aggregation argument a probe's sites lack is an error for that
+    probe (with `strict`, ArgumentIndexError), unless some of its sites have
+    it: the others are then skipped with a warning.  Probes whose arguments
     pyusdt cannot read are refused with a warning naming them (appended to
-    `warnings`); with `strict`, a bad string index or aggregation argument
-    raises ArgumentIndexError instead.
+    `warnings`).
     """
+    probes = by_layout(probes)
     if not probes:
         return []
     strings = req.strings
     if req.agg is not None:
-        problems = {p.fullname: req.agg.arg_problems(p, req.role) for p in probes}
-        if strict and any(problems.values()):
-            raise ArgumentIndexError(next(v for v in problems.values() if v)[0])
-        for name, why in problems.items():
-            warnings.extend(why)
-        probes = [p for p in probes if not problems[p.fullname]]
+        probes = _fit_aggregation(probes, req, strict, warnings)
     for i in strings:
         if not any(0 <= i < p.nargs and p.args[i].size == 8 for p in probes):
             if any(0 <= i < p.nargs for p in probes):
@@ -107,3 +111,22 @@ def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings
             mine = p.string_args
         usable.append((p, mine))
     return usable
+
+
+def _fit_aggregation(layouts: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[Probe]:
+    """The layouts whose sites have every argument the aggregation reads."""
+    problems = [req.agg.arg_problems(p, req.role) for p in layouts]
+    ok_names = {(p.path, p.fullname) for p, why in zip(layouts, problems) if not why}
+    fitting = []
+    for p, why in zip(layouts, problems):
+        if not why:
+            fitting.append(p)
+        elif (p.path, p.fullname) in ok_names:
+            # Other sites of the same probe have the argument: aggregate those.
+            warnings.append(f"{p.fullname} in {p.path}: {len(p.sites)} site(s) skipped "
+                            f"({p.nargs} argument(s)): {why[0]}")
+        elif strict:
+            raise ArgumentIndexError(why[0])
+        else:
+            warnings.extend(why)
+    return fitting

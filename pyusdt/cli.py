@@ -73,7 +73,7 @@ def _trace(args, parser, writer) -> int:
             print(f"pyusdt: warning: {w}", file=sys.stderr)
 
         def announce() -> None:
-            print(f"pyusdt: tracing {len(tracer.probes)} probe(s) at {tracer.attached_sites} site(s); "
+            print(f"pyusdt: tracing {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
                   "Ctrl-C to stop", file=sys.stderr)
 
         if writer is not None:

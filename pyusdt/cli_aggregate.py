@@ -226,7 +226,7 @@ def _run(tracer: Tracer, spec, args) -> int:
     for w in tracer.warnings:
         print(f"pyusdt: warning: {w}", file=sys.stderr)
     tracer.start()
-    print(f"pyusdt: aggregating {len(tracer.probes)} probe(s) at {tracer.attached_sites} site(s); "
+    print(f"pyusdt: aggregating {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
           "Ctrl-C to stop", file=sys.stderr)
     start = time.monotonic()
     deadline = None if args.duration is None else start + args.duration

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional, Union
 
 from . import _native
@@ -59,11 +59,43 @@ class Probe:
         return f"{self.provider}:{self.name}"
 
     @property
+    def uniform(self) -> bool:
+        """True when every site has the same arguments (count, widths, signs).
+        One probe name used at several call sites with different arguments
+        is not: each site keeps its own specs (see layouts())."""
+        return len({_layout_key(s) for s in self.sites}) <= 1
+
+    def layouts(self) -> list["Probe"]:
+        """This probe split by argument layout: one Probe per distinct
+        (count, widths, signs) of its sites, in site order.  A uniform probe
+        is its own only layout.  A trace gives each layout its own probe id,
+        so every record is decoded with the specs of the site that fired."""
+        if self.uniform:
+            return [self]
+        groups: dict[tuple, list] = {}
+        for s in self.sites:
+            groups.setdefault(_layout_key(s), []).append(s)
+        return [replace(self, sites=sites) for sites in groups.values()]
+
+    @property
+    def layout(self) -> tuple:
+        """The first site's argument layout (every site's when uniform)."""
+        return _layout_key(self.sites[0]) if self.sites else ()
+
+    @property
     def args(self) -> list[ArgSpec]:
-        return [ArgSpec(**a) for a in self.sites[0].args] if self.sites else []
+        """The arguments of the probe's sites.  When the sites differ (not
+        uniform), those of the first site: read each site's own from
+        site_args(), or split the probe with layouts()."""
+        return self.site_args(0)
+
+    def site_args(self, index: int) -> list[ArgSpec]:
+        """The arguments of site `index`, as its note describes them."""
+        return [ArgSpec(**a) for a in self.sites[index].args] if self.sites else []
 
     @property
     def nargs(self) -> int:
+        """Argument count of the first site (of every site when uniform)."""
         return self.sites[0].nargs if self.sites else 0
 
     @property
@@ -80,7 +112,8 @@ class Probe:
 
     @property
     def semaphore(self) -> int:
-        """Link-time address of the probe's semaphore, 0 when it has none."""
+        """Link-time address of the probe's semaphore, 0 when it has none
+        (the first site's; every site's for probes built with sys/sdt.h)."""
         return self.sites[0].semaphore_vaddr if self.sites else 0
 
     @property
@@ -96,17 +129,30 @@ class Probe:
         return ""
 
     def to_json(self) -> dict:
+        """The probe as list --json prints it: "sites" has each site's own
+        location, semaphore and argument specs; the top-level "args" is the
+        specs every site has, null when they differ."""
+        sites = [{"location": hex(s.pc_vaddr),
+                  "semaphore": hex(s.semaphore_vaddr) if s.semaphore_vaddr else None,
+                  "args": s.args_text.split()} for s in self.sites]
         return {
             "path": self.path,
             "provider": self.provider,
             "name": self.name,
             "locations": [hex(a) for a in self.locations],
             "semaphore": hex(self.semaphore) if self.semaphore else None,
-            "args": self.sites[0].args_text.split() if self.sites else [],
+            "args": sites[0]["args"] if len({s.args_text for s in self.sites}) == 1 else
+                    ([] if not self.sites else None),
+            "sites": sites,
             **({"unsupported": self.unsupported} if self.unsupported else {}),
             **({"arg_names": self.arg_names, "arg_types": [t for _, t in self.described]}
                if self.described else {}),
         }
+
+
+def _layout_key(site) -> tuple:
+    """What decoding a site's record depends on: each argument's width and sign."""
+    return tuple((a["size"], a["signed"]) for a in site.args) + (site.nargs,)
 
 
 def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] = None) -> list[Probe]:

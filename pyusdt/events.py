@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _native
 from .discovery import Probe
+from .errors import ArgumentIndexError
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
@@ -101,19 +102,30 @@ class EventBatch:
         ids = [tp.probe_id for tp in self.probes if tp.fullname == fullname]
         return self.array[np.isin(self.array["probe_id"], ids)]
 
+    def _layouts_with(self, fullname: str, pred) -> list:
+        """The traced layouts of probe `fullname` for which pred(tp) holds."""
+        return [tp for tp in self.probes if tp.fullname == fullname and pred(tp)]
+
     def arg(self, index: int, fullname: str) -> np.ndarray:
-        """Argument `index` of probe `fullname` across the batch, typed by its spec."""
-        recs = self.for_probe(fullname)
-        spec = next(tp.probe.args[index] for tp in self.probes if tp.fullname == fullname)
+        """Argument `index` of probe `fullname` across the batch: int64 when
+        the argument is signed, else uint64.  Where the probe's sites differ,
+        the records of the sites that have no such argument are left out."""
+        tps = self._layouts_with(fullname, lambda tp: index < tp.probe.nargs)
+        if not tps:
+            raise ArgumentIndexError(f"{fullname}: no traced site has argument {index}")
+        recs = self.array[np.isin(self.array["probe_id"], [tp.probe_id for tp in tps])]
         col = recs["args"][:, index]
-        return col.view(np.int64) if spec.signed else col
+        return col.view(np.int64) if any(tp.probe.args[index].signed for tp in tps) else col
 
     def strings(self, index: int, fullname: str) -> list:
-        """String argument `index` of probe `fullname`, decoded, across the batch."""
-        tp = next(tp for tp in self.probes if tp.fullname == fullname)
-        slot = tp.strings.index(index)
-        recs = self.for_probe(fullname)
-        return [decode_c_string(s) for s in recs["strings"][:, slot]]
+        """String argument `index` of probe `fullname`, decoded, across the
+        batch (the records of sites that read it as a string)."""
+        slots = {tp.probe_id: tp.strings.index(index)
+                 for tp in self._layouts_with(fullname, lambda tp: index in tp.strings)}
+        if not slots:
+            raise ArgumentIndexError(f"{fullname}: argument {index} is not read as a string")
+        recs = self.array[np.isin(self.array["probe_id"], list(slots))]
+        return [decode_c_string(r["strings"][slots[int(r["probe_id"])]]) for r in recs]
 
     def to_pandas(self) -> "pandas.DataFrame":
         """This batch as a DataFrame (columns: pyusdt.table); needs pandas."""

@@ -43,16 +43,21 @@ def event_json(e: Event) -> str:
 
 
 def probe_line(p: Probe) -> str:
+    """One probe per line; a probe whose sites have different argument specs
+    (count, widths, or where the values are) shows each site's, as
+    args@LOCATION=[...]."""
     sites = len(p.sites)
     sem = f" semaphore={p.semaphore:#x}" if p.semaphore else ""
     if p.unsupported:
-        args = p.sites[0].args_text
+        args = f"args=[{p.sites[0].args_text}]"
     elif p.described:
-        args = " ".join(f"{n}:{t}={a.spec}" for (n, t), a in zip(p.described, p.args))
+        args = "args=[" + " ".join(f"{n}:{t}={a.spec}" for (n, t), a in zip(p.described, p.args)) + "]"
+    elif len({s.args_text for s in p.sites}) <= 1:
+        args = "args=[" + " ".join(a.spec for a in p.args) + "]"
     else:
-        args = " ".join(a.spec for a in p.args)
+        args = " ".join(f"args@{s.pc_vaddr:#x}=[{s.args_text}]" for s in p.sites)
     note = f"  [unsupported: {p.unsupported}]" if p.unsupported else ""
-    return f"{p.path} {p.fullname} sites={sites}{sem} args=[{args}]{note}"
+    return f"{p.path} {p.fullname} sites={sites}{sem} {args}{note}"
 
 
 def write_probes(probes: Iterable[Probe], out: TextIO, as_json: bool) -> None:

@@ -226,7 +226,8 @@ class Tracer:
         self._requests.append(req)
         if self._session is not None:
             self._attach_pending(req)
-        return [p for p, _ in usable]
+        taken = {(view.path, view.fullname) for view, _ in usable}
+        return [p for p in probes if (p.path, p.fullname) in taken]
 
     # -- running -----------------------------------------------------------
 
@@ -265,7 +266,8 @@ class Tracer:
         self._last_refresh = 0.0
 
     def _probe_id(self, probe: Probe, strings: tuple) -> int:
-        key = (inode_key(probe.open_path), probe.provider, probe.name)
+        # One id per argument layout of a probe (pending holds layouts).
+        key = (inode_key(probe.open_path), probe.provider, probe.name, probe.layout)
         if key in self._probe_ids and self._probes[self._probe_ids[key]].strings != strings:
             raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
         if key not in self._probe_ids:
@@ -398,6 +400,12 @@ class Tracer:
     def probes(self) -> list[TracedProbe]:
         """Every probe attached so far; a record's probe_id indexes this list."""
         return list(self._probes)
+
+    @property
+    def probe_count(self) -> int:
+        """Probes attached so far, each counted once (`probes` has one entry
+        per argument layout of a probe whose sites differ)."""
+        return len({(tp.probe.path, tp.fullname) for tp in self._probes})
 
     @property
     def dtype(self) -> np.dtype:

@@ -26,21 +26,24 @@ class ProbeStats:
 
 
 def read_stats(session, probes: Sequence[TracedProbe], events: np.ndarray) -> list[ProbeStats]:
-    """One ProbeStats per traced probe: the kernel's per-CPU counters summed,
-    and `events`, the records delivered per probe id."""
+    """One ProbeStats per probe: the kernel's per-CPU counters summed, and
+    `events`, the records delivered per probe id.  The ids of one probe's
+    argument layouts are added up into one line."""
     raw = session.stats()
-    out = []
+    out: dict = {}
     for tp in probes:
         k = raw[tp.probe_id] if tp.probe_id < len(raw) else None
         ev = int(events[tp.probe_id]) if tp.probe_id < len(events) else 0
-        out.append(ProbeStats(
-            tp.fullname, tp.probe.path, ev,
-            int(k["hits"]) if k is not None else 0,
-            int(k["lost_ringbuf"]) if k is not None else 0,
-            int(k["str_fail"]) if k is not None else 0,
-            int(k["arg_fail"]) if k is not None else 0,
-        ))
-    return out
+        counts = [ev] + [int(k[f]) if k is not None else 0
+                         for f in ("hits", "lost_ringbuf", "str_fail", "arg_fail")]
+        key = (tp.probe.path, tp.fullname)
+        if key in out:
+            s = out[key]
+            s.events, s.hits, s.lost_ringbuf, s.str_fail, s.arg_fail = (
+                a + b for a, b in zip((s.events, s.hits, s.lost_ringbuf, s.str_fail, s.arg_fail), counts))
+        else:
+            out[key] = ProbeStats(tp.fullname, tp.probe.path, *counts)
+    return list(out.values())
 
 
 def read_aggregations(session, specs: Sequence, probes: Sequence[TracedProbe]) -> list[AggregationResult]:

@@ -16,7 +16,8 @@ from pyusdt import ArgSpec, probes_at_path, probes_in_process
 
 def readelf_probes(path) -> list[dict]:
     """The stapsdt notes grouped by provider:name, in note order, as
-    `pyusdt list --json` should show them (args of the first site)."""
+    `pyusdt list --json` should show them: each site's own location,
+    semaphore and args, and the top-level args when every site has the same."""
     out = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True, check=True).stdout
     probes: dict = {}
     for m in re.finditer(
@@ -26,16 +27,23 @@ def readelf_probes(path) -> list[dict]:
     ):
         key = (m.group(1), m.group(2))
         sem = int(m.group(4), 16)
+        site = {"location": hex(int(m.group(3), 16)), "semaphore": hex(sem) if sem else None,
+                "args": m.group(5).split()}
         if key not in probes:
             probes[key] = {
                 "path": str(path),
                 "provider": m.group(1),
                 "name": m.group(2),
                 "locations": [],
-                "semaphore": hex(sem) if sem else None,
-                "args": m.group(5).split(),
+                "semaphore": site["semaphore"],
+                "args": site["args"],
+                "sites": [],
             }
-        probes[key]["locations"].append(hex(int(m.group(3), 16)))
+        probe = probes[key]
+        probe["locations"].append(site["location"])
+        probe["sites"].append(site)
+        if site["args"] != probe["sites"][0]["args"]:
+            probe["args"] = None
     return list(probes.values())
 
 
@@ -94,7 +102,7 @@ def test_list_json_exact(cli, request, prog):
     got = list_json(cli, str(path))
     assert got == readelf_probes(path)
     for obj in got:
-        assert list(obj) == ["path", "provider", "name", "locations", "semaphore", "args"]
+        assert list(obj) == ["path", "provider", "name", "locations", "semaphore", "args", "sites"]
 
 
 def test_list_json_pattern(cli, multisite):
