@@ -7,6 +7,15 @@
 __u64 last_wakeup_ns;
 
 /*
+ * Set by the reader when a trace stops (Ctrl-C, its duration): streaming
+ * sites then neither count nor send a hit, as if detached, so the reader
+ * drains a ring buffer that no longer fills and every hit counted is a
+ * record read or a loss counted.  Detaching itself may take a while (one
+ * RCU grace period per perf-event link) and comes after the results.
+ */
+volatile __u32 stream_stopped;
+
+/*
  * Wake the reader once per wakeup_bytes of data, when this record crosses the
  * mark, not for every record past it: a forced wake-up is an interrupt, and
  * one per record would slow the traced program whenever the reader lags.
@@ -124,6 +133,8 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	if (site->filter_tgid && !tgid_traced(id >> 32))
+		return 0;
+	if (stream_stopped)
 		return 0;
 	__u32 probe_id = site->probe_id;
 	count(probe_id, HITS, sleepable);

@@ -203,6 +203,8 @@ class PySession {
         return rows_to_array(std::move(buf), rows, dtype_);
     }
 
+    void stop_streaming() { s().stop_streaming(); }
+    uint64_t pending_bytes() { return s().pending_bytes(); }
     py::array stats() { return structs_to_array(s().stats(), stats_dtype()); }
     py::array agg_rows() { return structs_to_array(s().agg_rows(), agg_row_dtype()); }
     py::array agg_counters(uint32_t n) { return structs_to_array(s().agg_counters(n), agg_counters_dtype()); }
@@ -280,6 +282,12 @@ py::tuple build_provider(const std::string &provider, const py::list &probes, bo
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "pyusdt native core: ELF note discovery and the libbpf tracing session";
+    // pybind11 looks numpy's C API up once, on first use, inside std::call_once
+    // (pthread_once, a C frame).  Were that first use a poll() while a signal
+    // handler raises (Ctrl-C just after attach), the Python exception would
+    // be thrown through pthread_once: std::terminate, SIGABRT.  Look it up
+    // now, at import, when no handler of ours can raise.
+    py::array_t<uint8_t> warm_numpy_api(0);
     m.attr("MAX_ARGS") = PYUSDT_MAX_ARGS;
     m.attr("MAX_STR_LEN") = PYUSDT_MAX_STR_LEN;
     m.attr("DEFAULT_STR_LEN") = PYUSDT_DEFAULT_STR_LEN;
@@ -407,6 +415,9 @@ PYBIND11_MODULE(_native, m) {
         .def("remove_tgid", [](PySession &p, uint32_t tgid) { p.s().remove_tgid(tgid); })
         .def("tgids", [](PySession &p) { return p.s().tgids(); })
         .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"))
+        .def("stop_streaming", &PySession::stop_streaming,
+             "Streaming sites stop counting and sending hits; the ring buffer only empties.")
+        .def_property_readonly("pending_bytes", &PySession::pending_bytes)
         .def("stats", &PySession::stats)
         .def("detach_all", [](PySession &p) { p.s().detach_all(); })
         .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })

@@ -182,6 +182,11 @@ void Session::open_waiter() {
         throw LoadError(errno, std::string("watching the ring buffer: ") + strerror(errno));
 }
 
+void Session::stop_streaming() {
+    if (skel_ && skel_->bss)
+        __atomic_store_n(&skel_->bss->stream_stopped, 1, __ATOMIC_SEQ_CST);
+}
+
 uint64_t Session::pending_bytes() const {
     auto *consumer = reinterpret_cast<const uint64_t *>(positions_);
     auto *producer = reinterpret_cast<const uint64_t *>(positions_ + page_);

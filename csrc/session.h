@@ -119,6 +119,12 @@ class Session {
     // (row_size() bytes each) to `out`.  Returns the number of rows appended.
     size_t poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out);
 
+    // Ends streaming: from now on streaming sites neither count nor send a
+    // hit (they stay attached until detach_all), so the ring buffer only empties.
+    void stop_streaming();
+    // Bytes the BPF side has committed or reserved that the reader has not consumed.
+    uint64_t pending_bytes() const;
+
     // Per-probe counters summed over CPUs, indexed by probe id (every id
     // below the highest one attached so far).
     std::vector<pyusdt_probe_stats> stats() const;
@@ -140,7 +146,6 @@ class Session {
                           const pyusdt_site &s, const std::string &where);
     void open_waiter();
     void release();  // frees everything the session holds; safe to repeat
-    uint64_t pending_bytes() const;
 
     SessionOptions opts_;
     usdt *skel_ = nullptr;

@@ -17,7 +17,15 @@ from .errors import MalformedNotesWarning, NoSuchProcessError, PyusdtError
 from .render import event_json, event_text, summary, write_probes
 from .cli_aggregate import add_aggregate_commands
 from .cli_targets import Target, Terminated, add_target_args, split_target
+from .loss_report import LossReport
+from .stop_signals import StopSignals
+from .trace_loop import stream
 from .tracer import DEFAULT_RINGBUF_BYTES, Tracer
+
+
+# Events formatted per write: text goes at ~50k events/s, so a batch this
+# size leaves room to look at stop requests and losses several times a second.
+TEXT_BATCH_EVENTS = 8192
 
 
 def _on_sigterm(signum, frame):
@@ -76,45 +84,68 @@ def _trace(args, parser, writer) -> int:
             print(f"pyusdt: tracing {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
                   "Ctrl-C to stop", file=sys.stderr)
 
-        if writer is not None:
-            from .output import record
+        def on_loss(r: LossReport) -> None:
+            print(f"pyusdt: warning: {r.new} event(s) lost in the last {r.seconds:.1f} s ({r.total} in all): "
+                  f"the ring buffer ({tracer.ringbuf_bytes >> 10} KiB) is full; a bigger --ringbuf-size, "
+                  "or aggregating in the kernel (pyusdt count, hist, ...), keeps up", file=sys.stderr)
 
-            record(tracer, writer, args.duration, on_start=announce)
-        else:
-            tracer.start()
-            announce()
-            _trace_to_stdout(tracer, args)
-        stats = tracer.stats()
-        ended_pid = args.pid is not None and tracer.done
-    print(summary(stats), file=sys.stderr)
-    if writer is not None:
-        from .output import dropped_warnings
-
-        for w in dropped_warnings(writer):
-            print(f"pyusdt: warning: {w}", file=sys.stderr)
-        print(f"pyusdt: {writer.events_written} events written to {writer.path}", file=sys.stderr)
-    if ended_pid:
-        # A normal end, as bpftrace's: the output is complete (exit 0).
-        print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
-    return 0
-
-
-def _trace_to_stdout(tracer: Tracer, args) -> None:
-    fmt = event_json if args.format == "jsonl" else event_text
-    out = sys.stdout
-    try:
+        forced = False
         try:
-            for batch in tracer.batches(timeout=0.1, duration=args.duration):
-                out.write("".join(fmt(e) + "\n" for e in batch))
-                out.flush()
-        except (KeyboardInterrupt, Terminated):
-            for batch in tracer.drain():
-                out.write("".join(fmt(e) + "\n" for e in batch))
-            out.flush()
+            if writer is not None:
+                from .output import record
+
+                record(tracer, writer, args.duration, on_start=announce, on_loss=on_loss)
+            else:
+                with StopSignals() as stop:
+                    tracer.start()
+                    announce()
+                    _trace_to_stdout(tracer, args, stop, on_loss)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: stop draining, but still say what was lost.
+            forced = True
+        # The results first, then detach (close): with perf-event links
+        # detaching takes a moment per site.
+        stats = tracer.stats()
+        print(summary(stats), file=sys.stderr)
+        if forced:
+            unread = sum(max(0, s.hits - s.events - s.lost_ringbuf) for s in stats)
+            print(f"pyusdt: stopped by a second signal: {unread} event(s) left unread in the ring buffer",
+                  file=sys.stderr)
+        if writer is not None:
+            from .output import dropped_warnings
+
+            for w in dropped_warnings(writer):
+                print(f"pyusdt: warning: {w}", file=sys.stderr)
+            print(f"pyusdt: {writer.events_written} events written to {writer.path}", file=sys.stderr)
+        if args.pid is not None and tracer.done:
+            # A normal end, as bpftrace's: the output is complete (exit 0).
+            print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+        sys.stderr.flush()
+    return 130 if forced else 0
+
+
+def _trace_to_stdout(tracer: Tracer, args, stop: StopSignals, on_loss) -> None:
+    fmt = event_json if args.format == "jsonl" else event_text
+    sys.stdout.flush()
+    fd = sys.stdout.fileno()
+    encoding = sys.stdout.encoding or "utf-8"
+
+    def write(batch) -> None:
+        if not len(batch):
+            return
+        # os.write, not sys.stdout: a signal arriving while a write blocks on
+        # a full pipe made Python's buffered writer drop part of the batch
+        # (seen: 3,878 of 128,019 lines).  The loop resumes a partial write.
+        data = memoryview("".join(fmt(e) + "\n" for e in batch).encode(encoding, errors="replace"))
+        while data:
+            data = data[os.write(fd, data):]
+
+    try:
+        stream(tracer, write, stop, duration=args.duration, max_events=TEXT_BATCH_EVENTS, on_loss=on_loss)
     except BrokenPipeError:
         # The reader went away (| head): stop quietly, detach as always.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, fd)
 
 
 def cmd_demo(args, parser) -> int:

@@ -11,11 +11,13 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Optional
 
-from .aggregation import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
-from .cli_targets import Target, Terminated, add_target_args, split_target
+from .aggregation import KINDS, UNITS, Aggregate, AggregationResult, Arg, Latency, StrArg, Where
+from .cli_targets import Target, add_target_args, split_target
 from .errors import ConfigError
+from .stop_signals import StopSignals
 from .tracer import Tracer
 
 _WHERE = re.compile(r"^\s*arg(\d+)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*$")
@@ -218,6 +220,28 @@ def _draw(final, heat, args) -> None:
         print(f"pyusdt: heatmap of {len(heat.columns)} interval(s) drawn to {args.heatmap}", file=sys.stderr)
 
 
+@dataclass
+class _Progress:
+    next_print: Optional[float]  # when the next --interval output is due
+    previous: Optional[AggregationResult] = None  # the result printed last
+
+
+def _aggregate_until_stopped(tracer: Tracer, spec, args, stop: StopSignals, deadline: Optional[float],
+                             heat, progress: _Progress) -> None:
+    """Polls (for new objects and the targets' end) until the trace ends,
+    printing every --interval; a stop signal is looked at between steps."""
+    while not stop.requested and not tracer.done and (deadline is None or time.monotonic() < deadline):
+        tracer.poll(timeout=0.1)
+        if heat is not None and heat.due():
+            heat.add(tracer.aggregation(spec))
+        if progress.next_print is not None and time.monotonic() >= progress.next_print:
+            now = tracer.aggregation(spec)
+            prev = progress.previous
+            _emit(now.minus(prev) if args.per_interval and prev else now, args, final=False)
+            progress.previous = now
+            progress.next_print += args.interval
+
+
 def _run(tracer: Tracer, spec, args) -> int:
     if args.duration is not None and args.duration <= 0:
         raise ConfigError("--duration must be positive")
@@ -230,25 +254,19 @@ def _run(tracer: Tracer, spec, args) -> int:
           "Ctrl-C to stop", file=sys.stderr)
     start = time.monotonic()
     deadline = None if args.duration is None else start + args.duration
-    next_print = None if args.interval is None else start + args.interval
-    previous = None
     heat = None
     if getattr(args, "heatmap", None):
         from .plot import Heatmap
 
         heat = Heatmap(args.interval or 1.0, start=start)
+    progress = _Progress(None if args.interval is None else start + args.interval)
     try:
-        while not tracer.done and (deadline is None or time.monotonic() < deadline):
-            tracer.poll(timeout=0.1)
-            if heat is not None and heat.due():
-                heat.add(tracer.aggregation(spec))
-            if next_print is not None and time.monotonic() >= next_print:
-                now = tracer.aggregation(spec)
-                _emit(now.minus(previous) if args.per_interval and previous else now, args, final=False)
-                previous = now
-                next_print += args.interval
-    except (KeyboardInterrupt, Terminated):
-        pass
+        with StopSignals() as stop:
+            _aggregate_until_stopped(tracer, spec, args, stop, deadline, heat, progress)
+    except KeyboardInterrupt:
+        pass  # a second signal: print what there is now
+    previous = progress.previous
+
     result = tracer.aggregation(spec)
     if args.per_interval and previous is not None:
         result = result.minus(previous)

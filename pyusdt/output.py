@@ -42,14 +42,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .errors import OutputError
 from .events import EventBatch, TracedProbe
 from .extras import require
+from .loss_report import LossReport
+from .stop_signals import StopSignals
+from .trace_loop import stream
 from .table import Decoded, Layout, decode, decoded_to_arrow
 
 FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".jsonl": "jsonl"}
@@ -306,35 +307,16 @@ class EventWriter:
 # -- recording a trace ------------------------------------------------------------
 
 
-class _StopSignals:
-    """While active, SIGINT and SIGTERM set `requested` instead of raising, so
-    no write is cut in the middle (main thread only: elsewhere, a no-op)."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict = {}
-
-    def _handler(self, signum, frame) -> None:
-        self.requested = True
-
-    def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def record(tracer, writer: EventWriter, duration: Optional[float] = None,
-           timeout: float = 0.1, on_start: Optional[Callable[[], None]] = None) -> int:
+           timeout: float = 0.1, on_start: Optional[Callable[[], None]] = None,
+           on_loss: Optional[Callable[[LossReport], None]] = None) -> int:
     """Starts the tracer (if it is not yet) and writes its events to `writer`
     until its targets exit, `duration` seconds pass, or SIGINT/SIGTERM
-    arrives; then drains the ring buffer and closes the file.  `on_start`
-    runs once the probes are attached.  Returns the events written."""
-    with _StopSignals() as stop:
+    arrives; then stops streaming, drains the ring buffer and closes the
+    file.  `on_start` runs once the probes are attached; `on_loss` gets each
+    report of records the kernel dropped, as they happen.  Returns the
+    events written."""
+    with StopSignals() as stop:
         # Signals are caught from here on: one during start() ends the trace
         # right after it, with a complete (maybe empty) file.
         tracer.start()
@@ -342,12 +324,7 @@ def record(tracer, writer: EventWriter, duration: Optional[float] = None,
             on_start()
         writer.begin(tracer.probes)
         try:
-            for batch in tracer.batches(timeout=timeout, duration=duration, idle=True):
-                writer.write(batch)
-                if stop.requested:
-                    break
-            for batch in tracer.drain():
-                writer.write(batch)
+            stream(tracer, writer.write, stop, duration=duration, timeout=timeout, on_loss=on_loss)
         finally:
             writer.close()
     return writer.events_written

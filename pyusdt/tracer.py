@@ -47,6 +47,8 @@ DEFAULT_RINGBUF_BYTES = 16 << 20
 # smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
 AGGREGATE_ONLY_RINGBUF_BYTES = 4096
 REFRESH_INTERVAL_S = 0.2
+# After stop(), how long drain() waits at most for records being written.
+STOP_DRAIN_WAIT_S = 1.0
 # A trickle of events is seen within this long (one reader wake-up at most per interval).
 DEFAULT_WAKEUP_INTERVAL_S = 0.01
 
@@ -123,6 +125,7 @@ class Tracer:
         self._final_aggs: Optional[list[AggregationResult]] = None
         self._last_refresh = 0.0
         self._streams_nothing = False  # set at start(): only aggregations, a one-page ring
+        self._stopped = False  # stop(): streaming sites no longer record hits
 
     # -- choosing what to trace -------------------------------------------
 
@@ -361,7 +364,7 @@ class Tracer:
     def poll(self, timeout: float = 0.1, max_events: int = 1 << 16) -> EventBatch:
         """Waits up to `timeout` seconds; returns the records that arrived (maybe none)."""
         session = self._require_session()
-        if time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
+        if not self._stopped and time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
             self._refresh()
         arr = session.poll(int(timeout * 1000), max_events)
         if len(arr):
@@ -372,13 +375,14 @@ class Tracer:
         return EventBatch(arr, self._probes)
 
     def batches(self, timeout: float = 0.1, duration: Optional[float] = None,
-                idle: bool = False) -> Iterator[EventBatch]:
-        """Non-empty batches until the targets exit or `duration` seconds pass;
-        with `idle`, empty ones too (one per `timeout` without events)."""
+                idle: bool = False, max_events: int = 1 << 16) -> Iterator[EventBatch]:
+        """Non-empty batches (at most `max_events` records each) until the
+        targets exit or `duration` seconds pass; with `idle`, empty ones too
+        (one per `timeout` without events)."""
         deadline = None if duration is None else time.monotonic() + duration
         while True:
             ended = self.done
-            batch = self.poll(timeout if not ended else 0)
+            batch = self.poll(timeout if not ended else 0, max_events)
             if len(batch) or idle:
                 yield batch
             if deadline is not None and time.monotonic() >= deadline:
@@ -386,13 +390,40 @@ class Tracer:
             if ended and not len(batch):
                 return
 
+    def stop(self) -> None:
+        """Ends streaming: from now on the probes neither count nor record a
+        hit (they stay attached, and aggregations go on, until close()), so
+        drain() then returns every record already in the ring buffer and
+        ends, even under a flood of events.  Every hit counted before is then
+        a record delivered or a loss counted."""
+        session = self._require_session()
+        session.stop_streaming()
+        self._stopped = True
+
     def drain(self) -> Iterator[EventBatch]:
-        """Whatever is still in the ring buffer, without waiting."""
+        """Whatever is still in the ring buffer, without waiting.  After
+        stop() it also waits (briefly) for records a hit was writing as the
+        trace stopped, so nothing counted is left unread."""
+        session = self._require_session()
+        deadline = None
+        looked_again = False
         while True:
             batch = self.poll(0)
-            if not len(batch):
+            if len(batch):
+                looked_again = False
+                yield batch
+                continue
+            if not self._stopped:
                 return
-            yield batch
+            # A hit that passed the stop check just before it may still be
+            # writing its record (reserved, not committed: pending but not
+            # readable).  Wait for it, then look once more after in-flight
+            # hits have surely ended.
+            deadline = deadline or time.monotonic() + STOP_DRAIN_WAIT_S
+            if time.monotonic() >= deadline or (looked_again and not session.pending_bytes):
+                return
+            looked_again = not session.pending_bytes
+            time.sleep(0.01 if looked_again else 0.001)
 
     # -- results -----------------------------------------------------------
 
