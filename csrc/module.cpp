@@ -204,6 +204,8 @@ class PySession {
     }
 
     void stop_streaming() { s().stop_streaming(); }
+    int detach_in_background() { return s().detach_in_background(); }
+    size_t perf_links() { return s().perf_links(); }
     uint64_t pending_bytes() { return s().pending_bytes(); }
     py::array stats() { return structs_to_array(s().stats(), stats_dtype()); }
     py::array agg_rows() { return structs_to_array(s().agg_rows(), agg_row_dtype()); }
@@ -374,6 +376,7 @@ PYBIND11_MODULE(_native, m) {
         {"CMP_GE", PYUSDT_CMP_GE},
         {"HIST_NONE", PYUSDT_HIST_NONE}, {"HIST_LOG2", PYUSDT_HIST_LOG2}, {"HIST_LINEAR", PYUSDT_HIST_LINEAR},
         {"NO_ARG", PYUSDT_NO_ARG}, {"STR_KEY_LEN", PYUSDT_STR_KEY_LEN}, {"MAX_AGGS", PYUSDT_MAX_AGGS},
+        {"MAX_SITES", PYUSDT_MAX_SITES}, {"MAX_PROBES", PYUSDT_MAX_PROBES},
     };
     for (auto &[name, value] : constants)
         m.attr(name) = value;
@@ -418,6 +421,9 @@ PYBIND11_MODULE(_native, m) {
         .def("stop_streaming", &PySession::stop_streaming,
              "Streaming sites stop counting and sending hits; the ring buffer only empties.")
         .def_property_readonly("pending_bytes", &PySession::pending_bytes)
+        .def("detach_in_background", &PySession::detach_in_background,
+             "Hands the perf-event links to a process that detaches them; its pid, or -1.")
+        .def_property_readonly("perf_links", &PySession::perf_links)
         .def("stats", &PySession::stats)
         .def("detach_all", [](PySession &p) { p.s().detach_all(); })
         .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })

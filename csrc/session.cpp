@@ -18,6 +18,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "background_detach.h"
 #include "kernel_features.h"
 #include "late_strings.h"
 #include "uprobe_multi.h"
@@ -260,6 +261,18 @@ void Session::release() {
     if (skel_)
         usdt__destroy(skel_);
     skel_ = nullptr;
+}
+
+int Session::detach_in_background() {
+    if (links_.empty())
+        return -1;
+    std::vector<int> fds;
+    for (bpf_link *l : links_)
+        fds.push_back(bpf_link__fd(l));
+    pid_t pid = detach_links_in_background(fds);
+    if (pid > 0)
+        detach_all();  // drops this process's references only: at once
+    return pid;
 }
 
 void Session::detach_all() {

@@ -131,7 +131,12 @@ class Session {
 
     // Destroys every uprobe link now (the destructor does it too).
     void detach_all();
+    // Hands the perf-event links to a background process that detaches them
+    // (csrc/background_detach.h), then lets go of them here: returns its pid,
+    // or -1 when there are none or it could not start (nothing changed).
+    int detach_in_background();
     size_t attached_sites() const { return links_.size() + multi_sites_; }
+    size_t perf_links() const { return links_.size(); }
     bool sleepable_strings() const { return sleepable_; }
     bool uprobe_multi() const { return multi_; }
 

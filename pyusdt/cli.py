@@ -16,7 +16,7 @@ from .discovery import probes_at_path, probes_in_process, require_match
 from .errors import MalformedNotesWarning, NoSuchProcessError, PyusdtError
 from .render import event_json, event_text, summary, write_probes
 from .cli_aggregate import add_aggregate_commands
-from .cli_targets import Target, Terminated, add_target_args, split_target
+from .cli_targets import Target, Terminated, add_target_args, close_quickly, show_warnings, split_target
 from .loss_report import LossReport
 from .stop_signals import StopSignals
 from .trace_loop import stream
@@ -77,10 +77,10 @@ def cmd_trace(args, parser) -> int:
 def _trace(args, parser, writer) -> int:
     tracer = build_tracer(args, parser)
     with tracer:
-        for w in tracer.warnings:
-            print(f"pyusdt: warning: {w}", file=sys.stderr)
+        show_warnings(tracer)
 
         def announce() -> None:
+            show_warnings(tracer)  # attaching happens in start()
             print(f"pyusdt: tracing {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
                   "Ctrl-C to stop", file=sys.stderr)
 
@@ -105,6 +105,7 @@ def _trace(args, parser, writer) -> int:
             forced = True
         # The results first, then detach (close): with perf-event links
         # detaching takes a moment per site.
+        show_warnings(tracer)
         stats = tracer.stats()
         print(summary(stats), file=sys.stderr)
         if forced:
@@ -120,7 +121,7 @@ def _trace(args, parser, writer) -> int:
         if args.pid is not None and tracer.done:
             # A normal end, as bpftrace's: the output is complete (exit 0).
             print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
-        sys.stderr.flush()
+        close_quickly(tracer)
     return 130 if forced else 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .aggregation import KINDS, UNITS, Aggregate, AggregationResult, Arg, Latency, StrArg, Where
-from .cli_targets import Target, add_target_args, split_target
+from .cli_targets import Target, add_target_args, close_quickly, show_warnings, split_target
 from .errors import ConfigError
 from .stop_signals import StopSignals
 from .tracer import Tracer
@@ -247,9 +247,9 @@ def _run(tracer: Tracer, spec, args) -> int:
         raise ConfigError("--duration must be positive")
     if args.interval is not None and args.interval <= 0:
         raise ConfigError("--interval must be positive")
-    for w in tracer.warnings:
-        print(f"pyusdt: warning: {w}", file=sys.stderr)
+    show_warnings(tracer)
     tracer.start()
+    show_warnings(tracer)
     print(f"pyusdt: aggregating {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
           "Ctrl-C to stop", file=sys.stderr)
     start = time.monotonic()
@@ -267,6 +267,7 @@ def _run(tracer: Tracer, spec, args) -> int:
         pass  # a second signal: print what there is now
     previous = progress.previous
 
+    show_warnings(tracer)
     result = tracer.aggregation(spec)
     if args.per_interval and previous is not None:
         result = result.minus(previous)
@@ -276,4 +277,5 @@ def _run(tracer: Tracer, spec, args) -> int:
     if args.pid is not None and tracer.done:
         # A normal end, as bpftrace's: the output is complete (exit 0).
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+    close_quickly(tracer)
     return 0

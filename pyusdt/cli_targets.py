@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from typing import Optional
 
 from .launcher import HeldProcess
@@ -19,6 +20,21 @@ def add_target_args(p: argparse.ArgumentParser, with_command: bool) -> None:
         p.add_argument("-c", "--command", help='run this command ("CMD ARGS"), traced from its start')
     p.add_argument("target", nargs="*", metavar="[PATH] [PATTERN]",
                    help="an ELF file (unless -p/-c), then a glob on provider:name")
+
+
+def show_warnings(tracer: Tracer) -> None:
+    """The tracer's warnings not shown yet, one line each on stderr."""
+    for w in tracer.take_warnings():
+        print(f"pyusdt: warning: {w}", file=sys.stderr)
+
+
+def close_quickly(tracer: Tracer) -> None:
+    """Closes a tracer whose results are out, leaving a slow detach (many
+    perf-event links) to a background process, and saying so."""
+    tracer.close(detach_in_background=True)
+    if tracer.detaching_pid is not None:
+        print(f"pyusdt: detaching {tracer.detaching_links} probe site(s) in the background "
+              f"(pid {tracer.detaching_pid}; perf-event links take the kernel a moment each)", file=sys.stderr)
 
 
 def split_target(args, parser) -> tuple[Optional[str], Optional[str]]:

@@ -47,6 +47,13 @@ DEFAULT_RINGBUF_BYTES = 16 << 20
 # smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
 AGGREGATE_ONLY_RINGBUF_BYTES = 4096
 REFRESH_INTERVAL_S = 0.2
+# From this many perf-event links (~0.1 s each to detach), a CLI close()
+# leaves the detaching to a background process.
+BACKGROUND_DETACH_MIN_LINKS = 16
+# Attach failures shown one per line; beyond, a count.
+MAX_FAILURE_LINES = 5
+# Probe ids a session has room for at least (see start()).
+MIN_PROBE_SLOTS = 1024
 # After stop(), how long drain() waits at most for records being written.
 STOP_DRAIN_WAIT_S = 1.0
 # A trickle of events is seen within this long (one reader wake-up at most per interval).
@@ -112,6 +119,7 @@ class Tracer:
             uprobe_multi = os.environ.get("PYUSDT_UPROBE_MULTI", "1") != "0"
         self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
+        self._warnings_taken = 0
         self._requests: list[AttachRequest] = []
         self._probes: list[TracedProbe] = []
         self._probe_ids: dict[tuple, int] = {}
@@ -126,6 +134,9 @@ class Tracer:
         self._last_refresh = 0.0
         self._streams_nothing = False  # set at start(): only aggregations, a one-page ring
         self._stopped = False  # stop(): streaming sites no longer record hits
+        self._linked_ids: set[int] = set()  # probe ids with at least one site attached
+        self.detaching_pid: Optional[int] = None  # close(detach_in_background=True)'s process
+        self.detaching_links = 0
 
     # -- choosing what to trace -------------------------------------------
 
@@ -254,6 +265,11 @@ class Tracer:
         opts.wakeup_bytes = self.wakeup_bytes
         opts.wakeup_interval_ns = int((self.wakeup_interval or 0) * 1e9)
         opts.max_sites = self.max_sites
+        # Probe ids (one per probe and argument layout) index a per-CPU
+        # counter array: sized for the probes known now, with room for as
+        # many again found later (dlopen), within the ABI's limit.
+        known = {(inode_key(p.open_path), p.fullname, p.layout) for r in self._requests for p, _ in r.pending}
+        opts.max_probes = min(_native.MAX_PROBES, max(MIN_PROBE_SLOTS, 2 * len(known)))
         opts.aggregate = bool(self._aggs)
         opts.max_agg_keys = self.max_agg_keys
         # The aggregations known now get rows in the flat per-CPU array.
@@ -290,6 +306,7 @@ class Tracer:
             flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
             spec.flat = int(flat_kind and agg_id < self._flat_aggs)
         slots = self._session.string_slots
+        failed: list[AttachError] = []
         for probe, strings in pending:
             if len(strings) > slots:
                 self.warnings.append(f"{probe.fullname}: only its first {slots} string argument(s) "
@@ -307,19 +324,33 @@ class Tracer:
                 try:
                     self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
                 except AttachError as e:
-                    self._attach_failed(req, e)
+                    if probe.fullname not in str(e):
+                        e = _named(e, f"{probe.fullname} in {probe.path}: {e}")
+                    failed.append(e)
+                    continue
+                self._linked_ids.add(probe_id)
         # With uprobe_multi links, attach() only queued the sites: link them.
         for err, message in self._session.commit():
             e = AttachError(message)
             e.os_errno = err
-            self._attach_failed(req, e)
+            failed.append(e)
+        if failed:
+            self._attach_failed(req, failed)
 
-    def _attach_failed(self, req: AttachRequest, e: AttachError) -> None:
+    def _attach_failed(self, req: AttachRequest, failed: list) -> None:
         """A file the caller named fails loudly; the objects of a process
-        (some may be gone already) leave a warning and the rest are traced."""
+        (some may be gone already) leave warnings and the rest are traced.
+        Many failures (a limit reached) are a few lines, not one per site."""
         if req.held is None and req.kind == "path":
-            raise e
-        self.warnings.append(str(e))
+            raise failed[0]
+        counts: dict = {}
+        for e in failed:
+            counts[str(e)] = counts.get(str(e), 0) + 1
+        for message, n in list(counts.items())[:MAX_FAILURE_LINES]:
+            self.warnings.append(f"not attached: {message}" + (f" ({n} sites)" if n > 1 else ""))
+        if len(counts) > MAX_FAILURE_LINES:
+            self.warnings.append(f"{len(failed)} probe site(s) not attached in all "
+                                 f"({len(counts) - MAX_FAILURE_LINES} more reason(s) not shown)")
 
     def _refresh(self) -> None:
         """Attaches probes in objects that appeared since: dlopen, exec, forked children."""
@@ -432,11 +463,18 @@ class Tracer:
         """Every probe attached so far; a record's probe_id indexes this list."""
         return list(self._probes)
 
+    def take_warnings(self) -> list[str]:
+        """The warnings added since the last call (all of `warnings` the first
+        time): what to show now, as attaching goes on during a trace."""
+        new = self.warnings[self._warnings_taken:]
+        self._warnings_taken = len(self.warnings)
+        return new
+
     @property
     def probe_count(self) -> int:
-        """Probes attached so far, each counted once (`probes` has one entry
-        per argument layout of a probe whose sites differ)."""
-        return len({(tp.probe.path, tp.fullname) for tp in self._probes})
+        """Probes with a site attached so far, each counted once (`probes`
+        has one entry per argument layout of a probe whose sites differ)."""
+        return len({(tp.probe.path, tp.fullname) for tp in self._probes if tp.probe_id in self._linked_ids})
 
     @property
     def dtype(self) -> np.dtype:
@@ -483,13 +521,24 @@ class Tracer:
 
     # -- stopping ----------------------------------------------------------
 
-    def close(self) -> None:
-        """Detaches every probe (semaphores go back), frees the BPF objects; idempotent."""
+    def close(self, detach_in_background: bool = False) -> None:
+        """Detaches every probe (semaphores go back), frees the BPF objects; idempotent.
+
+        detach_in_background: with many perf-event links (kernels before
+        6.6, or uprobe_multi=False), each takes the kernel an RCU grace period
+        to detach, one after another (minutes for a thousand): hand them to a
+        background process that detaches them, and return at once.  The
+        uprobes and semaphores are then gone a little later, not on return;
+        `detaching_pid` is that process (None when close() detached itself)."""
         if self._closed:
             return
         if self._session is not None and not self._session.closed:
             self._final_stats = self.stats()
             self._final_aggs = self.aggregations() if self._aggs else []
+            if detach_in_background and self._session.perf_links >= BACKGROUND_DETACH_MIN_LINKS:
+                self.detaching_links = self._session.perf_links
+                pid = self._session.detach_in_background()
+                self.detaching_pid = pid if pid > 0 else None
             self._session.close()
         self._closed = True
         for req in self._requests:
@@ -507,3 +556,10 @@ class Tracer:
             self.close()
         except Exception:
             pass
+
+
+def _named(e: AttachError, message: str) -> AttachError:
+    """The same failure, its message naming the probe."""
+    named = AttachError(message)
+    named.os_errno = getattr(e, "os_errno", 0)
+    return named
