@@ -11,9 +11,10 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from . import _native
-from .discovery import probes_at_path, probes_in_process, require_match
-from .errors import MalformedNotesWarning, NoSuchProcessError, PyusdtError
+from . import _native, limits
+from .attach_request import probes_of_process
+from .discovery import probes_at_path, require_match
+from .errors import MalformedNotesWarning, PyusdtError
 from .render import event_json, event_text, summary, write_probes
 from .cli_aggregate import add_aggregate_commands
 from .cli_targets import Target, Terminated, add_target_args, split_target
@@ -24,12 +25,20 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors worded as every other error: one line
+    starting "pyusdt: " (argparse prints the usage and a second line), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{sub}: " if sub else ""
+        self.exit(2, f"pyusdt: {where}{message} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
+
+
 def cmd_list(args, parser) -> int:
     path, pattern = split_target(args, parser)
     if args.pid is not None:
-        if args.pid <= 0 or not os.path.exists(f"/proc/{args.pid}"):
-            raise NoSuchProcessError(f"no such process: {args.pid}")
-        probes = require_match(probes_in_process(args.pid), pattern, f"process {args.pid}")
+        probes = probes_of_process(args.pid, pattern)
     else:
         probes = require_match(probes_at_path(path), pattern, path)
     write_probes(probes, sys.stdout, args.json)
@@ -49,8 +58,13 @@ def build_tracer(args, parser) -> Tracer:
 
 
 def cmd_trace(args, parser) -> int:
-    if args.duration is not None and args.duration <= 0:
-        parser.error("--duration must be positive")
+    # Every number before anything is opened, attached or started.
+    limits.STR_LEN.check(args.str_len, "--str-len")
+    limits.RINGBUF_BYTES.check(args.ringbuf_size, "--ringbuf-size")
+    if args.duration is not None:
+        limits.check_seconds(args.duration, "--duration")
+    for i in args.string or []:
+        limits.check_arg_index(i, "string argument")
     writer = None
     if args.output is not None:
         if args.format is not None:
@@ -124,7 +138,7 @@ def cmd_demo(args, parser) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyusdt", description="USDT tracing with eBPF")
+    parser = Parser(prog="pyusdt", description="USDT tracing with eBPF")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p_list = sub.add_parser("list", help="list the USDT probes of a file or process")
@@ -163,6 +177,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # File names that are not UTF-8 arrive as surrogates (os.fsdecode): they
+    # are written back as the same bytes, in listings and in error lines.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = make_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -182,6 +201,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on demand
+        if os.environ.get("PYUSDT_DEBUG") == "1":
+            raise
+        print(f"pyusdt: internal error: {type(e).__name__}: {e} (a bug: PYUSDT_DEBUG=1 shows where; "
+              "please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Optional
 
+from . import limits
 from .aggregation import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
 from .cli_targets import Target, Terminated, add_target_args, split_target
 from .errors import ConfigError
@@ -147,8 +148,27 @@ def _check_pictures(args, kind: str) -> None:
         check_output(path)
 
 
+def _check_numbers(args) -> None:
+    """Every number the aggregating commands take, named as typed, before
+    anything is attached (the limits are pyusdt.limits', as the API's)."""
+    if args.filter_pid is not None:
+        limits.check_pid(args.filter_pid, "--filter-pid")
+    if args.interval is not None:
+        limits.check_seconds(args.interval, "--interval")
+    if args.duration is not None:
+        limits.check_seconds(args.duration, "--duration")
+    limits.MAP_ENTRIES.check(args.max_keys, "--max-keys")
+    if getattr(args, "value", None) is not None:
+        limits.check_arg_index(args.value, "value argument")
+    if getattr(args, "divisor", None) is not None:
+        limits.DIVISOR.check(args.divisor, "--divisor")
+    if getattr(args, "max_pending", None) is not None:
+        limits.MAP_ENTRIES.check(args.max_pending, "--max-pending")
+
+
 def cmd_aggregate(args, parser) -> int:
     path, pattern = split_target(args, parser)
+    _check_numbers(args)
     spec = _spec_from_args(args)
     _check_pictures(args, args.kind)
     tracer = Tracer(follow_children=args.follow_forks, max_agg_keys=args.max_keys)
@@ -161,6 +181,7 @@ def cmd_latency(args, parser) -> int:
     path, pattern = split_target(args, parser)
     if pattern is not None:
         parser.error("latency takes --start and --done, not a PATTERN")
+    _check_numbers(args)
     pair = None
     if args.pair_by is not None:
         try:
@@ -219,10 +240,6 @@ def _draw(final, heat, args) -> None:
 
 
 def _run(tracer: Tracer, spec, args) -> int:
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError("--duration must be positive")
-    if args.interval is not None and args.interval <= 0:
-        raise ConfigError("--interval must be positive")
     for w in tracer.warnings:
         print(f"pyusdt: warning: {w}", file=sys.stderr)
     tracer.start()

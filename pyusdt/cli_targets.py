@@ -5,6 +5,7 @@ import argparse
 import shlex
 from typing import Optional
 
+from .errors import ConfigError
 from .launcher import HeldProcess
 from .tracer import Tracer
 
@@ -46,7 +47,10 @@ class Target:
         self.command: Optional[list] = None
         self.held: Optional[HeldProcess] = None
         if getattr(args, "command", None) is not None:
-            self.command = shlex.split(args.command)
+            try:
+                self.command = shlex.split(args.command)
+            except ValueError as e:  # an unterminated quote or escape
+                raise ConfigError(f"-c: {e}: {args.command}") from None
             if not self.command:
                 parser.error("-c needs a command")
 
