@@ -239,7 +239,7 @@ class Latency:
         pairs = () if self.pair_by is None else (
             (self.pair_by,) if isinstance(self.pair_by, int) else tuple(self.pair_by)
             if isinstance(self.pair_by, (tuple, list)) else (None, None, None))
-        if len(pairs) not in (0, 1, 2) or any(not isinstance(i, int) or i < 0 for i in pairs) or (
+        if len(pairs) not in (0, 1, 2) or any(not isinstance(i, int) for i in pairs) or (
                 not isinstance(self.pair_by, int) and self.pair_by is not None and len(pairs) != 2):
             raise ConfigError(f"pair_by must be an argument index or (start index, done index) "
                               f"(got {self.pair_by!r})")

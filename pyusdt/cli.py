@@ -25,6 +25,12 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def one_line(text: str) -> str:
+    """An error stays one line even when it quotes a file name or pattern
+    holding a newline (legal in both)."""
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with usage errors worded as every other error: one line
     starting "pyusdt: " (argparse prints the usage and a second line), exit 2."""
@@ -32,7 +38,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         where = f"{sub}: " if sub else ""
-        self.exit(2, f"pyusdt: {where}{message} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
+        self.exit(2, f"pyusdt: {where}{one_line(message)} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
 
 
 def cmd_list(args, parser) -> int:
@@ -169,6 +175,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p_demo = sub.add_parser("demo", help="trace a small bundled program and show what was seen")
     p_demo.set_defaults(func=cmd_demo)
+    for p in sub.choices.values():
+        p.set_defaults(cmd_parser=p)  # its usage errors name the subcommand
     return parser
 
 
@@ -183,7 +191,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser, which knows its options
+        args.cmd_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     signal.signal(signal.SIGTERM, _on_sigterm)
     # SIGINT is how a trace is stopped, also when a shell without job control
     # started us in the background with SIGINT ignored (Python then leaves it
@@ -193,9 +203,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", MalformedNotesWarning)
     try:
-        return args.func(args, parser)
+        return args.func(args, args.cmd_parser)
     except PyusdtError as e:
-        print(f"pyusdt: {e}", file=sys.stderr)
+        print(f"pyusdt: {one_line(str(e))}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):
         return 130
@@ -204,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on demand
         if os.environ.get("PYUSDT_DEBUG") == "1":
             raise
-        print(f"pyusdt: internal error: {type(e).__name__}: {e} (a bug: PYUSDT_DEBUG=1 shows where; "
+        print(f"pyusdt: internal error: {type(e).__name__}: {one_line(str(e))} (a bug: PYUSDT_DEBUG=1 shows where; "
               "please report it)", file=sys.stderr)
         return 1
 

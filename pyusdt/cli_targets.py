@@ -24,8 +24,10 @@ def add_target_args(p: argparse.ArgumentParser, with_command: bool) -> None:
 
 def split_target(args, parser) -> tuple[Optional[str], Optional[str]]:
     """(path, pattern) from the positionals, by whether -p/-c named the target."""
-    has_other = args.pid is not None or getattr(args, "command", None)
+    has_other = args.pid is not None or getattr(args, "command", None) is not None
     pos = list(args.target)
+    if args.pid is not None and getattr(args, "command", None) is not None:
+        parser.error("give -p PID or -c CMD, not both")
     if has_other:
         if len(pos) > 1:
             parser.error("with -p or -c, give only a PATTERN")

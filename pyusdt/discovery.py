@@ -115,6 +115,11 @@ class Probe:
 def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] = None) -> list[Probe]:
     """Every probe in the ELF file at `path`, its sites grouped by provider:name."""
     sites, malformed = _native.read_sites(path)
+    if malformed and not sites and pid is None:
+        # A file named by the user whose every note is malformed: one error
+        # that says why, not a warning followed by "no USDT probes".
+        raise NoProbesError(f"{display or path}: no USDT probes: its {malformed} USDT note(s) are malformed "
+                            "(truncated, or names that are not UTF-8)")
     if malformed:
         warnings.warn(f"{display or path}: {malformed} malformed USDT note(s) skipped "
                       "(truncated, or names that are not UTF-8)", MalformedNotesWarning, stacklevel=2)

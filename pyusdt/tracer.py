@@ -35,6 +35,7 @@ from .errors import (
     ELFReadError,
     ConfigTypeError,
     NoSuchProcessError,
+    NotELFError,
     PyusdtError,
     SessionClosedError,
     UnsupportedArgumentError,
@@ -166,11 +167,17 @@ class Tracer:
         try:
             probes: list[Probe] = []
             objects = [held.executable] + linked_libraries(held.executable)
+            unreadable: Optional[PyusdtError] = None
             for obj in objects:
                 try:
                     probes.extend(probes_at_path(obj))
-                except PyusdtError:
+                except PyusdtError as e:
+                    unreadable = unreadable or e
                     continue
+            if not probes and isinstance(unreadable, (NotELFError, ELFReadError)):
+                # Nothing to trace, and the program itself is not an ELF file
+                # pyusdt reads (another architecture...): that is the reason.
+                raise unreadable
             probes = require_match(probes, pattern, f"command {held.argv[0]}")
             req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held)
             req.seen_objects = inode_keys(objects)
