@@ -214,8 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on demand
         if os.environ.get("PYUSDT_DEBUG") == "1":
             raise
-        print(f"pyusdt: internal error: {type(e).__name__}: {one_line(str(e))} (a bug: PYUSDT_DEBUG=1 shows where; "
-              "please report it)", file=sys.stderr)
+        print(f"pyusdt: internal error: {type(e).__name__}: {one_line(str(e))} "
+              "(a bug: PYUSDT_DEBUG=1 shows where; please report it)", file=sys.stderr)
         return 1
 
 

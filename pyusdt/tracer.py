@@ -31,9 +31,9 @@ from .discovery import (
 from .errors import (
     AttachError,
     ConfigError,
+    ConfigTypeError,
     ELFNotFoundError,
     ELFReadError,
-    ConfigTypeError,
     NoSuchProcessError,
     NotELFError,
     PyusdtError,
@@ -153,6 +153,7 @@ class Tracer:
                    aggregate: Optional[Aggregate] = None) -> list[Probe]:
         """Probes matching `pattern` in every object mapped into process `pid`.
         With `aggregate`, hits are aggregated in the kernel instead of streamed."""
+        pid = limits.as_int(pid, "pid")
         probes = probes_of_process(pid, pattern)
         req = AttachRequest(pattern, tuple(strings), "pid", pid=pid)
         req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
