@@ -240,7 +240,9 @@ class Tracer:
     def _add(self, req: AttachRequest, probes: list[Probe]) -> list[Probe]:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
-        req.strings = tuple(limits.check_arg_index(i, "string argument") for i in req.strings)
+        # Each index once: a repeated one would take a second string slot and
+        # leave the first empty (-s 2 -s 2 printed arg2="").
+        req.strings = tuple(dict.fromkeys(limits.check_arg_index(i, "string argument") for i in req.strings))
         before = len(self.warnings)
         usable = check_probes(probes, req, True, self.warnings)
         if not usable:

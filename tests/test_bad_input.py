@@ -740,6 +740,17 @@ def test_limits_are_accepted(bpf, files):
                     *err("argument 11 out of range: the matched probes have at most 5 argument(s)"))
 
 
+def test_repeated_string_index_reads_the_string_once(bpf, files):
+    """-s 2 -s 2 is -s 2 (a repeated index used to leave its string empty)."""
+    outs = []
+    for strings in (["-s", "2"], ["-s", "2", "-s", "2"]):
+        res = run_cli(["trace", "-c", f"{files['V']} -r 1", "agg:value", *strings])
+        assert res.code == 0, res.err
+        outs.append([line.split(" ", 3)[3] for line in res.out.splitlines()])
+    assert outs[0] == outs[1]
+    assert outs[0][0] == 'agg:value arg0=0 arg1=-1000000 arg2="alpha" arg3=4293967296 arg4=-1'
+
+
 # ---------------------------------------------------------------------------
 # File names that are not UTF-8: listed and traced
 
