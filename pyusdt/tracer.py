@@ -342,6 +342,8 @@ class Tracer:
         """_attach_pending, for targets that can vanish meanwhile: a file or a
         process's mapping gone between discovery and attach is an OSError
         there; it becomes the error a person can act on."""
+        warned = len(self.warnings)
+        gone = NoSuchProcessError(f"process {req.pid} exited before its probes were attached")
         try:
             self._attach_pending(req)
         except OSError as e:
@@ -353,8 +355,11 @@ class Tracer:
             if pid_alive(req.pid):
                 raise AttachError(f"process {req.pid}: {e.filename}: {e.strerror}") from None
             if not self._started:
-                raise NoSuchProcessError(f"process {req.pid} exited before its probes were attached") from None
-            # Exited during the trace: a normal end, which `done` reports.
+                raise gone from None
+            return  # exited during the trace: a normal end, which `done` reports
+        # Its objects refused to attach (warnings) because it has gone: that is the one error.
+        if req.kind == "pid" and not self._started and len(self.warnings) > warned and not pid_alive(req.pid):
+            raise gone
 
     def _attach_failed(self, req: AttachRequest, e: AttachError) -> None:
         """A file the caller named fails loudly; the objects of a process
