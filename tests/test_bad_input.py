@@ -34,7 +34,6 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,6 @@ from pyusdt.errors import (
     ELFNotFoundError,
     NoSuchProcessError,
     NotELFError,
-    PrivilegeError,
     SessionClosedError,
     TargetError,
 )
