@@ -35,6 +35,13 @@ typedef int64_t pyusdt_s64;
 #define PYUSDT_MAX_SITES 16384
 /* Number of distinct probes one session can count per-probe statistics for. */
 #define PYUSDT_MAX_PROBES 4096
+/* Largest ring buffer: the kernel takes a power of two in a u32 max_entries. */
+#define PYUSDT_MAX_RINGBUF_BYTES (1ull << 31)
+/* Largest hash map pyusdt asks for (aggregation rows, pending latency
+ * starts).  The kernel refuses more than 2^27 buckets (E2BIG), but takes 16
+ * bytes per bucket at once, and an LRU map (pending starts) preallocates
+ * every entry: 2^27 would be gigabytes of kernel memory for one typo. */
+#define PYUSDT_MAX_MAP_ENTRIES (1u << 22)
 /* Number of traced processes tracked by the pid filter. */
 #define PYUSDT_MAX_TGIDS 8192
 /* How many ancestors the pid filter walks to recognise a forked child. */

@@ -14,7 +14,9 @@ size_t align4(size_t n) { return (n + 3) & ~size_t(3); }
 }  // namespace
 
 ElfFile::ElfFile(const std::string &path) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever;
+    // it is refused just below, as every file that is not a regular one.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
         throw ElfError(err == ENOENT ? ElfError::kNotFound : ElfError::kUnreadable,

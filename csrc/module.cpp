@@ -17,13 +17,47 @@
 namespace py = pybind11;
 using namespace pyusdt;
 
+// A path argument: str, bytes or os.PathLike, as the os module takes paths.
+// A str is os.fsencode'd, so a name that is not UTF-8 (legal on Linux, held
+// by Python as surrogates) reaches open() as the same bytes; pybind11's
+// std::string would refuse it with a TypeError.
+struct FsPath {
+    std::string bytes;
+};
+
+namespace pybind11::detail {
+template <> struct type_caster<FsPath> {
+    PYBIND11_TYPE_CASTER(FsPath, const_name("os.PathLike"));
+    bool load(handle src, bool) {
+        PyObject *encoded = nullptr;
+        if (!PyUnicode_FSConverter(src.ptr(), &encoded)) {  // fspath + fsencode, as open() does
+            PyErr_Clear();
+            return false;
+        }
+        value.bytes.assign(PyBytes_AS_STRING(encoded), static_cast<size_t>(PyBytes_GET_SIZE(encoded)));
+        Py_DECREF(encoded);
+        return true;
+    }
+};
+}  // namespace pybind11::detail
+
 namespace {
+
+// Text that may hold a file name as Linux allows it (any bytes but NUL and
+// '/'), as Python holds such names: undecodable bytes become surrogates
+// (os.fsdecode), so the message prints the name back byte for byte.
+py::str fs_text(const std::string &s) {
+    PyObject *o = PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    if (!o)
+        throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
 
 // Raises the pyusdt.errors exception named `cls` (defined in Python so the
 // public hierarchy has one home).
 [[noreturn]] void raise_py(const char *cls, const std::string &msg, int err = 0) {
     py::object type = py::module_::import("pyusdt.errors").attr(cls);
-    py::object exc = type(msg);
+    py::object exc = type(fs_text(msg));
     exc.attr("os_errno") = err;
     PyErr_SetObject(type.ptr(), exc.ptr());
     throw py::error_already_set();
@@ -164,13 +198,13 @@ class PySession {
         return *s_;
     }
 
-    uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
+    uint32_t attach(const FsPath &path, const UsdtSite &site, uint32_t probe_id,
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
                     std::optional<pyusdt_agg_spec> agg) {
         Session &sess = s();
         try {
             py::gil_scoped_release nogil;
-            return sess.attach(path, site, probe_id, string_args, pid, filter_tgid,
+            return sess.attach(path.bytes, site, probe_id, string_args, pid, filter_tgid,
                                agg ? &*agg : nullptr);
         } catch (const AttachError &e) {
             py::gil_scoped_acquire gil;
@@ -179,16 +213,16 @@ class PySession {
     }
 
     // [(errno, message)] of the sites the kernel would not link.
-    std::vector<std::pair<int, std::string>> commit() {
+    py::list commit() {
         Session &sess = s();
         std::vector<AttachFailure> failures;
         {
             py::gil_scoped_release nogil;
             failures = sess.commit();
         }
-        std::vector<std::pair<int, std::string>> out;
+        py::list out;
         for (const AttachFailure &f : failures)
-            out.emplace_back(f.err, f.message);
+            out.append(py::make_tuple(f.err, fs_text(f.message)));
         return out;
     }
 
@@ -221,12 +255,12 @@ class PySession {
 };
 
 // (sites, number of malformed notes skipped)
-std::pair<std::vector<UsdtSite>, size_t> read_sites(const std::string &path) {
+std::pair<std::vector<UsdtSite>, size_t> read_sites(const FsPath &path) {
     try {
         std::unique_ptr<ElfFile> elf;
         {
             py::gil_scoped_release nogil;
-            elf = std::make_unique<ElfFile>(path);
+            elf = std::make_unique<ElfFile>(path.bytes);
             size_t malformed = 0;
             auto sites = read_usdt_sites(*elf, &malformed);
             return {std::move(sites), malformed};
@@ -240,13 +274,13 @@ std::pair<std::vector<UsdtSite>, size_t> read_sites(const std::string &path) {
 }
 
 // {(provider, name): [(type code, arg name), ...]} from a provider's pyusdt note.
-py::dict described_probes(const std::string &path) {
+py::dict described_probes(const FsPath &path) {
     py::dict out;
     try {
         std::vector<DescribedProbe> found;
         {
             py::gil_scoped_release nogil;
-            ElfFile elf(path);
+            ElfFile elf(path.bytes);
             found = read_described_probes(elf);
         }
         for (const DescribedProbe &d : found)
@@ -293,6 +327,9 @@ PYBIND11_MODULE(_native, m) {
     m.attr("MAX_ARGS") = PYUSDT_MAX_ARGS;
     m.attr("MAX_STR_LEN") = PYUSDT_MAX_STR_LEN;
     m.attr("DEFAULT_STR_LEN") = PYUSDT_DEFAULT_STR_LEN;
+    m.attr("MAX_RINGBUF_BYTES") = PYUSDT_MAX_RINGBUF_BYTES;
+    m.attr("MAX_SITES") = PYUSDT_MAX_SITES;
+    m.attr("MAX_MAP_ENTRIES") = PYUSDT_MAX_MAP_ENTRIES;
     m.attr("FLAG_STR_TRUNC_SHIFT") = PYUSDT_FLAG_STR_TRUNC_SHIFT;
     m.attr("FLAG_READ_FAIL_SHIFT") = PYUSDT_FLAG_READ_FAIL_SHIFT;
 

@@ -109,7 +109,10 @@ void install_printer() {
 
 // "provider:name in PATH: attach failed: <errno text>", for both kinds of link.
 std::string attach_failed(const std::string &label, const std::string &path, int err) {
-    return label + " in " + path + ": attach failed: " + strerror(err);
+    std::string msg = label + " in " + path + ": attach failed: " + strerror(err);
+    if (err == EPERM || err == EACCES)
+        msg += " (attaching uprobes needs CAP_PERFMON and CAP_BPF: run as root)";
+    return msg;
 }
 
 // The kernel's (dev, inode) of a file: what the program reports in a
@@ -120,7 +123,7 @@ std::pair<uint32_t, uint64_t> kernel_file_id(const struct stat &st) {
 
 uint64_t round_up_pow2(uint64_t v) {
     uint64_t p = 4096;
-    while (p < v)
+    while (p < v && p < PYUSDT_MAX_RINGBUF_BYTES)  // bounded: past 2^63, p would wrap to 0
         p <<= 1;
     return p;
 }
@@ -133,6 +136,9 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
         throw std::invalid_argument("string length must be 1.." + std::to_string(PYUSDT_MAX_STR_LEN));
     if (opts_.string_slots > PYUSDT_MAX_ARGS)
         throw std::invalid_argument("at most " + std::to_string(PYUSDT_MAX_ARGS) + " string arguments");
+    if (opts_.ringbuf_bytes > PYUSDT_MAX_RINGBUF_BYTES)
+        throw std::invalid_argument("ring buffer must be at most " + std::to_string(PYUSDT_MAX_RINGBUF_BYTES) +
+                                    " bytes");
     opts_.ringbuf_bytes = round_up_pow2(opts_.ringbuf_bytes);
     opts_.max_sites = std::clamp<uint32_t>(opts_.max_sites, 1, PYUSDT_MAX_SITES);
     opts_.max_probes = std::clamp<uint32_t>(opts_.max_probes, 1, PYUSDT_MAX_PROBES);
@@ -152,6 +158,13 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
         sleepable_ = false;
         err = open_and_load();
     }
+    if (err == ENOMEM || err == E2BIG)
+        // The sizes asked for are within pyusdt's limits, but not this
+        // kernel's or this machine's: say which sizes, so they can be lowered.
+        throw LoadError(err, std::string("the kernel could not create pyusdt's BPF maps (") + strerror(err) +
+                                 "): ring buffer " + std::to_string(opts_.ringbuf_bytes) + " bytes, " +
+                                 std::to_string(opts_.max_agg_keys) + " rows per aggregation map, " +
+                                 std::to_string(opts_.max_starts) + " pending latency starts; ask for less");
     if (err)
         load_failed(err, "loading the BPF program");
     try {

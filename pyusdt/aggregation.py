@@ -19,8 +19,8 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _native
-from .errors import ConfigError
+from . import _native, limits
+from .errors import ConfigError, ConfigTypeError
 from .histogram import Histogram, linear_nbuckets, render_hist, render_scalar
 
 KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
@@ -36,12 +36,18 @@ class Arg:
 
     index: int
 
+    def __post_init__(self) -> None:
+        limits.check_arg_index(self.index, "key argument")
+
 
 @dataclass(frozen=True)
 class StrArg:
     """A string argument (a char * read as a bounded string), by index."""
 
     index: int
+
+    def __post_init__(self) -> None:
+        limits.check_arg_index(self.index, "key argument")
 
 
 KeySpec = Union[None, Arg, StrArg, str]  # str: "pid", "tid", "comm" or "probe"
@@ -58,12 +64,36 @@ class Where:
     value: int
 
     def __post_init__(self) -> None:
-        if self.op not in _CMP:
+        if not isinstance(self.op, str) or self.op not in _CMP:
             raise ConfigError(f"comparison must be one of {' '.join(_CMP)} (got {self.op!r})")
-        if not -(1 << 63) <= self.value < 1 << 64:
-            raise ConfigError(f"comparison value {self.value} does not fit in 64 bits")
-        if self.arg < 0:
-            raise ConfigError(f"argument index must not be negative (got {self.arg})")
+        # Signed or unsigned: the 64 bits the kernel compares.
+        value = limits.as_int(self.value, "comparison value")
+        if not limits.S64_MIN <= value <= limits.U64_MAX:
+            raise ConfigError(f"comparison value {value} does not fit in 64 bits")
+        limits.check_arg_index(self.arg, "filter argument")
+
+
+def check_lhist(lhist) -> tuple:
+    """(min, max, step) of a linear histogram: 64-bit signed numbers (the BPF
+    side's), step >= 1, min + step <= max, at most MAX_LINEAR_BUCKETS buckets."""
+    try:
+        lmin, lmax, step = lhist
+    except (TypeError, ValueError):
+        raise ConfigTypeError(f"lhist must be (min, max, step) (got {lhist!r})") from None
+    lmin = limits.S64.check(lmin, "lhist min")
+    lmax = limits.S64.check(lmax, "lhist max")
+    step = limits.as_int(step, "lhist step")
+    if step <= 0:
+        raise ConfigError(f"lhist step must be positive (got {step})")
+    if lmin >= lmax:
+        raise ConfigError(f"lhist min must be below max (got min {lmin}, max {lmax})")
+    if step > lmax - lmin:
+        raise ConfigError(f"lhist step {step} is larger than max - min ({lmax - lmin})")
+    n = (lmax - lmin) // step
+    if n > limits.MAX_LINEAR_BUCKETS:
+        raise ConfigError(f"lhist has {n} buckets ((max - min) / step); at most {limits.MAX_LINEAR_BUCKETS} "
+                          "are allowed: use a larger step")
+    return lmin, lmax, step
 
 
 @dataclass
@@ -90,24 +120,29 @@ class Aggregate:
         self.validate(needs_value=True)
 
     def validate(self, needs_value: bool) -> None:
-        if self.kind not in KINDS:
+        """Every field in the range its C field and the kernel take (the
+        Tracer checks again at attach: a dataclass can be changed after)."""
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
             raise ConfigError(f"aggregation must be one of {', '.join(KINDS)} (got {self.kind!r})")
         if needs_value and self.kind != "count" and self.value is None:
             raise ConfigError(f"{self.kind} needs a value argument")
+        if self.value is not None:
+            limits.check_arg_index(self.value, "value argument")
         if self.kind == "lhist":
             if self.lhist is None:
                 raise ConfigError("lhist needs (min, max, step)")
-            lmin, lmax, step = self.lhist
-            if step <= 0:
-                raise ConfigError(f"lhist step must be positive (got {step})")
-            if lmin >= lmax:
-                raise ConfigError(f"lhist min must be below max (got min {lmin}, max {lmax})")
-            if step > lmax - lmin:
-                raise ConfigError(f"lhist step {step} is larger than max - min ({lmax - lmin})")
-        if self.divisor < 1:
-            raise ConfigError(f"divisor must be at least 1 (got {self.divisor})")
-        if isinstance(self.key, str) and self.key not in _KEY_NAMES:
-            raise ConfigError(f"key must be Arg(i), StrArg(i) or one of {', '.join(_KEY_NAMES)}")
+            check_lhist(self.lhist)
+        limits.DIVISOR.check(self.divisor, "divisor")
+        if isinstance(self.key, str):
+            if self.key not in _KEY_NAMES:
+                raise ConfigError(f"key must be Arg(i), StrArg(i) or one of {', '.join(_KEY_NAMES)}")
+        elif self.key is not None and not isinstance(self.key, (Arg, StrArg)):
+            raise ConfigTypeError(f"key must be Arg(i), StrArg(i) or one of {', '.join(_KEY_NAMES)} "
+                                  f"(got {self.key!r})")
+        if self.where is not None and not isinstance(self.where, Where):
+            raise ConfigTypeError(f"where must be a Where (got {self.where!r})")
+        if self.pid is not None:
+            limits.check_pid(self.pid, "pid")
 
     # -- the native spec ---------------------------------------------------
 
@@ -194,18 +229,22 @@ class Latency:
     max_pending: int = 10240
 
     def __post_init__(self) -> None:
-        if self.unit not in UNITS:
+        if not isinstance(self.unit, str) or self.unit not in UNITS:
             raise ConfigError(f"unit must be one of {', '.join(UNITS)} (got {self.unit!r})")
         if self.key_from not in ("start", "done"):
             raise ConfigError("key_from must be 'start' or 'done'")
-        if self.max_pending < 1:
-            raise ConfigError(f"max_pending must be at least 1 (got {self.max_pending})")
+        limits.MAP_ENTRIES.check(self.max_pending, "max_pending")
+        if not isinstance(self.start, str) or not isinstance(self.done, str):
+            raise ConfigTypeError(f"start and done must be patterns (str) (got {self.start!r}, {self.done!r})")
         pairs = () if self.pair_by is None else (
-            (self.pair_by,) if isinstance(self.pair_by, int) else tuple(self.pair_by))
-        if len(pairs) not in (0, 1, 2) or any(not isinstance(i, int) or i < 0 for i in pairs) or (
+            (self.pair_by,) if isinstance(self.pair_by, int) else tuple(self.pair_by)
+            if isinstance(self.pair_by, (tuple, list)) else (None, None, None))
+        if len(pairs) not in (0, 1, 2) or any(not isinstance(i, int) for i in pairs) or (
                 not isinstance(self.pair_by, int) and self.pair_by is not None and len(pairs) != 2):
             raise ConfigError(f"pair_by must be an argument index or (start index, done index) "
                               f"(got {self.pair_by!r})")
+        for i in pairs:
+            limits.check_arg_index(i, "pairing argument")
         self.aggregate().validate(needs_value=False)
 
     def aggregate(self) -> Aggregate:

@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from . import limits
 from .aggregation import Aggregate, Latency
-from .discovery import Probe
-from .errors import ArgumentIndexError
+from .discovery import Probe, probes_in_process, require_match
+from .errors import ArgumentIndexError, NoProbesError, NoSuchProcessError
 from .launcher import HeldProcess
 
 
@@ -58,9 +59,9 @@ def inode_keys(paths) -> set:
 
 def pid_alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"/proc/{pid}/stat", "rb") as f:  # bytes: comm is any bytes the process chose
             # A zombie has exited: its probes can no longer fire.
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
 
@@ -69,6 +70,21 @@ def by_layout(probes: list[Probe]) -> list[Probe]:
     """Each probe split by argument layout (Probe.layouts): the unit a trace
     attaches and decodes, so no site is read with another site's specs."""
     return [view for p in probes for view in p.layouts()]
+
+
+def probes_of_process(pid, pattern: Optional[str]) -> list[Probe]:
+    """The probes matching `pattern` in every object process `pid` maps.  A
+    process that is not running, or exits while its objects are read, is
+    NoSuchProcessError, not "no USDT probes"."""
+    pid = limits.as_int(pid, "pid")
+    if not 0 < pid <= limits.PID_MAX_LIMIT or not pid_alive(pid):
+        raise NoSuchProcessError(f"no such process: {pid}")
+    try:
+        return require_match(probes_in_process(pid), pattern, f"process {pid}")
+    except NoProbesError:
+        if not pid_alive(pid):
+            raise NoSuchProcessError(f"process {pid} exited before its probes were read") from None
+        raise
 
 
 def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[tuple]:

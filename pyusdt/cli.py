@@ -5,15 +5,17 @@ Every error a user can cause ends as one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import sys
 import warnings
 from typing import Optional, Sequence
 
-from . import _native
-from .discovery import probes_at_path, probes_in_process, require_match
-from .errors import MalformedNotesWarning, NoSuchProcessError, PyusdtError
+from . import _native, limits
+from .attach_request import probes_of_process
+from .discovery import probes_at_path, require_match
+from .errors import MalformedNotesWarning, PyusdtError
 from .render import event_json, event_text, summary, write_probes
 from .cli_aggregate import add_aggregate_commands
 from .cli_targets import Target, Terminated, add_target_args, close_quickly, show_warnings, split_target
@@ -32,12 +34,26 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def one_line(text: str) -> str:
+    """An error stays one line even when it quotes a file name or pattern
+    holding a newline (legal in both)."""
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors worded as every other error: one line
+    starting "pyusdt: " (argparse prints the usage and a second line), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{sub}: " if sub else ""
+        self.exit(2, f"pyusdt: {where}{one_line(message)} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
+
+
 def cmd_list(args, parser) -> int:
     path, pattern = split_target(args, parser)
     if args.pid is not None:
-        if args.pid <= 0 or not os.path.exists(f"/proc/{args.pid}"):
-            raise NoSuchProcessError(f"no such process: {args.pid}")
-        probes = require_match(probes_in_process(args.pid), pattern, f"process {args.pid}")
+        probes = probes_of_process(args.pid, pattern)
     else:
         probes = require_match(probes_at_path(path), pattern, path)
     write_probes(probes, sys.stdout, args.json)
@@ -57,8 +73,13 @@ def build_tracer(args, parser) -> Tracer:
 
 
 def cmd_trace(args, parser) -> int:
-    if args.duration is not None and args.duration <= 0:
-        parser.error("--duration must be positive")
+    # Every number before anything is opened, attached or started.
+    limits.STR_LEN.check(args.str_len, "--str-len")
+    limits.RINGBUF_BYTES.check(args.ringbuf_size, "--ringbuf-size")
+    if args.duration is not None:
+        limits.check_seconds(args.duration, "--duration")
+    for i in args.string or []:
+        limits.check_arg_index(i, "string argument")
     writer = None
     if args.output is not None:
         if args.format is not None:
@@ -125,28 +146,41 @@ def _trace(args, parser, writer) -> int:
     return 130 if forced else 0
 
 
-def _trace_to_stdout(tracer: Tracer, args, stop: StopSignals, on_loss) -> None:
-    fmt = event_json if args.format == "jsonl" else event_text
-    sys.stdout.flush()
-    fd = sys.stdout.fileno()
-    encoding = sys.stdout.encoding or "utf-8"
+def _stdout_writer():
+    """A function writing text to stdout whole.  os.write on the descriptor,
+    not sys.stdout: a signal arriving while a write blocks on a full pipe
+    made Python's buffered writer drop part of the batch (seen: 3,878 of
+    128,019 lines); the loop resumes a partial write.  A stdout without a
+    descriptor (redirected inside Python) is written as it is."""
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return lambda text: (out.write(text), out.flush())
+    out.flush()
+    encoding = out.encoding or "utf-8"
 
-    def write(batch) -> None:
-        if not len(batch):
-            return
-        # os.write, not sys.stdout: a signal arriving while a write blocks on
-        # a full pipe made Python's buffered writer drop part of the batch
-        # (seen: 3,878 of 128,019 lines).  The loop resumes a partial write.
-        data = memoryview("".join(fmt(e) + "\n" for e in batch).encode(encoding, errors="replace"))
+    def write(text: str) -> None:
+        data = memoryview(text.encode(encoding, errors="replace"))
         while data:
             data = data[os.write(fd, data):]
+    return write
+
+
+def _trace_to_stdout(tracer: Tracer, args, stop: StopSignals, on_loss) -> None:
+    fmt = event_json if args.format == "jsonl" else event_text
+    write_text = _stdout_writer()
+
+    def write(batch) -> None:
+        if len(batch):
+            write_text("".join(fmt(e) + "\n" for e in batch))
 
     try:
         stream(tracer, write, stop, duration=args.duration, max_events=TEXT_BATCH_EVENTS, on_loss=on_loss)
     except BrokenPipeError:
         # The reader went away (| head): stop quietly, detach as always.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def cmd_demo(args, parser) -> int:
@@ -156,7 +190,7 @@ def cmd_demo(args, parser) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyusdt", description="USDT tracing with eBPF")
+    parser = Parser(prog="pyusdt", description="USDT tracing with eBPF")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p_list = sub.add_parser("list", help="list the USDT probes of a file or process")
@@ -187,6 +221,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p_demo = sub.add_parser("demo", help="trace a small bundled program and show what was seen")
     p_demo.set_defaults(func=cmd_demo)
+    for p in sub.choices.values():
+        p.set_defaults(cmd_parser=p)  # its usage errors name the subcommand
     return parser
 
 
@@ -195,8 +231,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # File names that are not UTF-8 arrive as surrogates (os.fsdecode): they
+    # are written back as the same bytes, in listings and in error lines.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser, which knows its options
+        args.cmd_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     signal.signal(signal.SIGTERM, _on_sigterm)
     # SIGINT is how a trace is stopped, also when a shell without job control
     # started us in the background with SIGINT ignored (Python then leaves it
@@ -206,14 +249,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", MalformedNotesWarning)
     try:
-        return args.func(args, parser)
+        return args.func(args, args.cmd_parser)
     except PyusdtError as e:
-        print(f"pyusdt: {e}", file=sys.stderr)
+        print(f"pyusdt: {one_line(str(e))}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on demand
+        if os.environ.get("PYUSDT_DEBUG") == "1":
+            raise
+        print(f"pyusdt: internal error: {type(e).__name__}: {one_line(str(e))} "
+              "(a bug: PYUSDT_DEBUG=1 shows where; please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

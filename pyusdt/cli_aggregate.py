@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from . import limits
 from .aggregation import KINDS, UNITS, Aggregate, AggregationResult, Arg, Latency, StrArg, Where
 from .cli_targets import Target, add_target_args, close_quickly, show_warnings, split_target
 from .errors import ConfigError
@@ -149,8 +150,27 @@ def _check_pictures(args, kind: str) -> None:
         check_output(path)
 
 
+def _check_numbers(args) -> None:
+    """Every number the aggregating commands take, named as typed, before
+    anything is attached (the limits are pyusdt.limits', as the API's)."""
+    if args.filter_pid is not None:
+        limits.check_pid(args.filter_pid, "--filter-pid")
+    if args.interval is not None:
+        limits.check_seconds(args.interval, "--interval")
+    if args.duration is not None:
+        limits.check_seconds(args.duration, "--duration")
+    limits.MAP_ENTRIES.check(args.max_keys, "--max-keys")
+    if getattr(args, "value", None) is not None:
+        limits.check_arg_index(args.value, "value argument")
+    if getattr(args, "divisor", None) is not None:
+        limits.DIVISOR.check(args.divisor, "--divisor")
+    if getattr(args, "max_pending", None) is not None:
+        limits.MAP_ENTRIES.check(args.max_pending, "--max-pending")
+
+
 def cmd_aggregate(args, parser) -> int:
     path, pattern = split_target(args, parser)
+    _check_numbers(args)
     spec = _spec_from_args(args)
     _check_pictures(args, args.kind)
     tracer = Tracer(follow_children=args.follow_forks, max_agg_keys=args.max_keys)
@@ -163,6 +183,7 @@ def cmd_latency(args, parser) -> int:
     path, pattern = split_target(args, parser)
     if pattern is not None:
         parser.error("latency takes --start and --done, not a PATTERN")
+    _check_numbers(args)
     pair = None
     if args.pair_by is not None:
         try:
@@ -243,10 +264,6 @@ def _aggregate_until_stopped(tracer: Tracer, spec, args, stop: StopSignals, dead
 
 
 def _run(tracer: Tracer, spec, args) -> int:
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError("--duration must be positive")
-    if args.interval is not None and args.interval <= 0:
-        raise ConfigError("--interval must be positive")
     show_warnings(tracer)
     tracer.start()
     show_warnings(tracer)

@@ -6,6 +6,7 @@ import shlex
 import sys
 from typing import Optional
 
+from .errors import ConfigError
 from .launcher import HeldProcess
 from .tracer import Tracer
 
@@ -39,8 +40,10 @@ def close_quickly(tracer: Tracer) -> None:
 
 def split_target(args, parser) -> tuple[Optional[str], Optional[str]]:
     """(path, pattern) from the positionals, by whether -p/-c named the target."""
-    has_other = args.pid is not None or getattr(args, "command", None)
+    has_other = args.pid is not None or getattr(args, "command", None) is not None
     pos = list(args.target)
+    if args.pid is not None and getattr(args, "command", None) is not None:
+        parser.error("give -p PID or -c CMD, not both")
     if has_other:
         if len(pos) > 1:
             parser.error("with -p or -c, give only a PATTERN")
@@ -62,7 +65,10 @@ class Target:
         self.command: Optional[list] = None
         self.held: Optional[HeldProcess] = None
         if getattr(args, "command", None) is not None:
-            self.command = shlex.split(args.command)
+            try:
+                self.command = shlex.split(args.command)
+            except ValueError as e:  # an unterminated quote or escape
+                raise ConfigError(f"-c: {e}: {args.command}") from None
             if not self.command:
                 parser.error("-c needs a command")
 

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional, Union
 
 from . import _native
 from .errors import (
+    ConfigTypeError,
     ELFNotFoundError,
+    ELFReadError,
     MalformedNotesWarning,
     NoMatchError,
     NoProbesError,
     NoSuchProcessError,
     NotELFError,
+    PrivilegeError,
     PyusdtError,
-    TargetError,
 )
 
 
@@ -158,6 +161,11 @@ def _layout_key(site) -> tuple:
 def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] = None) -> list[Probe]:
     """Every probe in the ELF file at `path`, its sites grouped by provider:name."""
     sites, malformed = _native.read_sites(path)
+    if malformed and not sites and pid is None:
+        # A file named by the user whose every note is malformed: one error
+        # that says why, not a warning followed by "no USDT probes".
+        raise NoProbesError(f"{display or path}: no USDT probes: its {malformed} USDT note(s) are malformed "
+                            "(truncated, or names that are not UTF-8)")
     if malformed:
         warnings.warn(f"{display or path}: {malformed} malformed USDT note(s) skipped "
                       "(truncated, or names that are not UTF-8)", MalformedNotesWarning, stacklevel=2)
@@ -195,14 +203,16 @@ def _map_files_name(maps_range: str) -> str:
 def process_objects(pid: int) -> list[MappedObject]:
     """Every file-backed object mapped into `pid`, once each, in map order."""
     try:
-        with open(f"/proc/{pid}/maps") as f:
+        # Paths as os.fsdecode gives them: a file name need not be UTF-8.
+        with open(f"/proc/{pid}/maps", errors="surrogateescape") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
         raise NoSuchProcessError(f"no such process: {pid}") from None
     except ProcessLookupError:
         raise NoSuchProcessError(f"no such process: {pid}") from None
     except PermissionError:
-        raise TargetError(f"cannot read /proc/{pid}/maps: permission denied") from None
+        raise PrivilegeError(f"cannot read /proc/{pid}/maps: permission denied (another user's process "
+                             "needs ptrace access: run as root or as its user)") from None
     seen: dict[tuple, MappedObject] = {}
     for line in lines:
         parts = line.split(None, 5)
@@ -239,18 +249,64 @@ def probes_in_object(obj: MappedObject) -> list[Probe]:
 def probes_in_process(pid: int) -> list[Probe]:
     """Every probe in every ELF object mapped into `pid`."""
     out: list[Probe] = []
-    for obj in process_objects(pid):
+    objects = process_objects(pid)
+    if objects:
+        _check_map_files_access(objects[0])
+    for obj in objects:
         out.extend(probes_in_object(obj))
     return out
 
 
-def probes_at_path(path: Union[str, os.PathLike]) -> list[Probe]:
+def _check_map_files_access(obj: MappedObject) -> None:
+    """A process's objects are read through /proc/PID/map_files, which the
+    kernel opens only for CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE, 5.9+)
+    with ptrace access to the process: without, every object would be
+    skipped and the process would seem to have no probes."""
+    try:
+        os.close(os.open(obj.open_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+    except PermissionError:
+        raise PrivilegeError(f"cannot read the files process {obj.pid} maps (/proc/{obj.pid}/map_files): "
+                             "permission denied: that needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE; run as "
+                             "root") from None
+    except OSError:
+        pass  # that mapping went away: the others are read as usual
+
+
+def as_path(path: Union[str, bytes, os.PathLike]) -> str:
+    """A path as str, whatever the caller gave: bytes and names that are not
+    UTF-8 become str as os.fsdecode makes them (the native side encodes them
+    back to the same bytes)."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise ConfigTypeError(f"a path must be str, bytes or os.PathLike (got {path!r})") from None
+
+
+# What stat() says a file is, for the error naming it.
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular_file(path: str) -> None:
+    """ELFNotFoundError, or NotELFError for anything but a regular file.  Checked
+    before opening: opening a FIFO waits for a writer, forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ELFNotFoundError(f"no such file: {path}") from None
+    except ValueError:  # a NUL in the name: no file has one
+        raise ELFNotFoundError(f"no such file: {path!r}") from None
+    except OSError as e:
+        raise ELFReadError(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+        raise NotELFError(f"{path}: is {kind}, not an ELF file")
+
+
+def probes_at_path(path: Union[str, bytes, os.PathLike]) -> list[Probe]:
     """Every probe in the file at `path`, with clear errors for bad paths."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ELFNotFoundError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise NotELFError(f"{path}: is a directory, not an ELF file")
+    path = as_path(path)
+    check_regular_file(path)
     return probes_in_file(path)
 
 
@@ -258,6 +314,8 @@ def normalize_pattern(pattern: Optional[str]) -> str:
     """A glob on provider:name; a bare name matches it under any provider."""
     if not pattern:
         return "*:*"
+    if not isinstance(pattern, str):
+        raise ConfigTypeError(f"a probe pattern must be a str (got {pattern!r})")
     return pattern if ":" in pattern else f"*:{pattern}"
 
 

@@ -68,6 +68,11 @@ class ConfigError(PyusdtError, ValueError):
     """An option out of range (string length, ring size, ...)."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """An option of the wrong type (a float where a count is wanted, a str
+    where a number is): a ConfigError, and a TypeError as Python has it."""
+
+
 class SessionClosedError(PyusdtError):
     """The tracer was used after it was closed."""
 

@@ -11,15 +11,21 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 from typing import Optional, Sequence
 
-from .errors import TargetError
+from .errors import ConfigTypeError, TargetError
 
 _LIST_LINE = re.compile(r"=>\s+(/\S+)|^\s*(/\S+)\s+\(0x")
 
 
-def resolve_executable(name: str) -> str:
+# The kernel runs a #! script's interpreter, which may be a script too, to
+# this depth (BINPRM_MAX_RECURSION); deeper, exec fails with ELOOP.
+MAX_INTERPRETER_DEPTH = 4
+
+
+def resolve_executable(name: str, _seen: tuple = ()) -> str:
     """The file `name` runs: a path, or a PATH lookup like the shell's."""
     path = name if "/" in name else shutil.which(name)
     if not path or not os.path.exists(path):
@@ -27,16 +33,28 @@ def resolve_executable(name: str) -> str:
     if not os.access(path, os.X_OK) or os.path.isdir(path):
         raise TargetError(f"not executable: {path}")
     path = os.path.realpath(path)
+    # Before opening: a FIFO would wait for a writer forever, a device is no program.
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise TargetError(f"not executable: {path}: not a regular file")
     # A script runs its interpreter: that is the ELF file whose probes fire.
-    with open(path, "rb") as f:
-        head = f.read(256)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError as e:
+        raise TargetError(f"cannot read {path}: {e.strerror}") from None
     if head.startswith(b"#!"):
-        words = head[2:].split(b"\n", 1)[0].split()
+        if path in _seen:
+            raise TargetError(f"{path}: its #! line leads back to itself")
+        if len(_seen) >= MAX_INTERPRETER_DEPTH:
+            raise TargetError(f"{path}: #! interpreters nested more than {MAX_INTERPRETER_DEPTH} deep")
+        seen = _seen + (path,)
+        # The name as bytes, like the kernel takes it (os.fsdecode: not UTF-8 is fine).
+        words = [os.fsdecode(w) for w in head[2:].split(b"\n", 1)[0].split()]
         if words:
-            interp = words[0].decode()
+            interp = words[0]
             if os.path.basename(interp) == "env" and len(words) > 1:
-                return resolve_executable(words[1].decode())
-            return resolve_executable(interp)
+                return resolve_executable(words[1], seen)
+            return resolve_executable(interp, seen)
     return path
 
 
@@ -48,7 +66,8 @@ def linked_libraries(executable: str) -> list[str]:
         return []
     try:
         out = subprocess.run(
-            [loader, "--list", executable], capture_output=True, text=True, timeout=10
+            [loader, "--list", executable], capture_output=True, text=True, timeout=10,
+            errors="surrogateescape",  # library paths as os.fsdecode gives them
         )
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -68,9 +87,15 @@ class HeldProcess:
     """A forked child that execs `argv` only when released."""
 
     def __init__(self, argv: Sequence[str]):
-        if not argv:
+        if isinstance(argv, (str, bytes)):
+            raise ConfigTypeError(f"a command is a list of arguments, not one string (got {argv!r})")
+        try:
+            self.argv = [os.fsdecode(a) for a in argv]
+        except TypeError:
+            raise ConfigTypeError(f"a command's arguments must be str, bytes or os.PathLike (got {argv!r})") \
+                from None
+        if not self.argv:
             raise TargetError("empty command")
-        self.argv = list(argv)
         self.executable = resolve_executable(self.argv[0])
         self.returncode: Optional[int] = None
         go_r, self._go_w = os.pipe()

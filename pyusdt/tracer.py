@@ -18,12 +18,12 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _native
+from . import _native, limits
 from .discovery import (
     Probe,
+    as_path,
     probes_at_path,
     probes_in_object,
-    probes_in_process,
     process_objects,
     require_match,
     match,
@@ -31,13 +31,25 @@ from .discovery import (
 from .errors import (
     AttachError,
     ConfigError,
+    ConfigTypeError,
+    ELFNotFoundError,
+    ELFReadError,
     NoSuchProcessError,
+    NotELFError,
     PyusdtError,
     SessionClosedError,
     UnsupportedArgumentError,
 )
 from .aggregation import Aggregate, AggregationResult, Latency
-from .attach_request import AttachRequest, RoleAgg, check_probes, inode_key, inode_keys, pid_alive
+from .attach_request import (
+    AttachRequest,
+    RoleAgg,
+    check_probes,
+    inode_key,
+    inode_keys,
+    pid_alive,
+    probes_of_process,
+)
 from .events import EventBatch, TracedProbe
 from .launcher import HeldProcess, linked_libraries
 from .tracer_results import ProbeStats, read_aggregations, read_stats
@@ -77,7 +89,8 @@ class Tracer:
     ) -> None:
         """
         str_len: bytes read for each string argument, NUL included (1..MAX_STR_LEN).
-        ringbuf_bytes: ring buffer size (rounded up to a power of two).  None:
+        ringbuf_bytes: ring buffer size, 4096..MAX_RINGBUF_BYTES (2 GiB), rounded
+            up to a power of two.  None:
             16 MiB, or one page when every probe attached before start()
             aggregates in the kernel (then attaching a streaming probe after
             start() raises ConfigError: pass ringbuf_bytes to do both).
@@ -91,8 +104,9 @@ class Tracer:
             reader when it was last woken longer ago than this, so a trickle of
             events reaches poll() within about this long instead of at poll's
             timeout, for at most one wake-up per interval.  None: never.
-        max_sites: how many probe sites this tracer can attach.
-        max_agg_keys: rows each aggregation map holds (keys x buckets); beyond,
+        max_sites: how many probe sites this tracer can attach (1..MAX_SITES).
+        max_agg_keys: rows each aggregation map holds (keys x buckets,
+            1..MAX_MAP_ENTRIES); beyond,
             values are dropped and counted as map_full.
         uprobe_multi: attach with one uprobe_multi link per file and process
             where the kernel has them (Linux 6.6+): detaching then takes one
@@ -100,21 +114,20 @@ class Tracer:
             perf-event link per site, as older kernels get anyway.  None (the
             default): True unless the environment has PYUSDT_UPROBE_MULTI=0.
         """
-        if not 1 <= str_len <= _native.MAX_STR_LEN:
-            raise ConfigError(f"string length must be between 1 and {_native.MAX_STR_LEN}")
-        if ringbuf_bytes is not None and ringbuf_bytes < 4096:
-            raise ConfigError("ring buffer must be at least 4096 bytes")
-        self.str_len = str_len
-        self.ringbuf_bytes = ringbuf_bytes  # chosen at start() when None
+        # Every number is checked here, before anything is loaded (pyusdt.limits).
+        self.str_len = limits.STR_LEN.check(str_len, "str_len")
+        # chosen at start() when None
+        self.ringbuf_bytes = None if ringbuf_bytes is None else limits.RINGBUF_BYTES.check(ringbuf_bytes,
+                                                                                             "ringbuf_bytes")
         self.follow_children = follow_children
-        self.wakeup_bytes = wakeup_bytes  # ring/64 when None
-        if wakeup_interval is not None and wakeup_interval < 0:
-            raise ConfigError("wakeup_interval must not be negative")
+        # ring/64 when None
+        self.wakeup_bytes = None if wakeup_bytes is None else limits.WAKEUP_BYTES.check(wakeup_bytes,
+                                                                                         "wakeup_bytes")
+        if wakeup_interval is not None:
+            wakeup_interval = limits.check_seconds(wakeup_interval, "wakeup_interval", zero_ok=True)
         self.wakeup_interval = wakeup_interval
-        self.max_sites = max_sites
-        if max_agg_keys < 1:
-            raise ConfigError("max_agg_keys must be at least 1")
-        self.max_agg_keys = max_agg_keys
+        self.max_sites = limits.MAX_SITES.check(max_sites, "max_sites")
+        self.max_agg_keys = limits.MAP_ENTRIES.check(max_agg_keys, "max_agg_keys")
         if uprobe_multi is None:
             uprobe_multi = os.environ.get("PYUSDT_UPROBE_MULTI", "1") != "0"
         self.uprobe_multi = uprobe_multi
@@ -137,14 +150,15 @@ class Tracer:
         self._linked_ids: set[int] = set()  # probe ids with at least one site attached
         self.detaching_pid: Optional[int] = None  # close(detach_in_background=True)'s process
         self.detaching_links = 0
+        self._started = False  # start() has attached what was asked before it
 
     # -- choosing what to trace -------------------------------------------
 
-    def attach_path(self, path: Union[str, os.PathLike], pattern: str = "*",
+    def attach_path(self, path: Union[str, bytes, os.PathLike], pattern: str = "*",
                     strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None) -> list[Probe]:
         """Probes matching `pattern` in the ELF file at `path`, in every process running it.
         With `aggregate`, hits are aggregated in the kernel instead of streamed."""
-        path = os.fspath(path)
+        path = as_path(path)
         probes = require_match(probes_at_path(path), pattern, path)
         req = AttachRequest(pattern, tuple(strings), "path", path=path)
         return self._add(self._with_agg(req, aggregate), probes)
@@ -153,9 +167,8 @@ class Tracer:
                    aggregate: Optional[Aggregate] = None) -> list[Probe]:
         """Probes matching `pattern` in every object mapped into process `pid`.
         With `aggregate`, hits are aggregated in the kernel instead of streamed."""
-        if pid <= 0 or not pid_alive(pid):
-            raise NoSuchProcessError(f"no such process: {pid}")
-        probes = require_match(probes_in_process(pid), pattern, f"process {pid}")
+        pid = limits.as_int(pid, "pid")
+        probes = probes_of_process(pid, pattern)
         req = AttachRequest(pattern, tuple(strings), "pid", pid=pid)
         req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
         return self._add(self._with_agg(req, aggregate), probes)
@@ -169,11 +182,17 @@ class Tracer:
         try:
             probes: list[Probe] = []
             objects = [held.executable] + linked_libraries(held.executable)
+            unreadable: Optional[PyusdtError] = None
             for obj in objects:
                 try:
                     probes.extend(probes_at_path(obj))
-                except PyusdtError:
+                except PyusdtError as e:
+                    unreadable = unreadable or e
                     continue
+            if not probes and isinstance(unreadable, (NotELFError, ELFReadError)):
+                # Nothing to trace, and the program itself is not an ELF file
+                # pyusdt reads (another architecture...): that is the reason.
+                raise unreadable
             probes = require_match(probes, pattern, f"command {held.argv[0]}")
             req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held)
             req.seen_objects = inode_keys(objects)
@@ -190,6 +209,9 @@ class Tracer:
         a path, a pid, or a command (argv, or a HeldProcess to share one)."""
         if sum(x is not None for x in (path, pid, command)) != 1:
             raise ConfigError("attach_latency needs exactly one of path, pid, command")
+        if not isinstance(latency, Latency):
+            raise ConfigTypeError(f"attach_latency takes a Latency (got {latency!r})")
+        latency.__post_init__()  # again: its fields may have changed since it was made
         self._agg_id(latency)
         found = []
         for pattern, role in ((latency.start, _native.ROLE_START), (latency.done, _native.ROLE_DONE)):
@@ -211,6 +233,9 @@ class Tracer:
             return req
         if req.strings:
             raise ConfigError("string arguments are for streaming; aggregate with key=StrArg(i)")
+        if not isinstance(aggregate, Aggregate):
+            raise ConfigTypeError(f"aggregate must be an Aggregate (got {aggregate!r})")
+        aggregate.validate(needs_value=True)  # again: its fields may have changed since it was made
         self._agg_id(aggregate)
         req.agg, req.role = aggregate, _native.ROLE_AGG
         return req
@@ -229,6 +254,9 @@ class Tracer:
     def _add(self, req: AttachRequest, probes: list[Probe]) -> list[Probe]:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
+        # Each index once: a repeated one would take a second string slot and
+        # leave the first empty (-s 2 -s 2 printed arg2="").
+        req.strings = tuple(dict.fromkeys(limits.check_arg_index(i, "string argument") for i in req.strings))
         before = len(self.warnings)
         usable = check_probes(probes, req, True, self.warnings)
         if not usable:
@@ -239,7 +267,7 @@ class Tracer:
         req.pending = usable
         self._requests.append(req)
         if self._session is not None:
-            self._attach_pending(req)
+            self._attach_checked(req)
         taken = {(view.path, view.fullname) for view, _ in usable}
         return [p for p in probes if (p.path, p.fullname) in taken]
 
@@ -268,7 +296,7 @@ class Tracer:
         # Probe ids (one per probe and argument layout) index a per-CPU
         # counter array: sized for the probes known now, with room for as
         # many again found later (dlopen), within the ABI's limit.
-        known = {(inode_key(p.open_path), p.fullname, p.layout) for r in self._requests for p, _ in r.pending}
+        known = {(p.open_path, p.fullname, p.layout) for r in self._requests for p, _ in r.pending}
         opts.max_probes = min(_native.MAX_PROBES, max(MIN_PROBE_SLOTS, 2 * len(known)))
         opts.aggregate = bool(self._aggs)
         opts.max_agg_keys = self.max_agg_keys
@@ -279,7 +307,8 @@ class Tracer:
         opts.uprobe_multi = self.uprobe_multi
         self._session = _native.Session(opts)
         for req in self._requests:
-            self._attach_pending(req)
+            self._attach_checked(req)
+        self._started = True
         for held in {id(r.held): r.held for r in self._requests if r.held is not None}.values():
             held.release()
         self._last_refresh = 0.0
@@ -337,6 +366,29 @@ class Tracer:
         if failed:
             self._attach_failed(req, failed)
 
+    def _attach_checked(self, req: AttachRequest) -> None:
+        """_attach_pending, for targets that can vanish meanwhile: a file or a
+        process's mapping gone between discovery and attach is an OSError
+        there; it becomes the error a person can act on."""
+        warned = len(self.warnings)
+        gone = NoSuchProcessError(f"process {req.pid} exited before its probes were attached")
+        try:
+            self._attach_pending(req)
+        except OSError as e:
+            if isinstance(e, PyusdtError):
+                raise
+            if req.kind == "path":
+                cls = ELFNotFoundError if isinstance(e, FileNotFoundError) else ELFReadError
+                raise cls(f"{e.filename}: {e.strerror}") from None
+            if pid_alive(req.pid):
+                raise AttachError(f"process {req.pid}: {e.filename}: {e.strerror}") from None
+            if not self._started:
+                raise gone from None
+            return  # exited during the trace: a normal end, which `done` reports
+        # Its objects refused to attach (warnings) because it has gone: that is the one error.
+        if req.kind == "pid" and not self._started and len(self.warnings) > warned and not pid_alive(req.pid):
+            raise gone
+
     def _attach_failed(self, req: AttachRequest, failed: list) -> None:
         """A file the caller named fails loudly; the objects of a process
         (some may be gone already) leave warnings and the rest are traced.
@@ -376,7 +428,7 @@ class Tracer:
                     req.seen_objects.add(key)
                     found = match(probes_in_object(obj), req.pattern)
                     req.pending.extend(check_probes(found, req, False, self.warnings))
-            self._attach_pending(req)
+            self._attach_checked(req)
 
     @property
     def done(self) -> bool:
@@ -394,6 +446,8 @@ class Tracer:
 
     def poll(self, timeout: float = 0.1, max_events: int = 1 << 16) -> EventBatch:
         """Waits up to `timeout` seconds; returns the records that arrived (maybe none)."""
+        timeout = limits.check_seconds(timeout, "timeout", zero_ok=True, most=limits.MAX_TIMEOUT_S)
+        max_events = limits.MAX_EVENTS.check(max_events, "max_events")
         session = self._require_session()
         if not self._stopped and time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
             self._refresh()
@@ -410,6 +464,14 @@ class Tracer:
         """Non-empty batches (at most `max_events` records each) until the
         targets exit or `duration` seconds pass; with `idle`, empty ones too
         (one per `timeout` without events)."""
+        # Checked now, not at the first next(): a generator runs nothing until then.
+        limits.check_seconds(timeout, "timeout", zero_ok=True, most=limits.MAX_TIMEOUT_S)
+        if duration is not None:
+            duration = limits.check_seconds(duration, "duration", zero_ok=True)
+        return self._batches(timeout, duration, idle, max_events)
+
+    def _batches(self, timeout: float, duration: Optional[float], idle: bool,
+                 max_events: int) -> Iterator[EventBatch]:
         deadline = None if duration is None else time.monotonic() + duration
         while True:
             ended = self.done

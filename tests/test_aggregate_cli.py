@@ -436,7 +436,7 @@ BAD = [
     (("count", V, "agg:nothing"), ["no probe matches 'agg:nothing'"]),
     # other options out of range
     (("sum", V, "agg:value", "-v", "1", "--divisor", "0"), ["divisor must be at least 1"]),
-    (("count", V, "agg:value", "--max-keys", "0"), ["max_agg_keys"]),
+    (("count", V, "agg:value", "--max-keys", "0"), ["--max-keys must be at least 1 (got 0)"]),
     (("count", V, "agg:value", "-i", "0"), ["--interval must be positive"]),
     (("count", V, "agg:value", "-d", "-1"), ["--duration must be positive"]),
     # malformed --where

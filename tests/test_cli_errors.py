@@ -98,7 +98,7 @@ def test_string_on_4_byte_argument(cli, widths):
 
 
 def test_bad_str_len(cli, widths):
-    assert_error(cli("trace", str(widths), "--str-len", "0"), "string length")
+    assert_error(cli("trace", str(widths), "--str-len", "0"), "--str-len must be at least 1 (got 0)")
 
 
 # -- not root ------------------------------------------------------------------
