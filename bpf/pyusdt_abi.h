@@ -190,7 +190,7 @@ struct pyusdt_site {
 	pyusdt_u8 nargs;
 	pyusdt_u8 nstrings;    /* string slots this site fills */
 	pyusdt_u8 filter_tgid; /* 1: only processes in the tgid map (and their descendants) */
-	pyusdt_u8 _pad;
+	pyusdt_u8 hold;        /* 1: stop the process (SIGSTOP) once the record is sent; the reader resumes it */
 };
 
 /*

@@ -3,6 +3,14 @@
 #ifndef PYUSDT_USDT_STREAM_BPF_H
 #define PYUSDT_USDT_STREAM_BPF_H
 
+/*
+ * A hold site (the dynamic linker's notification point, under -c) stops
+ * the process that hit it until the reader has attached the probes of the
+ * objects it just loaded, so that no event they fire is missed.  Only the
+ * plain record path holds: a hold site has no string arguments.
+ */
+#define SIGSTOP_NR 19
+
 /* When the reader was last woken (any CPU; a race only adds a wake-up). */
 __u64 last_wakeup_ns;
 
@@ -149,7 +157,11 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 			return 0;
 		}
 		fill_event(ctx, site, e, id, sleepable);
-		bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e), e->ts_ns));
+		if (site->hold)
+			/* Before the record can be read: the reader's SIGCONT then
+			 * comes after this stop, or cancels it while pending. */
+			bpf_send_signal(SIGSTOP_NR);
+		bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(sizeof(*e), e->ts_ns));
 		return 0;
 	}
 	/* Both sizes are load-time constants, as the ring buffer requires. */

@@ -200,12 +200,12 @@ class PySession {
 
     uint32_t attach(const FsPath &path, const UsdtSite &site, uint32_t probe_id,
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
-                    std::optional<pyusdt_agg_spec> agg) {
+                    std::optional<pyusdt_agg_spec> agg, bool hold) {
         Session &sess = s();
         try {
             py::gil_scoped_release nogil;
             return sess.attach(path.bytes, site, probe_id, string_args, pid, filter_tgid,
-                               agg ? &*agg : nullptr);
+                               agg ? &*agg : nullptr, hold);
         } catch (const AttachError &e) {
             py::gil_scoped_acquire gil;
             raise_py("AttachError", e.what(), e.err);
@@ -270,6 +270,30 @@ std::pair<std::vector<UsdtSite>, size_t> read_sites(const FsPath &path) {
                                                                           ? "NotELFError"
                                                                           : "ELFReadError",
                  e.what());
+    }
+}
+
+// glibc's dynamic linker calls _dl_debug_state (its r_brk, the function
+// debuggers break on) before and after it maps objects (dlopen included),
+// before their constructors run: the point to notice a new object.  A site
+// with no arguments there, or None when `path` has no such function.
+std::optional<UsdtSite> loader_hook_site(const FsPath &path) {
+    try {
+        ElfFile elf(path.bytes);
+        std::optional<uint64_t> vaddr = elf.symbol_value("_dl_debug_state");
+        if (!vaddr)
+            return std::nullopt;
+        std::optional<uint64_t> offset = elf.vaddr_to_offset(*vaddr);
+        if (!offset)
+            return std::nullopt;
+        UsdtSite site;
+        site.provider = "pyusdt";
+        site.name = "loader";
+        site.pc_vaddr = *vaddr;
+        site.pc_offset = *offset;
+        return site;
+    } catch (const ElfError &) {
+        return std::nullopt;
     }
 }
 
@@ -351,6 +375,8 @@ PYBIND11_MODULE(_native, m) {
         })
         .def_property_readonly("nargs", [](const UsdtSite &s) { return split_args(s.args_text).size(); });
 
+    m.def("loader_hook_site", &loader_hook_site, py::arg("path"),
+          "A site at the dynamic linker's _dl_debug_state in `path` (ld.so), or None.");
     m.def("read_sites", &read_sites, py::arg("path"),
           "(every USDT probe site in the ELF file at `path`, in note order; malformed notes skipped).");
     m.def("event_dtype", &event_dtype, py::arg("str_len"), py::arg("string_slots"),
@@ -442,7 +468,7 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init<const SessionOptions &>(), py::arg("options"))
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
              py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false,
-             py::arg("agg") = py::none())
+             py::arg("agg") = py::none(), py::arg("hold") = false)
         .def("commit", &PySession::commit,
              "Links the sites attached since the last commit (uprobe_multi); [(errno, message)] of "
              "those the kernel refused.")

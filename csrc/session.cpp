@@ -337,7 +337,7 @@ std::vector<AttachFailure> Session::commit() {
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
                          const std::vector<int> &string_args, int pid, bool filter_tgid,
-                         const pyusdt_agg_spec *agg) {
+                         const pyusdt_agg_spec *agg, bool hold) {
     if (!site.args_error.empty())
         throw AttachError(EINVAL, site.provider + ":" + site.name + ": " + site.args_error);
     if (next_site_ >= opts_.max_sites)
@@ -351,6 +351,9 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     s.site_vaddr = site.pc_vaddr;
     s.probe_id = probe_id;
     s.filter_tgid = filter_tgid ? 1 : 0;
+    if (hold && (agg || !string_args.empty()))
+        throw AttachError(EINVAL, "a hold site streams plain records only");
+    s.hold = hold ? 1 : 0;
     s.nargs = static_cast<uint8_t>(site.args.size());
     std::copy(site.args.begin(), site.args.end(), s.args);
     for (size_t slot = 0; slot < string_args.size(); slot++) {

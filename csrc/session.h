@@ -94,7 +94,7 @@ class Session {
     // here and now (an AttachError names it).
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
-                    const pyusdt_agg_spec *agg = nullptr);
+                    const pyusdt_agg_spec *agg = nullptr, bool hold = false);
 
     // Links the sites attach() accepted since the last commit: one link per
     // (file, pid, program).  A link the kernel refuses is retried one site at

@@ -12,9 +12,9 @@ from typing import Optional, Union
 
 from . import limits
 from .aggregation import Aggregate, Latency
-from .discovery import Probe, probes_in_process, require_match
-from .errors import ArgumentIndexError, NoProbesError, NoSuchProcessError
-from .launcher import HeldProcess
+from .discovery import Probe, probes_in_process, process_objects, require_match
+from .errors import ArgumentIndexError, NoProbesError, NoSuchProcessError, PyusdtError
+from .launcher import HeldProcess, linked_libraries
 
 
 @dataclass
@@ -31,6 +31,22 @@ class AttachRequest:
     role: int = 0  # _native.ROLE_*: what this request's sites do with a hit
     pending: list = field(default_factory=list)  # probes resolved, not yet attached
     seen_objects: set = field(default_factory=set)  # inode keys already scanned
+    only_path: Optional[str] = None  # PATH:provider:name: that file only, attached by inode
+    matched: bool = False  # some probe matched (a pattern may match only objects loaded later)
+    unmatched_why: str = ""  # later=True and nothing matched when attached: why
+    loader_hooked: bool = False  # the dynamic linker's site was attached for this target
+
+    def loader_objects(self) -> list[tuple]:
+        """(open path, display path) of the objects where the target's
+        dynamic linker may be: for a command not yet started, what its
+        executable links; for a process, what it maps."""
+        if self.held is not None:
+            objs = [self.held.executable] + linked_libraries(self.held.executable)
+            return [(o, o) for o in objs]
+        try:
+            return [(o.open_path, o.path) for o in process_objects(self.pid)]
+        except PyusdtError:
+            return []
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from .discovery import probes_at_path, require_match
 from .errors import MalformedNotesWarning, PyusdtError
 from .render import event_json, event_text, summary, write_probes
 from .cli_aggregate import add_aggregate_commands
-from .cli_targets import Target, Terminated, add_target_args, close_quickly, show_warnings, split_target
+from .cli_targets import (Target, Terminated, add_target_args, close_quickly, show_unmatched, show_waiting,
+                          show_warnings, split_target)
 from .loss_report import LossReport
 from .stop_signals import StopSignals
 from .trace_loop import stream
@@ -99,6 +100,7 @@ def _trace(args, parser, writer) -> int:
     tracer = build_tracer(args, parser)
     with tracer:
         show_warnings(tracer)
+        show_waiting(tracer)
 
         def announce() -> None:
             show_warnings(tracer)  # attaching happens in start()
@@ -142,8 +144,9 @@ def _trace(args, parser, writer) -> int:
         if args.pid is not None and tracer.done:
             # A normal end, as bpftrace's: the output is complete (exit 0).
             print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+        never = show_unmatched(tracer)
         close_quickly(tracer)
-    return 130 if forced else 0
+    return 130 if forced else never
 
 
 def _stdout_writer():

@@ -16,7 +16,8 @@ from typing import Optional
 
 from . import limits
 from .aggregation import KINDS, UNITS, Aggregate, AggregationResult, Arg, Latency, StrArg, Where
-from .cli_targets import Target, add_target_args, close_quickly, show_warnings, split_target
+from .cli_targets import (Target, add_target_args, close_quickly, show_unmatched, show_waiting, show_warnings,
+                          split_target)
 from .errors import ConfigError
 from .stop_signals import StopSignals
 from .tracer import Tracer
@@ -265,6 +266,7 @@ def _aggregate_until_stopped(tracer: Tracer, spec, args, stop: StopSignals, dead
 
 def _run(tracer: Tracer, spec, args) -> int:
     show_warnings(tracer)
+    show_waiting(tracer)
     tracer.start()
     show_warnings(tracer)
     print(f"pyusdt: aggregating {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
@@ -294,5 +296,6 @@ def _run(tracer: Tracer, spec, args) -> int:
     if args.pid is not None and tracer.done:
         # A normal end, as bpftrace's: the output is complete (exit 0).
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+    never = show_unmatched(tracer)
     close_quickly(tracer)
-    return 0
+    return never

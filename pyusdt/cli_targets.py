@@ -23,6 +23,19 @@ def add_target_args(p: argparse.ArgumentParser, with_command: bool) -> None:
                    help="an ELF file (unless -p/-c), then a glob on provider:name")
 
 
+def show_waiting(tracer: Tracer) -> None:
+    """Patterns that match nothing yet: the trace waits for objects loaded later."""
+    for why in tracer.waiting:
+        print(f"pyusdt: {why} yet; waiting for the objects it loads", file=sys.stderr)
+
+
+def show_unmatched(tracer: Tracer) -> int:
+    """1 (after one line each) when a waiting pattern never matched, else 0."""
+    for why in tracer.unmatched:
+        print(f"pyusdt: {why}: none appeared during the trace", file=sys.stderr)
+    return 1 if tracer.unmatched else 0
+
+
 def show_warnings(tracer: Tracer) -> None:
     """The tracer's warnings not shown yet, one line each on stderr."""
     for w in tracer.take_warnings():
@@ -78,10 +91,12 @@ class Target:
         return self.held
 
     def attach(self, tracer: Tracer, pattern: str, **kw) -> None:
+        """A process's pattern may match only objects it loads later (dlopen):
+        it waits for them, said at once (waiting_lines) and at the end (unmatched_lines)."""
         if self.pid is not None:
-            tracer.attach_pid(self.pid, pattern, **kw)
+            tracer.attach_pid(self.pid, pattern, later=True, **kw)
         elif self.command is not None:
-            tracer.attach_command(self._held(), pattern, **kw)
+            tracer.attach_command(self._held(), pattern, later=True, **kw)
         else:
             tracer.attach_path(self.path, pattern, **kw)
 

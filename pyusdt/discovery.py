@@ -319,6 +319,20 @@ def normalize_pattern(pattern: Optional[str]) -> str:
     return pattern if ":" in pattern else f"*:{pattern}"
 
 
+def split_path_pattern(pattern: Optional[str]) -> Optional[tuple[str, str]]:
+    """bpftrace's path-qualified form, PATH:provider:name (or PATH:name, or
+    PATH alone): (PATH, the rest as a pattern); None for a plain pattern.
+    A pattern names a file when it starts with '/'."""
+    if not pattern or not pattern.startswith("/"):
+        return None
+    parts = pattern.rsplit(":", 2)
+    if len(parts) == 1:
+        return parts[0], "*"
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return parts[0], f"{parts[1]}:{parts[2]}"
+
+
 def match(probes: Iterable[Probe], pattern: Optional[str]) -> list[Probe]:
     pat = normalize_pattern(pattern)
     return [p for p in probes if fnmatch.fnmatchcase(p.fullname, pat)]

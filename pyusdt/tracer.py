@@ -27,6 +27,7 @@ from .discovery import (
     process_objects,
     require_match,
     match,
+    split_path_pattern,
 )
 from .errors import (
     AttachError,
@@ -34,6 +35,8 @@ from .errors import (
     ConfigTypeError,
     ELFNotFoundError,
     ELFReadError,
+    NoMatchError,
+    NoProbesError,
     NoSuchProcessError,
     NotELFError,
     PyusdtError,
@@ -52,6 +55,7 @@ from .attach_request import (
 )
 from .events import EventBatch, TracedProbe
 from .launcher import HeldProcess, linked_libraries
+from .loader_hook import LoaderHook
 from .tracer_results import ProbeStats, read_aggregations, read_stats
 
 DEFAULT_RINGBUF_BYTES = 16 << 20
@@ -132,6 +136,8 @@ class Tracer:
             uprobe_multi = os.environ.get("PYUSDT_UPROBE_MULTI", "1") != "0"
         self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
+        # Why each pattern attached with later=True matched nothing when attached.
+        self.waiting: list[str] = []
         self._warnings_taken = 0
         self._requests: list[AttachRequest] = []
         self._probes: list[TracedProbe] = []
@@ -151,6 +157,8 @@ class Tracer:
         self.detaching_pid: Optional[int] = None  # close(detach_in_background=True)'s process
         self.detaching_links = 0
         self._started = False  # start() has attached what was asked before it
+        self._loader: Optional[LoaderHook] = None  # the dynamic linker's site, from start()
+        self._max_probe_ids = _native.MAX_PROBES
 
     # -- choosing what to trace -------------------------------------------
 
@@ -164,22 +172,57 @@ class Tracer:
         return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = (),
-                   aggregate: Optional[Aggregate] = None) -> list[Probe]:
-        """Probes matching `pattern` in every object mapped into process `pid`.
-        With `aggregate`, hits are aggregated in the kernel instead of streamed."""
+                   aggregate: Optional[Aggregate] = None, later: bool = False) -> list[Probe]:
+        """Probes matching `pattern` in every object mapped into process `pid`,
+        and in objects it maps later (dlopen).  With `aggregate`, hits are
+        aggregated in the kernel instead of streamed.
+
+        `pattern` may name a file, as bpftrace does: PATH:provider:name
+        attaches to that file's probes in this process whether or not it has
+        mapped it yet (the kernel applies them when it does).  later: a
+        pattern that matches nothing yet is no error: it waits for objects
+        loaded later (see unmatched)."""
         pid = limits.as_int(pid, "pid")
-        probes = probes_of_process(pid, pattern)
-        req = AttachRequest(pattern, tuple(strings), "pid", pid=pid)
+        qualified = split_path_pattern(pattern)
+        if qualified is not None:
+            if not pid_alive(pid):
+                raise NoSuchProcessError(f"no such process: {pid}")
+            path, pattern = qualified
+            probes = require_match(probes_at_path(path), pattern, path)
+            req = AttachRequest(pattern, tuple(strings), "pid", pid=pid, only_path=path)
+            return self._add(self._with_agg(req, aggregate), probes)
+        probes, why = self._matching_now(lambda: probes_of_process(pid, pattern), later)
+        req = AttachRequest(pattern, tuple(strings), "pid", pid=pid, unmatched_why=why)
         req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
         return self._add(self._with_agg(req, aggregate), probes)
 
+    def _matching_now(self, find, later: bool) -> tuple[list[Probe], str]:
+        """(find()'s probes, ""); with `later`, ([], why) when none match yet."""
+        try:
+            return find(), ""
+        except (NoProbesError, NoMatchError) as e:
+            if not later:
+                raise
+            self.waiting.append(str(e))
+            return [], str(e)
+
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
-                       strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None) -> HeldProcess:
+                       strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None,
+                       later: bool = False) -> HeldProcess:
         """Starts `argv` held before exec (or reuses a HeldProcess from an earlier
-        call); start() attaches its probes, then lets it run.  With `aggregate`,
-        hits are aggregated in the kernel instead of streamed."""
+        call); start() attaches its probes, then lets it run.  The probes of
+        objects it loads later (dlopen) are attached as it loads them, before
+        their code runs.  With `aggregate`, hits are aggregated in the kernel
+        instead of streamed.  `pattern` and `later` as for attach_pid."""
         held = argv if isinstance(argv, HeldProcess) else HeldProcess(argv)
         try:
+            qualified = split_path_pattern(pattern)
+            if qualified is not None:
+                path, pattern = qualified
+                probes = require_match(probes_at_path(path), pattern, path)
+                req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held, only_path=path)
+                self._add(self._with_agg(req, aggregate), probes)
+                return held
             probes: list[Probe] = []
             objects = [held.executable] + linked_libraries(held.executable)
             unreadable: Optional[PyusdtError] = None
@@ -193,8 +236,10 @@ class Tracer:
                 # Nothing to trace, and the program itself is not an ELF file
                 # pyusdt reads (another architecture...): that is the reason.
                 raise unreadable
-            probes = require_match(probes, pattern, f"command {held.argv[0]}")
-            req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held)
+            found = probes
+            probes, why = self._matching_now(lambda: require_match(found, pattern, f"command {held.argv[0]}"),
+                                             later)
+            req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held, unmatched_why=why)
             req.seen_objects = inode_keys(objects)
             self._add(self._with_agg(req, aggregate), probes)
         except BaseException:
@@ -259,8 +304,9 @@ class Tracer:
         req.strings = tuple(dict.fromkeys(limits.check_arg_index(i, "string argument") for i in req.strings))
         before = len(self.warnings)
         usable = check_probes(probes, req, True, self.warnings)
-        if not usable:
+        if probes and not usable:
             raise UnsupportedArgumentError("; ".join(self.warnings[before:]))
+        req.matched = bool(usable)
         if self._session is not None and req.agg is None and self._streams_nothing:
             raise ConfigError("this tracer started with aggregations only, so it has no room to "
                               "stream events: create it with ringbuf_bytes=... to do both")
@@ -298,6 +344,8 @@ class Tracer:
         # many again found later (dlopen), within the ABI's limit.
         known = {(p.open_path, p.fullname, p.layout) for r in self._requests for p, _ in r.pending}
         opts.max_probes = min(_native.MAX_PROBES, max(MIN_PROBE_SLOTS, 2 * len(known)))
+        # The last probe id is the dynamic linker's notification site's.
+        self._max_probe_ids = opts.max_probes - 1
         opts.aggregate = bool(self._aggs)
         opts.max_agg_keys = self.max_agg_keys
         # The aggregations known now get rows in the flat per-CPU array.
@@ -306,6 +354,7 @@ class Tracer:
         opts.max_starts = max([a.max_pending for a in self._aggs if isinstance(a, Latency)], default=1)
         opts.uprobe_multi = self.uprobe_multi
         self._session = _native.Session(opts)
+        self._loader = LoaderHook(self._session, self._max_probe_ids)
         for req in self._requests:
             self._attach_checked(req)
         self._started = True
@@ -319,6 +368,8 @@ class Tracer:
         if key in self._probe_ids and self._probes[self._probe_ids[key]].strings != strings:
             raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
         if key not in self._probe_ids:
+            if len(self._probes) >= self._max_probe_ids:
+                raise AttachError(f"too many probes (limit {self._max_probe_ids})")
             self._probe_ids[key] = len(self._probes)
             self._probes.append(TracedProbe(len(self._probes), probe, strings))
         return self._probe_ids[key]
@@ -334,6 +385,11 @@ class Tracer:
         if spec is not None:
             flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
             spec.flat = int(flat_kind and agg_id < self._flat_aggs)
+        if req.kind != "path" and req.only_path is None and not req.loader_hooked:
+            req.loader_hooked = True
+            why = self._loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
+            if why:
+                self.warnings.append(why)
         slots = self._session.string_slots
         failed: list[AttachError] = []
         for probe, strings in pending:
@@ -408,7 +464,7 @@ class Tracer:
         """Attaches probes in objects that appeared since: dlopen, exec, forked children."""
         self._last_refresh = time.monotonic()
         for req in self._requests:
-            if req.kind == "path":
+            if req.kind == "path" or req.only_path is not None:
                 continue
             pids = self._session.tgids() if self.follow_children else [req.pid]
             for pid in pids:
@@ -426,9 +482,19 @@ class Tracer:
                     if key in req.seen_objects:
                         continue
                     req.seen_objects.add(key)
-                    found = match(probes_in_object(obj), req.pattern)
-                    req.pending.extend(check_probes(found, req, False, self.warnings))
+                    found = check_probes(match(probes_in_object(obj), req.pattern), req, False, self.warnings)
+                    req.matched = req.matched or bool(found)
+                    req.pending.extend(found)
             self._attach_checked(req)
+
+    def _on_objects_loaded(self, pids: set) -> None:
+        """The dynamic linker of these processes mapped objects: attach their
+        probes now, then let the processes the hook holds go on."""
+        try:
+            if not self._stopped:
+                self._refresh()
+        finally:
+            self._loader.resume(pids)
 
     @property
     def done(self) -> bool:
@@ -452,6 +518,10 @@ class Tracer:
         if not self._stopped and time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
             self._refresh()
         arr = session.poll(int(timeout * 1000), max_events)
+        if len(arr) and self._loader is not None:
+            arr, loaded = self._loader.take(arr)
+            if loaded:
+                self._on_objects_loaded(loaded)
         if len(arr):
             counts = np.bincount(arr["probe_id"], minlength=len(self._probes))
             if len(counts) > len(self._events):
@@ -525,6 +595,12 @@ class Tracer:
         """Every probe attached so far; a record's probe_id indexes this list."""
         return list(self._probes)
 
+    @property
+    def unmatched(self) -> list[str]:
+        """Why each pattern attached with later=True that has matched no
+        probe so far matched none when it was attached."""
+        return [r.unmatched_why for r in self._requests if r.unmatched_why and not r.matched]
+
     def take_warnings(self) -> list[str]:
         """The warnings added since the last call (all of `warnings` the first
         time): what to show now, as attaching goes on during a trace."""
@@ -572,7 +648,9 @@ class Tracer:
     @property
     def attached_sites(self) -> int:
         """Probe sites currently attached (a uprobe_multi link holds many)."""
-        return 0 if self._session is None or self._session.closed else self._session.attached_sites
+        if self._session is None or self._session.closed:
+            return 0
+        return self._session.attached_sites - (self._loader.sites if self._loader is not None else 0)
 
     def _require_session(self):
         if self._closed:
@@ -602,6 +680,8 @@ class Tracer:
                 pid = self._session.detach_in_background()
                 self.detaching_pid = pid if pid > 0 else None
             self._session.close()
+        if self._loader is not None:
+            self._loader.resume_all()  # no process stays stopped at a load we did not see
         self._closed = True
         for req in self._requests:
             if req.held is not None and not req.held.released:

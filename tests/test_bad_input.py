@@ -507,8 +507,6 @@ COMMANDS = [
     ("{dir_interp}", "not executable: {dir}"),
     ("{empty_shebang}", "{empty_shebang}: not an ELF file"),
     ("{aarch64}", "{aarch64}: not an x86-64 ELF file"),
-    ("true", "command true: no USDT probes"),
-    ("{V} -r 1", "command {V}: no probe matches 'nope:nope'"),
     ("foo 'bar", "-c: No closing quotation: foo 'bar"),
     ('foo "bar', "-c: No closing quotation: foo \"bar"),
     ("foo\\", "-c: No escaped character: foo\\"),
@@ -521,6 +519,29 @@ def test_command(files, cmd, command, message):
     pattern = "nope:nope" if "-r 1" in command else "*"
     extra = ["--start", pattern, "--done", pattern] if cmd == "latency" else [pattern]
     assert_one_line(run_main([cmd, "-c", command.format_map(files), *extra]), *err(message.format_map(files)))
+
+
+NOTHING_YET = [("true", "command true: no USDT probes"), ("{V} -r 1", "command {V}: no probe matches 'nope:nope'")]
+
+
+@pytest.mark.parametrize("cmd", ["trace", "count", "latency"])
+@pytest.mark.parametrize("command,message", NOTHING_YET, ids=["true", "V"])
+def test_command_matching_nothing(files, cmd, command, message):
+    """trace and count wait for objects the command loads later (dlopen),
+    say so, and fail at the end when none matched; latency pairs probes
+    known at the start, so it fails at once."""
+    pattern = "nope:nope" if "-r 1" in command else "*"
+    extra = ["--start", pattern, "--done", pattern] if cmd == "latency" else [pattern]
+    run = run_main([cmd, "-c", command.format_map(files), *extra])
+    message = message.format_map(files)
+    if cmd == "latency":
+        assert_one_line(run, *err(message))
+        return
+    assert not run.timed_out and "Traceback" not in run.err
+    lines = run.err.splitlines()
+    assert lines[0] == f"pyusdt: {message} yet; waiting for the objects it loads"
+    assert lines[-1] == f"pyusdt: {message}: none appeared during the trace"
+    assert run.code == 1
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -1,0 +1,101 @@
+"""Noticing objects a traced process loads (dlopen) the moment it loads them.
+
+glibc's dynamic linker calls _dl_debug_state() (the breakpoint debuggers
+use) before and after it maps objects, before their constructors run.  A
+site there, in the traced processes only, sends a record with a probe id of
+its own; the reader then scans the process for new objects and attaches
+their probes at once, instead of at the next periodic rescan.
+
+For a command pyusdt started (-c), the site also holds the process: the BPF
+program stops it (SIGSTOP) before the record can be read, and the reader
+resumes it (SIGCONT) once the new probes are attached, so not one event
+they fire is missed.  A process pyusdt did not start (-p) is not stopped:
+its shell would see it stopped; its new probes attach within milliseconds.
+A stop still pending when SIGCONT comes is cancelled by it, so the order of
+the two cannot leave the process stopped.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from typing import Iterable, Optional
+
+import numpy as np
+
+from . import _native
+from .errors import AttachError
+
+
+def _loader_candidates(paths: Iterable[tuple]) -> list[tuple]:
+    """(open path, display path) of the objects that may be the dynamic
+    linker, the likeliest (ld-*.so*) first."""
+    paths = list(paths)
+    named = [p for p in paths if os.path.basename(p[1]).startswith("ld-")]
+    return named + [p for p in paths if p not in named]
+
+
+class LoaderHook:
+    """The dynamic linker's notification site in every traced process."""
+
+    def __init__(self, session, probe_id: int) -> None:
+        self._session = session
+        self.probe_id = probe_id
+        self._hooked: set = set()  # (loader file, pid or -1)
+        self._holds: set[int] = set()  # pids whose hits stop them (commands pyusdt started)
+        self.sites = 0  # sites attached (not probe sites a user asked for)
+
+    def hook(self, objects: Iterable[tuple], pid: int, follow: bool, hold: bool) -> Optional[str]:
+        """Attaches the site in the loader among `objects` ((open path,
+        display path) pairs) for process `pid` (with `follow`, every process
+        in the tgid filter).  Returns why it could not, or None."""
+        for open_path, shown in _loader_candidates(objects):
+            site = _native.loader_hook_site(open_path)
+            if site is None:
+                continue
+            key = (os.path.realpath(shown), -1 if follow else pid)
+            if key in self._hooked:
+                return None
+            try:
+                self._session.attach(open_path, site, self.probe_id, [], -1 if follow else pid, follow,
+                                     None, hold)
+                for err, message in self._session.commit():
+                    raise AttachError(message)
+            except AttachError as e:
+                return f"objects loaded later are found by a rescan every 0.2 s: {e}"
+            self._hooked.add(key)
+            self.sites += 1
+            if hold:
+                self._holds.add(pid)
+            return None
+        return None  # not a glibc process (static, musl): the periodic rescan finds new objects
+
+    def take(self, records: np.ndarray) -> tuple[np.ndarray, set]:
+        """The records without the loader's, and the pids that sent one."""
+        mine = records["probe_id"] == self.probe_id
+        if not mine.any():
+            return records, set()
+        return records[~mine], {int(p) for p in records["pid"][mine]}
+
+    def resume(self, pids: Iterable[int]) -> None:
+        """Lets processes the hook stopped go on (a pid it never holds is left alone)."""
+        for pid in pids:
+            if pid in self._holds or self._holds and self._session_follows(pid):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+
+    def resume_all(self) -> None:
+        """At the end of the trace: no process is left stopped by us."""
+        for pid in list(self._holds):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def _session_follows(self, pid: int) -> bool:
+        """A descendant of a held command, traced with follow_children."""
+        try:
+            return pid in self._session.tgids()
+        except Exception:  # noqa: BLE001 - a closed session follows no one
+            return False
