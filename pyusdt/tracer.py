@@ -334,8 +334,10 @@ class Tracer:
         opts = _native.SessionOptions()
         opts.ringbuf_bytes = self.ringbuf_bytes
         opts.str_len = self.str_len
-        opts.string_slots = max((len(strings) for r in self._requests for _, strings in r.pending),
-                                default=0)
+        # What the probes found need, and what a pattern waiting for objects
+        # loaded later asked for (their probes come after the session is made).
+        opts.string_slots = max([len(strings) for r in self._requests for _, strings in r.pending]
+                                + [len(set(r.strings)) for r in self._requests if r.agg is None], default=0)
         opts.wakeup_bytes = self.wakeup_bytes
         opts.wakeup_interval_ns = int((self.wakeup_interval or 0) * 1e9)
         opts.max_sites = self.max_sites
