@@ -15,13 +15,15 @@ PY      = $(VENV)/bin/python
 
 # Build: clang/bpftool compile the BPF objects; libbpf, libelf and zlib
 # (Debian's source packages) are built PIC and linked statically; sys/sdt.h for
-# the demo.  Tests: bpftrace as the reference peer; python3.11 and PostgreSQL
-# 15 as real USDT targets; pandas, pyarrow and matplotlib (pip, in the venv)
-# for the data-out tests, which must not skip; debootstrap makes check-wheel's
+# the demo.  Tests: bpftrace as the reference peer; python3.11, PostgreSQL 15
+# and OpenJDK 17 (libjvm.so, dlopened by java) as real USDT targets; pandas,
+# pyarrow and matplotlib (pip, in the venv) for the data-out tests, which must
+# not skip; debootstrap makes check-wheel's
 # bare roots and build-wheel's roots with each Python's headers.
 SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
-                  bpftrace python3.11 postgresql-15 binutils util-linux debootstrap qemu-system-x86
+                  bpftrace python3.11 postgresql-15 openjdk-17-jdk-headless binutils util-linux \
+                  debootstrap qemu-system-x86
 
 .PHONY: demo test bench install system-packages tracefs wheel check-wheel clean
 

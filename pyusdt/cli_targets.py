@@ -47,8 +47,8 @@ def close_quickly(tracer: Tracer) -> None:
     perf-event links) to a background process, and saying so."""
     tracer.close(detach_in_background=True)
     if tracer.detaching_pid is not None:
-        print(f"pyusdt: detaching {tracer.detaching_links} probe site(s) in the background "
-              f"(pid {tracer.detaching_pid}; perf-event links take the kernel a moment each)", file=sys.stderr)
+        print(f"pyusdt: detaching {tracer.detaching_links} perf-event link(s) in the background "
+              f"(pid {tracer.detaching_pid}; the kernel takes a moment for each)", file=sys.stderr)
 
 
 def split_target(args, parser) -> tuple[Optional[str], Optional[str]]:

@@ -66,8 +66,10 @@ REFRESH_INTERVAL_S = 0.2
 # From this many perf-event links (~0.1 s each to detach), a CLI close()
 # leaves the detaching to a background process.
 BACKGROUND_DETACH_MIN_LINKS = 16
-# Attach failures shown one per line; beyond, a count.
+# Attach failures: reasons shown one per line (beyond, a count), and the
+# probes named in each.
 MAX_FAILURE_LINES = 5
+MAX_NAMES_SHOWN = 3
 # Probe ids a session has room for at least (see start()).
 MIN_PROBE_SLOTS = 1024
 # After stop(), how long drain() waits at most for records being written.
@@ -412,7 +414,7 @@ class Tracer:
                     self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
                 except AttachError as e:
                     if probe.fullname not in str(e):
-                        e = _named(e, f"{probe.fullname} in {probe.path}: {e}")
+                        e = _named(e, probe)
                     failed.append(e)
                     continue
                 self._linked_ids.add(probe_id)
@@ -453,14 +455,21 @@ class Tracer:
         Many failures (a limit reached) are a few lines, not one per site."""
         if req.held is None and req.kind == "path":
             raise failed[0]
-        counts: dict = {}
+        by_reason: dict = {}
         for e in failed:
-            counts[str(e)] = counts.get(str(e), 0) + 1
-        for message, n in list(counts.items())[:MAX_FAILURE_LINES]:
-            self.warnings.append(f"not attached: {message}" + (f" ({n} sites)" if n > 1 else ""))
-        if len(counts) > MAX_FAILURE_LINES:
+            by_reason.setdefault(getattr(e, "reason", str(e)), []).append(e)
+        for reason, errors in list(by_reason.items())[:MAX_FAILURE_LINES]:
+            probes = list({id(p): p for p in (getattr(e, "probe", None) for e in errors)}.values())
+            if len(errors) == 1 or None in probes:
+                self.warnings.extend(f"not attached: {e}" for e in errors[:MAX_FAILURE_LINES])
+                continue
+            names = ", ".join(p.fullname for p in probes[:MAX_NAMES_SHOWN])
+            more = f" and {len(probes) - MAX_NAMES_SHOWN} more" if len(probes) > MAX_NAMES_SHOWN else ""
+            self.warnings.append(f"not attached: {len(errors)} site(s) of {len(probes)} probe(s) "
+                                 f"({names}{more}) in {probes[0].path}: {reason}")
+        if len(by_reason) > MAX_FAILURE_LINES:
             self.warnings.append(f"{len(failed)} probe site(s) not attached in all "
-                                 f"({len(counts) - MAX_FAILURE_LINES} more reason(s) not shown)")
+                                 f"({len(by_reason) - MAX_FAILURE_LINES} more reason(s) not shown)")
 
     def _refresh(self) -> None:
         """Attaches probes in objects that appeared since: dlopen, exec, forked children."""
@@ -702,8 +711,11 @@ class Tracer:
             pass
 
 
-def _named(e: AttachError, message: str) -> AttachError:
-    """The same failure, its message naming the probe."""
-    named = AttachError(message)
+def _named(e: AttachError, probe: Probe) -> AttachError:
+    """The same failure, its message naming the probe; `reason` and `probe`
+    let failures be grouped."""
+    named = AttachError(f"{probe.fullname} in {probe.path}: {e}")
     named.os_errno = getattr(e, "os_errno", 0)
+    named.reason = str(e)
+    named.probe = probe
     return named
