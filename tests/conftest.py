@@ -78,6 +78,18 @@ def build():
     return compile_c
 
 
+@pytest.fixture(scope="session")
+def lib(build):
+    """libproc_probes.so (tests/programs/proc_probes_lib.c), for the library tests."""
+    return build("proc_probes_lib.c", "libproc_probes.so", "-shared", "-fPIC")
+
+
+@pytest.fixture(scope="session")
+def dlopener(build):
+    """proc_dlopen, which loads a library after the trace has started."""
+    return build("proc_dlopen.c", "proc_dlopen")
+
+
 PYUSDT = str(Path(sys.executable).parent / "pyusdt")
 
 

@@ -33,16 +33,6 @@ GC_JAVA = """public class Gc {
 """
 
 
-@pytest.fixture(scope="module")
-def lib(build):
-    return build("proc_probes_lib.c", "libproc_probes.so", "-shared", "-fPIC")
-
-
-@pytest.fixture(scope="module")
-def dlopener(build):
-    return build("proc_dlopen.c", "proc_dlopen")
-
-
 def maps(stdout: str) -> list:
     """The map lines of a count (the traced command prints too)."""
     return [line for line in stdout.splitlines() if line.startswith("@")]

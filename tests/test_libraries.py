@@ -39,19 +39,9 @@ CPU = min(os.sched_getaffinity(0))
 
 
 @pytest.fixture(scope="module")
-def lib(build):
-    return build("proc_probes_lib.c", "libproc_probes.so", "-shared", "-fPIC")
-
-
-@pytest.fixture(scope="module")
 def linked(build, lib):
     return build("proc_linked.c", "proc_linked", f"-L{lib.parent}", "-lproc_probes",
                  f"-Wl,-rpath,{lib.parent}")
-
-
-@pytest.fixture(scope="module")
-def dlopener(build):
-    return build("proc_dlopen.c", "proc_dlopen")
 
 
 def by_probe(events, fullname):

@@ -268,16 +268,6 @@ def test_writer_flushes_row_groups(bpf, prog, tmp_path):
 # -- probes found after the file was begun ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lib(build):
-    return build("proc_probes_lib.c", "libproc_probes.so", "-shared", "-fPIC")
-
-
-@pytest.fixture(scope="module")
-def dlopener(build):
-    return build("proc_dlopen.c", "proc_dlopen")
-
-
 def test_library_loaded_later(bpf, lib, dlopener, tmp_path):
     """The columns are fixed at the start, from proclib:loaded(int, int, str)
     and proclib:done(int).  proclib:fire(int, long, str), dlopen'ed later, is
