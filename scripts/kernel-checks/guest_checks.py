@@ -379,6 +379,12 @@ def check_provider_pid():
     expect_summary(tr.stderr(), 3)
 
 
+def check_late_provider():
+    """-c: a provider the script makes and dlopens after the trace began,
+    fired at once: held at the dynamic linker's site, every fire is seen."""
+    check_aggregate(["sum", "-c", f"python3 {target('kc_late.py')}", "kclate:tick", "-v", "0"], "@: 1225\n", 50)
+
+
 def read_u16(pid, addr):
     with open(f"/proc/{pid}/mem", "rb") as mem:
         mem.seek(addr)
@@ -482,6 +488,7 @@ CHECKS = [
     ("lhist", check_lhist),
     ("latency", check_latency),
     ("provider-pid", check_provider_pid),
+    ("late-provider", check_late_provider),
     ("semaphore", check_semaphore),
     ("demo", check_demo),
     ("dmesg", check_dmesg),     # last: after everything else has run
