@@ -35,13 +35,25 @@ ElfFile::ElfFile(const std::string &path) : path_(path) {
     if (m == MAP_FAILED)
         throw ElfError(ElfError::kUnreadable, path + ": mmap: " + std::strerror(errno));
     data_ = static_cast<const uint8_t *>(m);
-
-    const Elf64_Ehdr &h = header();
-    auto fail = [&](const char *why) {
+    mapped_ = true;
+    try {
+        check_headers();
+    } catch (...) {
         munmap(const_cast<uint8_t *>(data_), size_);
-        data_ = nullptr;
-        throw ElfError(ElfError::kNotElf, path + ": " + why);
-    };
+        throw;
+    }
+}
+
+ElfFile::ElfFile(std::string name, const uint8_t *data, size_t size)
+    : path_(std::move(name)), data_(data), size_(size) {
+    if (size_ < sizeof(Elf64_Ehdr))
+        throw ElfError(ElfError::kNotElf, path_ + ": not an ELF file");
+    check_headers();
+}
+
+void ElfFile::check_headers() const {
+    const Elf64_Ehdr &h = header();
+    auto fail = [&](const char *why) { throw ElfError(ElfError::kNotElf, path_ + ": " + why); };
     if (std::memcmp(h.e_ident, ELFMAG, SELFMAG) != 0)
         fail("not an ELF file");
     if (h.e_ident[EI_CLASS] != ELFCLASS64 || h.e_ident[EI_DATA] != ELFDATA2LSB)
@@ -54,7 +66,7 @@ ElfFile::ElfFile(const std::string &path) : path_(path) {
 }
 
 ElfFile::~ElfFile() {
-    if (data_)
+    if (mapped_)
         munmap(const_cast<uint8_t *>(data_), size_);
 }
 

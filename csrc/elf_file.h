@@ -24,6 +24,10 @@ struct ElfError : std::runtime_error {
 class ElfFile {
   public:
     explicit ElfFile(const std::string &path);
+    // A view of an ELF image already in memory, which the caller keeps alive
+    // and frees: the fuzz harness reads its inputs this way, so that a
+    // sanitizer sees any read past the last byte (a mapped file ends on a page).
+    ElfFile(std::string name, const uint8_t *data, size_t size);
     ~ElfFile();
     ElfFile(const ElfFile &) = delete;
     ElfFile &operator=(const ElfFile &) = delete;
@@ -54,10 +58,13 @@ class ElfFile {
     const Elf64_Shdr *sections() const;
     std::string_view section_name(const Elf64_Shdr &s) const;
     bool in_bounds(uint64_t off, uint64_t len) const { return off <= size_ && len <= size_ - off; }
+    // Throws ElfError unless the headers describe an ELF file pyusdt reads.
+    void check_headers() const;
 
     std::string path_;
     const uint8_t *data_ = nullptr;
     size_t size_ = 0;
+    bool mapped_ = false;  // data_ is our mmap of the file, unmapped on destruction
 };
 
 }  // namespace pyusdt
