@@ -37,7 +37,7 @@ ElfFile::ElfFile(const std::string &path) : path_(path) {
     data_ = static_cast<const uint8_t *>(m);
     mapped_ = true;
     try {
-        check_headers();
+        load_header();
     } catch (...) {
         munmap(const_cast<uint8_t *>(data_), size_);
         throw;
@@ -48,11 +48,12 @@ ElfFile::ElfFile(std::string name, const uint8_t *data, size_t size)
     : path_(std::move(name)), data_(data), size_(size) {
     if (size_ < sizeof(Elf64_Ehdr))
         throw ElfError(ElfError::kNotElf, path_ + ": not an ELF file");
-    check_headers();
+    load_header();
 }
 
-void ElfFile::check_headers() const {
-    const Elf64_Ehdr &h = header();
+void ElfFile::load_header() {
+    ehdr_ = read_at<Elf64_Ehdr>(0);
+    const Elf64_Ehdr &h = ehdr_;
     auto fail = [&](const char *why) { throw ElfError(ElfError::kNotElf, path_ + ": " + why); };
     if (std::memcmp(h.e_ident, ELFMAG, SELFMAG) != 0)
         fail("not an ELF file");
@@ -70,15 +71,21 @@ ElfFile::~ElfFile() {
         munmap(const_cast<uint8_t *>(data_), size_);
 }
 
-const Elf64_Shdr *ElfFile::sections() const {
-    return reinterpret_cast<const Elf64_Shdr *>(data_ + header().e_shoff);
+template <class T>
+T ElfFile::read_at(uint64_t off) const {
+    T v;
+    std::memcpy(&v, data_ + off, sizeof(T));
+    return v;
+}
+
+Elf64_Shdr ElfFile::section(unsigned i) const {
+    return read_at<Elf64_Shdr>(ehdr_.e_shoff + uint64_t(i) * sizeof(Elf64_Shdr));
 }
 
 std::string_view ElfFile::section_name(const Elf64_Shdr &s) const {
-    const Elf64_Ehdr &h = header();
-    if (h.e_shstrndx >= h.e_shnum)
+    if (ehdr_.e_shstrndx >= ehdr_.e_shnum)
         return {};
-    const Elf64_Shdr &strtab = sections()[h.e_shstrndx];
+    Elf64_Shdr strtab = section(ehdr_.e_shstrndx);
     if (!in_bounds(strtab.sh_offset, strtab.sh_size) || s.sh_name >= strtab.sh_size)
         return {};
     const char *base = reinterpret_cast<const char *>(data_ + strtab.sh_offset);
@@ -86,45 +93,45 @@ std::string_view ElfFile::section_name(const Elf64_Shdr &s) const {
 }
 
 std::optional<uint64_t> ElfFile::vaddr_to_offset(uint64_t vaddr) const {
-    const Elf64_Ehdr &h = header();
-    auto *ph = reinterpret_cast<const Elf64_Phdr *>(data_ + h.e_phoff);
-    for (unsigned i = 0; i < h.e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD)
+    for (unsigned i = 0; i < ehdr_.e_phnum; i++) {
+        auto ph = read_at<Elf64_Phdr>(ehdr_.e_phoff + uint64_t(i) * sizeof(Elf64_Phdr));
+        if (ph.p_type != PT_LOAD)
             continue;
-        if (vaddr >= ph[i].p_vaddr && vaddr < ph[i].p_vaddr + ph[i].p_memsz)
-            return vaddr - ph[i].p_vaddr + ph[i].p_offset;
+        if (vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_memsz)
+            return vaddr - ph.p_vaddr + ph.p_offset;
     }
     return std::nullopt;
 }
 
 std::optional<uint64_t> ElfFile::section_addr(std::string_view name) const {
-    const Elf64_Shdr *sh = sections();
-    for (unsigned i = 0; i < header().e_shnum; i++)
-        if (section_name(sh[i]) == name)
-            return sh[i].sh_addr;
+    for (unsigned i = 0; i < ehdr_.e_shnum; i++) {
+        Elf64_Shdr sh = section(i);
+        if (section_name(sh) == name)
+            return sh.sh_addr;
+    }
     return std::nullopt;
 }
 
 std::optional<uint64_t> ElfFile::symbol_value(std::string_view name) const {
-    const Elf64_Shdr *sh = sections();
-    unsigned n = header().e_shnum;
+    unsigned n = ehdr_.e_shnum;
     for (unsigned i = 0; i < n; i++) {
-        if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM)
+        Elf64_Shdr sh = section(i);
+        if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
             continue;
-        if (sh[i].sh_link >= n || !in_bounds(sh[i].sh_offset, sh[i].sh_size))
+        if (sh.sh_link >= n || !in_bounds(sh.sh_offset, sh.sh_size))
             continue;
-        const Elf64_Shdr &strtab = sh[sh[i].sh_link];
+        Elf64_Shdr strtab = section(sh.sh_link);
         if (!in_bounds(strtab.sh_offset, strtab.sh_size))
             continue;
         const char *strs = reinterpret_cast<const char *>(data_ + strtab.sh_offset);
-        auto *syms = reinterpret_cast<const Elf64_Sym *>(data_ + sh[i].sh_offset);
-        size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
+        size_t count = sh.sh_size / sizeof(Elf64_Sym);
         for (size_t k = 0; k < count; k++) {
-            if (syms[k].st_name >= strtab.sh_size || syms[k].st_shndx == SHN_UNDEF)
+            auto sym = read_at<Elf64_Sym>(sh.sh_offset + k * sizeof(Elf64_Sym));
+            if (sym.st_name >= strtab.sh_size || sym.st_shndx == SHN_UNDEF)
                 continue;
-            const char *s = strs + syms[k].st_name;
-            if (name == std::string_view(s, strnlen(s, strtab.sh_size - syms[k].st_name)))
-                return syms[k].st_value;
+            const char *s = strs + sym.st_name;
+            if (name == std::string_view(s, strnlen(s, strtab.sh_size - sym.st_name)))
+                return sym.st_value;
         }
     }
     return std::nullopt;
@@ -132,12 +139,12 @@ std::optional<uint64_t> ElfFile::symbol_value(std::string_view name) const {
 
 std::vector<ElfFile::Note> ElfFile::notes() const {
     std::vector<Note> out;
-    const Elf64_Shdr *sh = sections();
-    for (unsigned i = 0; i < header().e_shnum; i++) {
-        if (sh[i].sh_type != SHT_NOTE || !in_bounds(sh[i].sh_offset, sh[i].sh_size))
+    for (unsigned i = 0; i < ehdr_.e_shnum; i++) {
+        Elf64_Shdr sh = section(i);
+        if (sh.sh_type != SHT_NOTE || !in_bounds(sh.sh_offset, sh.sh_size))
             continue;
-        const uint8_t *p = data_ + sh[i].sh_offset;
-        size_t left = sh[i].sh_size;
+        const uint8_t *p = data_ + sh.sh_offset;
+        size_t left = sh.sh_size;
         while (left >= sizeof(Elf64_Nhdr)) {
             Elf64_Nhdr nh;
             std::memcpy(&nh, p, sizeof(nh));

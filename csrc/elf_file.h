@@ -33,7 +33,7 @@ class ElfFile {
     ElfFile &operator=(const ElfFile &) = delete;
 
     const std::string &path() const { return path_; }
-    bool is_shared_object() const { return header().e_type == ET_DYN; }
+    bool is_shared_object() const { return ehdr_.e_type == ET_DYN; }
 
     // File offset of a link-time virtual address, through the PT_LOAD segment
     // that maps it; nullopt when no loadable segment covers the address.
@@ -54,17 +54,23 @@ class ElfFile {
     std::vector<Note> notes() const;
 
   private:
-    const Elf64_Ehdr &header() const { return *reinterpret_cast<const Elf64_Ehdr *>(data_); }
-    const Elf64_Shdr *sections() const;
+    // The tables sit wherever the header says, at any alignment: each entry
+    // is copied out, never read in place through an Elf64_* pointer (which
+    // is undefined behaviour when the file misaligns it).  `off` is in bounds.
+    template <class T>
+    T read_at(uint64_t off) const;
+    Elf64_Shdr section(unsigned i) const;
     std::string_view section_name(const Elf64_Shdr &s) const;
     bool in_bounds(uint64_t off, uint64_t len) const { return off <= size_ && len <= size_ - off; }
-    // Throws ElfError unless the headers describe an ELF file pyusdt reads.
-    void check_headers() const;
+    // Copies the ELF header; throws ElfError unless it describes an ELF file
+    // pyusdt reads, with its program and section header tables in the file.
+    void load_header();
 
     std::string path_;
     const uint8_t *data_ = nullptr;
     size_t size_ = 0;
     bool mapped_ = false;  // data_ is our mmap of the file, unmapped on destruction
+    Elf64_Ehdr ehdr_{};
 };
 
 }  // namespace pyusdt
