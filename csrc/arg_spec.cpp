@@ -87,9 +87,10 @@ const Register &register_or_fail(std::string_view token, std::string_view name) 
 }
 
 // "sym", "sym+8", "sym-8", "40+sym": a sum of numbers and one symbol, as a
-// link-time address through the resolver.
+// link-time address through the resolver.  The sum wraps modulo 2^64, as the
+// assembler's address arithmetic does (and as a signed sum may not).
 int64_t resolve_symbolic(std::string_view token, std::string_view expr, const SymbolResolver &resolve) {
-    int64_t total = 0;
+    uint64_t total = 0;
     bool have_symbol = false;
     size_t i = 0;
     while (i < expr.size()) {
@@ -102,24 +103,24 @@ int64_t resolve_symbolic(std::string_view token, std::string_view expr, const Sy
         std::string_view term = expr.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i);
         if (term.empty())
             unsupported(token, "malformed address expression");
-        int64_t value;
+        uint64_t value;
         if (auto n = parse_int(term)) {
-            value = *n;
+            value = static_cast<uint64_t>(*n);
         } else {
             if (have_symbol || negative)
                 unsupported(token, "address expression with more than one symbol");
             auto addr = resolve ? resolve(term) : std::nullopt;
             if (!addr)
                 unsupported(token, "symbol not found in the object's symbol tables");
-            value = static_cast<int64_t>(*addr);
+            value = *addr;
             have_symbol = true;
         }
-        total += negative ? -value : value;
+        total = negative ? total - value : total + value;
         i = end == std::string_view::npos ? expr.size() : end;
     }
     if (!have_symbol)
         unsupported(token, "numeric %rip displacement");
-    return total;
+    return static_cast<int64_t>(total);
 }
 
 }  // namespace
@@ -128,14 +129,17 @@ pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve)
     pyusdt_arg_spec a{};
     std::string_view op = trim(token);
     size_t at = op.find('@');
-    int size = 8;
+    uint64_t size = 8;
     bool is_signed = false;
     if (at != std::string_view::npos) {
         auto n = parse_int(op.substr(0, at));
         if (!n)
             unsupported(token, "bad size prefix");
+        // The magnitude in unsigned arithmetic: negating INT64_MIN as a
+        // signed number is undefined, and no cast may wrap a huge size
+        // (4294967304) into an accepted one (8).
         is_signed = *n < 0;
-        size = static_cast<int>(is_signed ? -*n : *n);
+        size = is_signed ? 0 - static_cast<uint64_t>(*n) : static_cast<uint64_t>(*n);
         op = op.substr(at + 1);
     }
     if (size != 1 && size != 2 && size != 4 && size != 8)
