@@ -1,7 +1,9 @@
 #include "elf_file.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -112,37 +114,83 @@ std::optional<uint64_t> ElfFile::section_addr(std::string_view name) const {
     return std::nullopt;
 }
 
-std::optional<uint64_t> ElfFile::symbol_value(std::string_view name) const {
-    unsigned n = ehdr_.e_shnum;
-    for (unsigned i = 0; i < n; i++) {
+std::vector<Elf64_Shdr> ElfFile::distinct_sections(bool (*wanted)(uint32_t type)) const {
+    std::vector<Elf64_Shdr> out;
+    std::map<uint64_t, uint64_t> taken;  // start -> end of each section kept
+    for (unsigned i = 0; i < ehdr_.e_shnum; i++) {
         Elf64_Shdr sh = section(i);
-        if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
+        if (!wanted(sh.sh_type) || sh.sh_size == 0 || !in_bounds(sh.sh_offset, sh.sh_size))
             continue;
-        if (sh.sh_link >= n || !in_bounds(sh.sh_offset, sh.sh_size))
+        uint64_t start = sh.sh_offset, end = sh.sh_offset + sh.sh_size;
+        auto next = taken.lower_bound(start);
+        if (next != taken.end() && next->first < end)
+            continue;
+        if (next != taken.begin() && std::prev(next)->second > start)
+            continue;
+        taken.emplace(start, end);
+        out.push_back(sh);
+    }
+    return out;
+}
+
+void ElfFile::index_symbols() const {
+    symbols_ = std::make_unique<std::unordered_map<std::string_view, uint64_t>>();
+    auto is_symtab = [](uint32_t t) { return t == SHT_SYMTAB || t == SHT_DYNSYM; };
+    for (const Elf64_Shdr &sh : distinct_sections(is_symtab)) {
+        if (sh.sh_link >= ehdr_.e_shnum)
             continue;
         Elf64_Shdr strtab = section(sh.sh_link);
         if (!in_bounds(strtab.sh_offset, strtab.sh_size))
             continue;
         const char *strs = reinterpret_cast<const char *>(data_ + strtab.sh_offset);
-        size_t count = sh.sh_size / sizeof(Elf64_Sym);
-        for (size_t k = 0; k < count; k++) {
-            auto sym = read_at<Elf64_Sym>(sh.sh_offset + k * sizeof(Elf64_Sym));
-            if (sym.st_name >= strtab.sh_size || sym.st_shndx == SHN_UNDEF)
-                continue;
-            const char *s = strs + sym.st_name;
-            if (name == std::string_view(s, strnlen(s, strtab.sh_size - sym.st_name)))
-                return sym.st_value;
+        std::vector<Elf64_Sym> syms(sh.sh_size / sizeof(Elf64_Sym));
+        for (size_t k = 0; k < syms.size(); k++)
+            syms[k] = read_at<Elf64_Sym>(sh.sh_offset + k * sizeof(Elf64_Sym));
+
+        // Each name ends at the first NUL at or after it.  Found in order of
+        // name offset, one NUL serves every name that starts before it, so
+        // the string table is scanned once, however many symbols point into
+        // it (a crafted table may point every symbol at one unterminated run).
+        std::vector<size_t> order(syms.size());
+        for (size_t k = 0; k < order.size(); k++)
+            order[k] = k;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return syms[a].st_name < syms[b].st_name; });
+        std::vector<std::string_view> names(syms.size());
+        uint64_t nul = 0;
+        bool have_nul = false;
+        for (size_t k : order) {
+            uint64_t start = syms[k].st_name;
+            if (start >= strtab.sh_size)
+                break;
+            if (!have_nul || nul < start) {
+                const void *hit = std::memchr(strs + start, 0, strtab.sh_size - start);
+                if (!hit)
+                    break;  // unterminated from here to the end of the table
+                nul = static_cast<uint64_t>(static_cast<const char *>(hit) - strs);
+                have_nul = true;
+            }
+            names[k] = std::string_view(strs + start, nul - start);
         }
+        // In table order, so the first definition of a name wins.
+        for (size_t k = 0; k < syms.size(); k++)
+            if (syms[k].st_shndx != SHN_UNDEF && syms[k].st_name < strtab.sh_size &&
+                names[k].data() != nullptr)
+                symbols_->emplace(names[k], syms[k].st_value);
     }
-    return std::nullopt;
+}
+
+std::optional<uint64_t> ElfFile::symbol_value(std::string_view name) const {
+    if (!symbols_)
+        index_symbols();
+    auto it = symbols_->find(name);
+    if (it == symbols_->end())
+        return std::nullopt;
+    return it->second;
 }
 
 std::vector<ElfFile::Note> ElfFile::notes() const {
     std::vector<Note> out;
-    for (unsigned i = 0; i < ehdr_.e_shnum; i++) {
-        Elf64_Shdr sh = section(i);
-        if (sh.sh_type != SHT_NOTE || !in_bounds(sh.sh_offset, sh.sh_size))
-            continue;
+    for (const Elf64_Shdr &sh : distinct_sections([](uint32_t t) { return t == SHT_NOTE; })) {
         const uint8_t *p = data_ + sh.sh_offset;
         size_t left = sh.sh_size;
         while (left >= sizeof(Elf64_Nhdr)) {
