@@ -77,6 +77,23 @@ std::optional<int64_t> parse_int(std::string_view s) {
     return v;
 }
 
+// The "N@" or "-N@" prefix: a width in bytes, signed when negative.  Read as
+// sign and unsigned magnitude, never through a signed 64-bit value, which
+// would make 18446744073709551615 read as -1 and 2^63 negate out of range.
+bool parse_size(std::string_view s, uint64_t *size, bool *is_signed) {
+    s = trim(s);
+    *is_signed = !s.empty() && s[0] == '-';
+    if (*is_signed)
+        s.remove_prefix(1);
+    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
+        return false;
+    std::string buf(s);
+    char *end = nullptr;
+    errno = 0;
+    *size = std::strtoull(buf.c_str(), &end, 0);
+    return errno == 0 && end == buf.c_str() + buf.size();
+}
+
 const Register &register_or_fail(std::string_view token, std::string_view name) {
     if (name.empty() || name[0] != '%')
         unsupported(token, "expected a register");
@@ -132,14 +149,8 @@ pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve)
     uint64_t size = 8;
     bool is_signed = false;
     if (at != std::string_view::npos) {
-        auto n = parse_int(op.substr(0, at));
-        if (!n)
+        if (!parse_size(op.substr(0, at), &size, &is_signed))
             unsupported(token, "bad size prefix");
-        // The magnitude in unsigned arithmetic: negating INT64_MIN as a
-        // signed number is undefined, and no cast may wrap a huge size
-        // (4294967304) into an accepted one (8).
-        is_signed = *n < 0;
-        size = is_signed ? 0 - static_cast<uint64_t>(*n) : static_cast<uint64_t>(*n);
         op = op.substr(at + 1);
     }
     if (size != 1 && size != 2 && size != 4 && size != 8)
