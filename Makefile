@@ -32,7 +32,7 @@ demo: install
 # tests that attach, with perf-event links (PYUSDT_UPROBE_MULTI=0, as before
 # 6.6) and plain string reads finished by the reader (PYUSDT_SLEEPABLE_UPROBES=0,
 # as before 6.0).  The kernels themselves are proven by check-kernels.
-PERF_LINK_TESTS = tests/test_args.py tests/test_strings.py tests/test_semaphore.py tests/test_detach.py \
+PERF_LINK_TESTS = tests/test_args.py tests/test_args_wide.py tests/test_strings.py tests/test_semaphore.py tests/test_detach.py \
 	tests/test_aggregate.py tests/test_latency.py tests/test_libraries.py tests/test_process.py tests/test_provider.py
 
 test: install tracefs

@@ -9,6 +9,9 @@
 
 namespace pyusdt {
 
+// What the BPF side reads of a wide argument is what one record slot holds.
+static_assert(sizeof(pyusdt_event::args[0]) == PYUSDT_ARG_SLOT_BYTES, "an argument slot is PYUSDT_ARG_SLOT_BYTES");
+
 namespace {
 
 struct Register {
@@ -153,8 +156,10 @@ pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve)
             unsupported(token, "bad size prefix");
         op = op.substr(at + 1);
     }
-    if (size != 1 && size != 2 && size != 4 && size != 8)
-        unsupported(token, "size must be 1, 2, 4 or 8");
+    // 16: a struct or __int128 passed by value; the BPF side reads its first
+    // PYUSDT_ARG_SLOT_BYTES.
+    if (size != 1 && size != 2 && size != 4 && size != 8 && size != PYUSDT_ARG_MAX_SIZE)
+        unsupported(token, "size must be 1, 2, 4, 8 or 16");
     a.size = static_cast<uint8_t>(size);
     a.is_signed = is_signed;
 

@@ -281,6 +281,7 @@ py::tuple build_provider(const std::string &provider, const py::list &probes, bo
 PYBIND11_MODULE(_native, m) {
     m.doc() = "pyusdt native core: ELF note discovery and the libbpf tracing session";
     m.attr("MAX_ARGS") = PYUSDT_MAX_ARGS;
+    m.attr("ARG_SLOT_BYTES") = PYUSDT_ARG_SLOT_BYTES;
     m.attr("MAX_STR_LEN") = PYUSDT_MAX_STR_LEN;
     m.attr("DEFAULT_STR_LEN") = PYUSDT_DEFAULT_STR_LEN;
     m.attr("FLAG_STR_TRUNC_SHIFT") = PYUSDT_FLAG_STR_TRUNC_SHIFT;

@@ -52,7 +52,7 @@ bool stated_size(const std::string &token, bool *negative, uint64_t *magnitude) 
 
 void check(const pyusdt_arg_spec &a, const std::string &token) {
     bool ok = a.kind >= PYUSDT_ARG_CONST && a.kind <= PYUSDT_ARG_MEM_ABS;
-    ok = ok && (a.size == 1 || a.size == 2 || a.size == 4 || a.size == 8);
+    ok = ok && (a.size == 1 || a.size == 2 || a.size == 4 || a.size == 8 || a.size == PYUSDT_ARG_MAX_SIZE);
     ok = ok && (a.shift == 0 || (a.shift == 8 && a.kind == PYUSDT_ARG_REG));
     if (a.kind == PYUSDT_ARG_REG || a.kind == PYUSDT_ARG_MEM || a.kind == PYUSDT_ARG_MEM_INDEX)
         ok = ok && is_register_offset(a.base_off);

@@ -35,7 +35,7 @@ SOURCES = [
     ("args_widths.c", []), ("args_badspec.c", []), ("args_strings.c", []), ("args_semaphore.c", []),
     ("args_multisite.c", []), ("args_crosscheck.c", []), ("notes_malformed.c", []),
     ("agg_values.c", []), ("agg_latency.c", ["-pthread"]), ("seq_events.c", []),
-    ("proc_probes_lib.c", ["-shared", "-fPIC"]),
+    ("args_wide.c", []), ("proc_probes_lib.c", ["-shared", "-fPIC"]),
 ]
 SYSTEM_OBJECTS = ["/usr/bin/python3.11", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"]
 KEEP_WHOLE = ["args_widths.gcc", "args_badspec.gcc"]

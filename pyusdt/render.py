@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, TextIO
 
-from .discovery import Probe
+from .discovery import ArgSpec, Probe
 from .events import Event
 from .tracer import ProbeStats
 
@@ -42,15 +42,20 @@ def event_json(e: Event) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def _spec_text(a: ArgSpec) -> str:
+    """An argument's spec, saying so when a trace reads only part of it."""
+    return f"{a.spec}(first {a.bytes_read} bytes read)" if a.partial else a.spec
+
+
 def probe_line(p: Probe) -> str:
     sites = len(p.sites)
     sem = f" semaphore={p.semaphore:#x}" if p.semaphore else ""
     if p.unsupported:
         args = p.sites[0].args_text
     elif p.described:
-        args = " ".join(f"{n}:{t}={a.spec}" for (n, t), a in zip(p.described, p.args))
+        args = " ".join(f"{n}:{t}={_spec_text(a)}" for (n, t), a in zip(p.described, p.args))
     else:
-        args = " ".join(a.spec for a in p.args)
+        args = " ".join(_spec_text(a) for a in p.args)
     note = f"  [unsupported: {p.unsupported}]" if p.unsupported else ""
     return f"{p.path} {p.fullname} sites={sites}{sem} args=[{args}]{note}"
 

@@ -29,12 +29,12 @@ ARG_SPEC = {
     "rip-displacement-overflow": [
         "unsupported argument '9223372036854775808-8(%rip)': numeric %rip displacement"],
     # Size 2^63 read as INT64_MIN, then negated.
-    "size-prefix-int64-min": ["unsupported argument '9223372036854775808@': size must be 1, 2, 4 or 8"],
+    "size-prefix-int64-min": ["unsupported argument '9223372036854775808@': size must be 1, 2, 4, 8 or 16"],
     # Size 2^64 - 1, read as a signed -1, was accepted as a signed byte.
     "size-prefix-reads-as-minus-1": [
-        "unsupported argument '18446744073709551615@(%sp)': size must be 1, 2, 4 or 8"],
+        "unsupported argument '18446744073709551615@(%sp)': size must be 1, 2, 4, 8 or 16"],
     # Size 2^32 + 8, cast to int, was accepted as 8.
-    "size-prefix-wraps-to-8": ["unsupported argument '4294967304@%rax': size must be 1, 2, 4 or 8"],
+    "size-prefix-wraps-to-8": ["unsupported argument '4294967304@%rax': size must be 1, 2, 4, 8 or 16"],
 }
 
 
