@@ -3,6 +3,9 @@
 #   make test   the same set-up, then the whole test suite, then check-wheel
 #   make bench  the same set-up, then the benchmark suite (bench/README.md, ~18 min;
 #               BENCH_ARGS=--quick for a 2-minute smoke run)
+# fuzzing the ELF note reader and the argument parser (fuzz/README.md):
+#   make fuzz-smoke   a 36-second run of every fuzzer and its saved regressions (make test runs it)
+#   make fuzz         FUZZ_TIME seconds per fuzzer (default 600)
 # and two more for the wheel:
 #   make wheel        scripts/build-wheel: manylinux_2_17 wheels for CPython 3.9,
 #                     3.11 and 3.13 in wheelhouse/
@@ -18,14 +21,15 @@ PY      = $(VENV)/bin/python
 # the demo.  Tests: bpftrace as the reference peer; python3.11, PostgreSQL 15
 # and OpenJDK 17 (libjvm.so, dlopened by java) as real USDT targets; pandas,
 # pyarrow and matplotlib (pip, in the venv) for the data-out tests, which must
-# not skip; debootstrap makes check-wheel's
-# bare roots and build-wheel's roots with each Python's headers.
-SYSTEM_PACKAGES = clang bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
+# not skip; debootstrap makes check-wheel's bare roots and build-wheel's roots
+# with each Python's headers.  Fuzzing: libclang-rt-dev holds clang's
+# libFuzzer and sanitizer runtimes.
+SYSTEM_PACKAGES = clang libclang-rt-dev bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
                   bpftrace python3.11 postgresql-15 openjdk-17-jdk-headless binutils util-linux \
                   debootstrap qemu-system-x86
 
-.PHONY: demo test bench install system-packages tracefs wheel check-wheel clean
+.PHONY: demo test bench install system-packages tracefs wheel check-wheel clean fuzz fuzz-smoke
 
 demo: install
 	$(VENV)/bin/pyusdt demo
@@ -34,14 +38,26 @@ demo: install
 # tests that attach, with perf-event links (PYUSDT_UPROBE_MULTI=0, as before
 # 6.6) and plain string reads finished by the reader (PYUSDT_SLEEPABLE_UPROBES=0,
 # as before 6.0).  The kernels themselves are proven by check-kernels.
-PERF_LINK_TESTS = tests/test_args.py tests/test_strings.py tests/test_semaphore.py tests/test_detach.py \
-	tests/test_aggregate.py tests/test_latency.py tests/test_libraries.py tests/test_process.py tests/test_provider.py
+PERF_LINK_TESTS = tests/test_args.py tests/test_args_wide.py tests/test_strings.py tests/test_semaphore.py tests/test_detach.py \
+	tests/test_aggregate.py tests/test_latency.py tests/test_libraries.py tests/test_process.py tests/test_provider.py \
+	tests/test_site_specs.py tests/test_stopping.py tests/test_late_objects.py
 
 test: install tracefs
 	$(VENV)/bin/pytest tests -q -ra
 	PYUSDT_UPROBE_MULTI=0 PYUSDT_SLEEPABLE_UPROBES=0 $(VENV)/bin/pytest $(PERF_LINK_TESTS) -q -ra
+	$(MAKE) fuzz-smoke
 	$(MAKE) check-wheel
 	./scripts/check-kernels
+
+# libFuzzer targets built with ASan and UBSan (fuzz/Makefile, apart from the
+# wheel), then mutated files through the Python API; a finding fails the run
+# and is saved under build/fuzz/artifacts/.
+FUZZ_TIME ?= 600
+fuzz-smoke: install
+	./fuzz/run --time 12
+
+fuzz: install
+	./fuzz/run --time $(FUZZ_TIME)
 
 wheel: system-packages
 	PYTHON=$(PYTHON) ./scripts/build-wheel

@@ -27,6 +27,15 @@ typedef int64_t pyusdt_s64;
 
 /* sys/sdt.h allows at most 12 arguments per probe. */
 #define PYUSDT_MAX_ARGS 12
+/*
+ * Bytes of one argument a record holds: pyusdt_event.args[] is 64-bit.  A
+ * note may describe a wider argument, 16 bytes (a struct or __int128 passed
+ * by value, "16@%rax", "-16@8(%rbp)"): its first PYUSDT_ARG_SLOT_BYTES are
+ * read (the low half, little-endian), as bpftrace 0.22+ does.
+ */
+#define PYUSDT_ARG_SLOT_BYTES 8
+/* The widest argument a note may describe. */
+#define PYUSDT_ARG_MAX_SIZE 16
 /* Upper bound of one string slot (bytes, including the NUL). */
 #define PYUSDT_MAX_STR_LEN 2048
 /* Default string slot length when the user does not choose one. */
@@ -63,7 +72,7 @@ struct pyusdt_arg_spec {
 	pyusdt_u16 base_off;  /* offsetof(struct pt_regs, base register) */
 	pyusdt_u16 index_off; /* offsetof(struct pt_regs, index register) */
 	pyusdt_u8 kind;       /* enum pyusdt_arg_kind */
-	pyusdt_u8 size;       /* 1, 2, 4 or 8 bytes */
+	pyusdt_u8 size;       /* the note's width: 1, 2, 4, 8 or 16 bytes (at most PYUSDT_ARG_SLOT_BYTES read) */
 	pyusdt_u8 is_signed;  /* sign-extend to 64 bits (else zero-extend) */
 	pyusdt_u8 scale;      /* 1, 2, 4 or 8 for PYUSDT_ARG_MEM_INDEX */
 	pyusdt_u8 shift;      /* right shift of a register (8 for %ah..%dh) */

@@ -59,14 +59,18 @@ static __always_inline int read_arg(struct pt_regs *ctx, const struct pyusdt_arg
 		*out = 0;
 		return 0;
 	}
-	if (size == 0 || size > 8)
-		size = 8;
+	/* A 16-byte argument (a struct or __int128 by value) is read for its
+	 * first 8 bytes, the low half: what the record's 64-bit slot holds. */
+	if (size == 0 || size > PYUSDT_ARG_SLOT_BYTES)
+		size = PYUSDT_ARG_SLOT_BYTES;
 	if (bpf_probe_read_user(&val, size, (void *)addr)) {
 		*out = 0;
 		return -1;
 	}
 extend:
-	if (size < 8) {
+	/* Narrower than the slot: extend.  A register holding a 16-byte
+	 * argument (its low half) is taken whole, as an 8-byte one. */
+	if (size < PYUSDT_ARG_SLOT_BYTES) {
 		__u32 unused = 64 - 8 * size;
 		if (a->is_signed)
 			val = (__u64)((__s64)(val << unused) >> unused);

@@ -9,6 +9,9 @@
 
 namespace pyusdt {
 
+// What the BPF side reads of a wide argument is what one record slot holds.
+static_assert(sizeof(pyusdt_event::args[0]) == PYUSDT_ARG_SLOT_BYTES, "an argument slot is PYUSDT_ARG_SLOT_BYTES");
+
 namespace {
 
 struct Register {
@@ -77,6 +80,23 @@ std::optional<int64_t> parse_int(std::string_view s) {
     return v;
 }
 
+// The "N@" or "-N@" prefix: a width in bytes, signed when negative.  Read as
+// sign and unsigned magnitude, never through a signed 64-bit value, which
+// would make 18446744073709551615 read as -1 and 2^63 negate out of range.
+bool parse_size(std::string_view s, uint64_t *size, bool *is_signed) {
+    s = trim(s);
+    *is_signed = !s.empty() && s[0] == '-';
+    if (*is_signed)
+        s.remove_prefix(1);
+    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
+        return false;
+    std::string buf(s);
+    char *end = nullptr;
+    errno = 0;
+    *size = std::strtoull(buf.c_str(), &end, 0);
+    return errno == 0 && end == buf.c_str() + buf.size();
+}
+
 const Register &register_or_fail(std::string_view token, std::string_view name) {
     if (name.empty() || name[0] != '%')
         unsupported(token, "expected a register");
@@ -87,9 +107,10 @@ const Register &register_or_fail(std::string_view token, std::string_view name) 
 }
 
 // "sym", "sym+8", "sym-8", "40+sym": a sum of numbers and one symbol, as a
-// link-time address through the resolver.
+// link-time address through the resolver.  The sum wraps modulo 2^64, as the
+// assembler's address arithmetic does (and as a signed sum may not).
 int64_t resolve_symbolic(std::string_view token, std::string_view expr, const SymbolResolver &resolve) {
-    int64_t total = 0;
+    uint64_t total = 0;
     bool have_symbol = false;
     size_t i = 0;
     while (i < expr.size()) {
@@ -102,24 +123,24 @@ int64_t resolve_symbolic(std::string_view token, std::string_view expr, const Sy
         std::string_view term = expr.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i);
         if (term.empty())
             unsupported(token, "malformed address expression");
-        int64_t value;
+        uint64_t value;
         if (auto n = parse_int(term)) {
-            value = *n;
+            value = static_cast<uint64_t>(*n);
         } else {
             if (have_symbol || negative)
                 unsupported(token, "address expression with more than one symbol");
             auto addr = resolve ? resolve(term) : std::nullopt;
             if (!addr)
                 unsupported(token, "symbol not found in the object's symbol tables");
-            value = static_cast<int64_t>(*addr);
+            value = *addr;
             have_symbol = true;
         }
-        total += negative ? -value : value;
+        total = negative ? total - value : total + value;
         i = end == std::string_view::npos ? expr.size() : end;
     }
     if (!have_symbol)
         unsupported(token, "numeric %rip displacement");
-    return total;
+    return static_cast<int64_t>(total);
 }
 
 }  // namespace
@@ -128,18 +149,17 @@ pyusdt_arg_spec parse_arg(std::string_view token, const SymbolResolver &resolve)
     pyusdt_arg_spec a{};
     std::string_view op = trim(token);
     size_t at = op.find('@');
-    int size = 8;
+    uint64_t size = 8;
     bool is_signed = false;
     if (at != std::string_view::npos) {
-        auto n = parse_int(op.substr(0, at));
-        if (!n)
+        if (!parse_size(op.substr(0, at), &size, &is_signed))
             unsupported(token, "bad size prefix");
-        is_signed = *n < 0;
-        size = static_cast<int>(is_signed ? -*n : *n);
         op = op.substr(at + 1);
     }
-    if (size != 1 && size != 2 && size != 4 && size != 8)
-        unsupported(token, "size must be 1, 2, 4 or 8");
+    // 16: a struct or __int128 passed by value; the BPF side reads its first
+    // PYUSDT_ARG_SLOT_BYTES.
+    if (size != 1 && size != 2 && size != 4 && size != 8 && size != PYUSDT_ARG_MAX_SIZE)
+        unsupported(token, "size must be 1, 2, 4, 8 or 16");
     a.size = static_cast<uint8_t>(size);
     a.is_signed = is_signed;
 

@@ -1,7 +1,9 @@
 #include "elf_file.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -37,13 +39,26 @@ ElfFile::ElfFile(const std::string &path) : path_(path) {
     if (m == MAP_FAILED)
         throw ElfError(ElfError::kUnreadable, path + ": mmap: " + std::strerror(errno));
     data_ = static_cast<const uint8_t *>(m);
-
-    const Elf64_Ehdr &h = header();
-    auto fail = [&](const char *why) {
+    mapped_ = true;
+    try {
+        load_header();
+    } catch (...) {
         munmap(const_cast<uint8_t *>(data_), size_);
-        data_ = nullptr;
-        throw ElfError(ElfError::kNotElf, path + ": " + why);
-    };
+        throw;
+    }
+}
+
+ElfFile::ElfFile(std::string name, const uint8_t *data, size_t size)
+    : path_(std::move(name)), data_(data), size_(size) {
+    if (size_ < sizeof(Elf64_Ehdr))
+        throw ElfError(ElfError::kNotElf, path_ + ": not an ELF file");
+    load_header();
+}
+
+void ElfFile::load_header() {
+    ehdr_ = read_at<Elf64_Ehdr>(0);
+    const Elf64_Ehdr &h = ehdr_;
+    auto fail = [&](const char *why) { throw ElfError(ElfError::kNotElf, path_ + ": " + why); };
     if (std::memcmp(h.e_ident, ELFMAG, SELFMAG) != 0)
         fail("not an ELF file");
     if (h.e_ident[EI_CLASS] != ELFCLASS64 || h.e_ident[EI_DATA] != ELFDATA2LSB)
@@ -56,19 +71,25 @@ ElfFile::ElfFile(const std::string &path) : path_(path) {
 }
 
 ElfFile::~ElfFile() {
-    if (data_)
+    if (mapped_)
         munmap(const_cast<uint8_t *>(data_), size_);
 }
 
-const Elf64_Shdr *ElfFile::sections() const {
-    return reinterpret_cast<const Elf64_Shdr *>(data_ + header().e_shoff);
+template <class T>
+T ElfFile::read_at(uint64_t off) const {
+    T v;
+    std::memcpy(&v, data_ + off, sizeof(T));
+    return v;
+}
+
+Elf64_Shdr ElfFile::section(unsigned i) const {
+    return read_at<Elf64_Shdr>(ehdr_.e_shoff + uint64_t(i) * sizeof(Elf64_Shdr));
 }
 
 std::string_view ElfFile::section_name(const Elf64_Shdr &s) const {
-    const Elf64_Ehdr &h = header();
-    if (h.e_shstrndx >= h.e_shnum)
+    if (ehdr_.e_shstrndx >= ehdr_.e_shnum)
         return {};
-    const Elf64_Shdr &strtab = sections()[h.e_shstrndx];
+    Elf64_Shdr strtab = section(ehdr_.e_shstrndx);
     if (!in_bounds(strtab.sh_offset, strtab.sh_size) || s.sh_name >= strtab.sh_size)
         return {};
     const char *base = reinterpret_cast<const char *>(data_ + strtab.sh_offset);
@@ -76,58 +97,104 @@ std::string_view ElfFile::section_name(const Elf64_Shdr &s) const {
 }
 
 std::optional<uint64_t> ElfFile::vaddr_to_offset(uint64_t vaddr) const {
-    const Elf64_Ehdr &h = header();
-    auto *ph = reinterpret_cast<const Elf64_Phdr *>(data_ + h.e_phoff);
-    for (unsigned i = 0; i < h.e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD)
+    for (unsigned i = 0; i < ehdr_.e_phnum; i++) {
+        auto ph = read_at<Elf64_Phdr>(ehdr_.e_phoff + uint64_t(i) * sizeof(Elf64_Phdr));
+        if (ph.p_type != PT_LOAD)
             continue;
-        if (vaddr >= ph[i].p_vaddr && vaddr < ph[i].p_vaddr + ph[i].p_memsz)
-            return vaddr - ph[i].p_vaddr + ph[i].p_offset;
+        if (vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_memsz)
+            return vaddr - ph.p_vaddr + ph.p_offset;
     }
     return std::nullopt;
 }
 
 std::optional<uint64_t> ElfFile::section_addr(std::string_view name) const {
-    const Elf64_Shdr *sh = sections();
-    for (unsigned i = 0; i < header().e_shnum; i++)
-        if (section_name(sh[i]) == name)
-            return sh[i].sh_addr;
-    return std::nullopt;
-}
-
-std::optional<uint64_t> ElfFile::symbol_value(std::string_view name) const {
-    const Elf64_Shdr *sh = sections();
-    unsigned n = header().e_shnum;
-    for (unsigned i = 0; i < n; i++) {
-        if (sh[i].sh_type != SHT_SYMTAB && sh[i].sh_type != SHT_DYNSYM)
-            continue;
-        if (sh[i].sh_link >= n || !in_bounds(sh[i].sh_offset, sh[i].sh_size))
-            continue;
-        const Elf64_Shdr &strtab = sh[sh[i].sh_link];
-        if (!in_bounds(strtab.sh_offset, strtab.sh_size))
-            continue;
-        const char *strs = reinterpret_cast<const char *>(data_ + strtab.sh_offset);
-        auto *syms = reinterpret_cast<const Elf64_Sym *>(data_ + sh[i].sh_offset);
-        size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
-        for (size_t k = 0; k < count; k++) {
-            if (syms[k].st_name >= strtab.sh_size || syms[k].st_shndx == SHN_UNDEF)
-                continue;
-            const char *s = strs + syms[k].st_name;
-            if (name == std::string_view(s, strnlen(s, strtab.sh_size - syms[k].st_name)))
-                return syms[k].st_value;
-        }
+    for (unsigned i = 0; i < ehdr_.e_shnum; i++) {
+        Elf64_Shdr sh = section(i);
+        if (section_name(sh) == name)
+            return sh.sh_addr;
     }
     return std::nullopt;
 }
 
+std::vector<Elf64_Shdr> ElfFile::distinct_sections(bool (*wanted)(uint32_t type)) const {
+    std::vector<Elf64_Shdr> out;
+    std::map<uint64_t, uint64_t> taken;  // start -> end of each section kept
+    for (unsigned i = 0; i < ehdr_.e_shnum; i++) {
+        Elf64_Shdr sh = section(i);
+        if (!wanted(sh.sh_type) || sh.sh_size == 0 || !in_bounds(sh.sh_offset, sh.sh_size))
+            continue;
+        uint64_t start = sh.sh_offset, end = sh.sh_offset + sh.sh_size;
+        auto next = taken.lower_bound(start);
+        if (next != taken.end() && next->first < end)
+            continue;
+        if (next != taken.begin() && std::prev(next)->second > start)
+            continue;
+        taken.emplace(start, end);
+        out.push_back(sh);
+    }
+    return out;
+}
+
+void ElfFile::index_symbols() const {
+    symbols_ = std::make_unique<std::unordered_map<std::string_view, uint64_t>>();
+    auto is_symtab = [](uint32_t t) { return t == SHT_SYMTAB || t == SHT_DYNSYM; };
+    for (const Elf64_Shdr &sh : distinct_sections(is_symtab)) {
+        if (sh.sh_link >= ehdr_.e_shnum)
+            continue;
+        Elf64_Shdr strtab = section(sh.sh_link);
+        if (!in_bounds(strtab.sh_offset, strtab.sh_size))
+            continue;
+        const char *strs = reinterpret_cast<const char *>(data_ + strtab.sh_offset);
+        std::vector<Elf64_Sym> syms(sh.sh_size / sizeof(Elf64_Sym));
+        for (size_t k = 0; k < syms.size(); k++)
+            syms[k] = read_at<Elf64_Sym>(sh.sh_offset + k * sizeof(Elf64_Sym));
+
+        // Each name ends at the first NUL at or after it.  Found in order of
+        // name offset, one NUL serves every name that starts before it, so
+        // the string table is scanned once, however many symbols point into
+        // it (a crafted table may point every symbol at one unterminated run).
+        std::vector<size_t> order(syms.size());
+        for (size_t k = 0; k < order.size(); k++)
+            order[k] = k;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return syms[a].st_name < syms[b].st_name; });
+        std::vector<std::string_view> names(syms.size());
+        uint64_t nul = 0;
+        bool have_nul = false;
+        for (size_t k : order) {
+            uint64_t start = syms[k].st_name;
+            if (start >= strtab.sh_size)
+                break;
+            if (!have_nul || nul < start) {
+                const void *hit = std::memchr(strs + start, 0, strtab.sh_size - start);
+                if (!hit)
+                    break;  // unterminated from here to the end of the table
+                nul = static_cast<uint64_t>(static_cast<const char *>(hit) - strs);
+                have_nul = true;
+            }
+            names[k] = std::string_view(strs + start, nul - start);
+        }
+        // In table order, so the first definition of a name wins.
+        for (size_t k = 0; k < syms.size(); k++)
+            if (syms[k].st_shndx != SHN_UNDEF && syms[k].st_name < strtab.sh_size &&
+                names[k].data() != nullptr)
+                symbols_->emplace(names[k], syms[k].st_value);
+    }
+}
+
+std::optional<uint64_t> ElfFile::symbol_value(std::string_view name) const {
+    if (!symbols_)
+        index_symbols();
+    auto it = symbols_->find(name);
+    if (it == symbols_->end())
+        return std::nullopt;
+    return it->second;
+}
+
 std::vector<ElfFile::Note> ElfFile::notes() const {
     std::vector<Note> out;
-    const Elf64_Shdr *sh = sections();
-    for (unsigned i = 0; i < header().e_shnum; i++) {
-        if (sh[i].sh_type != SHT_NOTE || !in_bounds(sh[i].sh_offset, sh[i].sh_size))
-            continue;
-        const uint8_t *p = data_ + sh[i].sh_offset;
-        size_t left = sh[i].sh_size;
+    for (const Elf64_Shdr &sh : distinct_sections([](uint32_t t) { return t == SHT_NOTE; })) {
+        const uint8_t *p = data_ + sh.sh_offset;
+        size_t left = sh.sh_size;
         while (left >= sizeof(Elf64_Nhdr)) {
             Elf64_Nhdr nh;
             std::memcpy(&nh, p, sizeof(nh));

@@ -349,6 +349,7 @@ PYBIND11_MODULE(_native, m) {
     // now, at import, when no handler of ours can raise.
     py::array_t<uint8_t> warm_numpy_api(0);
     m.attr("MAX_ARGS") = PYUSDT_MAX_ARGS;
+    m.attr("ARG_SLOT_BYTES") = PYUSDT_ARG_SLOT_BYTES;
     m.attr("MAX_STR_LEN") = PYUSDT_MAX_STR_LEN;
     m.attr("DEFAULT_STR_LEN") = PYUSDT_DEFAULT_STR_LEN;
     m.attr("MAX_RINGBUF_BYTES") = PYUSDT_MAX_RINGBUF_BYTES;

@@ -35,8 +35,19 @@ class ArgSpec:
 
     spec: str  # the note's text, e.g. "-4@-20(%rbp)"
     kind: str  # const, reg, mem, mem_index, mem_abs
-    size: int  # bytes: 1, 2, 4 or 8
+    size: int  # bytes, as the note says: 1, 2, 4, 8, or 16 (a struct or __int128 passed by value)
     signed: bool
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes a trace reads: all of them, or the first 8 (the low half) of a
+        16-byte argument, since each event holds an argument in 64 bits."""
+        return min(self.size, _native.ARG_SLOT_BYTES)
+
+    @property
+    def partial(self) -> bool:
+        """Whether a trace reads only part of this argument."""
+        return self.bytes_read < self.size
 
 
 _TYPE_NAMES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "str", "bytes")
@@ -138,6 +149,8 @@ class Probe:
         sites = [{"location": hex(s.pc_vaddr),
                   "semaphore": hex(s.semaphore_vaddr) if s.semaphore_vaddr else None,
                   "args": s.args_text.split()} for s in self.sites]
+        partial = [{"index": i, "spec": a.spec, "size": a.size, "bytes_read": a.bytes_read}
+                   for i, a in enumerate(self.args) if a.partial]
         return {
             "path": self.path,
             "provider": self.provider,
@@ -148,6 +161,7 @@ class Probe:
                     ([] if not self.sites else None),
             "sites": sites,
             **({"unsupported": self.unsupported} if self.unsupported else {}),
+            **({"partial_args": partial} if partial else {}),
             **({"arg_names": self.arg_names, "arg_types": [t for _, t in self.described]}
                if self.described else {}),
         }

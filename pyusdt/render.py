@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, TextIO
 
-from .discovery import Probe
+from .discovery import ArgSpec, Probe
 from .events import Event
 from .tracer import ProbeStats
 
@@ -42,6 +42,11 @@ def event_json(e: Event) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def _spec_text(a: ArgSpec) -> str:
+    """An argument's spec, saying so when a trace reads only part of it."""
+    return f"{a.spec}(first {a.bytes_read} bytes read)" if a.partial else a.spec
+
+
 def probe_line(p: Probe) -> str:
     """One probe per line; a probe whose sites have different argument specs
     (count, widths, or where the values are) shows each site's, as
@@ -51,11 +56,12 @@ def probe_line(p: Probe) -> str:
     if p.unsupported:
         args = f"args=[{p.sites[0].args_text}]"
     elif p.described:
-        args = "args=[" + " ".join(f"{n}:{t}={a.spec}" for (n, t), a in zip(p.described, p.args)) + "]"
+        args = "args=[" + " ".join(f"{n}:{t}={_spec_text(a)}" for (n, t), a in zip(p.described, p.args)) + "]"
     elif len({s.args_text for s in p.sites}) <= 1:
-        args = "args=[" + " ".join(a.spec for a in p.args) + "]"
+        args = "args=[" + " ".join(_spec_text(a) for a in p.args) + "]"
     else:
-        args = " ".join(f"args@{s.pc_vaddr:#x}=[{s.args_text}]" for s in p.sites)
+        args = " ".join(f"args@{s.pc_vaddr:#x}=[" + " ".join(_spec_text(a) for a in p.site_args(i)) + "]"
+                        for i, s in enumerate(p.sites))
     note = f"  [unsupported: {p.unsupported}]" if p.unsupported else ""
     return f"{p.path} {p.fullname} sites={sites}{sem} {args}{note}"
 

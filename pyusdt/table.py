@@ -155,7 +155,7 @@ class _Plan:
 def _sources(tp: TracedProbe) -> list:
     out = []
     for i, spec in enumerate(tp.probe.args):
-        out.append(Source(True) if i in tp.strings else Source(False, spec.signed, spec.size))
+        out.append(Source(True) if i in tp.strings else Source(False, spec.signed, spec.bytes_read))
     return out
 
 
