@@ -158,3 +158,16 @@ def test_a_python_programs_own_provider(bpf, cli, tmp_path):
     res = cli("sum", "-v", "0", "-c", f"{python} {script}", "lateapp:tick", timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"@: {sum(range(50))}"
+
+
+def test_libstdcxx_loaded_with_a_dlopened_library(bpf, cli, build):
+    """A C program dlopens a C++ library, which brings libstdc++ in: the
+    libstdcxx:throw and :catch probes (Debian's libstdc++.so.6) are
+    attached as it loads, and each of the 30 exceptions is one of each."""
+    cxx = build("cxx_throw_lib.cc", "libcxx_throw.so", "-shared", "-fPIC", "-lstdc++")
+    prog = build("cxx_dlopen.c", "cxx_dlopen")
+    res = cli("count", "--by", "probe", "-c", f"{prog} {cxx} 30", "libstdcxx:*")
+    assert res.returncode == 0, res.stderr
+    assert sorted(maps(res.stdout)) == ["@[libstdcxx:catch]: 30", "@[libstdcxx:throw]: 30"]
+    assert res.stderr.splitlines()[0] == (f"pyusdt: command {prog}: no USDT probes yet; "
+                                          "waiting for the objects it loads")

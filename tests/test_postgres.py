@@ -10,6 +10,8 @@ one Query message per statement, its text as given, and no query of its own
 """
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 
 import pytest
@@ -150,3 +152,53 @@ def test_symbol_relative_arguments(cluster):
     assert len(events) == 1
     assert events[0].args[1] == 16384
     assert events[0].read_failed == ()
+
+
+SORTS = [
+    "SELECT g FROM generate_series(1,1000) g ORDER BY g DESC LIMIT 1",
+    "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY g) FROM generate_series(1,1000) g",
+    "CREATE TABLE t AS SELECT g FROM generate_series(1,1000) g",
+    "CREATE UNIQUE INDEX ON t(g)",
+    "CLUSTER t USING t_g_idx",
+]
+# postgresql:sort__start(sort type, unique, keys, work memory in kB, random
+# access, parallel) from tuplesort.c: a single-column ORDER BY and the
+# ordered-set aggregate are datum sorts (2) in work_mem (4096); the unique
+# index build sorts its index tuples (1) with enforceUnique in
+# maintenance_work_mem (65536), and a second spool for dead tuples in
+# work_mem; CLUSTER rebuilds the index with one more index sort.
+SORT_STARTS = [(2, 0, 1, 4096, 0, 0), (2, 0, 1, 4096, 0, 0), (1, 1, 1, 65536, 0, 0),
+               (1, 0, 1, 4096, 0, 0), (1, 0, 1, 65536, 0, 0)]
+
+
+def test_sites_with_different_specs(cluster, bpftrace):
+    """postgresql:sort__start has four sites, each with its own argument
+    specs (the sort type a constant at each; `unique` a constant at three
+    sites but a 1-byte unsigned variable at the index sort's): every hit is
+    read with its own site's specs, as bpftrace reads it."""
+    probe = next(p for p in probes_at_path(POSTGRES) if p.name == "sort__start")
+    assert not probe.uniform
+    assert [s.args_text.split()[:2] for s in probe.sites] == [
+        ["-4@$0", "-4@$0"], ["-4@$3", "-4@$0"], ["-4@$1", probe.sites[2].args_text.split()[1]], ["-4@$2", "-4@$0"]]
+    assert probe.site_args(2)[1].size == 1 and not probe.site_args(2)[1].signed
+    with Tracer() as t:
+        t.attach_path(POSTGRES, "postgresql:sort__start")
+        t.start()
+        cluster.run_sql(SORTS)
+        events = collect(t, len(SORT_STARTS))
+    assert [e.args for e in events] == SORT_STARTS
+    assert len(t.probes) == 2 and t.probe_count == 1  # two argument layouts, one probe
+
+    cluster.run_sql(["DROP TABLE t"])
+    bt = subprocess.Popen([bpftrace, "-e", f"usdt:{POSTGRES}:postgresql:sort__start "
+                           '{ printf("%d %d %d %d %d %d\\n", arg0, arg1, arg2, arg3, arg4, arg5); }'],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bt.stdout.readline().startswith("Attaching")
+        cluster.run_sql(SORTS)
+        time.sleep(0.5)
+    finally:
+        bt.send_signal(signal.SIGINT)
+        out, err = bt.communicate(timeout=60)
+    theirs = [tuple(int(v) for v in line.split()) for line in out.splitlines() if line.strip()]
+    assert theirs == SORT_STARTS, err
