@@ -171,3 +171,16 @@ def test_libstdcxx_loaded_with_a_dlopened_library(bpf, cli, build):
     assert sorted(maps(res.stdout)) == ["@[libstdcxx:catch]: 30", "@[libstdcxx:throw]: 30"]
     assert res.stderr.splitlines()[0] == (f"pyusdt: command {prog}: no USDT probes yet; "
                                           "waiting for the objects it loads")
+
+
+def test_wrapper_script_execs_the_program(bpf, cli, build, tmp_path):
+    """-c runs a shell script that execs the program with the probes: the
+    dynamic linker's site holds the new image before main, so all of its
+    events are counted (3 rounds of 3 sites, and done)."""
+    prog = build("args_site_specs.c", "args_site_specs_pie")
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec {prog} "$@"\n')
+    wrapper.chmod(0o755)
+    res = cli("count", "--by", "probe", "-c", f"{wrapper} 3", "sites:*")
+    assert res.returncode == 0, res.stderr
+    assert sorted(maps(res.stdout)) == ["@[sites:done]: 1", "@[sites:mixed]: 9"]
