@@ -35,16 +35,13 @@ demo: install
 	$(VENV)/bin/pyusdt demo
 
 # The second run keeps the routes of older kernels tested on this one: the
-# tests that attach, with perf-event links (PYUSDT_UPROBE_MULTI=0, as before
-# 6.6) and plain string reads finished by the reader (PYUSDT_SLEEPABLE_UPROBES=0,
-# as before 6.0).  The kernels themselves are proven by check-kernels.
-PERF_LINK_TESTS = tests/test_args.py tests/test_args_wide.py tests/test_strings.py tests/test_semaphore.py tests/test_detach.py \
-	tests/test_aggregate.py tests/test_latency.py tests/test_libraries.py tests/test_process.py tests/test_provider.py \
-	tests/test_site_specs.py tests/test_stopping.py tests/test_late_objects.py
-
+# modules marked older_kernel_routes (the tests that attach), with perf-event
+# links (PYUSDT_UPROBE_MULTI=0, as before 6.6) and plain string reads finished
+# by the reader (PYUSDT_SLEEPABLE_UPROBES=0, as before 6.0).  The kernels
+# themselves are proven by check-kernels.
 test: install tracefs
 	$(VENV)/bin/pytest tests -q -ra
-	PYUSDT_UPROBE_MULTI=0 PYUSDT_SLEEPABLE_UPROBES=0 $(VENV)/bin/pytest $(PERF_LINK_TESTS) -q -ra
+	PYUSDT_UPROBE_MULTI=0 PYUSDT_SLEEPABLE_UPROBES=0 $(VENV)/bin/pytest tests -m older_kernel_routes -q -ra
 	$(MAKE) fuzz-smoke
 	$(MAKE) check-wheel
 	./scripts/check-kernels

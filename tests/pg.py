@@ -56,7 +56,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-import pytest
+from conftest import missing
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGRES = PG_BIN / "postgres"
@@ -98,9 +98,7 @@ def require_postgres() -> None:
     PYUSDT_REQUIRE_BPF=1 (CI), so a missing server never passes silently."""
     reason = postgres_unavailable()
     if reason:
-        if os.environ.get("PYUSDT_REQUIRE_BPF") == "1":
-            pytest.fail(f"PYUSDT_REQUIRE_BPF=1 but {reason}")
-        pytest.skip(reason)
+        missing(reason)
 
 
 def _pg_account() -> Optional[pwd.struct_passwd]:

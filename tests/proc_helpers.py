@@ -16,13 +16,13 @@ from conftest import PYUSDT
 from pyusdt import Tracer
 
 
-def collect(t: Tracer, limit: float = 20.0) -> list:
-    """Every event until the traced targets exit (bounded by `limit` seconds)."""
+def collect(t: Tracer, limit: float = 60.0) -> list:
+    """Every event until the traced targets exit (`limit` seconds only turn a
+    hang into a failure)."""
     events = []
-    start = time.monotonic()
     for batch in t.batches(timeout=0.1, duration=limit):
         events.extend(batch)
-    assert time.monotonic() - start < limit, "the traced target did not exit in time"
+    assert t.done, f"the traced target had not exited after {limit} s"
     return events
 
 

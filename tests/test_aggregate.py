@@ -25,6 +25,9 @@ from pyusdt.aggregation import Aggregate, Arg, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
 from pyusdt.histogram import Histogram, render_hist, render_scalar
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 ROUNDS = 3
 PER_ROUND = 39  # values in agg_values.c's kValues
 OTHER_PER_ROUND = 5

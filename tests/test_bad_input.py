@@ -47,7 +47,7 @@ from typing import NamedTuple, Optional
 import pytest
 
 import pyusdt.attach_request
-from conftest import PYUSDT
+from conftest import PYUSDT, missing
 from pyusdt import Tracer
 from pyusdt.aggregation import Aggregate, Arg, Latency, StrArg, Where
 from pyusdt.cli import main
@@ -663,7 +663,7 @@ def test_used_to_hang(files, argv, expected):
 def public(files):
     """Copies user nobody can reach (pytest's temporary directories are 0700)."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run as another user")
+        missing("running as another user needs root and setpriv")
     d = tempfile.mkdtemp(prefix="pyusdt-bad-")
     os.chmod(d, 0o755)
     out = {"pub": d}
@@ -822,7 +822,7 @@ def test_script_whose_interpreter_name_is_not_utf8(bpf, files):
     """#!/.../\\xff/python3 runs python3.11: its probes are found and traced."""
     python = "/usr/bin/python3.11"  # Debian's, built with USDT probes (not a pyenv shim)
     if not os.path.exists(python):
-        pytest.skip("Debian's python3.11 (the USDT-enabled interpreter) is not installed")
+        missing("Debian's python3.11 (the USDT-enabled interpreter) is not installed")
     d = os.fsencode(files["dir"]) + b"/py-\xff"
     os.makedirs(d, exist_ok=True)
     link = d + b"/python3"

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import PYUSDT
+from conftest import PYUSDT, missing
 from pyusdt import Tracer
 from pyusdt.errors import UnsupportedArgumentError
 
@@ -134,7 +134,7 @@ def test_trace_command_as_nobody(bpf, public_copy, tmp_path):
 
 def test_list_as_nobody(cli, public_copy):
     if os.geteuid() != 0:
-        pytest.skip("needs root to switch to user nobody")
+        missing("switching to user nobody needs root")
     res = as_nobody("list", public_copy)
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""

@@ -23,6 +23,9 @@ from pyusdt.aggregation import Arg, Latency, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
 from pyusdt.histogram import Histogram, log2_bucket
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 START, DONE = "lat:start", "lat:done"
 MS = 1_000_000
 

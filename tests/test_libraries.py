@@ -29,6 +29,9 @@ import pytest
 from proc_helpers import Child, Cli, collect
 from pyusdt import Tracer
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 PRE_MS = 1000  # between the dlopen and the first hit: > 0.3 s rescan bound
 MODES = {"file": 1, "memfd": 2, "deleted": 3}
 # The dlopen tests pin the traced program to one CPU, so that its records go

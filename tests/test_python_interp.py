@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import load_base, read_u16
+from conftest import load_base, missing, read_u16
 from pyusdt import Tracer, probes_at_path
 
 PYTHON = "/usr/bin/python3.11"
@@ -79,7 +79,7 @@ def semaphore_values(pid: int, probes) -> dict:
 def test_python_imports_and_gc(bpf, tmp_path):
     reason = _has_probes()
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     ready, release = tmp_path / "ready", tmp_path / "release"

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYUSDT, pyusdt_cli
+from conftest import PYUSDT, missing, pyusdt_cli
 
 PYTHON = "/usr/bin/python3.11"
 
@@ -33,7 +33,7 @@ time.sleep(60)
 @pytest.fixture
 def interpreter(tmp_path):
     if not os.path.exists(PYTHON):
-        pytest.skip(f"{PYTHON} is not installed")
+        missing(f"{PYTHON} is not installed")
     p = subprocess.Popen([PYTHON, "-c", SCRIPT, str(tmp_path / "go")], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline() == "ready\n"
     yield p, tmp_path / "go"

@@ -10,6 +10,9 @@ import pytest
 from conftest import load_base, read_u16
 from pyusdt import Tracer, probes_at_path
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 
 @pytest.fixture(scope="module")
 def program(build):

@@ -19,6 +19,9 @@ from pyusdt import Tracer, probes_at_path
 from pyusdt.aggregation import Aggregate, Arg
 from pyusdt.errors import ArgumentIndexError
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 ROUNDS = 3
 SITE_A = (-5,)
 SITE_B = (65535, -7, 2**64 - 1)

@@ -21,6 +21,9 @@ from conftest import PYUSDT
 from proc_helpers import Child, Cli
 from pyusdt import Tracer
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 HANG_GUARD_S = 60
 SUMMARY = re.compile(r"^pyusdt: (\d+) events, (\d+) lost \(ring buffer full\)")
 LOSS = re.compile(r"^pyusdt: warning: (\d+) event\(s\) lost in the last [\d.]+ s \((\d+) in all\): "

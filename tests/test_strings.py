@@ -10,6 +10,9 @@ import pytest
 
 from pyusdt import Tracer
 
+# make test runs this module again on the routes of older kernels (pyproject.toml).
+pytestmark = pytest.mark.older_kernel_routes
+
 STR_LEN = 16
 ROUNDS = 3
 STRINGS = [
