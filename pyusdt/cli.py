@@ -236,9 +236,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # File names that are not UTF-8 arrive as surrogates (os.fsdecode): they
     # are written back as the same bytes, in listings and in error lines.
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
+    for out in (sys.stdout, sys.stderr):
+        if hasattr(out, "reconfigure"):
+            out.reconfigure(errors="surrogateescape")
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the subcommand's parser, which knows its options

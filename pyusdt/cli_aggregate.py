@@ -11,11 +11,10 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
 from typing import Optional
 
 from . import limits
-from .aggregation import KINDS, UNITS, Aggregate, AggregationResult, Arg, Latency, StrArg, Where
+from .aggregation import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
 from .cli_targets import (Target, add_target_args, close_quickly, show_unmatched, show_waiting, show_warnings,
                           split_target)
 from .errors import ConfigError
@@ -242,28 +241,6 @@ def _draw(final, heat, args) -> None:
         print(f"pyusdt: heatmap of {len(heat.columns)} interval(s) drawn to {args.heatmap}", file=sys.stderr)
 
 
-@dataclass
-class _Progress:
-    next_print: Optional[float]  # when the next --interval output is due
-    previous: Optional[AggregationResult] = None  # the result printed last
-
-
-def _aggregate_until_stopped(tracer: Tracer, spec, args, stop: StopSignals, deadline: Optional[float],
-                             heat, progress: _Progress) -> None:
-    """Polls (for new objects and the targets' end) until the trace ends,
-    printing every --interval; a stop signal is looked at between steps."""
-    while not stop.requested and not tracer.done and (deadline is None or time.monotonic() < deadline):
-        tracer.poll(timeout=0.1)
-        if heat is not None and heat.due():
-            heat.add(tracer.aggregation(spec))
-        if progress.next_print is not None and time.monotonic() >= progress.next_print:
-            now = tracer.aggregation(spec)
-            prev = progress.previous
-            _emit(now.minus(prev) if args.per_interval and prev else now, args, final=False)
-            progress.previous = now
-            progress.next_print += args.interval
-
-
 def _run(tracer: Tracer, spec, args) -> int:
     show_warnings(tracer)
     show_waiting(tracer)
@@ -278,21 +255,27 @@ def _run(tracer: Tracer, spec, args) -> int:
         from .plot import Heatmap
 
         heat = Heatmap(args.interval or 1.0, start=start)
-    progress = _Progress(None if args.interval is None else start + args.interval)
+    next_print = None if args.interval is None else start + args.interval
+    previous = None
     try:
-        with StopSignals() as stop:
-            _aggregate_until_stopped(tracer, spec, args, stop, deadline, heat, progress)
+        with StopSignals() as stop:  # a stop signal is looked at between steps
+            while not stop.requested and not tracer.done and (deadline is None or time.monotonic() < deadline):
+                tracer.poll(timeout=0.1)
+                if heat is not None and heat.due():
+                    heat.add(tracer.aggregation(spec))
+                if next_print is not None and time.monotonic() >= next_print:
+                    now = tracer.aggregation(spec)
+                    _emit(now.minus(previous) if args.per_interval and previous else now, args, final=False)
+                    previous = now
+                    next_print += args.interval
     except KeyboardInterrupt:
         pass  # a second signal: print what there is now
-    previous = progress.previous
 
     show_warnings(tracer)
-    result = tracer.aggregation(spec)
-    if args.per_interval and previous is not None:
-        result = result.minus(previous)
-    _emit(result, args, final=True)
-    print(_counters_line(tracer.aggregation(spec)), file=sys.stderr)
-    _draw(tracer.aggregation(spec), heat, args)
+    final = tracer.aggregation(spec)  # the maps read once: output, counters and pictures agree
+    _emit(final.minus(previous) if args.per_interval and previous is not None else final, args, final=True)
+    print(_counters_line(final), file=sys.stderr)
+    _draw(final, heat, args)
     if args.pid is not None and tracer.done:
         # A normal end, as bpftrace's: the output is complete (exit 0).
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)

@@ -84,12 +84,16 @@ class Probe:
         (count, widths, signs) of its sites, in site order.  A uniform probe
         is its own only layout.  A trace gives each layout its own probe id,
         so every record is decoded with the specs of the site that fired."""
-        if self.uniform:
-            return [self]
         groups: dict[tuple, list] = {}
         for s in self.sites:
             groups.setdefault(_layout_key(s), []).append(s)
-        return [replace(self, sites=sites) for sites in groups.values()]
+        return [self] if len(groups) <= 1 else [replace(self, sites=sites) for sites in groups.values()]
+
+    @property
+    def same_specs(self) -> bool:
+        """True when every site has the same argument specs, to the letter
+        (registers and addresses too): one args list describes them all."""
+        return len({s.args_text for s in self.sites}) <= 1
 
     @property
     def layout(self) -> tuple:
@@ -157,8 +161,7 @@ class Probe:
             "name": self.name,
             "locations": [hex(a) for a in self.locations],
             "semaphore": hex(self.semaphore) if self.semaphore else None,
-            "args": sites[0]["args"] if len({s.args_text for s in self.sites}) == 1 else
-                    ([] if not self.sites else None),
+            "args": (sites[0]["args"] if self.sites else []) if self.same_specs else None,
             "sites": sites,
             **({"unsupported": self.unsupported} if self.unsupported else {}),
             **({"partial_args": partial} if partial else {}),

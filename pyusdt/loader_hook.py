@@ -71,6 +71,8 @@ class LoaderHook:
 
     def take(self, records: np.ndarray) -> tuple[np.ndarray, set]:
         """The records without the loader's, and the pids that sent one."""
+        if not self.sites:  # a trace by path only: no pass over the batch
+            return records, set()
         mine = records["probe_id"] == self.probe_id
         if not mine.any():
             return records, set()
@@ -78,20 +80,11 @@ class LoaderHook:
 
     def resume(self, pids: Iterable[int]) -> None:
         """Lets processes the hook stopped go on (a pid it never holds is left alone)."""
-        for pid in pids:
-            if pid in self._holds or self._holds and self._session_follows(pid):
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+        _continue(p for p in pids if p in self._holds or (self._holds and self._session_follows(p)))
 
     def resume_all(self) -> None:
         """At the end of the trace: no process is left stopped by us."""
-        for pid in list(self._holds):
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        _continue(self._holds)
 
     def _session_follows(self, pid: int) -> bool:
         """A descendant of a held command, traced with follow_children."""
@@ -99,3 +92,11 @@ class LoaderHook:
             return pid in self._session.tgids()
         except Exception:  # noqa: BLE001 - a closed session follows no one
             return False
+
+
+def _continue(pids: Iterable[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass

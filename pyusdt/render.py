@@ -57,7 +57,7 @@ def probe_line(p: Probe) -> str:
         args = f"args=[{p.sites[0].args_text}]"
     elif p.described:
         args = "args=[" + " ".join(f"{n}:{t}={_spec_text(a)}" for (n, t), a in zip(p.described, p.args)) + "]"
-    elif len({s.args_text for s in p.sites}) <= 1:
+    elif p.same_specs:
         args = "args=[" + " ".join(_spec_text(a) for a in p.args) + "]"
     else:
         args = " ".join(f"args@{s.pc_vaddr:#x}=[" + " ".join(_spec_text(a) for a in p.site_args(i)) + "]"

@@ -138,8 +138,6 @@ class Tracer:
             uprobe_multi = os.environ.get("PYUSDT_UPROBE_MULTI", "1") != "0"
         self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
-        # Why each pattern attached with later=True matched nothing when attached.
-        self.waiting: list[str] = []
         self._warnings_taken = 0
         self._requests: list[AttachRequest] = []
         self._probes: list[TracedProbe] = []
@@ -198,14 +196,14 @@ class Tracer:
         req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
         return self._add(self._with_agg(req, aggregate), probes)
 
-    def _matching_now(self, find, later: bool) -> tuple[list[Probe], str]:
+    @staticmethod
+    def _matching_now(find, later: bool) -> tuple[list[Probe], str]:
         """(find()'s probes, ""); with `later`, ([], why) when none match yet."""
         try:
             return find(), ""
         except (NoProbesError, NoMatchError) as e:
             if not later:
                 raise
-            self.waiting.append(str(e))
             return [], str(e)
 
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
@@ -580,24 +578,26 @@ class Tracer:
         trace stopped, so nothing counted is left unread."""
         session = self._require_session()
         deadline = None
-        looked_again = False
         while True:
             batch = self.poll(0)
             if len(batch):
-                looked_again = False
                 yield batch
                 continue
             if not self._stopped:
                 return
             # A hit that passed the stop check just before it may still be
             # writing its record (reserved, not committed: pending but not
-            # readable).  Wait for it, then look once more after in-flight
-            # hits have surely ended.
+            # readable): wait for it, for a while at most.
             deadline = deadline or time.monotonic() + STOP_DRAIN_WAIT_S
-            if time.monotonic() >= deadline or (looked_again and not session.pending_bytes):
+            if session.pending_bytes and time.monotonic() < deadline:
+                time.sleep(0.001)
+                continue
+            # Nothing pending: one last look once in-flight hits have surely ended.
+            time.sleep(0.01)
+            batch = self.poll(0)
+            if not len(batch):
                 return
-            looked_again = not session.pending_bytes
-            time.sleep(0.01 if looked_again else 0.001)
+            yield batch
 
     # -- results -----------------------------------------------------------
 
@@ -605,6 +605,12 @@ class Tracer:
     def probes(self) -> list[TracedProbe]:
         """Every probe attached so far; a record's probe_id indexes this list."""
         return list(self._probes)
+
+    @property
+    def waiting(self) -> list[str]:
+        """Why each pattern attached with later=True matched nothing when it
+        was attached (it waits for objects loaded later)."""
+        return [r.unmatched_why for r in self._requests if r.unmatched_why]
 
     @property
     def unmatched(self) -> list[str]:

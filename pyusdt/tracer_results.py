@@ -30,20 +30,15 @@ def read_stats(session, probes: Sequence[TracedProbe], events: np.ndarray) -> li
     `events`, the records delivered per probe id.  The ids of one probe's
     argument layouts are added up into one line."""
     raw = session.stats()
-    out: dict = {}
+    totals: dict = {}  # (path, provider:name) -> events, then the kernel's counters
     for tp in probes:
         k = raw[tp.probe_id] if tp.probe_id < len(raw) else None
         ev = int(events[tp.probe_id]) if tp.probe_id < len(events) else 0
         counts = [ev] + [int(k[f]) if k is not None else 0
                          for f in ("hits", "lost_ringbuf", "str_fail", "arg_fail")]
         key = (tp.probe.path, tp.fullname)
-        if key in out:
-            s = out[key]
-            s.events, s.hits, s.lost_ringbuf, s.str_fail, s.arg_fail = (
-                a + b for a, b in zip((s.events, s.hits, s.lost_ringbuf, s.str_fail, s.arg_fail), counts))
-        else:
-            out[key] = ProbeStats(tp.fullname, tp.probe.path, *counts)
-    return list(out.values())
+        totals[key] = [a + b for a, b in zip(totals.get(key, [0] * len(counts)), counts)]
+    return [ProbeStats(name, path, *counts) for (path, name), counts in totals.items()]
 
 
 def read_aggregations(session, specs: Sequence, probes: Sequence[TracedProbe]) -> list[AggregationResult]:

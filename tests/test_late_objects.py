@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import missing
-from proc_helpers import Child, Cli
+from proc_helpers import Child
 from pyusdt import Tracer
 from pyusdt.errors import NoProbesError
 

@@ -16,8 +16,6 @@ import os
 import struct
 import time
 
-import pytest
-
 from conftest import load_base, missing, read_u16
 from pyusdt import Tracer, probes_at_path
 
