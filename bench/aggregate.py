@@ -90,7 +90,7 @@ def expected_log2_hist(n: int) -> dict:
 
 def parse_bpftrace_hist(text: str) -> dict:
     """bpftrace's printed hist() map -> {pyusdt bucket index: count}."""
-    from pyusdt.histogram import LOG2_BUCKETS, hist_label
+    from pyusdt.aggregate.histogram import LOG2_BUCKETS, hist_label
 
     index = {hist_label(i): i for i in range(LOG2_BUCKETS)}
     out = {}
@@ -227,7 +227,7 @@ def run_bpftrace_hist(exe: str, n: int, tmp: str, opts) -> dict:
 
 def run_pyusdt(exe: str, n: int, tmp: str, opts, kind: str) -> dict:
     from pyusdt import Tracer
-    from pyusdt.aggregation import Aggregate
+    from pyusdt.aggregate.specs import Aggregate
 
     res_path = os.path.join(tmp, f"pyusdt-{kind}.result")
     if os.path.exists(res_path):

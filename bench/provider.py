@@ -89,7 +89,7 @@ def tracer_main(argv) -> int:
     """`provider.py _tracer PID PATTERN count|stream`: attach, print "ready",
     trace until a line comes on stdin, print the result as JSON."""
     from pyusdt import Tracer
-    from pyusdt.aggregation import Aggregate
+    from pyusdt.aggregate.specs import Aggregate
 
     pid, pattern, kind = int(argv[0]), argv[1], argv[2]
     t = Tracer()
@@ -570,7 +570,7 @@ def main(argv=None) -> int:
         return 2
 
     from stream import NoiseMeter  # bench/stream.py
-    from pyusdt.provider import Provider
+    from pyusdt.provide.provider import Provider
 
     ctx: dict = {"obj": Obj(), "probes": {}, "raw": {}, "semaphores": {}, "ext": {}}
     providers = []

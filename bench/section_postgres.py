@@ -55,7 +55,7 @@ class Semaphores:
     """The two probes' semaphores in one process's memory."""
 
     def __init__(self, pid: int) -> None:
-        from pyusdt.discovery import probes_at_path
+        from pyusdt.discover.probes import probes_at_path
 
         self.pid = pid
         wanted = {START: None, DONE: None}

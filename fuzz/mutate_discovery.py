@@ -6,7 +6,7 @@
 Each round takes a real ELF file (a seed), damages it (bit flips, boundary
 values in header and note fields, truncation, bytes in argument strings),
 writes it to OUT/current.elf and reads it the ways pyusdt does: the
-native reader, pyusdt.discovery.probes_at_path, and everything `pyusdt list`
+native reader, pyusdt.discover.probes_at_path, and everything `pyusdt list`
 and `list --json` do with the probes found.
 
 A round passes when it ends in probes (with MalformedNotesWarning or without)
@@ -27,9 +27,9 @@ import warnings
 from pathlib import Path
 
 from pyusdt import _native
-from pyusdt.discovery import probes_at_path
+from pyusdt.discover.probes import probes_at_path
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
-from pyusdt.render import probe_line
+from pyusdt.export.text import probe_line
 
 INTERESTING_8 = [0, 1, 0x7F, 0x80, 0xFF]
 INTERESTING_32 = [0, 1, 3, 8, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]

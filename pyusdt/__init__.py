@@ -4,31 +4,66 @@ Find the USDT probes in ELF files and running processes, attach to them with
 a precompiled CO-RE BPF program, and read every hit as numpy structured
 arrays, with every drop counted; as pandas or Arrow tables with
 :func:`to_pandas` / :func:`to_arrow` (optional extras).
+
+The names below are loaded when first used, so that ``from pyusdt import
+Provider`` (or ``import pyusdt.provide``) in a web worker loads what firing a
+probe needs and nothing else: not numpy, not the tracer, not libbpf.
 """
 from __future__ import annotations
 
-from .discovery import ArgSpec, Probe, probes_at_path, probes_in_process
-from .errors import *  # noqa: F401,F403 - the public exception hierarchy
-from .events import Event, EventBatch, TracedProbe
-from .launcher import HeldProcess
-from .provider import Provider
-from .table import to_arrow, to_pandas
-from .tracer import ProbeStats, Tracer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pyusdt.errors import *  # noqa: F403 - the public exception hierarchy
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArgSpec",
-    "Event",
-    "EventBatch",
-    "HeldProcess",
-    "Probe",
-    "ProbeStats",
-    "Provider",
-    "TracedProbe",
-    "Tracer",
-    "probes_at_path",
-    "probes_in_process",
-    "to_arrow",
-    "to_pandas",
-]
+# public name -> the module that defines it
+_HOMES = {
+    "ArgSpec": "pyusdt.discover.probes",
+    "Probe": "pyusdt.discover.probes",
+    "probes_at_path": "pyusdt.discover.probes",
+    "probes_in_process": "pyusdt.discover.process",
+    "Event": "pyusdt.trace.events",
+    "EventBatch": "pyusdt.trace.events",
+    "TracedProbe": "pyusdt.trace.events",
+    "HeldProcess": "pyusdt.trace.launcher",
+    "ProbeStats": "pyusdt.trace.results",
+    "Tracer": "pyusdt.trace.tracer",
+    "Aggregate": "pyusdt.aggregate.specs",
+    "Latency": "pyusdt.aggregate.specs",
+    "Arg": "pyusdt.aggregate.specs",
+    "StrArg": "pyusdt.aggregate.specs",
+    "Where": "pyusdt.aggregate.specs",
+    "AggregationResult": "pyusdt.aggregate.results",
+    "to_arrow": "pyusdt.export.table",
+    "to_pandas": "pyusdt.export.table",
+    "Provider": "pyusdt.provide.provider",
+}
+
+__all__ = sorted(_HOMES)
+
+if TYPE_CHECKING:
+    from pyusdt.aggregate.results import AggregationResult
+    from pyusdt.aggregate.specs import Aggregate, Arg, Latency, StrArg, Where
+    from pyusdt.discover.probes import ArgSpec, Probe, probes_at_path
+    from pyusdt.discover.process import probes_in_process
+    from pyusdt.export.table import to_arrow, to_pandas
+    from pyusdt.provide.provider import Provider
+    from pyusdt.trace.events import Event, EventBatch, TracedProbe
+    from pyusdt.trace.launcher import HeldProcess
+    from pyusdt.trace.results import ProbeStats
+    from pyusdt.trace.tracer import Tracer
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pyusdt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once found, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

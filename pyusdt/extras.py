@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MissingExtraError
+from pyusdt.errors import MissingExtraError
 
 # Module -> the pyusdt extra that installs it.
 EXTRAS = {"pandas": "pandas", "pyarrow": "arrow", "matplotlib": "plot"}

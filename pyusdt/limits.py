@@ -15,8 +15,8 @@ import operator
 from dataclasses import dataclass
 from numbers import Real
 
-from . import _native
-from .errors import ConfigError, ConfigTypeError
+from pyusdt import _native
+from pyusdt.errors import ConfigError, ConfigTypeError
 
 # The kernel's PID_MAX_LIMIT on 64-bit: no pid is larger (pid_max can only be lowered below it).
 PID_MAX_LIMIT = 1 << 22

@@ -23,8 +23,8 @@ import pytest
 
 from conftest import PYUSDT
 from proc_helpers import Child
-from pyusdt.cli import main
-from pyusdt.histogram import Histogram, log2_bucket, render_hist, render_scalar
+from pyusdt.cli.main import main
+from pyusdt.aggregate.histogram import Histogram, log2_bucket, render_hist, render_scalar
 from test_aggregate import LABELS, PER_ROUND, read_report
 
 ROUNDS = 3

@@ -46,21 +46,12 @@ from typing import NamedTuple, Optional
 
 import pytest
 
-import pyusdt.attach_request
+import pyusdt.trace.requests
 from conftest import PYUSDT, missing
 from pyusdt import Tracer
-from pyusdt.aggregation import Aggregate, Arg, Latency, StrArg, Where
-from pyusdt.cli import main
-from pyusdt.errors import (
-    AttachError,
-    ConfigError,
-    ConfigTypeError,
-    ELFNotFoundError,
-    NoSuchProcessError,
-    NotELFError,
-    SessionClosedError,
-    TargetError,
-)
+from pyusdt.aggregate.specs import Aggregate, Arg, Latency, StrArg, Where
+from pyusdt.cli.main import main
+from pyusdt.errors import AttachError, ConfigError, ConfigTypeError, ELFNotFoundError, NoSuchProcessError, NotELFError, SessionClosedError, TargetError
 
 U64 = 1 << 64
 PID_LIMIT = 1 << 22  # the kernel's PID_MAX_LIMIT
@@ -599,7 +590,7 @@ def test_pid_exits_while_its_objects_are_read(files, monkeypatch, cmd):
     """The target exits after its maps were found and before its files were
     read (killed, not yet reaped): it is named as gone, not as "no probes"."""
     child = _held_target(files)
-    real = pyusdt.attach_request.probes_in_process
+    real = pyusdt.trace.requests.probes_in_process
 
     def reading(pid):
         child.kill()
@@ -607,7 +598,7 @@ def test_pid_exits_while_its_objects_are_read(files, monkeypatch, cmd):
             time.sleep(0.005)
         return real(pid)
 
-    monkeypatch.setattr(pyusdt.attach_request, "probes_in_process", reading)
+    monkeypatch.setattr(pyusdt.trace.requests, "probes_in_process", reading)
     try:
         assert_one_line(run_main([cmd, "-p", str(child.pid)]),
                         *err(f"process {child.pid} exited before its probes were read"))

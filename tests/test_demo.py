@@ -39,7 +39,7 @@ def test_strings_in_untouched_rodata_are_read(bpf):
 def test_string_keys_in_untouched_rodata(bpf):
     # The same untouched labels as aggregation keys: the aggregating program
     # for string keys is sleepable too, so every label is a key of its own.
-    from pyusdt.aggregation import Aggregate, StrArg
+    from pyusdt.aggregate.specs import Aggregate, StrArg
 
     spec = Aggregate("stats", value=1, key=StrArg(2))
     with Tracer() as t:

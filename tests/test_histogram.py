@@ -1,4 +1,4 @@
-"""pyusdt.histogram: bucket formulas, percentile estimates, and map text that
+"""pyusdt.aggregate.histogram: bucket formulas, percentile estimates, and map text that
 is byte for byte what bpftrace 0.17 prints for the same values.
 
 The cross-check runs one bpftrace program whose BEGIN probe fills every map
@@ -17,17 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-from pyusdt.histogram import (
-    LOG2_BUCKETS,
-    Histogram,
-    hist_label,
-    lhist_label,
-    linear_bucket,
-    linear_nbuckets,
-    log2_bucket,
-    render_hist,
-    render_scalar,
-)
+from pyusdt.aggregate.histogram import LOG2_BUCKETS, Histogram, hist_label, lhist_label, linear_bucket, linear_nbuckets, log2_bucket, render_hist, render_scalar
 
 
 # --------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_a_python_programs_own_provider(bpf, cli, tmp_path):
     -c waits for them and counts every fire."""
     script = tmp_path / "late_provider.py"
     script.write_text(
-        "from pyusdt.provider import Provider\n"
+        "from pyusdt.provide import Provider\n"
         "p = Provider('lateapp')\n"
         "tick = p.probe('tick', ('n', 'int64'))\n"
         "p.load()\n"

@@ -19,9 +19,9 @@ import pytest
 
 from pg import POSTGRES, pg_cluster
 from pyusdt import HeldProcess, Tracer
-from pyusdt.aggregation import Arg, Latency, StrArg, Where
+from pyusdt.aggregate.specs import Arg, Latency, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
-from pyusdt.histogram import Histogram, log2_bucket
+from pyusdt.aggregate.histogram import Histogram, log2_bucket
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

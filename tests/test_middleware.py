@@ -1,4 +1,4 @@
-"""pyusdt.middleware: request__start / request__done from WSGI and ASGI apps.
+"""pyusdt.provide.middleware: request__start / request__done from WSGI and ASGI apps.
 
 Traced in a separate Python process (tests/programs/tracers_child.py): a
 real wsgiref server serving requests this test makes with urllib, and an
@@ -21,9 +21,10 @@ import urllib.request
 import pytest
 
 from proc_helpers import ask, events_within, start_tracers_child
-from pyusdt import Provider, Tracer, tracers
+from pyusdt.provide import latency as tracers
+from pyusdt import Provider, Tracer
 from pyusdt.errors import ProviderError
-from pyusdt.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
+from pyusdt.provide.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
 
 LONG = 2_000_000_000  # no request here takes 2 s
 

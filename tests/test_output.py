@@ -26,7 +26,7 @@ import pytest
 from conftest import PYUSDT
 from proc_helpers import Child, Cli
 from pyusdt import Tracer
-from pyusdt.output import EventWriter
+from pyusdt.export.files import EventWriter
 
 STR_LEN = 16
 COLUMNS = ["time", "ts_ns", "probe", "pid", "tid", "cpu", "arg0", "arg1", "arg2", "arg3", "arg3_truncated",
@@ -332,7 +332,7 @@ def test_without_pyarrow(prog, tmp_path, ext):
     """pyarrow missing: Parquet and Arrow output fail with one line naming
     the extra (CSV and JSON lines do not need it)."""
     code = ("import sys; sys.modules['pyarrow'] = None\n"
-            "from pyusdt.cli import main\n"
+            "from pyusdt.cli.main import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     path = tmp_path / f"t.{ext}"
     res = subprocess.run([sys.executable, "-c", code, "trace", "--output", str(path), "-c",

@@ -1,4 +1,4 @@
-"""Pictures (pyusdt.plot): `pyusdt hist|lhist ... --plot FILE`, `pyusdt
+"""Pictures (pyusdt.export.plot): `pyusdt hist|lhist ... --plot FILE`, `pyusdt
 latency ... --plot FILE --heatmap FILE`, and the Python API.  Each picture
 is a valid PNG with something drawn in colour (bars, heatmap cells), never a
 blank page; a heatmap's columns add up exactly to the final histogram; bad
@@ -19,9 +19,9 @@ import pytest
 
 from proc_helpers import Cli
 from pyusdt import HeldProcess, Tracer
-from pyusdt.aggregation import Latency
-from pyusdt.histogram import Histogram
-from pyusdt.plot import Heatmap, heatmap, histogram
+from pyusdt.aggregate.specs import Latency
+from pyusdt.aggregate.histogram import Histogram
+from pyusdt.export.plot import Heatmap, heatmap, histogram
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -181,7 +181,7 @@ def test_bad_picture_options(cli, values_prog, latprog, tmp_path, args, message)
 
 def test_without_matplotlib(values_prog, tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from pyusdt.cli import main\n"
+            "from pyusdt.cli.main import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     res = subprocess.run([sys.executable, "-c", code, "hist", str(values_prog), "agg:value", "-v", "1",
                           "--plot", str(tmp_path / "h.png")], capture_output=True, text=True, timeout=60,

@@ -1,4 +1,4 @@
-"""Run-time USDT providers (pyusdt.provider), traced for real.
+"""Run-time USDT providers (pyusdt.provide), traced for real.
 
 The traced code runs in its own Python process (tests/programs/
 provider_target.py, started with sys.executable): it prints its pid and
@@ -27,9 +27,9 @@ import pytest
 
 from proc_helpers import Child
 from pyusdt import Tracer
-from pyusdt.aggregation import Aggregate
+from pyusdt.aggregate.specs import Aggregate
 from pyusdt.errors import ProbeArgumentError, ProviderError
-from pyusdt.provider import Provider
+from pyusdt.provide.provider import Provider
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

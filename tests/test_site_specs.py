@@ -16,7 +16,7 @@ import pytest
 
 from conftest import load_base, read_u16
 from pyusdt import Tracer, probes_at_path
-from pyusdt.aggregation import Aggregate, Arg
+from pyusdt.aggregate.specs import Aggregate, Arg
 from pyusdt.errors import ArgumentIndexError
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
@@ -98,7 +98,7 @@ def test_api_batches_and_tables(prog):
         batches[0].arg(5, "sites:mixed")
 
     pd = pytest.importorskip("pandas")
-    from pyusdt.table import to_pandas
+    from pyusdt.export.table import to_pandas
 
     df = to_pandas(batches)
     assert list(df["arg0"]) == [SITE_A[0], SITE_B[0], SITE_C[0]] * ROUNDS

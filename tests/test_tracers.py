@@ -1,4 +1,4 @@
-"""pyusdt.tracers: latency tracers and the runtime switch.
+"""pyusdt.provide.latency: latency tracers and the runtime switch.
 
 The traced code runs in a separate Python process (tests/programs/
 tracers_child.py, driven over stdin), traced with Tracer.attach_pid: the
@@ -17,8 +17,9 @@ import time
 import pytest
 
 from proc_helpers import Child, ask, events_within, start_tracers_child
-from pyusdt import Provider, Tracer, tracers
-from pyusdt.tracers import latency_block, trace_latency
+from pyusdt.provide import latency as tracers
+from pyusdt import Provider, Tracer
+from pyusdt.provide.latency import latency_block, trace_latency
 
 LONG = 200_000_000  # no timed call of the workload takes 200 ms
 

@@ -13,7 +13,7 @@ import os
 import threading
 
 from pyusdt import Tracer
-from pyusdt.provider import Provider
+from pyusdt.provide.provider import Provider
 
 HANG_GUARD_S = 120
 

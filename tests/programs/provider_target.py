@@ -26,7 +26,7 @@ import json
 import os
 import sys
 
-from pyusdt.provider import Provider
+from pyusdt.provide.provider import Provider
 
 providers: dict = {}
 

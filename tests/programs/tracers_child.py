@@ -1,4 +1,4 @@
-"""A Python program using pyusdt.tracers and pyusdt.middleware, driven by the
+"""A Python program using pyusdt.provide.latency and pyusdt.provide.middleware, driven by the
 tests over stdin (one command a line, one answer a line).
 
 Start-up: installs the SIGPROF toggle, loads the "pyusdt_app" and
@@ -29,9 +29,9 @@ import threading
 import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from pyusdt import tracers
-from pyusdt.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
-from pyusdt.tracers import latency_block, trace_latency
+from pyusdt.provide import latency as tracers
+from pyusdt.provide.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
+from pyusdt.provide.latency import latency_block, trace_latency
 
 
 @trace_latency

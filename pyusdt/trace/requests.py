@@ -10,11 +10,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from . import limits
-from .aggregation import Aggregate, Latency
-from .discovery import Probe, probes_in_process, process_objects, require_match
-from .errors import ArgumentIndexError, NoProbesError, NoSuchProcessError, PyusdtError
-from .launcher import HeldProcess, linked_libraries
+from pyusdt import limits
+from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.discover.probes import Probe
+from pyusdt.discover.process import probes_in_process, process_objects
+from pyusdt.discover.patterns import require_match
+from pyusdt.errors import ArgumentIndexError, NoProbesError, NoSuchProcessError, PyusdtError
+from pyusdt.trace.launcher import HeldProcess, linked_libraries
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from .events import EventBatch
-from .loss_report import LossMonitor, LossReport
-from .stop_signals import StopSignals
+from pyusdt.trace.events import EventBatch
+from pyusdt.trace.loss_report import LossMonitor, LossReport
+from pyusdt.trace.stop_signals import StopSignals
 
 
 def stream(tracer, write: Callable[[EventBatch], None], stop: StopSignals, *,

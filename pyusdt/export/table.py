@@ -1,8 +1,8 @@
 """Events as tables: pandas DataFrames and Apache Arrow tables.
 
     df = batch.to_pandas()                        # one EventBatch
-    df = pyusdt.table.to_pandas(batches)          # several, as one table
-    tbl = pyusdt.table.to_arrow(t.batches(duration=5))
+    df = pyusdt.export.table.to_pandas(batches)          # several, as one table
+    tbl = pyusdt.export.table.to_arrow(t.batches(duration=5))
 
 pandas and pyarrow are imported only here and only when called (extras
 ``pyusdt[pandas]`` and ``pyusdt[arrow]``); each works without the other.
@@ -49,15 +49,15 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from . import _native
-from .events import EventBatch, TracedProbe, decode_c_string
-from .extras import require
+from pyusdt import _native
+from pyusdt.trace.events import EventBatch, TracedProbe, decode_c_string
+from pyusdt.extras import require
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
     import pyarrow
 
-    from .aggregation import AggregationResult
+    from pyusdt.aggregate.results import AggregationResult
 
 FIXED_COLUMNS = ("time", "ts_ns", "probe", "pid", "tid", "cpu")
 TRUNCATED_SUFFIX = "_truncated"

@@ -13,13 +13,12 @@ import sys
 import time
 from typing import Optional
 
-from . import limits
-from .aggregation import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
-from .cli_targets import (Target, add_target_args, close_quickly, show_unmatched, show_waiting, show_warnings,
-                          split_target)
-from .errors import ConfigError
-from .stop_signals import StopSignals
-from .tracer import Tracer
+from pyusdt import limits
+from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
+from pyusdt.cli.targets import Target, add_target_args, close_quickly, show_unmatched, show_waiting, show_warnings, split_target
+from pyusdt.errors import ConfigError
+from pyusdt.trace.stop_signals import StopSignals
+from pyusdt.trace.tracer import Tracer
 
 _WHERE = re.compile(r"^\s*arg(\d+)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*$")
 _KEY = re.compile(r"^(arg|str)(\d+)$")
@@ -145,7 +144,7 @@ def _check_pictures(args, kind: str) -> None:
             continue
         if kind not in ("hist", "lhist"):
             raise ConfigError(f"--{option} draws histograms: use it with --kind hist or lhist")
-        from .plot import check_output
+        from pyusdt.export.plot import check_output
 
         check_output(path)
 
@@ -230,7 +229,7 @@ def _draw(final, heat, args) -> None:
     """--plot and --heatmap, from the cumulative final result."""
     if not getattr(args, "plot", None) and heat is None:
         return
-    from .plot import heatmap, histogram
+    from pyusdt.export.plot import heatmap, histogram
 
     if getattr(args, "plot", None):
         histogram(final, args.plot)
@@ -252,7 +251,7 @@ def _run(tracer: Tracer, spec, args) -> int:
     deadline = None if args.duration is None else start + args.duration
     heat = None
     if getattr(args, "heatmap", None):
-        from .plot import Heatmap
+        from pyusdt.export.plot import Heatmap
 
         heat = Heatmap(args.interval or 1.0, start=start)
     next_print = None if args.interval is None else start + args.interval

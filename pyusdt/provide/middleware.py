@@ -1,6 +1,6 @@
 """WSGI and ASGI middleware firing USDT probes for every HTTP request.
 
-    from pyusdt.middleware import WSGIMiddleware, ASGIMiddleware
+    from pyusdt.provide.middleware import WSGIMiddleware, ASGIMiddleware
     app = WSGIMiddleware(app)        # Flask, Django (WSGI), Bottle, ...
     app = ASGIMiddleware(app)        # Starlette, FastAPI, Django (ASGI), ...
 
@@ -26,7 +26,7 @@ raises before sending one is reported as 500, one that sends none as 0.
         printf("%s %s %d %d us\\n", str(arg0), str(arg1), arg2, arg3 / 1000); }'
     pyusdt hist -p PID pyusdt_web:request__done -v 3 --by str1    # latency per path
 
-Cost: one flag check (the runtime switch of pyusdt.tracers: while it is off,
+Cost: one flag check (the runtime switch of pyusdt.provide.latency: while it is off,
 requests pass straight through) and two semaphore reads per request while
 nobody traces; the response is wrapped, and the clock read, only while
 request__done is traced.  ASGI scopes other than "http" (lifespan, websocket)
@@ -44,9 +44,9 @@ from time import perf_counter_ns
 from typing import (Any, Awaitable, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional,
                     Tuple, Union)
 
-from . import tracers
-from .provider import ArgDecl, Probe, Provider
-from .tracers import LazyProvider
+from pyusdt.provide import latency as tracers
+from pyusdt.provide.provider import ArgDecl, Probe, Provider
+from pyusdt.provide.latency import LazyProvider
 
 __all__ = ["DEFAULT_WEB_PROVIDER", "ASGIMiddleware", "WSGIMiddleware", "web_provider"]
 

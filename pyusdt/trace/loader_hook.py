@@ -22,8 +22,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from . import _native
-from .errors import AttachError
+from pyusdt import _native
+from pyusdt.errors import AttachError
 
 
 def _loader_candidates(paths: Iterable[tuple]) -> list[tuple]:

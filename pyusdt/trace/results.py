@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .aggregation import AggregationResult, Counters
-from .events import TracedProbe
+from pyusdt.aggregate.results import AggregationResult, Counters
+from pyusdt.trace.events import TracedProbe
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 
-from . import _native
-from .discovery import Probe
-from .errors import ArgumentIndexError
+from pyusdt import _native
+from pyusdt.discover.probes import Probe
+from pyusdt.errors import ArgumentIndexError
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
@@ -65,7 +65,7 @@ class EventBatch:
     """Records drained in one go; `array` is the numpy structured array itself.
 
     to_pandas() and to_arrow() give the batch as a table with named, typed
-    columns (see pyusdt.table); pyusdt.table.to_pandas(batches) joins several."""
+    columns (see pyusdt.export.table); pyusdt.export.table.to_pandas(batches) joins several."""
 
     def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe]):
         self.array = array
@@ -128,13 +128,13 @@ class EventBatch:
         return [decode_c_string(r["strings"][slots[int(r["probe_id"])]]) for r in recs]
 
     def to_pandas(self) -> "pandas.DataFrame":
-        """This batch as a DataFrame (columns: pyusdt.table); needs pandas."""
-        from .table import to_pandas
+        """This batch as a DataFrame (columns: pyusdt.export.table); needs pandas."""
+        from pyusdt.export.table import to_pandas
 
         return to_pandas(self)
 
     def to_arrow(self) -> "pyarrow.Table":
-        """This batch as an Arrow table (columns: pyusdt.table); needs pyarrow."""
-        from .table import to_arrow
+        """This batch as an Arrow table (columns: pyusdt.export.table); needs pyarrow."""
+        from pyusdt.export.table import to_arrow
 
         return to_arrow(self)

@@ -5,10 +5,11 @@ import os
 from collections import Counter
 from typing import TextIO
 
-from .render import event_text, summary
-from .tracer import Tracer
+from pyusdt.export.text import event_text, summary
+from pyusdt.trace.tracer import Tracer
 
-DEMO_TARGET = os.path.join(os.path.dirname(__file__), "bin", "pyusdt-demo-target")
+# installed by CMakeLists.txt next to the package root
+DEMO_TARGET = os.path.join(os.path.dirname(os.path.dirname(__file__)), "bin", "pyusdt-demo-target")
 TICKS = 20
 INTERVAL_MS = 100
 # What demo_target.c fires, so the demo checks every value it read.

@@ -4,7 +4,7 @@ The idea of ruby-static-tracing, for Python: decorate what you want timed,
 and a tracer (pyusdt, bpftrace, perf) sees one probe hit per call, with the
 call's name and duration, while code that nobody traces pays next to nothing.
 
-    from pyusdt.tracers import trace_latency, latency_block
+    from pyusdt.provide.latency import trace_latency, latency_block
 
     @trace_latency                      # name: "<module>.<qualname>"
     def handle(request): ...
@@ -43,7 +43,7 @@ process:
     install_signal_toggle(signal.SIGPROF)   # then: kill -PROF PID flips it
 
 While the switch is off, decorated functions and latency blocks do one flag
-check and nothing else, and the middleware (pyusdt.middleware) passes
+check and nothing else, and the middleware (pyusdt.provide.middleware) passes
 requests straight through: nothing fires even while a tracer is attached.
 Off does not unload the providers: loaded probes stay listable (`pyusdt list
 -p PID`) and attachable, so a tracer can be attached first and the switch
@@ -72,8 +72,8 @@ from time import perf_counter_ns
 from types import FrameType, TracebackType
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Type, TypeVar, Union, overload
 
-from .errors import ProviderError
-from .provider import ArgDecl, Probe, Provider
+from pyusdt.errors import ProviderError
+from pyusdt.provide.provider import ArgDecl, Probe, Provider
 
 __all__ = [
     "DEFAULT_APP_PROVIDER",

@@ -12,18 +12,19 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from . import _native, limits
-from .attach_request import probes_of_process
-from .discovery import probes_at_path, require_match
-from .errors import MalformedNotesWarning, PyusdtError
-from .render import event_json, event_text, summary, write_probes
-from .cli_aggregate import add_aggregate_commands
-from .cli_targets import (Target, Terminated, add_target_args, close_quickly, show_unmatched, show_waiting,
-                          show_warnings, split_target)
-from .loss_report import LossReport
-from .stop_signals import StopSignals
-from .trace_loop import stream
-from .tracer import DEFAULT_RINGBUF_BYTES, Tracer
+from pyusdt import _native
+from pyusdt import limits
+from pyusdt.trace.requests import probes_of_process
+from pyusdt.discover.probes import probes_at_path
+from pyusdt.discover.patterns import require_match
+from pyusdt.errors import MalformedNotesWarning, PyusdtError
+from pyusdt.export.text import event_json, event_text, summary, write_probes
+from pyusdt.cli.aggregate import add_aggregate_commands
+from pyusdt.cli.targets import Target, Terminated, add_target_args, close_quickly, show_unmatched, show_waiting, show_warnings, split_target
+from pyusdt.trace.loss_report import LossReport
+from pyusdt.trace.stop_signals import StopSignals
+from pyusdt.trace.loop import stream
+from pyusdt.trace.tracer import DEFAULT_RINGBUF_BYTES, Tracer
 
 
 # Events formatted per write: text goes at ~50k events/s, so a batch this
@@ -85,7 +86,7 @@ def cmd_trace(args, parser) -> int:
     if args.output is not None:
         if args.format is not None:
             parser.error("--format is for stdout: with --output the file's extension gives the format")
-        from .output import EventWriter
+        from pyusdt.export.files import EventWriter
 
         writer = EventWriter(args.output)  # every output error before anything is attached
     try:
@@ -115,7 +116,7 @@ def _trace(args, parser, writer) -> int:
         forced = False
         try:
             if writer is not None:
-                from .output import record
+                from pyusdt.export.files import record
 
                 record(tracer, writer, args.duration, on_start=announce, on_loss=on_loss)
             else:
@@ -136,7 +137,7 @@ def _trace(args, parser, writer) -> int:
             print(f"pyusdt: stopped by a second signal: {unread} event(s) left unread in the ring buffer",
                   file=sys.stderr)
         if writer is not None:
-            from .output import dropped_warnings
+            from pyusdt.export.files import dropped_warnings
 
             for w in dropped_warnings(writer):
                 print(f"pyusdt: warning: {w}", file=sys.stderr)
@@ -187,7 +188,7 @@ def _trace_to_stdout(tracer: Tracer, args, stop: StopSignals, on_loss) -> None:
 
 
 def cmd_demo(args, parser) -> int:
-    from .demo import run_demo
+    from pyusdt.cli.demo import run_demo
 
     return run_demo(sys.stdout)
 
@@ -211,7 +212,7 @@ def make_parser() -> argparse.ArgumentParser:
                          help="stdout format (default text)")
     p_trace.add_argument("-o", "--output", metavar="FILE",
                          help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
-                              ".jsonl, one row per event (columns: see pyusdt.table)")
+                              ".jsonl, one row per event (columns: see pyusdt.export.table)")
     p_trace.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
     p_trace.add_argument("--ringbuf-size", type=int, default=DEFAULT_RINGBUF_BYTES,
                          help="ring buffer bytes (power of two)")

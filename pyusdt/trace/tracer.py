@@ -18,45 +18,19 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _native, limits
-from .discovery import (
-    Probe,
-    as_path,
-    probes_at_path,
-    probes_in_object,
-    process_objects,
-    require_match,
-    match,
-    split_path_pattern,
-)
-from .errors import (
-    AttachError,
-    ConfigError,
-    ConfigTypeError,
-    ELFNotFoundError,
-    ELFReadError,
-    NoMatchError,
-    NoProbesError,
-    NoSuchProcessError,
-    NotELFError,
-    PyusdtError,
-    SessionClosedError,
-    UnsupportedArgumentError,
-)
-from .aggregation import Aggregate, AggregationResult, Latency
-from .attach_request import (
-    AttachRequest,
-    RoleAgg,
-    check_probes,
-    inode_key,
-    inode_keys,
-    pid_alive,
-    probes_of_process,
-)
-from .events import EventBatch, TracedProbe
-from .launcher import HeldProcess, linked_libraries
-from .loader_hook import LoaderHook
-from .tracer_results import ProbeStats, read_aggregations, read_stats
+from pyusdt import _native
+from pyusdt import limits
+from pyusdt.discover.probes import Probe, as_path, probes_at_path
+from pyusdt.discover.process import probes_in_object, process_objects
+from pyusdt.discover.patterns import require_match, match, split_path_pattern
+from pyusdt.errors import AttachError, ConfigError, ConfigTypeError, ELFNotFoundError, ELFReadError, NoMatchError, NoProbesError, NoSuchProcessError, NotELFError, PyusdtError, SessionClosedError, UnsupportedArgumentError
+from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.aggregate.results import AggregationResult
+from pyusdt.trace.requests import AttachRequest, RoleAgg, check_probes, inode_key, inode_keys, pid_alive, probes_of_process
+from pyusdt.trace.events import EventBatch, TracedProbe
+from pyusdt.trace.launcher import HeldProcess, linked_libraries
+from pyusdt.trace.loader_hook import LoaderHook
+from pyusdt.trace.results import ProbeStats, read_aggregations, read_stats
 
 DEFAULT_RINGBUF_BYTES = 16 << 20
 # The ring of a tracer that only aggregates: nothing is streamed, so the

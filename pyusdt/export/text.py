@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from typing import Iterable, TextIO
 
-from .discovery import ArgSpec, Probe
-from .events import Event
-from .tracer import ProbeStats
+from pyusdt.discover.probes import ArgSpec, Probe
+from pyusdt.trace.events import Event
+from pyusdt.trace.tracer import ProbeStats
 
 
 def _arg_text(e: Event, name: str, i: int, value) -> str:

@@ -6,9 +6,9 @@ import shlex
 import sys
 from typing import Optional
 
-from .errors import ConfigError
-from .launcher import HeldProcess
-from .tracer import Tracer
+from pyusdt.errors import ConfigError
+from pyusdt.trace.launcher import HeldProcess
+from pyusdt.trace.tracer import Tracer
 
 
 class Terminated(Exception):

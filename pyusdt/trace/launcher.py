@@ -15,7 +15,7 @@ import stat
 import subprocess
 from typing import Optional, Sequence
 
-from .errors import ConfigTypeError, TargetError
+from pyusdt.errors import ConfigTypeError, TargetError
 
 _LIST_LINE = re.compile(r"=>\s+(/\S+)|^\s*(/\S+)\s+\(0x")
 

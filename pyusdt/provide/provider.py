@@ -21,8 +21,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from . import _native
-from .errors import ProviderError
+from pyusdt import _native
+from pyusdt.errors import ProviderError
 
 ARG_TYPES: Dict[str, int] = {
     "int8": _native.ARG_INT8, "uint8": _native.ARG_UINT8,

@@ -1,32 +1,15 @@
-"""Finding USDT probes: in one ELF file, or in every object a process maps.
-
-A process counts every ELF object it maps: the executable, shared libraries,
-libraries opened with dlopen, and objects whose file was deleted or lives in
-a memfd.  Those are read (and later attached) through /proc/PID/map_files,
-which names the mapped inode whatever its path says.
-"""
+"""The probes of one ELF file: each probe's sites, argument specs and semaphore,
+read from its NT_STAPSDT notes (and a pyusdt provider's own argument names)."""
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Optional, Union
+from typing import Optional, Union
 
-from . import _native
-from .errors import (
-    ConfigTypeError,
-    ELFNotFoundError,
-    ELFReadError,
-    MalformedNotesWarning,
-    NoMatchError,
-    NoProbesError,
-    NoSuchProcessError,
-    NotELFError,
-    PrivilegeError,
-    PyusdtError,
-)
+from pyusdt import _native
+from pyusdt.errors import ConfigTypeError, ELFNotFoundError, ELFReadError, MalformedNotesWarning, NoProbesError, NotELFError
 
 
 @dataclass(frozen=True)
@@ -51,6 +34,8 @@ class ArgSpec:
 
 
 _TYPE_NAMES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "str", "bytes")
+
+
 # Provider argument type codes (csrc/provider_elf.h) by name, and back.
 ARG_TYPE_NAMES = {getattr(_native, "ARG_" + n.upper()): n for n in _TYPE_NAMES}
 
@@ -200,95 +185,6 @@ def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] 
     return list(grouped.values())
 
 
-@dataclass(frozen=True)
-class MappedObject:
-    """One file-backed object mapped into a process."""
-
-    pid: int
-    path: str  # as /proc/PID/maps shows it, e.g. "/memfd:probes (deleted)"
-    open_path: str  # /proc/PID/map_files/START-END
-    inode_key: tuple  # (dev, inode): the uprobe identity of the object
-
-
-def _map_files_name(maps_range: str) -> str:
-    """/proc/PID/maps pads addresses to 8 digits (00400000-0041f000, a non-PIE
-    executable); /proc/PID/map_files names them unpadded (400000-41f000)."""
-    lo, hi = maps_range.split("-")
-    return f"{int(lo, 16):x}-{int(hi, 16):x}"
-
-
-def process_objects(pid: int) -> list[MappedObject]:
-    """Every file-backed object mapped into `pid`, once each, in map order."""
-    try:
-        # Paths as os.fsdecode gives them: a file name need not be UTF-8.
-        with open(f"/proc/{pid}/maps", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise NoSuchProcessError(f"no such process: {pid}") from None
-    except ProcessLookupError:
-        raise NoSuchProcessError(f"no such process: {pid}") from None
-    except PermissionError:
-        raise PrivilegeError(f"cannot read /proc/{pid}/maps: permission denied (another user's process "
-                             "needs ptrace access: run as root or as its user)") from None
-    seen: dict[tuple, MappedObject] = {}
-    for line in lines:
-        parts = line.split(None, 5)
-        if len(parts) < 6:
-            continue
-        addr, _perms, _off, dev, inode, path = parts
-        if inode == "0" or not (path.startswith("/") or path.startswith("/memfd:")):
-            continue
-        key = (dev, inode)
-        if key in seen:
-            continue
-        seen[key] = MappedObject(pid, path, f"/proc/{pid}/map_files/{_map_files_name(addr)}", key)
-    return list(seen.values())
-
-
-def _is_elf(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-def probes_in_object(obj: MappedObject) -> list[Probe]:
-    """Probes of one mapped object; [] for data files and objects pyusdt cannot read."""
-    if not _is_elf(obj.open_path):
-        return []
-    try:
-        return probes_in_file(obj.open_path, display=obj.path, pid=obj.pid)
-    except PyusdtError:
-        return []
-
-
-def probes_in_process(pid: int) -> list[Probe]:
-    """Every probe in every ELF object mapped into `pid`."""
-    out: list[Probe] = []
-    objects = process_objects(pid)
-    if objects:
-        _check_map_files_access(objects[0])
-    for obj in objects:
-        out.extend(probes_in_object(obj))
-    return out
-
-
-def _check_map_files_access(obj: MappedObject) -> None:
-    """A process's objects are read through /proc/PID/map_files, which the
-    kernel opens only for CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE, 5.9+)
-    with ptrace access to the process: without, every object would be
-    skipped and the process would seem to have no probes."""
-    try:
-        os.close(os.open(obj.open_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
-    except PermissionError:
-        raise PrivilegeError(f"cannot read the files process {obj.pid} maps (/proc/{obj.pid}/map_files): "
-                             "permission denied: that needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE; run as "
-                             "root") from None
-    except OSError:
-        pass  # that mapping went away: the others are read as usual
-
-
 def as_path(path: Union[str, bytes, os.PathLike]) -> str:
     """A path as str, whatever the caller gave: bytes and names that are not
     UTF-8 become str as os.fsdecode makes them (the native side encodes them
@@ -325,41 +221,3 @@ def probes_at_path(path: Union[str, bytes, os.PathLike]) -> list[Probe]:
     path = as_path(path)
     check_regular_file(path)
     return probes_in_file(path)
-
-
-def normalize_pattern(pattern: Optional[str]) -> str:
-    """A glob on provider:name; a bare name matches it under any provider."""
-    if not pattern:
-        return "*:*"
-    if not isinstance(pattern, str):
-        raise ConfigTypeError(f"a probe pattern must be a str (got {pattern!r})")
-    return pattern if ":" in pattern else f"*:{pattern}"
-
-
-def split_path_pattern(pattern: Optional[str]) -> Optional[tuple[str, str]]:
-    """bpftrace's path-qualified form, PATH:provider:name (or PATH:name, or
-    PATH alone): (PATH, the rest as a pattern); None for a plain pattern.
-    A pattern names a file when it starts with '/'."""
-    if not pattern or not pattern.startswith("/"):
-        return None
-    parts = pattern.rsplit(":", 2)
-    if len(parts) == 1:
-        return parts[0], "*"
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    return parts[0], f"{parts[1]}:{parts[2]}"
-
-
-def match(probes: Iterable[Probe], pattern: Optional[str]) -> list[Probe]:
-    pat = normalize_pattern(pattern)
-    return [p for p in probes if fnmatch.fnmatchcase(p.fullname, pat)]
-
-
-def require_match(probes: list[Probe], pattern: Optional[str], where: str) -> list[Probe]:
-    """The probes matching `pattern`, or a clear error for none at all / none matching."""
-    if not probes:
-        raise NoProbesError(f"{where}: no USDT probes")
-    found = match(probes, pattern)
-    if not found:
-        raise NoMatchError(f"{where}: no probe matches '{pattern}'")
-    return found

@@ -1,15 +1,15 @@
 """Pictures of aggregations: histograms, and latency heatmaps over time.
 
     r = t.aggregation(spec)
-    pyusdt.plot.histogram(r, "hist.png")     # one panel per key (the top keys)
+    pyusdt.export.plot.histogram(r, "hist.png")     # one panel per key (the top keys)
 
-    heat = pyusdt.plot.Heatmap(interval=1.0)
+    heat = pyusdt.export.plot.Heatmap(interval=1.0)
     while running:
         t.poll()
         if heat.due():
             heat.add(t.aggregation(spec))       # cumulative: the interval's part is kept
     heat.add(t.aggregation(spec))
-    pyusdt.plot.heatmap(heat, "heat.png")
+    pyusdt.export.plot.heatmap(heat, "heat.png")
 
 Drawn with matplotlib (extra ``pyusdt[plot]``), imported on first use, on
 its own Agg canvas: no window, no display, and the pyplot state of the
@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from .errors import ConfigError, OutputError
-from .extras import require
-from .histogram import Histogram
+from pyusdt.errors import ConfigError, OutputError
+from pyusdt.extras import require
+from pyusdt.aggregate.histogram import Histogram
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
-    from .aggregation import AggregationResult
+    from pyusdt.aggregate.results import AggregationResult
 
 TOP_KEYS = 12
 _PURPOSE = "plotting"

@@ -1,0 +1,172 @@
+"""What came out of an aggregation, read from the kernel maps: rows per key
+(:class:`Stats`, histograms as :class:`~pyusdt.aggregate.histogram.Histogram`),
+the counters of everything filtered out or lost, and bpftrace-identical text."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Union
+
+import numpy as np
+
+from pyusdt import _native
+from pyusdt.aggregate.specs import Aggregate, Arg, Latency
+from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
+
+
+@dataclass
+class Stats:
+    """count, sum, min, max of one key; avg truncated toward zero as in C."""
+
+    count: int
+    sum: int
+    min: int
+    max: int
+
+    @property
+    def avg(self) -> int:
+        if not self.count:
+            return 0
+        q = abs(self.sum) // self.count
+        return q if self.sum >= 0 else -q
+
+
+@dataclass
+class Counters:
+    """Everything that happened to an aggregation's hits, so nothing is lost silently."""
+
+    hits: int  # hits that passed the filters (for a latency: starts and dones)
+    filtered: int  # hits the predicate or pid filter rejected
+    map_full: int  # values dropped: the aggregation map was full
+    starts: int  # latency starts recorded
+    matched: int  # latency dones that found their start
+    unmatched: int  # latency dones without a start (begun before the trace, filtered, or dropped)
+    pending: int  # latency starts still waiting for their done
+    read_fail: int  # value/key/filter arguments that could not be read
+
+    @property
+    def dropped(self) -> int:
+        """Starts that will never be matched: replaced by a newer start with the
+        same pairing key (thread or request id), or evicted from the LRU map."""
+        return max(0, self.starts - self.matched - self.pending)
+
+
+Key = Union[None, int, str]
+
+
+class AggregationResult:
+    """One aggregation's rows, read from the kernel maps."""
+
+    def __init__(self, spec: Union[Aggregate, Latency], rows: np.ndarray, counters: Counters,
+                 probe_names: list):
+        self.spec = spec
+        self.counters = counters
+        agg = spec.aggregate() if isinstance(spec, Latency) else spec
+        self.kind = agg.kind
+        self._agg = agg
+        self._probe_names = probe_names
+        self._stats: Dict[Key, Stats] = {}
+        self._buckets: Dict[Key, Dict[int, int]] = {}
+        signed_key = isinstance(agg.key, Arg)  # integer argument keys print signed, as bpftrace does
+        # Rows with the same decoded key are added up: keyed by probe, the
+        # argument layouts of one probe (separate ids) are one probe.
+        for r in rows:
+            key = self._decode_key(r, signed_key)
+            if int(r["bucket"]) == _native.STATS_ROW:
+                row = Stats(int(r["count"]), int(r["sum"]), int(r["min"]), int(r["max"]))
+                had = self._stats.get(key)
+                self._stats[key] = row if had is None else Stats(
+                    had.count + row.count, had.sum + row.sum, min(had.min, row.min), max(had.max, row.max))
+            else:
+                buckets = self._buckets.setdefault(key, {})
+                b = int(r["bucket"])
+                buckets[b] = buckets.get(b, 0) + int(r["count"])
+
+    def _decode_key(self, r, signed: bool) -> Key:
+        key = self._agg.key
+        if key is None:
+            return None
+        if r["is_str"]:
+            return bytes(r["str_key"]).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+        v = int(r["key"])
+        if key == "probe":
+            return self._probe_names[v] if v < len(self._probe_names) else str(v)
+        if signed and v >= 1 << 63:
+            v -= 1 << 64
+        return v
+
+    @property
+    def keys(self) -> list:
+        return sorted(set(self._stats) | set(self._buckets), key=lambda k: (k is None, str(k)))
+
+    def hist(self, key: Key = None) -> Histogram:
+        """The histogram of one key (None when the aggregation has no key)."""
+        lmin, lmax, step = self._agg.lhist or (None, None, None)
+        kind = "linear" if self.kind == "lhist" else "log2"
+        return Histogram(self._buckets.get(key, {}), kind=kind, lmin=lmin, lmax=lmax, step=step)
+
+    def histograms(self) -> Dict[Key, Histogram]:
+        return {k: self.hist(k) for k in self._buckets}
+
+    def stats(self, key: Key = None) -> Stats:
+        return self._stats.get(key, Stats(0, 0, 0, 0))
+
+    def value(self, key: Key = None) -> int:
+        """count / sum / min / max / avg of one key, by the aggregation's kind."""
+        s = self.stats(key)
+        return {"count": s.count, "sum": s.sum, "min": s.min, "max": s.max, "avg": s.avg,
+                "stats": s.avg}[self.kind]
+
+    @property
+    def total(self) -> int:
+        """Values aggregated, all keys."""
+        if self.kind in ("hist", "lhist"):
+            return sum(sum(b.values()) for b in self._buckets.values())
+        return sum(s.count for s in self._stats.values())
+
+    def minus(self, earlier: "AggregationResult") -> "AggregationResult":
+        """What this result added since `earlier` (for per-interval output):
+        exact for counts, sums and buckets; min and max stay cumulative."""
+        out = AggregationResult.__new__(AggregationResult)
+        out.__dict__.update(self.__dict__)
+        out._buckets = {}
+        for k, b in self._buckets.items():
+            prev = earlier._buckets.get(k, {})
+            diff = {i: c - prev.get(i, 0) for i, c in b.items() if c - prev.get(i, 0)}
+            if diff:
+                out._buckets[k] = diff
+        out._stats = {}
+        for k, s in self._stats.items():
+            p = earlier._stats.get(k, Stats(0, 0, 0, 0))
+            if s.count - p.count:
+                out._stats[k] = Stats(s.count - p.count, s.sum - p.sum, s.min, s.max)
+        return out
+
+    def render(self, name: str = "@") -> str:
+        """Text as bpftrace prints the same map."""
+        if self.kind in ("hist", "lhist"):
+            return render_hist(name, self.histograms())
+        if self.kind in ("avg", "stats"):
+            return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items()}, self.kind)
+        return render_scalar(name, {k: self.value(k) for k in self._stats}, self.kind)
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (pyusdt.table.aggregation_to_pandas);
+        needs pandas."""
+        from pyusdt.export.table import aggregation_to_pandas
+
+        return aggregation_to_pandas(self)
+
+    def to_json(self) -> dict:
+        """The same data as plain JSON types: per key, histogram or stats."""
+        data: dict = {}
+        for k in self.keys:
+            entry: dict = {}
+            if k in self._buckets:
+                entry["hist"] = self.hist(k).to_json()
+            if k in self._stats:
+                s = self.stats(k)
+                entry.update(count=s.count, sum=s.sum, min=s.min, max=s.max, avg=s.avg)
+            data["" if k is None else str(k)] = entry
+        c = self.counters
+        return {"kind": self.kind, "data": data,
+                "counters": {**c.__dict__, "dropped": c.dropped}}
