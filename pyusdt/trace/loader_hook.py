@@ -25,6 +25,10 @@ import numpy as np
 from pyusdt import _native
 from pyusdt.errors import AttachError
 
+# Where the hook cannot be placed (no glibc loader, or the kernel refused it),
+# new objects are found by rescanning the targets' mappings this often.
+RESCAN_INTERVAL_S = 0.2
+
 
 def _loader_candidates(paths: Iterable[tuple]) -> list[tuple]:
     """(open path, display path) of the objects that may be the dynamic
@@ -61,7 +65,7 @@ class LoaderHook:
                 for err, message in self._session.commit():
                     raise AttachError(message)
             except AttachError as e:
-                return f"objects loaded later are found by a rescan every 0.2 s: {e}"
+                return f"objects loaded later are found by a rescan every {RESCAN_INTERVAL_S:g} s: {e}"
             self._hooked.add(key)
             self.sites += 1
             if hold:

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from pyusdt import limits
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.probes import Probe
 from pyusdt.discover.process import probes_in_process, process_objects
 from pyusdt.discover.patterns import require_match
-from pyusdt.errors import ArgumentIndexError, NoProbesError, NoSuchProcessError, PyusdtError
+from pyusdt.discover.probes import probes_at_path
+from pyusdt.errors import (
+    ArgumentIndexError,
+    ELFReadError,
+    NoMatchError,
+    NoProbesError,
+    NoSuchProcessError,
+    NotELFError,
+    PyusdtError,
+)
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
 
 
@@ -164,3 +173,45 @@ def _fit_aggregation(layouts: list[Probe], req: AttachRequest, strict: bool, war
         else:
             warnings.extend(why)
     return fitting
+
+
+def matching_now(find: Callable[[], list[Probe]], later: bool) -> tuple[list[Probe], str]:
+    """(find()'s probes, ""); with `later`, ([], why) when none match yet."""
+    try:
+        return find(), ""
+    except (NoProbesError, NoMatchError) as e:
+        if not later:
+            raise
+        return [], str(e)
+
+
+def command_probes(held: HeldProcess) -> tuple[list[Probe], list[str]]:
+    """The probes in a held command's executable and the libraries it links,
+    and those objects.  A program that is not an ELF file pyusdt reads
+    (another architecture...) and has nothing to trace: that is the error."""
+    probes: list[Probe] = []
+    objects = [held.executable] + linked_libraries(held.executable)
+    unreadable: Optional[PyusdtError] = None
+    for obj in objects:
+        try:
+            probes.extend(probes_at_path(obj))
+        except PyusdtError as e:
+            unreadable = unreadable or e
+            continue
+    if not probes and isinstance(unreadable, (NotELFError, ELFReadError)):
+        raise unreadable
+    return probes, objects
+
+
+def targets_done(requests: Iterable[AttachRequest]) -> bool:
+    """True once every pid and command target has exited (never for paths alone)."""
+    roots = [r for r in requests if r.kind != "path"]
+    if not roots:
+        return False
+    for r in roots:
+        if r.held is not None:
+            if r.held.poll() is None:
+                return False
+        elif r.pid is not None and pid_alive(r.pid):
+            return False
+    return True

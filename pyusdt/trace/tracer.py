@@ -9,47 +9,67 @@
 
 Targets are a path (every process running that file), a pid (every object it
 maps, its children too), or a command started held until the probes are in.
+
+Tracer is a facade; each job is a part of its own: requests (targets, held
+commands, the probes each attach call matched), attacher (probe and
+aggregation ids, linking sites into the session), watcher (objects loaded
+after start), reader (batches, stop, drain) and results (counters and
+aggregations read back).
 """
 from __future__ import annotations
 
 import os
-import time
-from typing import Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from pyusdt import _native
-from pyusdt import limits
-from pyusdt.discover.probes import Probe, as_path, probes_at_path
-from pyusdt.discover.process import probes_in_object, process_objects
-from pyusdt.discover.patterns import require_match, match, split_path_pattern
-from pyusdt.errors import AttachError, ConfigError, ConfigTypeError, ELFNotFoundError, ELFReadError, NoMatchError, NoProbesError, NoSuchProcessError, NotELFError, PyusdtError, SessionClosedError, UnsupportedArgumentError
-from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt import _native, limits
 from pyusdt.aggregate.results import AggregationResult
-from pyusdt.trace.requests import AttachRequest, RoleAgg, check_probes, inode_key, inode_keys, pid_alive, probes_of_process
+from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.discover.patterns import require_match, split_path_pattern
+from pyusdt.discover.probes import Probe, as_path, probes_at_path
+from pyusdt.discover.process import process_objects
+from pyusdt.errors import (
+    ConfigError,
+    ConfigTypeError,
+    NoSuchProcessError,
+    SessionClosedError,
+    UnsupportedArgumentError,
+)
+from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch, TracedProbe
-from pyusdt.trace.launcher import HeldProcess, linked_libraries
-from pyusdt.trace.loader_hook import LoaderHook
+from pyusdt.trace.launcher import HeldProcess
+from pyusdt.trace.reader import DEFAULT_MAX_EVENTS, Reader
+from pyusdt.trace.requests import (
+    AttachRequest,
+    RoleAgg,
+    check_probes,
+    command_probes,
+    inode_keys,
+    matching_now,
+    pid_alive,
+    probes_of_process,
+    targets_done,
+)
 from pyusdt.trace.results import ProbeStats, read_aggregations, read_stats
+from pyusdt.trace.watcher import ObjectWatcher
 
 DEFAULT_RINGBUF_BYTES = 16 << 20
 # The ring of a tracer that only aggregates: nothing is streamed, so the
 # smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
 AGGREGATE_ONLY_RINGBUF_BYTES = 4096
-REFRESH_INTERVAL_S = 0.2
 # From this many perf-event links (~0.1 s each to detach), a CLI close()
 # leaves the detaching to a background process.
 BACKGROUND_DETACH_MIN_LINKS = 16
-# Attach failures: reasons shown one per line (beyond, a count), and the
-# probes named in each.
-MAX_FAILURE_LINES = 5
-MAX_NAMES_SHOWN = 3
 # Probe ids a session has room for at least (see start()).
 MIN_PROBE_SLOTS = 1024
-# After stop(), how long drain() waits at most for records being written.
-STOP_DRAIN_WAIT_S = 1.0
 # A trickle of events is seen within this long (one reader wake-up at most per interval).
 DEFAULT_WAKEUP_INTERVAL_S = 0.01
+DEFAULT_MAX_SITES = 4096
+DEFAULT_MAX_AGG_KEYS = 10240
+
+AggregateArg = Union[None, Aggregate, RoleAgg]
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 class Tracer:
@@ -63,8 +83,8 @@ class Tracer:
         follow_children: bool = False,
         wakeup_bytes: Optional[int] = None,
         wakeup_interval: Optional[float] = DEFAULT_WAKEUP_INTERVAL_S,
-        max_sites: int = 4096,
-        max_agg_keys: int = 10240,
+        max_sites: int = DEFAULT_MAX_SITES,
+        max_agg_keys: int = DEFAULT_MAX_AGG_KEYS,
         uprobe_multi: Optional[bool] = None,
     ) -> None:
         """
@@ -114,30 +134,21 @@ class Tracer:
         self.warnings: list[str] = []
         self._warnings_taken = 0
         self._requests: list[AttachRequest] = []
-        self._probes: list[TracedProbe] = []
-        self._probe_ids: dict[tuple, int] = {}
-        self._attached: set[tuple] = set()  # (inode key, file offset, agg id) of every attached site
-        self._aggs: list = []  # Aggregate / Latency specs, indexed by agg_id
-        self._flat_aggs = 0  # aggregations with rows in the flat per-CPU array
-        self._events = np.zeros(0, dtype=np.uint64)
-        self._session = None
+        self._attacher = Attacher(self.warnings, follow_children)
+        self._watcher = ObjectWatcher(self._attacher, self._requests)
+        self._reader = Reader(self._attacher, self._watcher)
+        self._session: Any = None  # _native.Session, from start()
         self._closed = False
         self._final_stats: Optional[list[ProbeStats]] = None
         self._final_aggs: Optional[list[AggregationResult]] = None
-        self._last_refresh = 0.0
         self._streams_nothing = False  # set at start(): only aggregations, a one-page ring
-        self._stopped = False  # stop(): streaming sites no longer record hits
-        self._linked_ids: set[int] = set()  # probe ids with at least one site attached
         self.detaching_pid: Optional[int] = None  # close(detach_in_background=True)'s process
         self.detaching_links = 0
-        self._started = False  # start() has attached what was asked before it
-        self._loader: Optional[LoaderHook] = None  # the dynamic linker's site, from start()
-        self._max_probe_ids = _native.MAX_PROBES
 
     # -- choosing what to trace -------------------------------------------
 
-    def attach_path(self, path: Union[str, bytes, os.PathLike], pattern: str = "*",
-                    strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None) -> list[Probe]:
+    def attach_path(self, path: PathArg, pattern: str = "*", strings: Sequence[int] = (),
+                    aggregate: AggregateArg = None) -> list[Probe]:
         """Probes matching `pattern` in the ELF file at `path`, in every process running it.
         With `aggregate`, hits are aggregated in the kernel instead of streamed."""
         path = as_path(path)
@@ -146,7 +157,7 @@ class Tracer:
         return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = (),
-                   aggregate: Optional[Aggregate] = None, later: bool = False) -> list[Probe]:
+                   aggregate: AggregateArg = None, later: bool = False) -> list[Probe]:
         """Probes matching `pattern` in every object mapped into process `pid`,
         and in objects it maps later (dlopen).  With `aggregate`, hits are
         aggregated in the kernel instead of streamed.
@@ -165,23 +176,13 @@ class Tracer:
             probes = require_match(probes_at_path(path), pattern, path)
             req = AttachRequest(pattern, tuple(strings), "pid", pid=pid, only_path=path)
             return self._add(self._with_agg(req, aggregate), probes)
-        probes, why = self._matching_now(lambda: probes_of_process(pid, pattern), later)
+        probes, why = matching_now(lambda: probes_of_process(pid, pattern), later)
         req = AttachRequest(pattern, tuple(strings), "pid", pid=pid, unmatched_why=why)
         req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
         return self._add(self._with_agg(req, aggregate), probes)
 
-    @staticmethod
-    def _matching_now(find, later: bool) -> tuple[list[Probe], str]:
-        """(find()'s probes, ""); with `later`, ([], why) when none match yet."""
-        try:
-            return find(), ""
-        except (NoProbesError, NoMatchError) as e:
-            if not later:
-                raise
-            return [], str(e)
-
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
-                       strings: Sequence[int] = (), aggregate: Optional[Aggregate] = None,
+                       strings: Sequence[int] = (), aggregate: AggregateArg = None,
                        later: bool = False) -> HeldProcess:
         """Starts `argv` held before exec (or reuses a HeldProcess from an earlier
         call); start() attaches its probes, then lets it run.  The probes of
@@ -197,22 +198,8 @@ class Tracer:
                 req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held, only_path=path)
                 self._add(self._with_agg(req, aggregate), probes)
                 return held
-            probes: list[Probe] = []
-            objects = [held.executable] + linked_libraries(held.executable)
-            unreadable: Optional[PyusdtError] = None
-            for obj in objects:
-                try:
-                    probes.extend(probes_at_path(obj))
-                except PyusdtError as e:
-                    unreadable = unreadable or e
-                    continue
-            if not probes and isinstance(unreadable, (NotELFError, ELFReadError)):
-                # Nothing to trace, and the program itself is not an ELF file
-                # pyusdt reads (another architecture...): that is the reason.
-                raise unreadable
-            found = probes
-            probes, why = self._matching_now(lambda: require_match(found, pattern, f"command {held.argv[0]}"),
-                                             later)
+            found, objects = command_probes(held)
+            probes, why = matching_now(lambda: require_match(found, pattern, f"command {held.argv[0]}"), later)
             req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held, unmatched_why=why)
             req.seen_objects = inode_keys(objects)
             self._add(self._with_agg(req, aggregate), probes)
@@ -221,7 +208,7 @@ class Tracer:
             raise
         return held
 
-    def attach_latency(self, latency: Latency, *, path: Union[None, str, os.PathLike] = None,
+    def attach_latency(self, latency: Latency, *, path: Optional[PathArg] = None,
                        pid: Optional[int] = None,
                        command: Union[None, Sequence[str], HeldProcess] = None) -> list[Probe]:
         """Times latency.start -> latency.done in the kernel, in one target:
@@ -231,8 +218,8 @@ class Tracer:
         if not isinstance(latency, Latency):
             raise ConfigTypeError(f"attach_latency takes a Latency (got {latency!r})")
         latency.__post_init__()  # again: its fields may have changed since it was made
-        self._agg_id(latency)
-        found = []
+        self._attacher.agg_id(latency)
+        found: list[Probe] = []
         for pattern, role in ((latency.start, _native.ROLE_START), (latency.done, _native.ROLE_DONE)):
             agg = RoleAgg(latency, role)
             if path is not None:
@@ -240,10 +227,11 @@ class Tracer:
             elif pid is not None:
                 found += self.attach_pid(pid, pattern, aggregate=agg)
             else:
+                assert command is not None
                 command = self.attach_command(command, pattern, aggregate=agg)
         return found
 
-    def _with_agg(self, req: AttachRequest, aggregate) -> AttachRequest:
+    def _with_agg(self, req: AttachRequest, aggregate: AggregateArg) -> AttachRequest:
         """Binds an aggregation to a request, giving it an id in this tracer."""
         if aggregate is None:
             return req
@@ -255,20 +243,9 @@ class Tracer:
         if not isinstance(aggregate, Aggregate):
             raise ConfigTypeError(f"aggregate must be an Aggregate (got {aggregate!r})")
         aggregate.validate(needs_value=True)  # again: its fields may have changed since it was made
-        self._agg_id(aggregate)
+        self._attacher.agg_id(aggregate)
         req.agg, req.role = aggregate, _native.ROLE_AGG
         return req
-
-    def _agg_id(self, spec) -> int:
-        """This tracer's number for an aggregation spec (specs are matched by
-        identity, so one spec object can serve several tracers)."""
-        for i, known in enumerate(self._aggs):
-            if known is spec:
-                return i
-        if len(self._aggs) >= _native.MAX_AGGS:
-            raise ConfigError(f"at most {_native.MAX_AGGS} aggregations per tracer")
-        self._aggs.append(spec)
-        return len(self._aggs) - 1
 
     def _add(self, req: AttachRequest, probes: list[Probe]) -> list[Probe]:
         if self._closed:
@@ -287,7 +264,7 @@ class Tracer:
         req.pending = usable
         self._requests.append(req)
         if self._session is not None:
-            self._attach_checked(req)
+            self._attacher.attach_checked(req)
         taken = {(view.path, view.fullname) for view, _ in usable}
         return [p for p in probes if (p.path, p.fullname) in taken]
 
@@ -305,6 +282,7 @@ class Tracer:
                                   else DEFAULT_RINGBUF_BYTES)
         if self.wakeup_bytes is None:
             self.wakeup_bytes = self.ringbuf_bytes // 64
+        aggs = self._attacher.aggs
         opts = _native.SessionOptions()
         opts.ringbuf_bytes = self.ringbuf_bytes
         opts.str_len = self.str_len
@@ -320,221 +298,50 @@ class Tracer:
         # many again found later (dlopen), within the ABI's limit.
         known = {(p.open_path, p.fullname, p.layout) for r in self._requests for p, _ in r.pending}
         opts.max_probes = min(_native.MAX_PROBES, max(MIN_PROBE_SLOTS, 2 * len(known)))
-        # The last probe id is the dynamic linker's notification site's.
-        self._max_probe_ids = opts.max_probes - 1
-        opts.aggregate = bool(self._aggs)
+        opts.aggregate = bool(aggs)
         opts.max_agg_keys = self.max_agg_keys
         # The aggregations known now get rows in the flat per-CPU array.
-        self._flat_aggs = len(self._aggs)
-        opts.flat_aggs = self._flat_aggs
-        opts.max_starts = max([a.max_pending for a in self._aggs if isinstance(a, Latency)], default=1)
+        opts.flat_aggs = len(aggs)
+        opts.max_starts = max([a.max_pending for a in aggs if isinstance(a, Latency)], default=1)
         opts.uprobe_multi = self.uprobe_multi
         self._session = _native.Session(opts)
-        self._loader = LoaderHook(self._session, self._max_probe_ids)
+        # The last probe id is the dynamic linker's notification site's.
+        self._attacher.bind(self._session, opts.max_probes - 1)
         for req in self._requests:
-            self._attach_checked(req)
-        self._started = True
+            self._attacher.attach_checked(req)
+        self._attacher.started = True
         for held in {id(r.held): r.held for r in self._requests if r.held is not None}.values():
             held.release()
-        self._last_refresh = 0.0
-
-    def _probe_id(self, probe: Probe, strings: tuple) -> int:
-        # One id per argument layout of a probe (pending holds layouts).
-        key = (inode_key(probe.open_path), probe.provider, probe.name, probe.layout)
-        if key in self._probe_ids and self._probes[self._probe_ids[key]].strings != strings:
-            raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
-        if key not in self._probe_ids:
-            if len(self._probes) >= self._max_probe_ids:
-                raise AttachError(f"too many probes (limit {self._max_probe_ids})")
-            self._probe_ids[key] = len(self._probes)
-            self._probes.append(TracedProbe(len(self._probes), probe, strings))
-        return self._probe_ids[key]
-
-    def _attach_pending(self, req: AttachRequest) -> None:
-        follow = req.kind != "path" and self.follow_children
-        if req.pid is not None and follow:
-            self._session.add_tgid(req.pid)
-        pid = req.pid if (req.kind != "path" and not follow) else -1
-        pending, req.pending = req.pending, []
-        agg_id = self._agg_id(req.agg) if req.agg is not None else -1
-        spec = req.agg.native_spec(req.role, agg_id) if req.agg is not None else None
-        if spec is not None:
-            flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
-            spec.flat = int(flat_kind and agg_id < self._flat_aggs)
-        if req.kind != "path" and req.only_path is None and not req.loader_hooked:
-            req.loader_hooked = True
-            why = self._loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
-            if why:
-                self.warnings.append(why)
-        slots = self._session.string_slots
-        failed: list[AttachError] = []
-        for probe, strings in pending:
-            if len(strings) > slots:
-                self.warnings.append(f"{probe.fullname}: only its first {slots} string argument(s) "
-                                     "are read (the session was started with fewer)")
-                strings = strings[:slots]
-            inode = inode_key(probe.open_path)
-            req.seen_objects.add(inode)
-            probe_id = self._probe_id(probe, strings)
-            for site in probe.sites:
-                # Two requests matching the same site (overlapping patterns on
-                # one target) must not attach it twice: that would double events.
-                if (inode, site.pc_offset, agg_id) in self._attached:
-                    continue
-                self._attached.add((inode, site.pc_offset, agg_id))
-                try:
-                    self._session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
-                except AttachError as e:
-                    if probe.fullname not in str(e):
-                        e = _named(e, probe)
-                    failed.append(e)
-                    continue
-                self._linked_ids.add(probe_id)
-        # With uprobe_multi links, attach() only queued the sites: link them.
-        for err, message in self._session.commit():
-            e = AttachError(message)
-            e.os_errno = err
-            failed.append(e)
-        if failed:
-            self._attach_failed(req, failed)
-
-    def _attach_checked(self, req: AttachRequest) -> None:
-        """_attach_pending, for targets that can vanish meanwhile: a file or a
-        process's mapping gone between discovery and attach is an OSError
-        there; it becomes the error a person can act on."""
-        warned = len(self.warnings)
-        gone = NoSuchProcessError(f"process {req.pid} exited before its probes were attached")
-        try:
-            self._attach_pending(req)
-        except OSError as e:
-            if isinstance(e, PyusdtError):
-                raise
-            if req.kind == "path":
-                cls = ELFNotFoundError if isinstance(e, FileNotFoundError) else ELFReadError
-                raise cls(f"{e.filename}: {e.strerror}") from None
-            if pid_alive(req.pid):
-                raise AttachError(f"process {req.pid}: {e.filename}: {e.strerror}") from None
-            if not self._started:
-                raise gone from None
-            return  # exited during the trace: a normal end, which `done` reports
-        # Its objects refused to attach (warnings) because it has gone: that is the one error.
-        if req.kind == "pid" and not self._started and len(self.warnings) > warned and not pid_alive(req.pid):
-            raise gone
-
-    def _attach_failed(self, req: AttachRequest, failed: list) -> None:
-        """A file the caller named fails loudly; the objects of a process
-        (some may be gone already) leave warnings and the rest are traced.
-        Many failures (a limit reached) are a few lines, not one per site."""
-        if req.held is None and req.kind == "path":
-            raise failed[0]
-        by_reason: dict = {}
-        for e in failed:
-            by_reason.setdefault(getattr(e, "reason", str(e)), []).append(e)
-        for reason, errors in list(by_reason.items())[:MAX_FAILURE_LINES]:
-            probes = list({id(p): p for p in (getattr(e, "probe", None) for e in errors)}.values())
-            if len(errors) == 1 or None in probes:
-                self.warnings.extend(f"not attached: {e}" for e in errors[:MAX_FAILURE_LINES])
-                continue
-            names = ", ".join(p.fullname for p in probes[:MAX_NAMES_SHOWN])
-            more = f" and {len(probes) - MAX_NAMES_SHOWN} more" if len(probes) > MAX_NAMES_SHOWN else ""
-            self.warnings.append(f"not attached: {len(errors)} site(s) of {len(probes)} probe(s) "
-                                 f"({names}{more}) in {probes[0].path}: {reason}")
-        if len(by_reason) > MAX_FAILURE_LINES:
-            self.warnings.append(f"{len(failed)} probe site(s) not attached in all "
-                                 f"({len(by_reason) - MAX_FAILURE_LINES} more reason(s) not shown)")
-
-    def _refresh(self) -> None:
-        """Attaches probes in objects that appeared since: dlopen, exec, forked children."""
-        self._last_refresh = time.monotonic()
-        for req in self._requests:
-            if req.kind == "path" or req.only_path is not None:
-                continue
-            pids = self._session.tgids() if self.follow_children else [req.pid]
-            for pid in pids:
-                try:
-                    objects = process_objects(pid)
-                except PyusdtError:
-                    if self.follow_children and not pid_alive(pid):
-                        self._session.remove_tgid(pid)
-                    continue
-                for obj in objects:
-                    try:
-                        key = inode_key(obj.open_path)
-                    except OSError:
-                        continue
-                    if key in req.seen_objects:
-                        continue
-                    req.seen_objects.add(key)
-                    found = check_probes(match(probes_in_object(obj), req.pattern), req, False, self.warnings)
-                    req.matched = req.matched or bool(found)
-                    req.pending.extend(found)
-            self._attach_checked(req)
-
-    def _on_objects_loaded(self, pids: set) -> None:
-        """The dynamic linker of these processes mapped objects: attach their
-        probes now, then let the processes the hook holds go on."""
-        try:
-            if not self._stopped:
-                self._refresh()
-        finally:
-            self._loader.resume(pids)
+        self._watcher.restart()
 
     @property
     def done(self) -> bool:
         """True once every traced process (pid and command targets) has exited."""
-        roots = [r for r in self._requests if r.kind != "path"]
-        if not roots:
-            return False
-        for r in roots:
-            if r.held is not None:
-                if r.held.poll() is None:
-                    return False
-            elif pid_alive(r.pid):
-                return False
-        return True
+        return targets_done(self._requests)
 
-    def poll(self, timeout: float = 0.1, max_events: int = 1 << 16) -> EventBatch:
+    def poll(self, timeout: float = 0.1, max_events: int = DEFAULT_MAX_EVENTS) -> EventBatch:
         """Waits up to `timeout` seconds; returns the records that arrived (maybe none)."""
         timeout = limits.check_seconds(timeout, "timeout", zero_ok=True, most=limits.MAX_TIMEOUT_S)
         max_events = limits.MAX_EVENTS.check(max_events, "max_events")
-        session = self._require_session()
-        if not self._stopped and time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
-            self._refresh()
-        arr = session.poll(int(timeout * 1000), max_events)
-        if len(arr) and self._loader is not None:
-            arr, loaded = self._loader.take(arr)
-            if loaded:
-                self._on_objects_loaded(loaded)
-        if len(arr):
-            counts = np.bincount(arr["probe_id"], minlength=len(self._probes))
-            if len(counts) > len(self._events):
-                self._events = np.pad(self._events, (0, len(counts) - len(self._events)))
-            self._events[: len(counts)] += counts.astype(np.uint64)
-        return EventBatch(arr, self._probes)
+        self._require_session()
+        return self._reader.poll(timeout, max_events)
 
     def batches(self, timeout: float = 0.1, duration: Optional[float] = None,
-                idle: bool = False, max_events: int = 1 << 16) -> Iterator[EventBatch]:
+                idle: bool = False, max_events: int = DEFAULT_MAX_EVENTS) -> Iterator[EventBatch]:
         """Non-empty batches (at most `max_events` records each) until the
         targets exit or `duration` seconds pass; with `idle`, empty ones too
         (one per `timeout` without events)."""
         # Checked now, not at the first next(): a generator runs nothing until then.
-        limits.check_seconds(timeout, "timeout", zero_ok=True, most=limits.MAX_TIMEOUT_S)
+        timeout = limits.check_seconds(timeout, "timeout", zero_ok=True, most=limits.MAX_TIMEOUT_S)
+        max_events = limits.MAX_EVENTS.check(max_events, "max_events")
         if duration is not None:
             duration = limits.check_seconds(duration, "duration", zero_ok=True)
-        return self._batches(timeout, duration, idle, max_events)
+        return self._checked_batches(timeout, duration, idle, max_events)
 
-    def _batches(self, timeout: float, duration: Optional[float], idle: bool,
-                 max_events: int) -> Iterator[EventBatch]:
-        deadline = None if duration is None else time.monotonic() + duration
-        while True:
-            ended = self.done
-            batch = self.poll(timeout if not ended else 0, max_events)
-            if len(batch) or idle:
-                yield batch
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            if ended and not len(batch):
-                return
+    def _checked_batches(self, timeout: float, duration: Optional[float], idle: bool,
+                         max_events: int) -> Iterator[EventBatch]:
+        self._require_session()
+        yield from self._reader.batches(timeout, duration, idle, max_events, lambda: self.done)
 
     def stop(self) -> None:
         """Ends streaming: from now on the probes neither count nor record a
@@ -542,43 +349,22 @@ class Tracer:
         drain() then returns every record already in the ring buffer and
         ends, even under a flood of events.  Every hit counted before is then
         a record delivered or a loss counted."""
-        session = self._require_session()
-        session.stop_streaming()
-        self._stopped = True
+        self._require_session()
+        self._reader.stop()
 
     def drain(self) -> Iterator[EventBatch]:
         """Whatever is still in the ring buffer, without waiting.  After
         stop() it also waits (briefly) for records a hit was writing as the
         trace stopped, so nothing counted is left unread."""
-        session = self._require_session()
-        deadline = None
-        while True:
-            batch = self.poll(0)
-            if len(batch):
-                yield batch
-                continue
-            if not self._stopped:
-                return
-            # A hit that passed the stop check just before it may still be
-            # writing its record (reserved, not committed: pending but not
-            # readable): wait for it, for a while at most.
-            deadline = deadline or time.monotonic() + STOP_DRAIN_WAIT_S
-            if session.pending_bytes and time.monotonic() < deadline:
-                time.sleep(0.001)
-                continue
-            # Nothing pending: one last look once in-flight hits have surely ended.
-            time.sleep(0.01)
-            batch = self.poll(0)
-            if not len(batch):
-                return
-            yield batch
+        self._require_session()
+        return self._reader.drain()
 
     # -- results -----------------------------------------------------------
 
     @property
     def probes(self) -> list[TracedProbe]:
         """Every probe attached so far; a record's probe_id indexes this list."""
-        return list(self._probes)
+        return list(self._attacher.probes)
 
     @property
     def waiting(self) -> list[str]:
@@ -603,17 +389,19 @@ class Tracer:
     def probe_count(self) -> int:
         """Probes with a site attached so far, each counted once (`probes`
         has one entry per argument layout of a probe whose sites differ)."""
-        return len({(tp.probe.path, tp.fullname) for tp in self._probes if tp.probe_id in self._linked_ids})
+        linked = self._attacher.linked_ids
+        return len({(tp.probe.path, tp.fullname) for tp in self._attacher.probes if tp.probe_id in linked})
 
     @property
     def dtype(self) -> np.dtype:
         """The numpy dtype of the batches this tracer delivers."""
-        return self._require_session().dtype
+        dtype: np.dtype = self._require_session().dtype
+        return dtype
 
     def aggregation(self, spec: Union[Aggregate, Latency]) -> AggregationResult:
         """The current rows and counters of one aggregation, read from the kernel.
         After close() it returns them as they were at the end."""
-        for i, known in enumerate(self._aggs):
+        for i, known in enumerate(self._attacher.aggs):
             if known is spec:
                 return self.aggregations()[i]
         raise ConfigError("that aggregation is not attached to this tracer")
@@ -622,14 +410,14 @@ class Tracer:
         """Every aggregation's result, in agg_id order."""
         if self._closed and self._final_aggs is not None:
             return self._final_aggs
-        return read_aggregations(self._require_session(), self._aggs, self._probes)
+        return read_aggregations(self._require_session(), self._attacher.aggs, self._attacher.probes)
 
     def stats(self) -> list[ProbeStats]:
         """Per-probe counters: delivered events, kernel hits, and every kind of loss.
         After close() it returns the counters as they were at the end."""
         if self._closed and self._final_stats is not None:
             return self._final_stats
-        return read_stats(self._require_session(), self._probes, self._events)
+        return read_stats(self._require_session(), self._attacher.probes, self._reader.events)
 
     @property
     def lost(self) -> int:
@@ -641,9 +429,11 @@ class Tracer:
         """Probe sites currently attached (a uprobe_multi link holds many)."""
         if self._session is None or self._session.closed:
             return 0
-        return self._session.attached_sites - (self._loader.sites if self._loader is not None else 0)
+        loader = self._attacher.loader
+        sites: int = self._session.attached_sites
+        return sites - (loader.sites if loader is not None else 0)
 
-    def _require_session(self):
+    def _require_session(self) -> Any:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
         if self._session is None:
@@ -665,14 +455,14 @@ class Tracer:
             return
         if self._session is not None and not self._session.closed:
             self._final_stats = self.stats()
-            self._final_aggs = self.aggregations() if self._aggs else []
+            self._final_aggs = self.aggregations() if self._attacher.aggs else []
             if detach_in_background and self._session.perf_links >= BACKGROUND_DETACH_MIN_LINKS:
                 self.detaching_links = self._session.perf_links
                 pid = self._session.detach_in_background()
                 self.detaching_pid = pid if pid > 0 else None
             self._session.close()
-        if self._loader is not None:
-            self._loader.resume_all()  # no process stays stopped at a load we did not see
+        if self._attacher.loader is not None:
+            self._attacher.loader.resume_all()  # no process stays stopped at a load we did not see
         self._closed = True
         for req in self._requests:
             if req.held is not None and not req.held.released:
@@ -681,7 +471,7 @@ class Tracer:
     def __enter__(self) -> "Tracer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -689,13 +479,3 @@ class Tracer:
             self.close()
         except Exception:
             pass
-
-
-def _named(e: AttachError, probe: Probe) -> AttachError:
-    """The same failure, its message naming the probe; `reason` and `probe`
-    let failures be grouped."""
-    named = AttachError(f"{probe.fullname} in {probe.path}: {e}")
-    named.os_errno = getattr(e, "os_errno", 0)
-    named.reason = str(e)
-    named.probe = probe
-    return named

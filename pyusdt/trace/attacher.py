@@ -1,0 +1,185 @@
+"""Linking the probes of attach requests into a session.
+
+Each probe layout gets one probe id (records carry it; stats are counted by
+it), each site is attached once however many requests match it, and the
+sites the kernel refuses become a few grouped warnings, or one error for a
+file the caller named.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from pyusdt import _native
+from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.discover.probes import Probe
+from pyusdt.errors import (
+    AttachError,
+    ConfigError,
+    ELFNotFoundError,
+    ELFReadError,
+    NoSuchProcessError,
+    PyusdtError,
+)
+from pyusdt.trace.events import TracedProbe
+from pyusdt.trace.loader_hook import LoaderHook
+from pyusdt.trace.requests import AttachRequest, inode_key, pid_alive
+
+# Attach failures: reasons shown one per line (beyond, a count), and the
+# probes named in each.
+MAX_FAILURE_LINES = 5
+MAX_NAMES_SHOWN = 3
+
+
+class Attacher:
+    """Probe ids, aggregation ids and attached sites of one tracer."""
+
+    def __init__(self, warnings: list[str], follow_children: bool) -> None:
+        self.warnings = warnings  # the tracer's list, shared
+        self.follow_children = follow_children
+        self.probes: list[TracedProbe] = []  # by probe id
+        self._probe_ids: dict[tuple, int] = {}
+        self._attached: set[tuple] = set()  # (inode key, file offset, agg id) of every attached site
+        self.linked_ids: set[int] = set()  # probe ids with at least one site attached
+        self.aggs: list[Union[Aggregate, Latency]] = []  # specs, indexed by agg id
+        self.flat_aggs = 0  # aggregations with rows in the flat per-CPU array
+        self.max_probe_ids = _native.MAX_PROBES
+        self.session: Any = None  # _native.Session, from start()
+        self.loader: Optional[LoaderHook] = None
+        self.started = False  # start() has attached what was asked before it
+
+    def bind(self, session: Any, max_probe_ids: int) -> None:
+        """The session started: probes attach into it from now on."""
+        self.session = session
+        self.max_probe_ids = max_probe_ids
+        self.flat_aggs = len(self.aggs)
+        # The last probe id is the dynamic linker's notification site's.
+        self.loader = LoaderHook(session, max_probe_ids)
+
+    def agg_id(self, spec: Union[Aggregate, Latency]) -> int:
+        """This tracer's number for an aggregation spec (specs are matched by
+        identity, so one spec object can serve several tracers)."""
+        for i, known in enumerate(self.aggs):
+            if known is spec:
+                return i
+        if len(self.aggs) >= _native.MAX_AGGS:
+            raise ConfigError(f"at most {_native.MAX_AGGS} aggregations per tracer")
+        self.aggs.append(spec)
+        return len(self.aggs) - 1
+
+    def probe_id(self, probe: Probe, strings: tuple) -> int:
+        # One id per argument layout of a probe (pending holds layouts).
+        key = (inode_key(probe.open_path), probe.provider, probe.name, probe.layout)
+        if key in self._probe_ids and self.probes[self._probe_ids[key]].strings != strings:
+            raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
+        if key not in self._probe_ids:
+            if len(self.probes) >= self.max_probe_ids:
+                raise AttachError(f"too many probes (limit {self.max_probe_ids})")
+            self._probe_ids[key] = len(self.probes)
+            self.probes.append(TracedProbe(len(self.probes), probe, strings))
+        return self._probe_ids[key]
+
+    def attach_checked(self, req: AttachRequest) -> None:
+        """attach_pending, for targets that can vanish meanwhile: a file or a
+        process's mapping gone between discovery and attach is an OSError
+        there; it becomes the error a person can act on."""
+        warned = len(self.warnings)
+        gone = NoSuchProcessError(f"process {req.pid} exited before its probes were attached")
+        try:
+            self.attach_pending(req)
+        except OSError as e:
+            if isinstance(e, PyusdtError):
+                raise
+            if req.kind == "path":
+                cls = ELFNotFoundError if isinstance(e, FileNotFoundError) else ELFReadError
+                raise cls(f"{e.filename}: {e.strerror}") from None
+            if req.pid is not None and pid_alive(req.pid):
+                raise AttachError(f"process {req.pid}: {e.filename}: {e.strerror}") from None
+            if not self.started:
+                raise gone from None
+            return  # exited during the trace: a normal end, which `done` reports
+        # Its objects refused to attach (warnings) because it has gone: that is the one error.
+        if (req.kind == "pid" and req.pid is not None and not self.started and len(self.warnings) > warned
+                and not pid_alive(req.pid)):
+            raise gone
+
+    def attach_pending(self, req: AttachRequest) -> None:
+        session = self.session
+        assert session is not None and self.loader is not None, "attach before start()"
+        follow = req.kind != "path" and self.follow_children
+        if req.pid is not None and follow:
+            session.add_tgid(req.pid)
+        pid = req.pid if (req.kind != "path" and not follow and req.pid is not None) else -1
+        pending, req.pending = req.pending, []
+        agg_id = self.agg_id(req.agg) if req.agg is not None else -1
+        spec = req.agg.native_spec(req.role, agg_id) if req.agg is not None else None
+        if spec is not None:
+            flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
+            spec.flat = int(flat_kind and agg_id < self.flat_aggs)
+        if req.kind != "path" and req.only_path is None and not req.loader_hooked:
+            req.loader_hooked = True
+            why = self.loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
+            if why:
+                self.warnings.append(why)
+        slots = session.string_slots
+        failed: list[AttachError] = []
+        for probe, strings in pending:
+            if len(strings) > slots:
+                self.warnings.append(f"{probe.fullname}: only its first {slots} string argument(s) "
+                                     "are read (the session was started with fewer)")
+                strings = strings[:slots]
+            inode = inode_key(probe.open_path)
+            req.seen_objects.add(inode)
+            probe_id = self.probe_id(probe, strings)
+            for site in probe.sites:
+                # Two requests matching the same site (overlapping patterns on
+                # one target) must not attach it twice: that would double events.
+                if (inode, site.pc_offset, agg_id) in self._attached:
+                    continue
+                self._attached.add((inode, site.pc_offset, agg_id))
+                try:
+                    session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
+                except AttachError as e:
+                    if probe.fullname not in str(e):
+                        e = _named(e, probe)
+                    failed.append(e)
+                    continue
+                self.linked_ids.add(probe_id)
+        # With uprobe_multi links, attach() only queued the sites: link them.
+        for err, message in session.commit():
+            e = AttachError(message)
+            e.os_errno = err
+            failed.append(e)
+        if failed:
+            self._attach_failed(req, failed)
+
+    def _attach_failed(self, req: AttachRequest, failed: list[AttachError]) -> None:
+        """A file the caller named fails loudly; the objects of a process
+        (some may be gone already) leave warnings and the rest are traced.
+        Many failures (a limit reached) are a few lines, not one per site."""
+        if req.held is None and req.kind == "path":
+            raise failed[0]
+        by_reason: dict[str, list[AttachError]] = {}
+        for e in failed:
+            by_reason.setdefault(getattr(e, "reason", str(e)), []).append(e)
+        for reason, errors in list(by_reason.items())[:MAX_FAILURE_LINES]:
+            probes = list({id(p): p for p in (getattr(e, "probe", None) for e in errors)}.values())
+            if len(errors) == 1 or None in probes:
+                self.warnings.extend(f"not attached: {e}" for e in errors[:MAX_FAILURE_LINES])
+                continue
+            names = ", ".join(p.fullname for p in probes[:MAX_NAMES_SHOWN])
+            more = f" and {len(probes) - MAX_NAMES_SHOWN} more" if len(probes) > MAX_NAMES_SHOWN else ""
+            self.warnings.append(f"not attached: {len(errors)} site(s) of {len(probes)} probe(s) "
+                                 f"({names}{more}) in {probes[0].path}: {reason}")
+        if len(by_reason) > MAX_FAILURE_LINES:
+            self.warnings.append(f"{len(failed)} probe site(s) not attached in all "
+                                 f"({len(by_reason) - MAX_FAILURE_LINES} more reason(s) not shown)")
+
+
+def _named(e: AttachError, probe: Probe) -> AttachError:
+    """The same failure, its message naming the probe; `reason` and `probe`
+    let failures be grouped."""
+    named = AttachError(f"{probe.fullname} in {probe.path}: {e}")
+    named.os_errno = getattr(e, "os_errno", 0)
+    named.reason = str(e)
+    named.probe = probe
+    return named

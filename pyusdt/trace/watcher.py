@@ -1,0 +1,88 @@
+"""Watching pid and command targets for objects they map after start
+(dlopen, exec, forked children), and attaching the matching probes.
+
+The dynamic linker's hook (loader_hook) reports a load as it happens; a
+rescan of /proc every RESCAN_INTERVAL_S catches what the hook cannot see
+(static or non-glibc programs, exec, children with follow_children).
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import numpy as np
+
+from pyusdt.discover.patterns import match
+from pyusdt.discover.process import probes_in_object, process_objects
+from pyusdt.errors import PyusdtError
+from pyusdt.trace.attacher import Attacher
+from pyusdt.trace.loader_hook import RESCAN_INTERVAL_S
+from pyusdt.trace.requests import AttachRequest, check_probes, inode_key, pid_alive
+
+
+class ObjectWatcher:
+    """New objects of the targets of `requests` (the tracer's list, shared)."""
+
+    def __init__(self, attacher: Attacher, requests: list[AttachRequest]) -> None:
+        self._attacher = attacher
+        self._requests = requests
+        self._last_rescan = 0.0
+
+    def rescan_if_due(self) -> None:
+        if time.monotonic() - self._last_rescan >= RESCAN_INTERVAL_S:
+            self.rescan()
+
+    def rescan(self) -> None:
+        """Attaches probes in objects that appeared since the last look."""
+        self._last_rescan = time.monotonic()
+        attacher = self._attacher
+        session = attacher.session
+        for req in self._requests:
+            if req.kind == "path" or req.only_path is not None:
+                continue
+            pids = session.tgids() if attacher.follow_children else [req.pid]
+            for pid in pids:
+                try:
+                    objects = process_objects(pid)
+                except PyusdtError:
+                    if attacher.follow_children and not pid_alive(pid):
+                        session.remove_tgid(pid)
+                    continue
+                for obj in objects:
+                    try:
+                        key = inode_key(obj.open_path)
+                    except OSError:
+                        continue
+                    if key in req.seen_objects:
+                        continue
+                    req.seen_objects.add(key)
+                    found = check_probes(match(probes_in_object(obj), req.pattern), req, False,
+                                         attacher.warnings)
+                    req.matched = req.matched or bool(found)
+                    req.pending.extend(found)
+            attacher.attach_checked(req)
+
+    def take_loads(self, records: np.ndarray, rescan: bool) -> np.ndarray:
+        """`records` without the dynamic linker's; for each process that
+        sent one, rescans (unless `rescan` is False: the trace has stopped)
+        and then lets the processes the hook holds go on."""
+        loader = self._attacher.loader
+        if loader is None or not len(records):
+            return records
+        records, loaded = loader.take(records)
+        if loaded:
+            self._objects_loaded(loaded, rescan)
+        return records
+
+    def _objects_loaded(self, pids: Iterable[int], rescan: bool) -> None:
+        loader = self._attacher.loader
+        assert loader is not None
+        try:
+            if rescan:
+                self.rescan()
+        finally:
+            loader.resume(pids)
+
+    def restart(self) -> None:
+        """The next rescan_if_due() rescans (the session has just started)."""
+        self._last_rescan = 0.0
