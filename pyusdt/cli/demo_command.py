@@ -1,7 +1,9 @@
 """`pyusdt demo`: trace the bundled probe-carrying program and show what was seen."""
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections import Counter
 from typing import TextIO
 
@@ -51,3 +53,12 @@ def run_demo(out: TextIO) -> int:
     else:
         out.write(f"pyusdt demo: expected {TICKS} of each, saw {dict(seen)}\n")
     return 0 if ok else 1
+
+
+def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p_demo = sub.add_parser("demo", help="trace a small bundled program and show what was seen")
+    p_demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args, parser) -> int:
+    return run_demo(sys.stdout)

@@ -86,7 +86,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-keys", type=int, default=10240, help="rows per aggregation map")
 
 
-def add_aggregate_commands(sub) -> None:
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Registers the aggregating subcommands on the top-level parser."""
     for kind in KINDS:
         p = sub.add_parser(kind, help=_HELP[kind])

@@ -1,0 +1,175 @@
+"""`pyusdt trace`: every hit of the matching probes, printed as text or JSON
+lines, or written to a file (Parquet, Arrow, CSV, JSON lines)."""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+
+from pyusdt import _native, limits
+from pyusdt.cli.targets import (
+    Target,
+    add_target_args,
+    close_quickly,
+    show_unmatched,
+    show_waiting,
+    show_warnings,
+    split_target,
+)
+from pyusdt.export.text import event_json, event_text, summary
+from pyusdt.trace.loop import stream
+from pyusdt.trace.loss_report import LossReport
+from pyusdt.trace.stop_signals import StopSignals
+from pyusdt.trace.tracer import DEFAULT_RINGBUF_BYTES, Tracer
+
+
+def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p_trace = sub.add_parser("trace", help="print every hit of matching probes")
+    add_target_args(p_trace, with_command=True)
+    p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
+                         help="read argument N (0-based) as a string; repeatable")
+    p_trace.add_argument("--str-len", type=int, default=_native.DEFAULT_STR_LEN,
+                         help=f"bytes read per string, NUL included (default {_native.DEFAULT_STR_LEN})")
+    p_trace.add_argument("--format", choices=["text", "jsonl"],
+                         help="stdout format (default text)")
+    p_trace.add_argument("-o", "--output", metavar="FILE",
+                         help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
+                              ".jsonl, one row per event (columns: see pyusdt.export.table)")
+    p_trace.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
+    p_trace.add_argument("--ringbuf-size", type=int, default=DEFAULT_RINGBUF_BYTES,
+                         help="ring buffer bytes (power of two)")
+    p_trace.add_argument("-f", "--follow-forks", action="store_true",
+                         help="with -p/-c, also trace the processes the target forks (attaches to "
+                              "every process mapping the objects and filters in BPF)")
+    p_trace.set_defaults(func=cmd_trace)
+
+
+# Events formatted per write: text goes at ~50k events/s, so a batch this
+# size leaves room to look at stop requests and losses several times a second.
+TEXT_BATCH_EVENTS = 8192
+
+
+def build_tracer(args, parser) -> Tracer:
+    path, pattern = split_target(args, parser)
+    tracer = Tracer(str_len=args.str_len, ringbuf_bytes=args.ringbuf_size,
+                    follow_children=args.follow_forks)
+    try:
+        Target(args, parser, path).attach(tracer, pattern or "*", strings=args.string or [])
+    except BaseException:
+        tracer.close()
+        raise
+    return tracer
+
+
+def cmd_trace(args, parser) -> int:
+    # Every number before anything is opened, attached or started.
+    limits.STR_LEN.check(args.str_len, "--str-len")
+    limits.RINGBUF_BYTES.check(args.ringbuf_size, "--ringbuf-size")
+    if args.duration is not None:
+        limits.check_seconds(args.duration, "--duration")
+    for i in args.string or []:
+        limits.check_arg_index(i, "string argument")
+    writer = None
+    if args.output is not None:
+        if args.format is not None:
+            parser.error("--format is for stdout: with --output the file's extension gives the format")
+        from pyusdt.export.files import EventWriter
+
+        writer = EventWriter(args.output)  # every output error before anything is attached
+    try:
+        return _trace(args, parser, writer)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+def _trace(args, parser, writer) -> int:
+    tracer = build_tracer(args, parser)
+    with tracer:
+        show_warnings(tracer)
+        show_waiting(tracer)
+
+        def announce() -> None:
+            show_warnings(tracer)  # attaching happens in start()
+            print(f"pyusdt: tracing {tracer.probe_count} probe(s) at {tracer.attached_sites} site(s); "
+                  "Ctrl-C to stop", file=sys.stderr)
+
+        def on_loss(r: LossReport) -> None:
+            print(f"pyusdt: warning: {r.new} event(s) lost in the last {r.seconds:.1f} s ({r.total} in all): "
+                  f"the ring buffer ({tracer.ringbuf_bytes >> 10} KiB) is full; a bigger --ringbuf-size, "
+                  "or aggregating in the kernel (pyusdt count, hist, ...), keeps up", file=sys.stderr)
+
+        forced = False
+        try:
+            if writer is not None:
+                from pyusdt.export.files import record
+
+                record(tracer, writer, args.duration, on_start=announce, on_loss=on_loss)
+            else:
+                with StopSignals() as stop:
+                    tracer.start()
+                    announce()
+                    _trace_to_stdout(tracer, args, stop, on_loss)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: stop draining, but still say what was lost.
+            forced = True
+        # The results first, then detach (close): with perf-event links
+        # detaching takes a moment per site.
+        show_warnings(tracer)
+        stats = tracer.stats()
+        print(summary(stats), file=sys.stderr)
+        if forced:
+            unread = sum(max(0, s.hits - s.events - s.lost_ringbuf) for s in stats)
+            print(f"pyusdt: stopped by a second signal: {unread} event(s) left unread in the ring buffer",
+                  file=sys.stderr)
+        if writer is not None:
+            from pyusdt.export.files import dropped_warnings
+
+            for w in dropped_warnings(writer):
+                print(f"pyusdt: warning: {w}", file=sys.stderr)
+            print(f"pyusdt: {writer.events_written} events written to {writer.path}", file=sys.stderr)
+        if args.pid is not None and tracer.done:
+            # A normal end, as bpftrace's: the output is complete (exit 0).
+            print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+        never = show_unmatched(tracer)
+        close_quickly(tracer)
+    return 130 if forced else never
+
+
+def _stdout_writer():
+    """A function writing text to stdout whole.  os.write on the descriptor,
+    not sys.stdout: a signal arriving while a write blocks on a full pipe
+    made Python's buffered writer drop part of the batch (seen: 3,878 of
+    128,019 lines); the loop resumes a partial write.  A stdout without a
+    descriptor (redirected inside Python) is written as it is."""
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return lambda text: (out.write(text), out.flush())
+    out.flush()
+    encoding = out.encoding or "utf-8"
+
+    def write(text: str) -> None:
+        data = memoryview(text.encode(encoding, errors="replace"))
+        while data:
+            data = data[os.write(fd, data):]
+    return write
+
+
+def _trace_to_stdout(tracer: Tracer, args, stop: StopSignals, on_loss) -> None:
+    fmt = event_json if args.format == "jsonl" else event_text
+    write_text = _stdout_writer()
+
+    def write(batch) -> None:
+        if len(batch):
+            write_text("".join(fmt(e) + "\n" for e in batch))
+
+    try:
+        stream(tracer, write, stop, duration=args.duration, max_events=TEXT_BATCH_EVENTS, on_loss=on_loss)
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, detach as always.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
