@@ -73,7 +73,7 @@ from types import FrameType, TracebackType
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Type, TypeVar, Union, overload
 
 from pyusdt.errors import ProviderError
-from pyusdt.provide.provider import ArgDecl, Probe, Provider
+from pyusdt.provide.provider import ArgDecl, ProviderProbe, Provider
 
 __all__ = [
     "DEFAULT_APP_PROVIDER",
@@ -222,7 +222,7 @@ class LazyProvider:
             raise ProviderError(f"provider {self._name} could not be loaded: {self._error}") from self._error
         return p
 
-    def probe(self, name: str) -> Optional[Probe]:
+    def probe(self, name: str) -> Optional[ProviderProbe]:
         """One of the declared probes, loading the provider if needed (None if that fails)."""
         p = self.get()
         return None if p is None else p.probes[name]
@@ -236,10 +236,10 @@ class LazyProvider:
 _wanted: List[LazyProvider] = []
 
 _app = LazyProvider(DEFAULT_APP_PROVIDER, [(LATENCY_PROBE, LATENCY_ARGS)])
-_latency_probe: Optional[Probe] = None  # cached once the app provider is loaded
+_latency_probe: Optional[ProviderProbe] = None  # cached once the app provider is loaded
 
 
-def _latency() -> Optional[Probe]:
+def _latency() -> Optional[ProviderProbe]:
     """The latency probe, loading the app provider at the first call."""
     global _latency_probe
     probe = _latency_probe
@@ -416,7 +416,7 @@ class LatencyBlock:
         if not isinstance(name, str):
             raise TypeError(f"latency_block: name must be a str, not {type(name).__name__}")
         self.name = name
-        self._probe: Optional[Probe] = None
+        self._probe: Optional[ProviderProbe] = None
         self._t0 = 0
 
     def __enter__(self) -> "LatencyBlock":

@@ -45,7 +45,7 @@ from typing import (Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Mu
                     Tuple, Union)
 
 from pyusdt.provide import latency as tracers
-from pyusdt.provide.provider import ArgDecl, Probe, Provider
+from pyusdt.provide.provider import ArgDecl, ProviderProbe, Provider
 from pyusdt.provide.latency import LazyProvider
 
 __all__ = ["DEFAULT_WEB_PROVIDER", "ASGIMiddleware", "WSGIMiddleware", "web_provider"]
@@ -91,10 +91,10 @@ class _Probes:
 
     def __init__(self, lazy: LazyProvider) -> None:
         self.lazy = lazy
-        self.pair: Optional[Tuple[Probe, Probe]] = None
+        self.pair: Optional[Tuple[ProviderProbe, ProviderProbe]] = None
         lazy.want()
 
-    def get(self) -> Optional[Tuple[Probe, Probe]]:
+    def get(self) -> Optional[Tuple[ProviderProbe, ProviderProbe]]:
         pair = self.pair
         if pair is None:
             p = self.lazy.get()

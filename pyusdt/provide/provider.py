@@ -46,7 +46,7 @@ def _check_ident(what: str, name: str) -> None:
 # probe.fire(...) is a method call CPython specialises end to end.  It has
 # provider, name, fullname, arg_names, arg_types, enabled, fire(*values) and
 # fire_lazy(make_args).
-Probe = _native.ProviderProbe
+ProviderProbe = _native.ProviderProbe
 
 
 class Provider:
@@ -58,11 +58,11 @@ class Provider:
         _check_ident("provider", name)
         self.name = name
         self.nop5 = nop5
-        self.probes: Dict[str, Probe] = {}
+        self.probes: Dict[str, ProviderProbe] = {}
         self._fd: Optional[int] = None
         self._lib: Optional[ctypes.CDLL] = None
 
-    def probe(self, name: str, *args: ArgDecl) -> Probe:
+    def probe(self, name: str, *args: ArgDecl) -> ProviderProbe:
         """Declares a probe: each argument is (name, type) with type one of
         int8 uint8 int16 uint16 int32 uint32 int64 uint64 str bytes (or int,
         str, bytes).  Probes added after load() appear at the next load()."""
@@ -83,7 +83,7 @@ class Provider:
                 raise ProviderError(f"{self.name}:{name}: argument {arg_name!r} has unknown type "
                                     f"{arg_type!r} (use one of {', '.join(ARG_TYPES)})")
             decls.append((arg_name, arg_type))
-        p = Probe(self, name, f"{self.name}:{name}", [a for a, _ in decls], [t for _, t in decls],
+        p = ProviderProbe(self, name, f"{self.name}:{name}", [a for a, _ in decls], [t for _, t in decls],
                   bytes(ARG_TYPES[t] for _, t in decls))
         self.probes[name] = p
         return p
