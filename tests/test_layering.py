@@ -20,12 +20,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pyusdt"
 BASE = {"errors", "limits", "extras", "_native", "_provider"}
 ORDER = ["discover", "aggregate", "trace", "export", "cli"]
 PROVIDE_MAY_USE = {"errors", "_native", "_provider", "provide"}
-# Convenience methods that predate the layering and stay for compatibility:
-# they import the export layer when called, never at import time.
-LATE_EXCEPTIONS = {
-    ("pyusdt.trace.events", "pyusdt.export.table"),
-    ("pyusdt.aggregate.results", "pyusdt.export.table"),
-}
 
 
 def modules() -> dict[str, Path]:
@@ -104,8 +98,6 @@ def test_dependencies_point_one_way():
                 wrong.append(f"{name} -> {target} (the base imports nothing above it)")
                 continue
             if them == "provide" or ORDER.index(them) > ORDER.index(me):
-                if (name, target) in LATE_EXCEPTIONS and not top:
-                    continue
                 wrong.append(f"{name} -> {target}")
     assert wrong == []
 

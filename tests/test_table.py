@@ -25,7 +25,7 @@ from proc_helpers import Child
 from pyusdt import HeldProcess, Tracer
 from pyusdt.aggregate.specs import Aggregate, StrArg
 from pyusdt.errors import MissingExtraError
-from pyusdt.export.table import wall_clock_offset_ns
+from pyusdt.trace.columns import wall_clock_offset_ns
 from test_aggregate import LABELS, PER_ROUND, read_report, wait_done
 from test_args import ROUNDS, SIGNED_ROWS, UNSIGNED_ROWS, expected_hits
 from test_strings import READ, STR_LEN, STRINGS, TRUNCATED
@@ -334,9 +334,9 @@ def test_missing_package_is_one_clear_error(blocked, call, extra, tmp_path):
 
 
 def test_column_type_rules():
-    """The lossless widening rules of pyusdt.export.table, and which values a
+    """The lossless widening rules of pyusdt.trace.columns, and which values a
     column fixed earlier can take (a probe found later)."""
-    from pyusdt.export.table import Column, Source
+    from pyusdt.trace.columns import Column, Source
 
     def kind(*sources):
         col = Column.for_sources("c", [Source(False, signed, size) if size else Source(True)
@@ -363,7 +363,7 @@ def test_string_slot_decoding():
     """One decode for NUL-padded slots; slot by slot when one holds bytes
     after its NUL; invalid UTF-8 becomes U+FFFD either way."""
     from pyusdt.trace.events import decode_c_string
-    from pyusdt.export.table import _decode_slots
+    from pyusdt.trace.columns import _decode_slots
 
     clean = [b"", b"abc", "h\u00e9".encode(), b"cut\xe2\x9c"]
     assert _decode_slots(clean) == ["", "abc", "h\u00e9", "cut\ufffd"] == [decode_c_string(b) for b in clean]

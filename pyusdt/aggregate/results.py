@@ -10,6 +10,7 @@ import numpy as np
 
 from pyusdt import _native
 from pyusdt.aggregate.specs import Aggregate, Arg, Latency
+from pyusdt.aggregate.frame import aggregation_to_pandas
 from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
 
 
@@ -150,10 +151,7 @@ class AggregationResult:
         return render_scalar(name, {k: self.value(k) for k in self._stats}, self.kind)
 
     def to_pandas(self):
-        """The rows as a pandas DataFrame (pyusdt.table.aggregation_to_pandas);
-        needs pandas."""
-        from pyusdt.export.table import aggregation_to_pandas
-
+        """The rows as a pandas DataFrame (pyusdt.aggregate.frame); needs pandas."""
         return aggregation_to_pandas(self)
 
     def to_json(self) -> dict:

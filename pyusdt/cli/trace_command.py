@@ -35,7 +35,7 @@ def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                          help="stdout format (default text)")
     p_trace.add_argument("-o", "--output", metavar="FILE",
                          help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
-                              ".jsonl, one row per event (columns: see pyusdt.export.table)")
+                              ".jsonl, one row per event (columns: see pyusdt.trace.columns)")
     p_trace.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
     p_trace.add_argument("--ringbuf-size", type=int, default=DEFAULT_RINGBUF_BYTES,
                          help="ring buffer bytes (power of two)")

@@ -9,7 +9,7 @@
 or ``record(tracer, writer)``, which also stops cleanly on SIGINT/SIGTERM
 (what ``pyusdt trace --output FILE`` runs).
 
-Rows are the columns of :mod:`pyusdt.export.table`.  They are buffered and written
+Rows are the columns of :mod:`pyusdt.trace.columns`.  They are buffered and written
 every ``flush_events`` events or ``flush_seconds`` seconds, whichever comes
 first (a Parquet row group, an Arrow record batch, or lines of text), and the
 file is completed on close().  Only a SIGKILL (or a crash) leaves a Parquet
@@ -51,7 +51,7 @@ from pyusdt.extras import require
 from pyusdt.trace.loss_report import LossReport
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.loop import stream
-from pyusdt.export.table import Decoded, Layout, decode, decoded_to_arrow
+from pyusdt.trace.columns import Decoded, Layout, decode, decoded_to_arrow
 
 FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".jsonl": "jsonl"}
 NEEDS_PYARROW = ("parquet", "arrow")

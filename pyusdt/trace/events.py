@@ -10,17 +10,13 @@ import numpy as np
 from pyusdt import _native
 from pyusdt.discover.probes import Probe
 from pyusdt.errors import ArgumentIndexError
+from pyusdt.trace.columns import decode, decode_c_string, decoded_to_arrow, decoded_to_pandas
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
     import pyarrow
 
 ArgValue = Union[int, str]
-
-
-def decode_c_string(raw: bytes) -> str:
-    """A string slot as text: up to its NUL, UTF-8, undecodable bytes replaced."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -65,7 +61,7 @@ class EventBatch:
     """Records drained in one go; `array` is the numpy structured array itself.
 
     to_pandas() and to_arrow() give the batch as a table with named, typed
-    columns (see pyusdt.export.table); pyusdt.export.table.to_pandas(batches) joins several."""
+    columns (see pyusdt.trace.columns); pyusdt.to_pandas(batches) joins several."""
 
     def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe]):
         self.array = array
@@ -128,13 +124,9 @@ class EventBatch:
         return [decode_c_string(r["strings"][slots[int(r["probe_id"])]]) for r in recs]
 
     def to_pandas(self) -> "pandas.DataFrame":
-        """This batch as a DataFrame (columns: pyusdt.export.table); needs pandas."""
-        from pyusdt.export.table import to_pandas
-
-        return to_pandas(self)
+        """This batch as a DataFrame (columns: pyusdt.trace.columns); needs pandas."""
+        return decoded_to_pandas(decode([self]))
 
     def to_arrow(self) -> "pyarrow.Table":
-        """This batch as an Arrow table (columns: pyusdt.export.table); needs pyarrow."""
-        from pyusdt.export.table import to_arrow
-
-        return to_arrow(self)
+        """This batch as an Arrow table (columns: pyusdt.trace.columns); needs pyarrow."""
+        return decoded_to_arrow(decode([self]))
