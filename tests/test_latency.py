@@ -2,26 +2,32 @@
 done probe (by thread, or by a request id) and aggregates the time between.
 
 tests/programs/agg_latency.c fires lat:start(id, cls) / lat:done(id, cls)
-around sleeps whose log2 or linear bucket is robust to the usual oversleep
-(1.2 ms -> [1K, 2K) us, 5 ms -> [4K, 8K) us, 10 ms -> [8, 16) ms, 20 ms ->
-[16, 32) ms, 50 ms -> [32, 64) ms), and writes every pair's duration as it measured it, so a
-machine too slow for the buckets is told apart from a pyusdt error.
+around sleeps (1.2, 5, 10, 20, 50 ms), and reports the clock just before and
+just after each probe.  The kernel's timestamp of a hit lies between the two,
+so the test pairs the reported probes as the kernel pairs them (by thread or
+by id, a start replacing an earlier one) and computes every expected bucket
+from those bounds: however long a loaded machine oversleeps, the expected
+histogram is exact (when a bucket boundary falls inside a pair's few
+microseconds of uncertainty, either side is accepted for that pair).
 The PostgreSQL tests time postgresql:query__start -> query__done in a
 private cluster (tests/pg.py), for a known number of statements.
 """
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pg import POSTGRES, pg_cluster
 from pyusdt import HeldProcess, Tracer
 from pyusdt.aggregate.specs import Arg, Latency, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
-from pyusdt.aggregate.histogram import Histogram, log2_bucket
+from pyusdt.aggregate.histogram import Histogram
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes
@@ -35,57 +41,97 @@ def prog(build):
     return build("agg_latency.c", "agg_latency", "-pthread")
 
 
-def read_pairs(path: Path) -> tuple:
-    """(pid, [(id, cls, tid, ns)]) from the workload's report."""
-    pid, pairs = 0, []
+@dataclass(frozen=True)
+class Fired:
+    """One probe the workload fired, with the clock just before and after."""
+
+    kind: str  # "START" or "DONE"
+    id: int
+    cls: int
+    tid: int
+    before: int
+    after: int
+
+
+def read_report(path: Path) -> tuple[int, list[Fired]]:
+    """(pid, every probe fired, in the order they fired)."""
+    pid, fired = 0, []
     for line in Path(path).read_text().splitlines():
         f = line.split()
         if f[0] == "PID":
             pid = int(f[1])
-        elif f[0] == "PAIR":
-            pairs.append(tuple(int(x) for x in f[1:]))
-    return pid, pairs
+        else:
+            fired.append(Fired(f[0], *(int(x) for x in f[1:])))
+    return pid, sorted(fired, key=lambda e: e.before)
 
 
-ATTEMPTS = 3
+def pairs_of(fired: list[Fired], key=lambda e: e.tid, where=lambda e: True) -> list[tuple[Fired, Fired]]:
+    """(start, done) as the kernel pairs them: by `key` (the thread, or a
+    request id), a start replacing an earlier start with the same key, a
+    done taking its key's start; a start `where` rejects is not recorded."""
+    open_starts: dict = {}
+    out = []
+    for e in fired:
+        if e.kind == "START":
+            if where(e):
+                open_starts[key(e)] = e
+        elif key(e) in open_starts:
+            out.append((open_starts.pop(key(e)), e))
+    return out
 
 
-def run(prog, tmp_path: Path, mode: str, rounds: int, make_specs, expected: dict, **tracer_kw) -> tuple:
+def bounds(pairs: list[tuple[Fired, Fired]], unit: int) -> list[tuple[int, int]]:
+    """The range of what the kernel can have measured for each pair, in `unit`."""
+    return [((d.before - s.after) // unit, (d.after - s.before) // unit) for s, d in pairs]
+
+
+def assert_hist(h: Histogram, pairs: list[tuple[Fired, Fired]], unit: int, kind: str = "log2",
+                lmin=None, lmax=None, step=None) -> None:
+    """`h` holds exactly these pairs: each in the bucket of its value, or
+    (a bucket boundary inside the pair's bounds) in one the bounds span."""
+    spans = [(Histogram.from_values([lo], kind, lmin, lmax, step), Histogram.from_values([hi], kind, lmin, lmax, step))
+             for lo, hi in bounds(pairs, unit)]
+    first = [int(np.flatnonzero(a.counts)[0]) for a, _ in spans]
+    last = [int(np.flatnonzero(b.counts)[0]) for _, b in spans]
+    if first == last:
+        assert h == Histogram(Counter(first), kind, lmin, lmax, step)
+        return
+    # Some pair may be on either side: a bucket for every pair, as counted
+    # (earliest-ending span first, bucket by bucket).
+    counts = [int(c) for c in h.counts]
+    assert sum(counts) == len(spans), (counts, first, last)
+    todo = sorted(zip(first, last))
+    waiting: list[int] = []
+    for b, n in enumerate(counts):
+        while todo and todo[0][0] <= b:
+            heapq.heappush(waiting, todo.pop(0)[1])
+        for _ in range(n):
+            assert waiting and waiting[0] >= b, (counts, first, last)
+            heapq.heappop(waiting)
+        assert not waiting or waiting[0] > b, (counts, first, last)
+
+
+def run(prog, tmp_path: Path, mode: str, rounds: int, specs: list, **tracer_kw) -> tuple:
     """Runs `agg_latency MODE ROUNDS REPORT` as one held command under one
-    Tracer with every Latency of make_specs(); returns (pid, pairs, results).
-
-    `expected` maps a request class to the range [lo, hi) of nanoseconds
-    where every bucket the test expects for it holds: a run in which the
-    program's own measurement of a request falls outside (the machine
-    overslept that much) says nothing about pyusdt and is run again, up to
-    ATTEMPTS times.  The kernel's interval lies inside the program's, and
-    contains the whole sleep."""
-    seen = []
-    for attempt in range(ATTEMPTS):
-        report = tmp_path / f"{mode}-{attempt}.txt"
-        specs = make_specs()
-        held = HeldProcess([str(prog), mode, str(rounds), str(report)])
-        try:
-            with Tracer(**tracer_kw) as t:
-                for spec in specs:
-                    t.attach_latency(spec, command=held)
-                t.start()
-                deadline = time.monotonic() + 20
-                while not t.done:
-                    assert time.monotonic() < deadline, "the workload did not exit in time"
-                    t.poll(timeout=0.05)
-                assert held.returncode == 0
-                results = [t.aggregation(s) for s in specs]
-                assert t.warnings == []
-        finally:
-            held.terminate()
-        pid, pairs = read_pairs(report)
-        outside = [p for p in pairs if not expected[p[1]][0] <= p[3] < expected[p[1]][1]]
-        if not outside:
-            return pid, pairs, results
-        seen.append(outside)
-    pytest.fail(f"environment: in {ATTEMPTS} runs some requests took longer than their bucket "
-                f"(id, class, tid, ns): {seen}")
+    Tracer with every Latency of `specs`; returns (pid, fired, results)."""
+    report = tmp_path / f"{mode}.txt"
+    held = HeldProcess([str(prog), mode, str(rounds), str(report)])
+    try:
+        with Tracer(**tracer_kw) as t:
+            for spec in specs:
+                t.attach_latency(spec, command=held)
+            t.start()
+            deadline = time.monotonic() + 60  # a hang fails, however slow the machine
+            while not t.done:
+                assert time.monotonic() < deadline, "the workload did not exit"
+                t.poll(timeout=0.05)
+            assert held.returncode == 0
+            results = [t.aggregation(s) for s in specs]
+            assert t.warnings == []
+    finally:
+        held.terminate()
+    pid, fired = read_report(report)
+    return pid, fired, results
 
 
 def counters(r) -> dict:
@@ -99,54 +145,42 @@ def expect_counters(starts, matched, unmatched=0, pending=0, dropped=0, filtered
                 dropped=dropped, filtered=filtered, map_full=0, read_fail=0)
 
 
-# log2 bucket indexes
-B_1K_US = log2_bucket(1024)  # [1K, 2K) us
-B_4K_US = log2_bucket(4096)  # [4K, 8K) us
-B_16K_US = log2_bucket(16384)  # [16K, 32K) us
-B_4_MS = log2_bucket(4)  # [4, 8) ms
-B_8_MS = log2_bucket(8)  # [8, 16) ms
-B_16_MS = log2_bucket(16)  # [16, 32) ms
-B_32_MS = log2_bucket(32)  # [32, 64) ms
-
-
 # --------------------------------------------------------------------------
 # Sequential pairs, paired by thread
 
 SEQ_ROUNDS = 2
+US = 1_000
 
 
 def test_sequential_pairs(bpf, prog, tmp_path):
     """1.2 ms, 5 ms and 20 ms requests, SEQ_ROUNDS times: each lands in its
     bucket, in several units and histogram kinds, keyed or not."""
-    def specs():
-        return [
-            Latency(START, DONE, unit="us"),
-            Latency(START, DONE, unit="ms", kind="lhist", lhist=(0, 50, 10)),
-            Latency(START, DONE, unit="ms", key=Arg(1)),
-            Latency(START, DONE, unit="us", key=Arg(1), key_from="start", kind="count"),
-            Latency(START, DONE, unit="us", kind="stats"),
-            Latency(START, DONE, unit="ms", where=Where(1, "==", 1)),  # the 5 ms requests only
-        ]
-    pid, pairs, (r_us, r_lin, r_cls, r_cls_start, r_stats, r_5) = run(
-        prog, tmp_path, "seq", SEQ_ROUNDS, specs,
-        # [1K, 2K) us and [1] ms; [4K, 8K) us and [4, 8) ms; [16K, 32K) us, [16, 32) ms, [20, 30) ms
-        {0: (1_024_000, 2 * MS), 1: (4_096_000, 8 * MS), 2: (16_384_000, 30 * MS)})
+    specs = [
+        Latency(START, DONE, unit="us"),
+        Latency(START, DONE, unit="ms", kind="lhist", lhist=(0, 50, 10)),
+        Latency(START, DONE, unit="ms", key=Arg(1)),
+        Latency(START, DONE, unit="us", key=Arg(1), key_from="start", kind="count"),
+        Latency(START, DONE, unit="us", kind="stats"),
+        Latency(START, DONE, unit="ms", where=Where(1, "==", 1)),  # the 5 ms requests only
+    ]
+    pid, fired, (r_us, r_lin, r_cls, r_cls_start, r_stats, r_5) = run(prog, tmp_path, "seq", SEQ_ROUNDS, specs)
     n = SEQ_ROUNDS
+    pairs = pairs_of(fired)
     assert len(pairs) == 3 * n
 
-    assert r_us.hist() == Histogram({B_1K_US: n, B_4K_US: n, B_16K_US: n})
-    assert r_lin.hist() == Histogram({1: 2 * n, 3: n}, "linear", 0, 50, 10)  # [0, 10), [20, 30)
+    assert_hist(r_us.hist(), pairs, US)
+    assert_hist(r_lin.hist(), pairs, MS, "linear", 0, 50, 10)
     assert set(r_cls.keys) == {0, 1, 2}
-    assert r_cls.hist(0) == Histogram({log2_bucket(1): n})  # 1.2 ms is 1 ms
-    assert r_cls.hist(1) == Histogram({B_4_MS: n})
-    assert r_cls.hist(2) == Histogram({B_16_MS: n})
+    for cls in (0, 1, 2):
+        assert_hist(r_cls.hist(cls), [p for p in pairs if p[0].cls == cls], MS)
     assert {k: r_cls_start.value(k) for k in r_cls_start.keys} == {0: n, 1: n, 2: n}
 
     s = r_stats.stats()
     assert s.count == 3 * n
-    assert 1200 <= s.min < 2048 and 20000 <= s.max < 32768
-    measured_us = sum(ns // 1000 for *_, ns in pairs)
-    assert s.sum <= measured_us + 3 * n  # the kernel's interval is inside the program's
+    us = bounds(pairs, US)
+    assert min(lo for lo, _ in us) <= s.min <= min(hi for _, hi in us)
+    assert max(lo for lo, _ in us) <= s.max <= max(hi for _, hi in us)
+    assert sum(lo for lo, _ in us) <= s.sum <= sum(hi for _, hi in us)
 
     for r in (r_us, r_lin, r_cls, r_cls_start, r_stats):
         assert counters(r) == expect_counters(3 * n, 3 * n)
@@ -154,7 +188,7 @@ def test_sequential_pairs(bpf, prog, tmp_path):
 
     # The predicate runs at the start: the other requests are not timed and
     # their dones find no start.
-    assert r_5.hist() == Histogram({B_4_MS: n})
+    assert_hist(r_5.hist(), pairs_of(fired, where=lambda e: e.cls == 1), MS)
     assert counters(r_5) == expect_counters(n, n, unmatched=2 * n, filtered=2 * n)
 
 
@@ -168,31 +202,30 @@ def test_two_threads_paired_per_thread(bpf, prog, tmp_path):
     """A starts, B starts, A is done (~10 ms), B is done (~50 ms), both with
     the same id: paired by thread each gets its own duration; paired by the
     id, B's start replaces A's, A's done takes it and B's done is unmatched."""
-    def specs():
-        return [Latency(START, DONE, unit="ms"),
-                Latency(START, DONE, unit="ms", key="tid"),
-                Latency(START, DONE, unit="ms", pair_by=0)]
-    pid, pairs, (r_thread, r_tid, r_id) = run(prog, tmp_path, "threads", THREAD_ROUNDS, specs,
-                                              {0: (8 * MS, 16 * MS), 1: (32 * MS, 64 * MS)})
+    specs = [Latency(START, DONE, unit="ms"),
+             Latency(START, DONE, unit="ms", key="tid"),
+             Latency(START, DONE, unit="ms", pair_by=0)]
+    pid, fired, (r_thread, r_tid, r_id) = run(prog, tmp_path, "threads", THREAD_ROUNDS, specs)
     n = THREAD_ROUNDS
-    assert len(pairs) == 2 * n
+    by_thread = pairs_of(fired)
+    assert len(by_thread) == 2 * n
 
-    assert r_thread.hist() == Histogram({B_8_MS: n, B_32_MS: n})
+    assert_hist(r_thread.hist(), by_thread, MS)
     assert counters(r_thread) == expect_counters(2 * n, 2 * n)
 
-    a_tids = Counter(tid for _, cls, tid, _ in pairs if cls == 0)
-    b_tids = Counter(tid for _, cls, tid, _ in pairs if cls == 1)
+    a_tids = Counter(s.tid for s, _ in by_thread if s.cls == 0)
+    b_tids = Counter(s.tid for s, _ in by_thread if s.cls == 1)
     assert not set(a_tids) & set(b_tids)
     assert pid not in a_tids and pid not in b_tids
     assert set(r_tid.keys) == set(a_tids) | set(b_tids)
-    for tid, k in a_tids.items():
-        assert r_tid.hist(tid) == Histogram({B_8_MS: k}), tid
-    for tid, k in b_tids.items():
-        assert r_tid.hist(tid) == Histogram({B_32_MS: k}), tid
+    for tid in r_tid.keys:
+        assert_hist(r_tid.hist(tid), [p for p in by_thread if p[1].tid == tid], MS)
     assert counters(r_tid) == expect_counters(2 * n, 2 * n)
 
-    # By id 7: A's done takes B's start (~10 ms before it).
-    assert r_id.hist() == Histogram({B_8_MS: n})
+    # By id 7: A's done takes B's start (made just before A's sleep).
+    by_id = pairs_of(fired, key=lambda e: e.id)
+    assert [(s.cls, d.cls) for s, d in by_id] == [(1, 0)] * n
+    assert_hist(r_id.hist(), by_id, MS)
     assert counters(r_id) == expect_counters(2 * n, n, unmatched=n, dropped=n)
 
 
@@ -204,26 +237,28 @@ ID_ROUNDS = 2
 
 def test_pair_by_request_id(bpf, prog, tmp_path):
     """start(1), start(2), done(1) after 10 ms, done(2) after 50 ms, on one
-    thread: by id, two exact buckets; by thread, start(2) replaces start(1)
+    thread: by id, two buckets; by thread, start(2) replaces start(1)
     and done(2) finds nothing."""
-    def specs():
-        return [Latency(START, DONE, unit="ms", pair_by=0),
-                Latency(START, DONE, unit="ms", pair_by=(0, 0)),
-                Latency(START, DONE, unit="ms", pair_by=0, key=Arg(1), key_from="start"),
-                Latency(START, DONE, unit="ms")]
-    pid, pairs, (r_id, r_pair, r_key, r_thread) = run(
-        prog, tmp_path, "ids", ID_ROUNDS, specs, {0: (8 * MS, 16 * MS), 1: (32 * MS, 64 * MS)})
+    specs = [Latency(START, DONE, unit="ms", pair_by=0),
+             Latency(START, DONE, unit="ms", pair_by=(0, 0)),
+             Latency(START, DONE, unit="ms", pair_by=0, key=Arg(1), key_from="start"),
+             Latency(START, DONE, unit="ms")]
+    pid, fired, (r_id, r_pair, r_key, r_thread) = run(prog, tmp_path, "ids", ID_ROUNDS, specs)
     n = ID_ROUNDS
-    assert len({tid for *_, tid, _ in pairs}) == 1
+    assert len({e.tid for e in fired}) == 1
+    by_id = pairs_of(fired, key=lambda e: e.id)
+    assert len(by_id) == 2 * n
 
     for r in (r_id, r_pair):
-        assert r.hist() == Histogram({B_8_MS: n, B_32_MS: n})
+        assert_hist(r.hist(), by_id, MS)
         assert counters(r) == expect_counters(2 * n, 2 * n)
     assert set(r_key.keys) == {0, 1}
-    assert r_key.hist(0) == Histogram({B_8_MS: n})
-    assert r_key.hist(1) == Histogram({B_32_MS: n})
+    for cls in (0, 1):
+        assert_hist(r_key.hist(cls), [p for p in by_id if p[0].cls == cls], MS)
 
-    assert r_thread.hist() == Histogram({B_8_MS: n})
+    by_thread = pairs_of(fired)
+    assert [(s.id % 1000, d.id % 1000) for s, d in by_thread] == [(2, 1)] * n
+    assert_hist(r_thread.hist(), by_thread, MS)
     assert counters(r_thread) == expect_counters(2 * n, n, unmatched=n, dropped=n)
 
 
@@ -236,13 +271,15 @@ ORPHANS = 10
 def test_unmatched_and_pending(bpf, prog, tmp_path):
     """Three dones with no start are unmatched; ORPHANS starts that never
     complete stay pending; the one complete pair is timed."""
-    def specs():
-        return [Latency(START, DONE, unit="us", pair_by=0), Latency(START, DONE, unit="us")]
-    pid, pairs, (r_id, r_thread) = run(prog, tmp_path, "orphans", ORPHANS, specs, {2: (1_024_000, 2_048_000)})
-    assert r_id.hist() == Histogram({B_1K_US: 1})
+    specs = [Latency(START, DONE, unit="us", pair_by=0), Latency(START, DONE, unit="us")]
+    pid, fired, (r_id, r_thread) = run(prog, tmp_path, "orphans", ORPHANS, specs)
+    complete = pairs_of(fired, key=lambda e: e.id)
+    assert [(s.id, d.id) for s, d in complete] == [(5000, 5000)]
+    assert_hist(r_id.hist(), complete, US)
     assert counters(r_id) == expect_counters(ORPHANS + 1, 1, unmatched=3, pending=ORPHANS)
     # One thread: every start replaces the previous one.
-    assert r_thread.hist() == Histogram({B_1K_US: 1})
+    assert pairs_of(fired) == complete
+    assert_hist(r_thread.hist(), complete, US)
     assert counters(r_thread) == expect_counters(ORPHANS + 1, 1, unmatched=3, dropped=ORPHANS)
 
 
@@ -253,11 +290,10 @@ def test_max_pending_evicts_the_oldest(bpf, prog, tmp_path, max_pending):
     removes it.  The kernel's LRU frees entries in per-CPU batches, so it may
     evict a few before the map is full: the exact promise is the bound and the
     accounting (every start is matched, pending or dropped)."""
-    def specs():
-        return [Latency(START, DONE, unit="us", pair_by=0, max_pending=max_pending)]
-    pid, pairs, (r,) = run(prog, tmp_path, "orphans", ORPHANS, specs, {2: (1_024_000, 2_048_000)})
+    specs = [Latency(START, DONE, unit="us", pair_by=0, max_pending=max_pending)]
+    pid, fired, (r,) = run(prog, tmp_path, "orphans", ORPHANS, specs)
     kept = min(ORPHANS + 1, max_pending) - 1
-    assert r.hist() == Histogram({B_1K_US: 1})
+    assert_hist(r.hist(), pairs_of(fired, key=lambda e: e.id), US)
     c = counters(r)
     assert (c["starts"], c["matched"], c["unmatched"]) == (ORPHANS + 1, 1, 3)
     assert c["pending"] + c["dropped"] == ORPHANS
@@ -315,9 +351,10 @@ def statements(tag: str, n: int) -> list:
     return [f"SELECT {i} AS {tag}_{i}" for i in range(1, n + 1)]
 
 
-def settle(t: Tracer, spec, expected: int, limit: float = 5.0):
-    """The result once `expected` requests matched (bounded), and 0.3 s more
-    so that an extra one would be seen too."""
+def settle(t: Tracer, spec, expected: int, limit: float = 60.0):
+    """The result once `expected` requests matched (the limit only turns a
+    hang into a failure), and 0.3 s more so that an extra one would be seen
+    too."""
     deadline = time.monotonic() + limit
     while t.aggregation(spec).counters.matched < expected and time.monotonic() < deadline:
         t.poll(timeout=0.05)

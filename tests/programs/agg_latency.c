@@ -15,8 +15,13 @@
  *   orphans  done(900), done(901), done(902) without a start; then starts
  *            1000 .. 1000 + ROUNDS - 1 that never complete; then one complete
  *            pair, id 5000 (pinned to one CPU).
- * The report (when given) has a line per pair: "PAIR <id> <cls> <tid> <ns>"
- * with the duration measured in the program, and "PID <pid>". */
+ * The report (when given) has "PID <pid>", then a line per probe fired:
+ * "START|DONE <id> <cls> <tid> <before> <after>", CLOCK_MONOTONIC ns read
+ * just before and just after the probe.  The kernel's timestamp of the hit
+ * lies between the two, so any pairing of a start with a done took between
+ * done.before - start.after and done.after - start.before: the tests
+ * compute every expected bucket from these, whatever the sleeps really
+ * took on a loaded machine. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -45,32 +50,44 @@ static void sleep_us(long us)
 		;
 }
 
-__attribute__((noinline)) static void start(long id, int cls)
-{
-	DTRACE_PROBE2(lat, start, id, cls);
-}
-
-__attribute__((noinline)) static void done(long id, int cls)
-{
-	DTRACE_PROBE2(lat, done, id, cls);
-}
-
-static void pair(long id, int cls, long long ns)
+static void log_probe(const char *what, long id, int cls, long long before, long long after)
 {
 	if (!report)
 		return;
 	pthread_mutex_lock(&report_lock);
-	fprintf(report, "PAIR %ld %d %d %lld\n", id, cls, (int)gettid(), ns);
+	fprintf(report, "%s %ld %d %d %lld %lld\n", what, id, cls, (int)gettid(), before, after);
 	pthread_mutex_unlock(&report_lock);
+}
+
+__attribute__((noinline)) static void start_probe(long id, int cls)
+{
+	DTRACE_PROBE2(lat, start, id, cls);
+}
+
+__attribute__((noinline)) static void done_probe(long id, int cls)
+{
+	DTRACE_PROBE2(lat, done, id, cls);
+}
+
+static void start(long id, int cls)
+{
+	long long before = now_ns();
+	start_probe(id, cls);
+	log_probe("START", id, cls, before, now_ns());
+}
+
+static void done(long id, int cls)
+{
+	long long before = now_ns();
+	done_probe(id, cls);
+	log_probe("DONE", id, cls, before, now_ns());
 }
 
 static void timed(long id, int cls, long us)
 {
-	long long t0 = now_ns();
 	start(id, cls);
 	sleep_us(us);
 	done(id, cls);
-	pair(id, cls, now_ns() - t0);
 }
 
 /* threads mode: A and B hand over with semaphores. */
@@ -79,13 +96,11 @@ static sem_t b_go, a_go, b_finish;
 static void *thread_a(void *unused)
 {
 	(void)unused;
-	long long t0 = now_ns();
 	start(7, 0);
 	sem_post(&b_go);   /* B starts */
 	sem_wait(&a_go);   /* ... once it has */
 	sleep_us(10000);
 	done(7, 0);
-	pair(7, 0, now_ns() - t0);
 	sem_post(&b_finish);
 	return NULL;
 }
@@ -94,13 +109,11 @@ static void *thread_b(void *unused)
 {
 	(void)unused;
 	sem_wait(&b_go);
-	long long t0 = now_ns();
 	start(7, 1);
 	sem_post(&a_go);
 	sem_wait(&b_finish); /* A is done */
 	sleep_us(40000);
 	done(7, 1);
-	pair(7, 1, now_ns() - t0);
 	return NULL;
 }
 
@@ -137,15 +150,12 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "ids")) {
 		for (long r = 0; r < rounds; r++) {
 			long id1 = 1000 * r + 1, id2 = 1000 * r + 2;
-			long long t0 = now_ns();
 			start(id1, 0);
 			start(id2, 1);
 			sleep_us(10000);
 			done(id1, 0);
-			pair(id1, 0, now_ns() - t0);
 			sleep_us(40000);
 			done(id2, 1);
-			pair(id2, 1, now_ns() - t0);
 		}
 	} else if (!strcmp(mode, "orphans")) {
 		cpu_set_t one;

@@ -7,14 +7,18 @@
  *   3: "long label \xe2\x9c\x93\xe2\x9c\x93\xe2\x9c\x93 <s>" (read with 16 bytes, cut inside
  *      the second check mark)
  *
- * Usage: seq_events N [hold]
+ * Usage: seq_events N [hold [stop-parent]]
  *   prints its pid, fires N events, prints "fired N"; then with "hold" waits
  *   until killed, otherwise fires K more for every line "K" on stdin (and
- *   prints "fired TOTAL") until EOF. */
+ *   prints "fired TOTAL") until EOF.  With "stop-parent" (a `pyusdt trace
+ *   -c` target), the parent, pyusdt, is stopped while the N events fire:
+ *   whatever its --duration, it cannot end the trace before they are all
+ *   recorded, however slow the machine. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/sdt.h>
 #include <unistd.h>
 
@@ -49,7 +53,12 @@ int main(int argc, char **argv)
 	}
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
+	int stop_parent = argc > 3 && !strcmp(argv[3], "stop-parent");
+	if (stop_parent)
+		kill(getppid(), SIGSTOP);
 	fire(atol(argv[1]));
+	if (stop_parent)
+		kill(getppid(), SIGCONT);
 	if (argc > 2 && !strcmp(argv[2], "hold")) {
 		for (;;)
 			pause();
