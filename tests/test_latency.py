@@ -14,20 +14,17 @@ private cluster (tests/pg.py), for a known number of statements.
 """
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from latency_report import assert_hist, bounds, pairs_of, read_report
 from pg import POSTGRES, pg_cluster
 from pyusdt import HeldProcess, Tracer
 from pyusdt.aggregate.specs import Arg, Latency, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
-from pyusdt.aggregate.histogram import Histogram
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes
@@ -39,76 +36,6 @@ MS = 1_000_000
 @pytest.fixture(scope="module")
 def prog(build):
     return build("agg_latency.c", "agg_latency", "-pthread")
-
-
-@dataclass(frozen=True)
-class Fired:
-    """One probe the workload fired, with the clock just before and after."""
-
-    kind: str  # "START" or "DONE"
-    id: int
-    cls: int
-    tid: int
-    before: int
-    after: int
-
-
-def read_report(path: Path) -> tuple[int, list[Fired]]:
-    """(pid, every probe fired, in the order they fired)."""
-    pid, fired = 0, []
-    for line in Path(path).read_text().splitlines():
-        f = line.split()
-        if f[0] == "PID":
-            pid = int(f[1])
-        else:
-            fired.append(Fired(f[0], *(int(x) for x in f[1:])))
-    return pid, sorted(fired, key=lambda e: e.before)
-
-
-def pairs_of(fired: list[Fired], key=lambda e: e.tid, where=lambda e: True) -> list[tuple[Fired, Fired]]:
-    """(start, done) as the kernel pairs them: by `key` (the thread, or a
-    request id), a start replacing an earlier start with the same key, a
-    done taking its key's start; a start `where` rejects is not recorded."""
-    open_starts: dict = {}
-    out = []
-    for e in fired:
-        if e.kind == "START":
-            if where(e):
-                open_starts[key(e)] = e
-        elif key(e) in open_starts:
-            out.append((open_starts.pop(key(e)), e))
-    return out
-
-
-def bounds(pairs: list[tuple[Fired, Fired]], unit: int) -> list[tuple[int, int]]:
-    """The range of what the kernel can have measured for each pair, in `unit`."""
-    return [((d.before - s.after) // unit, (d.after - s.before) // unit) for s, d in pairs]
-
-
-def assert_hist(h: Histogram, pairs: list[tuple[Fired, Fired]], unit: int, kind: str = "log2",
-                lmin=None, lmax=None, step=None) -> None:
-    """`h` holds exactly these pairs: each in the bucket of its value, or
-    (a bucket boundary inside the pair's bounds) in one the bounds span."""
-    spans = [(Histogram.from_values([lo], kind, lmin, lmax, step), Histogram.from_values([hi], kind, lmin, lmax, step))
-             for lo, hi in bounds(pairs, unit)]
-    first = [int(np.flatnonzero(a.counts)[0]) for a, _ in spans]
-    last = [int(np.flatnonzero(b.counts)[0]) for _, b in spans]
-    if first == last:
-        assert h == Histogram(Counter(first), kind, lmin, lmax, step)
-        return
-    # Some pair may be on either side: a bucket for every pair, as counted
-    # (earliest-ending span first, bucket by bucket).
-    counts = [int(c) for c in h.counts]
-    assert sum(counts) == len(spans), (counts, first, last)
-    todo = sorted(zip(first, last))
-    waiting: list[int] = []
-    for b, n in enumerate(counts):
-        while todo and todo[0][0] <= b:
-            heapq.heappush(waiting, todo.pop(0)[1])
-        for _ in range(n):
-            assert waiting and waiting[0] >= b, (counts, first, last)
-            heapq.heappop(waiting)
-        assert not waiting or waiting[0] > b, (counts, first, last)
 
 
 def run(prog, tmp_path: Path, mode: str, rounds: int, specs: list, **tracer_kw) -> tuple:
