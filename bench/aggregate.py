@@ -440,7 +440,8 @@ def main(argv=None) -> int:
                     runs[m].append(res)
                     extra = ""
                     if m != "none":
-                        extra = f" total={res['total']}" + (" ok" if res["verified"] else f" CHECK FAILED: {res['why']}")
+                        verdict = " ok" if res["verified"] else f" CHECK FAILED: {res['why']}"
+                        extra = f" total={res['total']}" + verdict
                     if res.get("prog"):
                         extra += f" bpf={res['prog']['prog_ns_per_run']:.1f}ns/run"
                     print(f"run {r + 1}/{opts.repeat} {m:<15} {res['ns_per_fire']:9.1f} ns/fire{extra}",
@@ -455,6 +456,7 @@ def main(argv=None) -> int:
             set_bpf_stats(bool(prev_stats))
 
     import numpy as np
+
     import pyusdt
     cross_check(runs)
     summary = summarize(runs)

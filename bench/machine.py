@@ -39,6 +39,7 @@ def git_commit() -> str:
 
 def machine_info() -> dict:
     import numpy as np
+
     import pyusdt
 
     pg = "/usr/lib/postgresql/15/bin/postgres"

@@ -106,7 +106,8 @@ def pg_server() -> Iterator[PgServer]:
     try:
         account = pwd.getpwnam("postgres")
     except KeyError:
-        raise BenchError("no 'postgres' account to run the server as (Debian's postgresql package creates it)")
+        raise BenchError("no 'postgres' account to run the server as "
+                         "(Debian's postgresql package creates it)") from None
     base = Path(tempfile.mkdtemp(prefix="pyusdt-bench-pg-", dir="/tmp"))
     server = PgServer(base, account, _free_port())
     try:

@@ -56,7 +56,8 @@ def run(settings: dict, tmp: str, log) -> dict:
             "pyusdt-hist / bpftrace-hist": med["pyusdt-hist"] / med["bpftrace-hist"],
         },
         "per_round": {
-            "count": [p["ns_per_fire"] / b["ns_per_fire"] for p, b in zip(runs["pyusdt-count"], runs["bpftrace-count"])],
+            "count": [p["ns_per_fire"] / b["ns_per_fire"]
+                      for p, b in zip(runs["pyusdt-count"], runs["bpftrace-count"])],
             "hist": [p["ns_per_fire"] / b["ns_per_fire"] for p, b in zip(runs["pyusdt-hist"], runs["bpftrace-hist"])],
         },
     }

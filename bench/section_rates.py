@@ -63,7 +63,7 @@ def _read_result(path: str, what: str) -> dict:
         with open(path) as f:
             text = f.read()
     except OSError:
-        raise BenchError(f"{what}: the paced workload left no result")
+        raise BenchError(f"{what}: the paced workload left no result") from None
     m = RESULT_RE.search(text)
     if not m:
         raise BenchError(f"{what}: unreadable paced result {text!r}")
@@ -277,13 +277,13 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
     for m in STREAMERS:
         rate, bound, bad = outcome[m]
         unpaced = [r for r in history[m] if r["rate_asked"] == 0]
+        at_answer = [r for r in history[m] if r["rate_asked"] == (0 if bound == "workload" else rate)]
         tracers[m] = {
             "zero_loss_rate": rate, "bound": bound, "first_failed_rate": bad,
             "unpaced_rate": median([r["achieved"] for r in unpaced]),
             "unpaced_lost": max(r["lost"] for r in unpaced),
             "unpaced_clean": f"{sum(r['clean'] for r in unpaced)}/{len(unpaced)}",
-            "clean_at_answer": f"{sum(r['clean'] for r in history[m] if r['rate_asked'] == (0 if bound == 'workload' else rate))}"
-                               f"/{sum(1 for r in history[m] if r['rate_asked'] == (0 if bound == 'workload' else rate))}",
+            "clean_at_answer": f"{sum(r['clean'] for r in at_answer)}/{len(at_answer)}",
             "trials": [{k: r[k] for k in keys} for r in history[m]],
         }
     top = median([r["achieved"] for r in count_runs])
@@ -368,7 +368,7 @@ def headline(res: dict) -> list:
     for threads, sub in res["by_threads"].items():
         t = sub["tracers"]
 
-        def fmt(m):
+        def fmt(m, t=t):
             x = t[m]
             return f"{x['zero_loss_rate']:,.0f}/s" + (" (workload-bound)" if x["bound"] == "workload" else "")
         out += [(f"{threads} producer thread(s): highest zero-loss rate pyusdt / bpftrace printf / "

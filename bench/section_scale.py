@@ -38,8 +38,19 @@ import signal
 import subprocess
 import time
 
-from suite_common import (BenchError, LineWatcher, bar_panel, bpf_objects, bpftrace_env, compile_c, median,
-                          perf_ring_kb, proc_status_kb, pyusdt_cli, stop)
+from suite_common import (
+    BenchError,
+    LineWatcher,
+    bar_panel,
+    bpf_objects,
+    bpftrace_env,
+    compile_c,
+    median,
+    perf_ring_kb,
+    proc_status_kb,
+    pyusdt_cli,
+    stop,
+)
 
 NAME = "scale"
 TITLE = "Hundreds of probes at once"
@@ -243,8 +254,8 @@ def markdown(res: dict) -> str:
             "(their fdinfo, as `bpftool prog/map show` prints it) plus the perf ring buffers it has mapped "
             "(its `[perf_event]` mappings; bpftrace's event output goes through those, they are not map "
             "memory).  pyusdt's map memlock includes its BPF ring buffer: one page when a tracer only "
-            "aggregates, as here (16 MiB when it streams).  The uprobes themselves (kernel structures per probe site) are "
-            "not in either figure."]
+            "aggregates, as here (16 MiB when it streams).  The uprobes themselves (kernel structures per "
+            "probe site) are not in either figure."]
     return "\n".join(out)
 
 

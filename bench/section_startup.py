@@ -24,8 +24,17 @@ import subprocess
 import sys
 import time
 
-from suite_common import (BenchError, LineWatcher, bar_panel, bpftrace_env, compile_c, interrupt, median,
-                          pyusdt_cli, stop)
+from suite_common import (
+    BenchError,
+    LineWatcher,
+    bar_panel,
+    bpftrace_env,
+    compile_c,
+    interrupt,
+    median,
+    pyusdt_cli,
+    stop,
+)
 
 NAME = "startup"
 TITLE = "Start-up: time to the first event"

@@ -132,7 +132,7 @@ def run_under_bpftrace(exe: str, n: int, tmp: str, program: str, what: str, watc
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise BenchError(f"{what}: bpftrace timed out")
+        raise BenchError(f"{what}: bpftrace timed out") from None
     finally:
         seen = watcher.stop() if watcher else None
     wall = time.monotonic() - t0
@@ -205,7 +205,9 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool
             for batch in t.batches(timeout=opts.timeout):
                 a = batch.array["args"]
                 s = a[:, :3].sum(axis=0)  # touches every record's arguments
-                sum0 += int(s[0]); sum1 += int(s[1]); sum2 += int(s[2])
+                sum0 += int(s[0])
+                sum1 += int(s[1])
+                sum2 += int(s[2])
                 rows += len(a)
                 batches += 1
         else:  # "paced": one non-blocking poll every --pace seconds, the ring fills between
@@ -215,7 +217,9 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool
                 if len(batch):
                     a = batch.array["args"]
                     s = a[:, :3].sum(axis=0)
-                    sum0 += int(s[0]); sum1 += int(s[1]); sum2 += int(s[2])
+                    sum0 += int(s[0])
+                    sum1 += int(s[1])
+                    sum2 += int(s[2])
                     rows += len(a)
                     batches += 1
                 elif ended:
@@ -463,6 +467,7 @@ def main(argv=None) -> int:
         return 1
 
     import numpy as np
+
     import pyusdt
     summary = summarize(runs, opts.n)
     config = {"n": opts.n, "repeat": opts.repeat, "nop5": opts.nop5, "timeout": opts.timeout,

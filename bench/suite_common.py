@@ -148,7 +148,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 300)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise BenchError(f"{proc.args[0]} did not stop within {timeout:.0f} s of signal {sig}")
+        raise BenchError(f"{proc.args[0]} did not stop within {timeout:.0f} s of signal {sig}") from None
 
 
 # -- memory of a tracer process ------------------------------------------------------

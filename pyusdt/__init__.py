@@ -45,12 +45,21 @@ __all__ = sorted(_HOMES)
 
 if TYPE_CHECKING:
     from pyusdt.aggregate.results import AggregationResult as AggregationResult
-    from pyusdt.aggregate.specs import Aggregate as Aggregate, Arg as Arg, Latency as Latency, StrArg as StrArg, Where as Where
-    from pyusdt.discover.probes import ArgSpec as ArgSpec, Probe as Probe, probes_at_path as probes_at_path
+    from pyusdt.aggregate.specs import Aggregate as Aggregate
+    from pyusdt.aggregate.specs import Arg as Arg
+    from pyusdt.aggregate.specs import Latency as Latency
+    from pyusdt.aggregate.specs import StrArg as StrArg
+    from pyusdt.aggregate.specs import Where as Where
+    from pyusdt.discover.probes import ArgSpec as ArgSpec
+    from pyusdt.discover.probes import Probe as Probe
+    from pyusdt.discover.probes import probes_at_path as probes_at_path
     from pyusdt.discover.process import probes_in_process as probes_in_process
-    from pyusdt.export.table import to_arrow as to_arrow, to_pandas as to_pandas
+    from pyusdt.export.table import to_arrow as to_arrow
+    from pyusdt.export.table import to_pandas as to_pandas
     from pyusdt.provide.provider import Provider as Provider
-    from pyusdt.trace.events import Event as Event, EventBatch as EventBatch, TracedProbe as TracedProbe
+    from pyusdt.trace.events import Event as Event
+    from pyusdt.trace.events import EventBatch as EventBatch
+    from pyusdt.trace.events import TracedProbe as TracedProbe
     from pyusdt.trace.launcher import HeldProcess as HeldProcess
     from pyusdt.trace.results import ProbeStats as ProbeStats
     from pyusdt.trace.tracer import Tracer as Tracer

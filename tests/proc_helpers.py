@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYUSDT
 from pyusdt import Tracer
+
+from conftest import PYUSDT
 
 
 def collect(t: Tracer, limit: float = 60.0) -> list:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from pyusdt import HeldProcess, Tracer
+from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
 from pyusdt.aggregate.specs import Aggregate, Arg, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
-from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

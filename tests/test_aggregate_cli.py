@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
+from pyusdt.cli.main import main
+
 from conftest import PYUSDT
 from latency_report import assert_hist, pairs_of, possible_hists
 from latency_report import read_report as read_latency_report
 from proc_helpers import Child
-from pyusdt.cli.main import main
-from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
 from test_aggregate import LABELS, PER_ROUND, read_report
 
 ROUNDS = 3
@@ -456,7 +457,8 @@ BAD = [
     (("latency", L, "--start", "lat:start", "--done", "lat:done", "--kind", "lhist"), ["lhist needs"]),
     (("latency", L, "--start", "lat:start", "--done", "lat:done", "--unit", "us", "--where", "arg1 => 1"),
      ["--where must look like"]),
-    (("latency", L, "--start", "lat:start", "--done", "lat:done", "--pair-by", "5"), ["pairing argument 5 out of range"]),
+    (("latency", L, "--start", "lat:start", "--done", "lat:done", "--pair-by", "5"),
+     ["pairing argument 5 out of range"]),
     (("latency", L, "--start", "lat:start", "--done", "lat:done", "--by", "str1"), ["4-byte integer"]),
     (("latency", L, "--start", "lat:start", "--done", "lat:done", "--by", "arg3"), ["key argument 3 out of range"]),
     (("latency", L, "--start", "lat:start", "--done", "lat:done", "--pair-by", "x"), ["--pair-by"]),

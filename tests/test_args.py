@@ -134,7 +134,7 @@ def test_discovery_kinds_sizes_signs(widths):
     assert shape("args:mem_unsigned") == [("mem", n, False) for n in (1, 2, 4, 8)]
     assert shape("args:consts") == [("const", 4, True)] * 3 + [("const", 8, True), ("const", 8, False)]
     assert shape("args:indexed") == [("reg", 8, True), ("mem_index", 8, True), ("mem_index", 4, True)]
-    for name, p in probes.items():
+    for _name, p in probes.items():
         assert [a.spec for a in p.args] == note_args(widths, p.name)
         assert p.unsupported == ""
 

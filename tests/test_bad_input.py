@@ -47,11 +47,21 @@ from typing import NamedTuple, Optional
 import pytest
 
 import pyusdt.trace.requests
-from conftest import PYUSDT, missing
 from pyusdt import Tracer
 from pyusdt.aggregate.specs import Aggregate, Arg, Latency, StrArg, Where
 from pyusdt.cli.main import main
-from pyusdt.errors import AttachError, ConfigError, ConfigTypeError, ELFNotFoundError, NoSuchProcessError, NotELFError, SessionClosedError, TargetError
+from pyusdt.errors import (
+    AttachError,
+    ConfigError,
+    ConfigTypeError,
+    ELFNotFoundError,
+    NoSuchProcessError,
+    NotELFError,
+    SessionClosedError,
+    TargetError,
+)
+
+from conftest import PYUSDT, missing
 
 U64 = 1 << 64
 PID_LIMIT = 1 << 22  # the kernel's PID_MAX_LIMIT
@@ -375,7 +385,8 @@ TRACE = [
     (("--ringbuf-size", "0"), err("--ringbuf-size must be at least 4096 (got 0)")),
     (("--ringbuf-size", "4095"), err("--ringbuf-size must be at least 4096 (got 4095)")),
     (("--ringbuf-size", "-4096"), err("--ringbuf-size must be at least 4096 (got -4096)")),
-    (("--ringbuf-size", str(RING_LIMIT + 1)), err(f"--ringbuf-size must be at most {RING_LIMIT} (got {RING_LIMIT + 1})")),
+    (("--ringbuf-size", str(RING_LIMIT + 1)),
+     err(f"--ringbuf-size must be at most {RING_LIMIT} (got {RING_LIMIT + 1})")),
     (("--ringbuf-size", str(U64)), err(f"--ringbuf-size must be at most {RING_LIMIT} (got {U64})")),
     (("--ringbuf-size", "16M"), usage("trace", "argument --ringbuf-size: invalid int value: '16M'")),
     (("-s", "-1"), err("string argument -1 out of range: arguments are numbered 0 to 11")),
@@ -732,8 +743,8 @@ def test_limits_are_accepted(bpf, files):
     v = files["V"]
     runs = [
         ["trace", v, "agg:value", "--str-len", "2048", "--ringbuf-size", "4096", "-s", "2", "-d", "0.05"],
-        ["count", v, "agg:value", "--max-keys", str(MAP_LIMIT), "--filter-pid", str(PID_LIMIT), "--divisor", str(U64 - 1),
-         "--where", f"arg1 <= {U64 - 1}", "-d", "0.05"],
+        ["count", v, "agg:value", "--max-keys", str(MAP_LIMIT), "--filter-pid", str(PID_LIMIT),
+         "--divisor", str(U64 - 1), "--where", f"arg1 <= {U64 - 1}", "-d", "0.05"],
         ["lhist", v, "agg:value", "-v", "1", "--min", str(-(1 << 63)), "--max", str(-(1 << 63) + 100000),
          "--step", "1", "--where", f"arg1 >= {-(1 << 63)}", "-d", "0.05"],
     ]

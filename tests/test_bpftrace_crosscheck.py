@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 
-
 from pyusdt import Tracer
 
 LINE = re.compile(r"^-?\d+( -?\d+)*$")

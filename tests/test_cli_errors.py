@@ -11,9 +11,10 @@ import tempfile
 
 import pytest
 
-from conftest import PYUSDT, missing
 from pyusdt import Tracer
 from pyusdt.errors import UnsupportedArgumentError
+
+from conftest import PYUSDT, missing
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import PYUSDT
 
 COLD_TEXT = "a constant in a page this process never touched"

@@ -28,9 +28,10 @@ import time
 
 import pytest
 
+from pyusdt import Tracer, probes_at_path
+
 from conftest import load_base, read_u16
 from proc_helpers import Cli, fdinfos, linked_sites
-from pyusdt import Tracer, probes_at_path
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

@@ -17,8 +17,17 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-from pyusdt.aggregate.histogram import LOG2_BUCKETS, Histogram, hist_label, lhist_label, linear_bucket, linear_nbuckets, log2_bucket, render_hist, render_scalar
-
+from pyusdt.aggregate.histogram import (
+    LOG2_BUCKETS,
+    Histogram,
+    hist_label,
+    lhist_label,
+    linear_bucket,
+    linear_nbuckets,
+    log2_bucket,
+    render_hist,
+    render_scalar,
+)
 
 # --------------------------------------------------------------------------
 # The maps of the cross-check

@@ -18,10 +18,11 @@ import time
 
 import pytest
 
-from conftest import missing
-from proc_helpers import Child
 from pyusdt import Tracer
 from pyusdt.errors import NoProbesError
+
+from conftest import missing
+from proc_helpers import Child
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes
@@ -116,7 +117,8 @@ def test_nothing_ever_matched_fails_at_the_end(bpf, cli, dlopener, lib):
     res = cli("trace", "-c", f"{dlopener} {lib} file 0 0 1 0", "nosuch:probe")
     assert res.returncode == 1
     lines = res.stderr.splitlines()
-    assert lines[0] == f"pyusdt: command {dlopener}: no probe matches 'nosuch:probe' yet; waiting for the objects it loads"
+    assert lines[0] == (f"pyusdt: command {dlopener}: no probe matches 'nosuch:probe' yet; "
+                        "waiting for the objects it loads")
     assert lines[-1] == f"pyusdt: command {dlopener}: no probe matches 'nosuch:probe': none appeared during the trace"
     with Tracer() as t, pytest.raises(NoProbesError):
         t.attach_command(["true"], "*")  # without later=True, as before

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from latency_report import assert_hist, bounds, pairs_of, read_report
-from pg import POSTGRES, pg_cluster
 from pyusdt import HeldProcess, Tracer
 from pyusdt.aggregate.specs import Arg, Latency, StrArg, Where
 from pyusdt.errors import ArgumentIndexError, ConfigError, PyusdtError
+
+from latency_report import assert_hist, bounds, pairs_of, read_report
+from pg import POSTGRES, pg_cluster
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

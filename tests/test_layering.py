@@ -83,7 +83,7 @@ def test_dependencies_point_one_way():
         me = part(name)
         if me == "":  # the package facade: loads its names lazily from anywhere
             continue
-        for target, top in imports(path):
+        for target, _top in imports(path):
             if target not in known:
                 continue  # a name imported from a module, counted with the module
             them = part(target)

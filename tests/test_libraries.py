@@ -26,8 +26,9 @@ import time
 
 import pytest
 
-from proc_helpers import Child, Cli, collect
 from pyusdt import Tracer
+
+from proc_helpers import Child, Cli, collect
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

@@ -14,9 +14,10 @@ import time
 
 import pytest
 
+from pyusdt import Tracer
+
 from conftest import PYUSDT
 from proc_helpers import Child, Cli
-from pyusdt import Tracer
 
 N = 1500
 HANG_GUARD_S = 300

@@ -20,11 +20,12 @@ import urllib.request
 
 import pytest
 
-from proc_helpers import ask, events_within, start_tracers_child
-from pyusdt.provide import latency as tracers
 from pyusdt import Provider, Tracer
 from pyusdt.errors import ProviderError
+from pyusdt.provide import latency as tracers
 from pyusdt.provide.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
+
+from proc_helpers import ask, events_within, start_tracers_child
 
 LONG = 2_000_000_000  # no request here takes 2 s
 

@@ -23,10 +23,11 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import PYUSDT
-from proc_helpers import Child, Cli
 from pyusdt import Tracer
 from pyusdt.export.files import EventWriter
+
+from conftest import PYUSDT
+from proc_helpers import Child, Cli
 
 STR_LEN = 16
 COLUMNS = ["time", "ts_ns", "probe", "pid", "tid", "cpu", "arg0", "arg1", "arg2", "arg3", "arg3_truncated",

@@ -17,11 +17,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from proc_helpers import Cli
 from pyusdt import HeldProcess, Tracer
-from pyusdt.aggregate.specs import Latency
 from pyusdt.aggregate.histogram import Histogram
+from pyusdt.aggregate.specs import Latency
 from pyusdt.export.plot import Heatmap, heatmap, histogram
+
+from proc_helpers import Cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

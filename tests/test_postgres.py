@@ -16,9 +16,10 @@ import time
 
 import pytest
 
+from pyusdt import Tracer, probes_at_path
+
 from conftest import load_base, read_u16
 from pg import POSTGRES, PSQL_STARTUP_QUERIES, pg_cluster
-from pyusdt import Tracer, probes_at_path
 
 START, DONE = "postgresql:query__start", "postgresql:query__done"
 

@@ -20,9 +20,10 @@ import time
 
 import pytest
 
-from proc_helpers import Child, Cli, collect
 from pyusdt import Tracer
 from pyusdt.errors import NoSuchProcessError
+
+from proc_helpers import Child, Cli, collect
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from proc_helpers import Child
 from pyusdt import Tracer
 from pyusdt.aggregate.specs import Aggregate
 from pyusdt.errors import ProbeArgumentError, ProviderError
 from pyusdt.provide.provider import Provider
+
+from proc_helpers import Child
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

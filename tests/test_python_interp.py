@@ -16,8 +16,9 @@ import os
 import struct
 import time
 
-from conftest import load_base, missing, read_u16
 from pyusdt import Tracer, probes_at_path
+
+from conftest import load_base, missing, read_u16
 
 PYTHON = "/usr/bin/python3.11"
 IMPORT = "python:import__find__load__start"

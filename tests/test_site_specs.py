@@ -14,10 +14,11 @@ import subprocess
 
 import pytest
 
-from conftest import load_base, read_u16
 from pyusdt import Tracer, probes_at_path
 from pyusdt.aggregate.specs import Aggregate, Arg
 from pyusdt.errors import ArgumentIndexError
+
+from conftest import load_base, read_u16
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

@@ -17,9 +17,10 @@ import time
 
 import pytest
 
+from pyusdt import Tracer
+
 from conftest import PYUSDT
 from proc_helpers import Child, Cli
-from pyusdt import Tracer
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes

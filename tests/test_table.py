@@ -21,14 +21,15 @@ import pyarrow as pa
 import pytest
 
 import pyusdt
-from proc_helpers import Child
 from pyusdt import HeldProcess, Tracer
 from pyusdt.aggregate.specs import Aggregate, StrArg
 from pyusdt.errors import MissingExtraError
 from pyusdt.trace.columns import wall_clock_offset_ns
-from test_aggregate import LABELS, PER_ROUND, read_report, wait_done
 from test_args import ROUNDS, SIGNED_ROWS, UNSIGNED_ROWS, expected_hits
 from test_strings import READ, STR_LEN, STRINGS, TRUNCATED
+
+from proc_helpers import Child
+from test_aggregate import LABELS, PER_ROUND, read_report, wait_done
 
 FIXED = ["time", "ts_ns", "probe", "pid", "tid", "cpu"]
 
@@ -362,8 +363,8 @@ def test_column_type_rules():
 def test_string_slot_decoding():
     """One decode for NUL-padded slots; slot by slot when one holds bytes
     after its NUL; invalid UTF-8 becomes U+FFFD either way."""
-    from pyusdt.trace.events import decode_c_string
     from pyusdt.trace.columns import _decode_slots
+    from pyusdt.trace.events import decode_c_string
 
     clean = [b"", b"abc", "h\u00e9".encode(), b"cut\xe2\x9c"]
     assert _decode_slots(clean) == ["", "abc", "h\u00e9", "cut\ufffd"] == [decode_c_string(b) for b in clean]

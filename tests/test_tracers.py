@@ -16,10 +16,11 @@ import time
 
 import pytest
 
-from proc_helpers import Child, ask, events_within, start_tracers_child
-from pyusdt.provide import latency as tracers
 from pyusdt import Provider, Tracer
+from pyusdt.provide import latency as tracers
 from pyusdt.provide.latency import latency_block, trace_latency
+
+from proc_helpers import Child, ask, events_within, start_tracers_child
 
 LONG = 200_000_000  # no timed call of the workload takes 200 ms
 

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from pyusdt import _native
-from pyusdt import Tracer
+from pyusdt import Tracer, _native
+
 from proc_helpers import bpf_links, linked_sites
 
 

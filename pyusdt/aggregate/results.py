@@ -9,9 +9,9 @@ from typing import Dict, Union
 import numpy as np
 
 from pyusdt import _native
-from pyusdt.aggregate.specs import Aggregate, Arg, Latency
 from pyusdt.aggregate.frame import aggregation_to_pandas
 from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
+from pyusdt.aggregate.specs import Aggregate, Arg, Latency
 
 
 @dataclass

@@ -8,12 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
-
-from pyusdt import _native
-from pyusdt import limits
-from pyusdt.errors import ConfigError, ConfigTypeError
+from pyusdt import _native, limits
 from pyusdt.aggregate.histogram import linear_nbuckets
-
+from pyusdt.errors import ConfigError, ConfigTypeError
 
 KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 

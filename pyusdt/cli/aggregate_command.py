@@ -15,7 +15,15 @@ from typing import Optional
 
 from pyusdt import limits
 from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
-from pyusdt.cli.targets import Target, add_target_args, close_quickly, show_unmatched, show_waiting, show_warnings, split_target
+from pyusdt.cli.targets import (
+    Target,
+    add_target_args,
+    close_quickly,
+    show_unmatched,
+    show_waiting,
+    show_warnings,
+    split_target,
+)
 from pyusdt.errors import ConfigError
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import Tracer

@@ -13,9 +13,9 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from pyusdt.errors import MalformedNotesWarning, PyusdtError
 from pyusdt.cli import aggregate_command, demo_command, list_command, trace_command
 from pyusdt.cli.targets import Terminated
+from pyusdt.errors import MalformedNotesWarning, PyusdtError
 
 
 def _on_sigterm(signum, frame):

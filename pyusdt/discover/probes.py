@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 from pyusdt import _native
-from pyusdt.errors import ConfigTypeError, ELFNotFoundError, ELFReadError, MalformedNotesWarning, NoProbesError, NotELFError
+from pyusdt.errors import (
+    ConfigTypeError,
+    ELFNotFoundError,
+    ELFReadError,
+    MalformedNotesWarning,
+    NoProbesError,
+    NotELFError,
+)
 
 
 @dataclass(frozen=True)

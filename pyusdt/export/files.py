@@ -46,12 +46,12 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from pyusdt.errors import OutputError
-from pyusdt.trace.events import EventBatch, TracedProbe
 from pyusdt.extras import require
+from pyusdt.trace.columns import Decoded, Layout, decode, decoded_to_arrow
+from pyusdt.trace.events import EventBatch, TracedProbe
+from pyusdt.trace.loop import stream
 from pyusdt.trace.loss_report import LossReport
 from pyusdt.trace.stop_signals import StopSignals
-from pyusdt.trace.loop import stream
-from pyusdt.trace.columns import Decoded, Layout, decode, decoded_to_arrow
 
 FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".jsonl": "jsonl"}
 NEEDS_PYARROW = ("parquet", "arrow")
@@ -85,7 +85,7 @@ def _rows(d: Decoded) -> Tuple[List[str], Iterable[tuple]]:
     cats = d.layout.categories
     cols: list = [_iso_times(d.time.tolist()), d.ts_ns.tolist(), [cats[c] for c in d.codes.tolist()],
                   d.pid.tolist(), d.tid.tolist(), d.cpu.tolist()]
-    for col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
+    for _col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         cols.append([v if good else None for v, good in zip(vals.tolist(), ok.tolist())])
         if trunc is not None:
             cols.append(trunc.tolist())

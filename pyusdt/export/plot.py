@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from pyusdt.aggregate.histogram import Histogram
 from pyusdt.errors import ConfigError, OutputError
 from pyusdt.extras import require
-from pyusdt.aggregate.histogram import Histogram
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.aggregate.results import AggregationResult

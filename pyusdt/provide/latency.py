@@ -73,7 +73,7 @@ from types import FrameType, TracebackType
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Type, TypeVar, Union, overload
 
 from pyusdt.errors import ProviderError
-from pyusdt.provide.provider import ArgDecl, ProviderProbe, Provider
+from pyusdt.provide.provider import ArgDecl, Provider, ProviderProbe
 
 __all__ = [
     "DEFAULT_APP_PROVIDER",

@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import threading
 from time import perf_counter_ns
-from typing import (Any, Awaitable, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional,
-                    Tuple, Union)
+from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional, Tuple, Union
 
 from pyusdt.provide import latency as tracers
-from pyusdt.provide.provider import ArgDecl, ProviderProbe, Provider
 from pyusdt.provide.latency import LazyProvider
+from pyusdt.provide.provider import ArgDecl, Provider, ProviderProbe
 
 __all__ = ["DEFAULT_WEB_PROVIDER", "ASGIMiddleware", "WSGIMiddleware", "web_provider"]
 

@@ -62,7 +62,7 @@ class LoaderHook:
             try:
                 self._session.attach(open_path, site, self.probe_id, [], -1 if follow else pid, follow,
                                      None, hold)
-                for err, message in self._session.commit():
+                for _err, message in self._session.commit():
                     raise AttachError(message)
             except AttachError as e:
                 return f"objects loaded later are found by a rescan every {RESCAN_INTERVAL_S:g} s: {e}"

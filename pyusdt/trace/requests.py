@@ -12,10 +12,9 @@ from typing import Callable, Iterable, Optional, Union
 
 from pyusdt import limits
 from pyusdt.aggregate.specs import Aggregate, Latency
-from pyusdt.discover.probes import Probe
-from pyusdt.discover.process import probes_in_process, process_objects
 from pyusdt.discover.patterns import require_match
-from pyusdt.discover.probes import probes_at_path
+from pyusdt.discover.probes import Probe, probes_at_path
+from pyusdt.discover.process import probes_in_process, process_objects
 from pyusdt.errors import (
     ArgumentIndexError,
     ELFReadError,

@@ -40,12 +40,12 @@ def one_line(text: str) -> str:
 def pyusdt_reason(stderr: str, rc) -> str:
     """What went wrong, in pyusdt's own words: its first line that is not the
     tracing/aggregating announcement, or a traceback's last line."""
-    lines = [l for l in stderr.splitlines() if l.strip()]
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
     if lines and lines[0].startswith("Traceback"):
         return f"exit {rc}: {one_line(lines[-1])}"
-    for l in lines:
-        if not re.match(r"pyusdt: (tracing|aggregating) ", l):
-            return f"exit {rc}: {one_line(l)}"
+    for ln in lines:
+        if not re.match(r"pyusdt: (tracing|aggregating) ", ln):
+            return f"exit {rc}: {one_line(ln)}"
     return f"exit {rc}, nothing on stderr"
 
 
@@ -86,9 +86,9 @@ class Proc:
         deadline = time.monotonic() + timeout
         with self.cv:
             while True:
-                for l in lines[start:]:
-                    if test(l):
-                        return l
+                for ln in lines[start:]:
+                    if test(ln):
+                        return ln
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.p.poll() is not None and not any(t.is_alive() for t in self.threads)):
                     if self.p.poll() is not None:
@@ -100,10 +100,10 @@ class Proc:
     def count(self, lines, test, n, timeout, what):
         deadline = time.monotonic() + timeout
         with self.cv:
-            while sum(1 for l in lines if test(l)) < n:
+            while sum(1 for ln in lines if test(ln)) < n:
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.p.poll() is not None and not any(t.is_alive() for t in self.threads)):
-                    got = sum(1 for l in lines if test(l))
+                    got = sum(1 for ln in lines if test(ln))
                     raise Fail(f"{what}: {got} of {n} within {timeout:g} s")
                 self.cv.wait(min(left, 0.2))
 
@@ -119,7 +119,7 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.p.kill()
             self.p.wait()
-            raise Fail(f"{os.path.basename(self.argv[0])} did not exit within {timeout} s")
+            raise Fail(f"{os.path.basename(self.argv[0])} did not exit within {timeout} s") from None
         for t in self.threads:
             t.join(5)
         return self.p.returncode
@@ -166,13 +166,14 @@ def expect_lines(what, got, expected):
     if got != expected:
         for i, (g, e) in enumerate(zip(got + [None] * len(expected), expected + [None] * len(got))):
             if g != e:
-                raise Fail(f"{what}: line {i + 1} is {g!r}, expected {e!r} ({len(got)} lines, expected {len(expected)})")
+                raise Fail(f"{what}: line {i + 1} is {g!r}, expected {e!r} "
+                           f"({len(got)} lines, expected {len(expected)})")
 
 
 def expect_summary(stderr, events_n):
     want = (f"pyusdt: {events_n} events, 0 lost (ring buffer full), 0 unreadable strings, "
             "0 unreadable arguments")
-    got = [l for l in stderr.splitlines() if re.match(r"pyusdt: \d+ events, ", l)]
+    got = [ln for ln in stderr.splitlines() if re.match(r"pyusdt: \d+ events, ", ln)]
     if got != [want]:
         raise Fail(f"summary {got[0] if got else 'missing'!r}, expected {want!r}")
 
@@ -230,7 +231,7 @@ def stop_trace(tr, n_events):
 def check_ints_path():
     tr = Proc([PYUSDT, "trace", target("kc_ints"), "check:*", "-s", "1"])
     try:
-        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        tr.wait_for(tr.err, lambda ln: ln.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
         r = run([target("kc_ints")], 30)
         if r.returncode != 0:
             raise Fail(f"kc_ints exited {r.returncode}")
@@ -251,11 +252,11 @@ def trace_by_pid(argv, name, trace_args, n_events, timeout):
     tg = Proc(argv, stdin=True)
     tr = None
     try:
-        pid = tg.wait_for(tg.out, lambda l: l.startswith("ready "), timeout, f"{name} 'ready'").split()[1]
+        pid = tg.wait_for(tg.out, lambda ln: ln.startswith("ready "), timeout, f"{name} 'ready'").split()[1]
         tr = Proc([PYUSDT, "trace", "-p", pid, *trace_args])
-        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        tr.wait_for(tr.err, lambda ln: ln.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
         tg.write("go\n")
-        tg.wait_for(tg.out, lambda l: l == "fired", timeout, f"{name} 'fired'")
+        tg.wait_for(tg.out, lambda ln: ln == "fired", timeout, f"{name} 'fired'")
         stop_trace(tr, n_events)
         tg.p.stdin.close()
         if tg.finish(30) != 0:
@@ -282,7 +283,7 @@ def check_strings():
 
 def check_cold_string():
     r = pyusdt("trace", "-c", target("kc_strings"), "kc:cold", "-s", "1")
-    present = [l for l in r.stdout.splitlines() if l.startswith("cold-present ")]
+    present = [ln for ln in r.stdout.splitlines() if ln.startswith("cold-present ")]
     if not present or present[0] != "cold-present 0":
         raise Fail(f"test invalid: the cold page was mapped before the probe fired ({present})")
     expect_lines("trace -c kc_strings kc:cold", events(r.stdout),
@@ -395,13 +396,13 @@ def check_semaphore():
     tg = Proc([target("kc_sem")], stdin=True)
     tr = None
     try:
-        _, pid, addr = tg.wait_for(tg.out, lambda l: l.startswith("ready "), 30, "kc_sem 'ready'").split()
+        _, pid, addr = tg.wait_for(tg.out, lambda ln: ln.startswith("ready "), 30, "kc_sem 'ready'").split()
         addr = int(addr, 16)
 
         def sem(what):
             n = len(tg.out)
             tg.write("s\n")
-            told = int(tg.wait_for(tg.out, lambda l: l.startswith("sem "), 10, "kc_sem 'sem'", n).split()[1])
+            told = int(tg.wait_for(tg.out, lambda ln: ln.startswith("sem "), 10, "kc_sem 'sem'", n).split()[1])
             mem = read_u16(pid, addr)
             if told != mem:
                 raise Fail(f"{what}: the target says {told}, /proc/{pid}/mem says {mem}")
@@ -410,13 +411,13 @@ def check_semaphore():
         if sem("before") != 0:
             raise Fail("the semaphore is not 0 before the trace")
         tr = Proc([PYUSDT, "trace", "-p", pid, "kcsem:guarded"])
-        tr.wait_for(tr.err, lambda l: l.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
+        tr.wait_for(tr.err, lambda ln: ln.startswith("pyusdt: tracing "), 90, "the 'tracing' line")
         during = sem("traced")
         if during != 1:
             raise Fail(f"semaphore {during} while traced, expected 1")
         n = len(tg.out)
         tg.write("f\n")
-        fired = tg.wait_for(tg.out, lambda l: l.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
+        fired = tg.wait_for(tg.out, lambda ln: ln.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
         if fired != "fired 1":
             raise Fail(f"kc_sem answered {fired!r} to 'f' while traced, expected 'fired 1'")
         stop_trace(tr, 1)
@@ -439,8 +440,8 @@ DEMO_LABELS = ["alpha", "beta", "gamma", "delta"]
 def check_demo():
     r = pyusdt("demo", timeout=180)
     got = events(r.stdout)
-    ticks = [l for l in got if l.startswith("demo:tick ")]
-    dones = [l for l in got if l.startswith("demo:work__done ")]
+    ticks = [ln for ln in got if ln.startswith("demo:tick ")]
+    dones = [ln for ln in got if ln.startswith("demo:work__done ")]
     expect_lines("demo:tick", ticks, [f'demo:tick arg0={i} arg1={i * i - 10} arg2="{DEMO_LABELS[i % 4]}"'
                                       for i in range(20)])
     expect_lines("demo:work__done", dones, [f"demo:work__done arg0={i} arg1=100000000" for i in range(20)])

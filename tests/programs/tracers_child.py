@@ -30,8 +30,8 @@ import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pyusdt.provide import latency as tracers
-from pyusdt.provide.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
 from pyusdt.provide.latency import latency_block, trace_latency
+from pyusdt.provide.middleware import ASGIMiddleware, WSGIMiddleware, web_provider
 
 
 @trace_latency
@@ -212,10 +212,10 @@ async def drive_asgi() -> list:
             inbox = [{"type": "http.request", "body": b"", "more_body": False}]
         final = [None]
 
-        async def receive():
+        async def receive(inbox=inbox):
             return inbox.pop(0) if inbox else {"type": "http.disconnect"}
 
-        async def send(message):
+        async def send(message, final=final):
             await asyncio.sleep(0)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 final[0] = time.monotonic_ns()
