@@ -63,6 +63,9 @@ class LoadError(PyusdtError):
 class AttachError(PyusdtError):
     """A probe site could not be attached."""
 
+    reason: str = ""  # the kernel's or libbpf's words, without the probe's name
+    probe: object = None  # the discover.Probe that failed, when known
+
 
 class ConfigError(PyusdtError, ValueError):
     """An option out of range (string length, ring size, ...)."""

@@ -31,10 +31,10 @@ MAX_TIMEOUT_S = ((1 << 31) - 1) / 1000
 MAX_SECONDS = S64_MAX / 1e9
 
 
-def as_int(value, name: str) -> int:
+def as_int(value: object, name: str) -> int:
     """`value` as an int (int, bool, numpy integers: anything with __index__)."""
     try:
-        return operator.index(value)
+        return operator.index(value)  # type: ignore[arg-type]  # any object: TypeError is the check
     except TypeError:
         raise ConfigTypeError(f"{name} must be an integer (got {value!r})") from None
 
@@ -46,7 +46,7 @@ class IntLimit:
     lo: int
     hi: int
 
-    def check(self, value, name: str) -> int:
+    def check(self, value: object, name: str) -> int:
         v = as_int(value, name)
         if v < self.lo:
             raise ConfigError(f"{name} must be at least {self.lo} (got {v})")
@@ -67,12 +67,12 @@ S64 = IntLimit(S64_MIN, S64_MAX)
 MAX_EVENTS = IntLimit(1, 1 << 32)
 
 
-def check_pid(value, name: str = "pid") -> int:
+def check_pid(value: object, name: str = "pid") -> int:
     """A process id to filter on: 1 .. PID_MAX_LIMIT."""
     return IntLimit(1, PID_MAX_LIMIT).check(value, name)
 
 
-def check_arg_index(value, what: str) -> int:
+def check_arg_index(value: object, what: str) -> int:
     """An argument index, 0 .. MAX_ARGS-1 (sys/sdt.h's limit), worded as the
     probe-level check words it ("value argument 12 out of range: ...")."""
     i = as_int(value, what)
@@ -81,7 +81,7 @@ def check_arg_index(value, what: str) -> int:
     return i
 
 
-def check_seconds(value, name: str, *, zero_ok: bool = False, most: float = MAX_SECONDS) -> float:
+def check_seconds(value: object, name: str, *, zero_ok: bool = False, most: float = MAX_SECONDS) -> float:
     """A time in seconds: a finite number, positive (or zero when `zero_ok`),
     at most `most`.  nan and inf are refused: no clock ever reaches them."""
     if isinstance(value, bool) or not isinstance(value, Real):

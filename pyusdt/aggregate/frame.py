@@ -2,7 +2,7 @@
 pandas is imported only when called."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,8 @@ def aggregation_to_pandas(result: "AggregationResult") -> "pandas.DataFrame":
     """
     pd = require("pandas", "pandas conversion")
     keyed = result.spec.key is not None
-    rows: dict = {}
+    rows: dict[str, list[Any]] = {}
+    vals: list[Any]
     if result.kind in ("hist", "lhist"):
         names = ["key"] * keyed + ["bucket", "label", "lower", "upper", "count"]
         hists = result.histograms()
@@ -56,7 +57,7 @@ def aggregation_to_pandas(result: "AggregationResult") -> "pandas.DataFrame":
     return df
 
 
-def _pandas_dtype(name: str, values: list):
+def _pandas_dtype(name: str, values: list[Any]) -> Any:
     """Exact dtypes: int64 or uint64 when the integers fit, else Python ints."""
     if name == "label":
         return object

@@ -65,7 +65,7 @@ and max() maps lose some values (negative maxima, minima above 2^32), which
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -252,6 +252,7 @@ class Histogram:
             self.lmin = self.lmax = self.step = None
             size = LOG2_BUCKETS
         arr = np.zeros(size, dtype=np.uint64)
+        items: Iterable[tuple[Any, Any]]
         if isinstance(counts, Mapping):
             items = counts.items()
         else:
@@ -299,6 +300,7 @@ class Histogram:
                 upper[k] = float((1 << (k - 1)) - 1)
         else:
             lmin, step = self.lmin, self.step
+            assert lmin is not None and step is not None
             n = size - 2
             lower[0], upper[0] = -math.inf, float(lmin - 1)
             for i in range(1, n + 1):
@@ -423,12 +425,12 @@ class Histogram:
             out.append(f"{labels[i]:<16}{counts[i]:>8} |{'@' * width:<{BAR_WIDTH}}|\n")
         return "".join(out)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: kind (and lmin/lmax/step), total, p50/p90/p99,
         max, and the non-empty buckets with index, label, inclusive lower and
         upper bounds and count. Infinite bounds and NaN estimates are None."""
         labels = self.labels
-        obj: dict = {"kind": self.kind}
+        obj: dict[str, Any] = {"kind": self.kind}
         if self.kind == "linear":
             obj.update(lmin=self.lmin, lmax=self.lmax, step=self.step)
         obj["total"] = self.total
@@ -493,7 +495,7 @@ def _key_bytes(key: Key) -> bytes:
     return b"".join(_elem_bytes(e) for e in elems)
 
 
-def _ordered(items: Mapping[Key, object], sort_value) -> list:
+def _ordered(items: Mapping[Key, Any], sort_value: Callable[[Any], Any]) -> list[tuple[Key, Any]]:
     """Keys in key-byte order, then stably by sort_value ascending."""
     by_key = sorted(items.items(), key=lambda kv: _key_bytes(kv[0]))
     return sorted(by_key, key=lambda kv: sort_value(kv[1]))
@@ -552,7 +554,7 @@ def render_scalar(
     head = _map_name(name)
     lines = []
     if kind in ("avg", "stats"):
-        def avg(v) -> int:
+        def avg(v: Any) -> int:
             count, total = (int(x) for x in v)
             return _c_div(total, count) if count else 0
 

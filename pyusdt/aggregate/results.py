@@ -4,14 +4,18 @@ the counters of everything filtered out or lost, and bpftrace-identical text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Union
+from typing import TYPE_CHECKING, Any, Dict, Union
 
 import numpy as np
 
 from pyusdt import _native
 from pyusdt.aggregate.frame import aggregation_to_pandas
 from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
+from pyusdt.aggregate.histogram import Key as HistKey
 from pyusdt.aggregate.specs import Aggregate, Arg, Latency
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    import pandas
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Counters:
         return max(0, self.starts - self.matched - self.pending)
 
 
+# A decoded key: none, an integer argument, a string (argument, comm, probe name).
 Key = Union[None, int, str]
 
 
@@ -58,7 +63,7 @@ class AggregationResult:
     """One aggregation's rows, read from the kernel maps."""
 
     def __init__(self, spec: Union[Aggregate, Latency], rows: np.ndarray, counters: Counters,
-                 probe_names: list):
+                 probe_names: list[str]) -> None:
         self.spec = spec
         self.counters = counters
         agg = spec.aggregate() if isinstance(spec, Latency) else spec
@@ -82,7 +87,7 @@ class AggregationResult:
                 b = int(r["bucket"])
                 buckets[b] = buckets.get(b, 0) + int(r["count"])
 
-    def _decode_key(self, r, signed: bool) -> Key:
+    def _decode_key(self, r: np.void, signed: bool) -> Key:
         key = self._agg.key
         if key is None:
             return None
@@ -96,7 +101,7 @@ class AggregationResult:
         return v
 
     @property
-    def keys(self) -> list:
+    def keys(self) -> list[Key]:
         return sorted(set(self._stats) | set(self._buckets), key=lambda k: (k is None, str(k)))
 
     def hist(self, key: Key = None) -> Histogram:
@@ -105,7 +110,7 @@ class AggregationResult:
         kind = "linear" if self.kind == "lhist" else "log2"
         return Histogram(self._buckets.get(key, {}), kind=kind, lmin=lmin, lmax=lmax, step=step)
 
-    def histograms(self) -> Dict[Key, Histogram]:
+    def histograms(self) -> Dict[HistKey, Histogram]:
         return {k: self.hist(k) for k in self._buckets}
 
     def stats(self, key: Key = None) -> Stats:
@@ -150,15 +155,15 @@ class AggregationResult:
             return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items()}, self.kind)
         return render_scalar(name, {k: self.value(k) for k in self._stats}, self.kind)
 
-    def to_pandas(self):
+    def to_pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (pyusdt.aggregate.frame); needs pandas."""
         return aggregation_to_pandas(self)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The same data as plain JSON types: per key, histogram or stats."""
-        data: dict = {}
+        data: dict[str, Any] = {}
         for k in self.keys:
-            entry: dict = {}
+            entry: dict[str, Any] = {}
             if k in self._buckets:
                 entry["hist"] = self.hist(k).to_json()
             if k in self._stats:

@@ -6,11 +6,14 @@ precompiled aggregating program."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 from pyusdt import _native, limits
 from pyusdt.aggregate.histogram import linear_nbuckets
 from pyusdt.errors import ConfigError, ConfigTypeError
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.discover.probes import Probe
 
 KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 
@@ -66,16 +69,16 @@ class Where:
         limits.check_arg_index(self.arg, "filter argument")
 
 
-def check_lhist(lhist) -> tuple:
+def check_lhist(lhist: Any) -> tuple[int, int, int]:
     """(min, max, step) of a linear histogram: 64-bit signed numbers (the BPF
     side's), step >= 1, min + step <= max, at most MAX_LINEAR_BUCKETS buckets."""
     try:
-        lmin, lmax, step = lhist
+        given_min, given_max, given_step = lhist
     except (TypeError, ValueError):
         raise ConfigTypeError(f"lhist must be (min, max, step) (got {lhist!r})") from None
-    lmin = limits.S64.check(lmin, "lhist min")
-    lmax = limits.S64.check(lmax, "lhist max")
-    step = limits.as_int(step, "lhist step")
+    lmin = limits.S64.check(given_min, "lhist min")
+    lmax = limits.S64.check(given_max, "lhist max")
+    step = limits.as_int(given_step, "lhist step")
     if step <= 0:
         raise ConfigError(f"lhist step must be positive (got {step})")
     if lmin >= lmax:
@@ -151,6 +154,7 @@ class Aggregate:
         if self.kind in ("hist",):
             s.hist_kind = _native.HIST_LOG2
         elif self.kind == "lhist":
+            assert self.lhist is not None  # checked with the kind
             lmin, lmax, step = self.lhist
             s.hist_kind = _native.HIST_LINEAR
             s.lmin, s.lmax, s.step = lmin, lmax, step
@@ -172,7 +176,7 @@ class Aggregate:
             s.filter_pid = self.pid
         return s
 
-    def arg_problems(self, probe, role: int, key_here: bool = True) -> list:
+    def arg_problems(self, probe: Probe, role: int, key_here: bool = True) -> list[str]:
         """Why `probe` cannot feed this aggregation (argument indices, widths)."""
         needed = []
         if role == _native.ROLE_AGG and self.value is not None:
@@ -275,7 +279,7 @@ class Latency:
             s.filter_op = _native.CMP_NONE
         return s
 
-    def arg_problems(self, probe, role: int) -> list:
+    def arg_problems(self, probe: Probe, role: int) -> list[str]:
         agg = self.aggregate()
         key_here = (self.key_from == "start") == (role == _native.ROLE_START)
         if role == _native.ROLE_DONE:

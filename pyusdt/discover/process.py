@@ -17,7 +17,7 @@ class MappedObject:
     pid: int
     path: str  # as /proc/PID/maps shows it, e.g. "/memfd:probes (deleted)"
     open_path: str  # /proc/PID/map_files/START-END
-    inode_key: tuple  # (dev, inode): the uprobe identity of the object
+    inode_key: tuple[str, str]  # (dev, inode) as /proc/PID/maps writes them: the object's identity
 
 
 def _map_files_name(maps_range: str) -> str:
@@ -40,7 +40,7 @@ def process_objects(pid: int) -> list[MappedObject]:
     except PermissionError:
         raise PrivilegeError(f"cannot read /proc/{pid}/maps: permission denied (another user's process "
                              "needs ptrace access: run as root or as its user)") from None
-    seen: dict[tuple, MappedObject] = {}
+    seen: dict[tuple[str, str], MappedObject] = {}
     for line in lines:
         parts = line.split(None, 5)
         if len(parts) < 6:

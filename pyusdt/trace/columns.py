@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -80,13 +80,14 @@ def wall_clock_offset_ns() -> int:
     process (the read with the smallest gap between its monotonic reads wins)."""
     global _offset_ns
     if _offset_ns is None:
-        best = None
+        best: Optional[tuple[int, int]] = None
         for _ in range(9):
             m0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             real = time.clock_gettime_ns(time.CLOCK_REALTIME)
             m1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             if best is None or m1 - m0 < best[0]:
                 best = (m1 - m0, real - (m0 + m1) // 2)
+        assert best is not None
         _offset_ns = best[1]
     return _offset_ns
 
@@ -142,7 +143,8 @@ class Column:
             return True
         return _int_column_dtype([src, *self._as_sources()]) == self.dtype
 
-    def _as_sources(self) -> list:
+    def _as_sources(self) -> list[Source]:
+        assert self.dtype is not None
         return [Source(False, self.dtype.kind == "i", self.dtype.itemsize)]
 
 
@@ -152,18 +154,18 @@ class _Plan:
     (argument index, column index, source)."""
 
     code: int
-    args: list = field(default_factory=list)
-    dropped: list = field(default_factory=list)  # argument names without a column
+    args: list[tuple[int, int, Source]] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # argument names without a column
 
 
-def _sources(tp: TracedProbe) -> list:
+def _sources(tp: TracedProbe) -> list[Source]:
     out = []
     for i, spec in enumerate(tp.probe.args):
         out.append(Source(True) if i in tp.strings else Source(False, spec.signed, spec.bytes_read))
     return out
 
 
-def _column_names(tp: TracedProbe) -> list:
+def _column_names(tp: TracedProbe) -> list[str]:
     names = tp.probe.arg_names
     return [f"arg_{n}" if n in FIXED_COLUMNS else n for n in names]
 
@@ -179,7 +181,7 @@ class Layout:
 
     def __init__(self, probes: Iterable[TracedProbe]):
         probes = list(probes)
-        sources: Dict[str, list] = {}
+        sources: Dict[str, list[Source]] = {}
         self.categories: List[str] = []
         for tp in probes:
             if tp.fullname not in self.categories:
@@ -248,14 +250,14 @@ def _pandas_metadata(columns: Sequence[Column]) -> str:
     float64 (which cannot hold a uint64 exactly)."""
     import json
 
-    meta = [{"name": c.name, "field_name": c.name, "pandas_type": c.dtype.name,
-             "numpy_type": c.dtype.name.capitalize().replace("Uint", "UInt"), "metadata": None}
-            for c in columns if c.kind == "int"]
+    meta = [{"name": c.name, "field_name": c.name, "pandas_type": dtype.name,
+             "numpy_type": dtype.name.capitalize().replace("Uint", "UInt"), "metadata": None}
+            for c in columns if c.kind == "int" and (dtype := c.dtype) is not None]
     return json.dumps({"index_columns": [], "column_indexes": [], "columns": meta,
                        "creator": {"library": "pyusdt"}})
 
 
-def _arrow_type(pa, col: Column):
+def _arrow_type(pa: Any, col: Column) -> Any:
     if col.kind == "str":
         return pa.string()
     if col.kind == "bigint":
@@ -281,9 +283,9 @@ class Decoded:
     pid: np.ndarray
     tid: np.ndarray
     cpu: np.ndarray
-    values: list
-    valid: list
-    truncated: list
+    values: list[np.ndarray]  # per column
+    valid: list[np.ndarray]
+    truncated: list[Optional[np.ndarray]]  # for string columns
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -328,23 +330,25 @@ def decode(batches: Sequence[EventBatch], layout: Optional[Layout] = None,
             plan = layout.plan(tp)
             local = np.flatnonzero(probe_ids == probe_id)
             count = len(local)
-            rows = local + start
+            where: Union[np.ndarray, slice] = local
+            rows: Union[np.ndarray, slice] = local + start
             if count == m:  # one probe in the batch (the usual case): slices, not gathers
-                local, rows = slice(None), slice(start, start + m)
+                where, rows = slice(None), slice(start, start + m)
             codes[rows] = plan.code
             for name in plan.dropped:
                 key = (tp.fullname, name)
                 layout.dropped[key] = layout.dropped.get(key, 0) + count
-            flags = arr["flags"][local]
+            flags = arr["flags"][where]
             for i, ci, src in plan.args:
-                _fill(layout.columns[ci], src, tp, arr, local, rows, flags, i,
+                _fill(layout.columns[ci], src, tp, arr, where, rows, flags, i,
                       values[ci], valid[ci], truncated[ci])
         start += m
     wall = ts.astype(np.int64) + np.int64(offset)
     return Decoded(layout, wall, ts, codes, ids3["pid"], ids3["tid"], ids3["cpu"], values, valid, truncated)
 
 
-def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local, rows, flags: np.ndarray,
+def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local: Union[np.ndarray, slice],
+          rows: Union[np.ndarray, slice], flags: np.ndarray,
           i: int, values: np.ndarray, valid: np.ndarray, truncated: Optional[np.ndarray]) -> None:
     """Writes argument `i` of one probe's records (`local` in the batch,
     `rows` in the table: index arrays or slices) into its column."""
@@ -352,10 +356,11 @@ def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local, row
     valid[rows] = ok
     if src.is_str:
         slot = tp.strings.index(i)
-        texts = _decode_slots(arr["strings"][local, slot].tolist())
+        texts: list[Optional[str]] = list(_decode_slots(arr["strings"][local, slot].tolist()))
         if not ok.all():
             texts = [t if good else None for t, good in zip(texts, ok.tolist())]
         values[rows] = _objects(texts)
+        assert truncated is not None  # a string column has its truncated flags
         truncated[rows] = (flags >> np.uint32(_native.FLAG_STR_TRUNC_SHIFT + i)) & 1 == 1
         return
     raw = arr["args"][local, i]
@@ -379,7 +384,7 @@ def _decode_slots(raw: List[bytes]) -> List[str]:
     return joined.decode("utf-8", errors="replace").split("\0")
 
 
-def _objects(items: list) -> np.ndarray:
+def _objects(items: Sequence[object]) -> np.ndarray:
     """An object array of exactly these Python objects (numpy would otherwise
     turn a list of strs into fixed-width numpy strings first)."""
     out = np.empty(len(items), dtype=object)
@@ -433,7 +438,7 @@ def decoded_to_pandas(d: Decoded) -> "pandas.DataFrame":
             data[col.name] = pd.array(vals, dtype=pd.StringDtype())
         else:
             data[col.name] = pd.Series(vals, dtype=object)
-        if trunc is not None:
+        if trunc is not None and col.truncated is not None:
             data[col.truncated] = trunc
     return pd.DataFrame(data)
 

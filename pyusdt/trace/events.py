@@ -3,7 +3,7 @@ the probe table needed to read them (names, argument signs, string slots)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -25,13 +25,13 @@ class TracedProbe:
 
     probe_id: int
     probe: Probe
-    strings: tuple  # argument indices read as strings, in slot order
+    strings: tuple[int, ...]  # argument indices read as strings, in slot order
 
     @property
     def fullname(self) -> str:
         return self.probe.fullname
 
-    def decode_args(self, raw: np.ndarray, strings: Sequence[bytes]) -> tuple:
+    def decode_args(self, raw: np.ndarray, strings: Sequence[bytes]) -> tuple[Union[int, str], ...]:
         """Typed values of one record's arguments: ints with the spec's sign, strs."""
         out: list[ArgValue] = []
         for i, spec in enumerate(self.probe.args):
@@ -52,9 +52,9 @@ class Event(NamedTuple):
     tid: int
     cpu: int
     probe: TracedProbe
-    args: tuple
-    truncated: tuple  # argument indices whose string was cut at the slot length
-    read_failed: tuple  # argument indices that could not be read
+    args: tuple[Union[int, str], ...]
+    truncated: tuple[int, ...]  # argument indices whose string was cut at the slot length
+    read_failed: tuple[int, ...]  # argument indices that could not be read
 
 
 class EventBatch:
@@ -98,7 +98,7 @@ class EventBatch:
         ids = [tp.probe_id for tp in self.probes if tp.fullname == fullname]
         return self.array[np.isin(self.array["probe_id"], ids)]
 
-    def _layouts_with(self, fullname: str, pred) -> list:
+    def _layouts_with(self, fullname: str, pred: Callable[[TracedProbe], bool]) -> list[TracedProbe]:
         """The traced layouts of probe `fullname` for which pred(tp) holds."""
         return [tp for tp in self.probes if tp.fullname == fullname and pred(tp)]
 
@@ -113,7 +113,7 @@ class EventBatch:
         col = recs["args"][:, index]
         return col.view(np.int64) if any(tp.probe.args[index].signed for tp in tps) else col
 
-    def strings(self, index: int, fullname: str) -> list:
+    def strings(self, index: int, fullname: str) -> list[str]:
         """String argument `index` of probe `fullname`, decoded, across the
         batch (the records of sites that read it as a string)."""
         slots = {tp.probe_id: tp.strings.index(index)

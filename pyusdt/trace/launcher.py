@@ -25,7 +25,7 @@ _LIST_LINE = re.compile(r"=>\s+(/\S+)|^\s*(/\S+)\s+\(0x")
 MAX_INTERPRETER_DEPTH = 4
 
 
-def resolve_executable(name: str, _seen: tuple = ()) -> str:
+def resolve_executable(name: str, _seen: tuple[str, ...] = ()) -> str:
     """The file `name` runs: a path, or a PATH lookup like the shell's."""
     path = name if "/" in name else shutil.which(name)
     if not path or not os.path.exists(path):

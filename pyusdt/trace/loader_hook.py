@@ -30,7 +30,7 @@ from pyusdt.errors import AttachError
 RESCAN_INTERVAL_S = 0.2
 
 
-def _loader_candidates(paths: Iterable[tuple]) -> list[tuple]:
+def _loader_candidates(paths: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """(open path, display path) of the objects that may be the dynamic
     linker, the likeliest (ld-*.so*) first."""
     paths = list(paths)
@@ -41,14 +41,14 @@ def _loader_candidates(paths: Iterable[tuple]) -> list[tuple]:
 class LoaderHook:
     """The dynamic linker's notification site in every traced process."""
 
-    def __init__(self, session, probe_id: int) -> None:
+    def __init__(self, session: _native.Session, probe_id: int) -> None:
         self._session = session
         self.probe_id = probe_id
-        self._hooked: set = set()  # (loader file, pid or -1)
+        self._hooked: set[tuple[str, int]] = set()  # (loader file, pid or -1)
         self._holds: set[int] = set()  # pids whose hits stop them (commands pyusdt started)
         self.sites = 0  # sites attached (not probe sites a user asked for)
 
-    def hook(self, objects: Iterable[tuple], pid: int, follow: bool, hold: bool) -> Optional[str]:
+    def hook(self, objects: Iterable[tuple[str, str]], pid: int, follow: bool, hold: bool) -> Optional[str]:
         """Attaches the site in the loader among `objects` ((open path,
         display path) pairs) for process `pid` (with `follow`, every process
         in the tgid filter).  Returns why it could not, or None."""
@@ -73,7 +73,7 @@ class LoaderHook:
             return None
         return None  # not a glibc process (static, musl): the periodic rescan finds new objects
 
-    def take(self, records: np.ndarray) -> tuple[np.ndarray, set]:
+    def take(self, records: np.ndarray) -> tuple[np.ndarray, set[int]]:
         """The records without the loader's, and the pids that sent one."""
         if not self.sites:  # a trace by path only: no pass over the batch
             return records, set()

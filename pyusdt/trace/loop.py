@@ -8,14 +8,17 @@ under a flood of events.  New losses are reported while they happen.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loss_report import LossMonitor, LossReport
 from pyusdt.trace.stop_signals import StopSignals
 
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.trace.tracer import Tracer
 
-def stream(tracer, write: Callable[[EventBatch], None], stop: StopSignals, *,
+
+def stream(tracer: Tracer, write: Callable[[EventBatch], None], stop: StopSignals, *,
            duration: Optional[float] = None, timeout: float = 0.1, max_events: int = 1 << 16,
            on_loss: Optional[Callable[[LossReport], None]] = None) -> None:
     """Runs a started tracer's events into `write`; see the module docstring."""
@@ -24,7 +27,7 @@ def stream(tracer, write: Callable[[EventBatch], None], stop: StopSignals, *,
     def report_losses() -> None:
         if monitor is not None:
             report = monitor.check()
-            if report is not None:
+            if report is not None and on_loss is not None:
                 on_loss(report)
 
     for batch in tracer.batches(timeout=timeout, duration=duration, idle=True, max_events=max_events):

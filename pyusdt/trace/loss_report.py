@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.trace.tracer import Tracer
 
 CHECK_EVERY_S = 0.25  # counters read at most this often (one map lookup per probe)
 REPORT_EVERY_S = 1.0  # at most one report per this long
@@ -26,7 +29,7 @@ class LossMonitor:
     """Polled from the reading loop: check() returns a LossReport when the
     kernel has dropped records since the last one, at most once per interval."""
 
-    def __init__(self, tracer, report_every: float = REPORT_EVERY_S) -> None:
+    def __init__(self, tracer: Tracer, report_every: float = REPORT_EVERY_S) -> None:
         self._tracer = tracer
         self._report_every = report_every
         self._reported = 0

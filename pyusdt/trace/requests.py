@@ -27,26 +27,29 @@ from pyusdt.errors import (
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
 
 
+InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
+
+
 @dataclass
 class AttachRequest:
     """One attach call: which probes, where, and how to read their arguments."""
 
     pattern: str
-    strings: tuple
+    strings: tuple[int, ...]
     kind: str  # "path", "pid" or "command"
     path: Optional[str] = None
     pid: Optional[int] = None
     held: Optional[HeldProcess] = None
     agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
     role: int = 0  # _native.ROLE_*: what this request's sites do with a hit
-    pending: list = field(default_factory=list)  # probes resolved, not yet attached
-    seen_objects: set = field(default_factory=set)  # inode keys already scanned
+    pending: list[tuple[Probe, tuple[int, ...]]] = field(default_factory=list)  # (probe layout, string args) not yet attached
+    seen_objects: set[InodeKey] = field(default_factory=set)  # inode keys already scanned
     only_path: Optional[str] = None  # PATH:provider:name: that file only, attached by inode
     matched: bool = False  # some probe matched (a pattern may match only objects loaded later)
     unmatched_why: str = ""  # later=True and nothing matched when attached: why
     loader_hooked: bool = False  # the dynamic linker's site was attached for this target
 
-    def loader_objects(self) -> list[tuple]:
+    def loader_objects(self) -> list[tuple[str, str]]:
         """(open path, display path) of the objects where the target's
         dynamic linker may be: for a command not yet started, what its
         executable links; for a process, what it maps."""
@@ -54,7 +57,7 @@ class AttachRequest:
             objs = [self.held.executable] + linked_libraries(self.held.executable)
             return [(o, o) for o in objs]
         try:
-            return [(o.open_path, o.path) for o in process_objects(self.pid)]
+            return [(o.open_path, o.path) for o in process_objects(self.pid)] if self.pid is not None else []
         except PyusdtError:
             return []
 
@@ -67,12 +70,12 @@ class RoleAgg:
     role: int
 
 
-def inode_key(path: str) -> tuple:
+def inode_key(path: str) -> InodeKey:
     st = os.stat(path)
     return (st.st_dev, st.st_ino)
 
 
-def inode_keys(paths) -> set:
+def inode_keys(paths: Iterable[str]) -> set[InodeKey]:
     """Inode keys of the paths that still exist (a mapping can vanish meanwhile)."""
     keys = set()
     for p in paths:
@@ -98,7 +101,7 @@ def by_layout(probes: list[Probe]) -> list[Probe]:
     return [view for p in probes for view in p.layouts()]
 
 
-def probes_of_process(pid, pattern: Optional[str]) -> list[Probe]:
+def probes_of_process(pid: object, pattern: Optional[str]) -> list[Probe]:
     """The probes matching `pattern` in every object process `pid` maps.  A
     process that is not running, or exits while its objects are read, is
     NoSuchProcessError, not "no USDT probes"."""
@@ -113,7 +116,8 @@ def probes_of_process(pid, pattern: Optional[str]) -> list[Probe]:
         raise
 
 
-def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[tuple]:
+def check_probes(probes: list[Probe], req: AttachRequest, strict: bool,
+                 warnings: list[str]) -> list[tuple[Probe, tuple[int, ...]]]:
     """(probe layout, its string arguments) for each one that can be traced as asked.
 
     `probes` are split by layout first.  A string index applies to the
@@ -157,7 +161,9 @@ def check_probes(probes: list[Probe], req: AttachRequest, strict: bool, warnings
 
 def _fit_aggregation(layouts: list[Probe], req: AttachRequest, strict: bool, warnings: list[str]) -> list[Probe]:
     """The layouts whose sites have every argument the aggregation reads."""
-    problems = [req.agg.arg_problems(p, req.role) for p in layouts]
+    agg = req.agg
+    assert agg is not None
+    problems = [agg.arg_problems(p, req.role) for p in layouts]
     ok_names = {(p.path, p.fullname) for p, why in zip(layouts, problems) if not why}
     fitting = []
     for p, why in zip(layouts, problems):

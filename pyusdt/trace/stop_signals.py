@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from types import FrameType
+from typing import Any, Optional
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -22,9 +24,9 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: dict = {}
+        self._previous: dict[int, Any] = {}  # signal -> the handler it had
 
-    def _handler(self, signum, frame) -> None:
+    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.requested:
             raise KeyboardInterrupt()
         self.requested = True
@@ -35,6 +37,6 @@ class StopSignals:
                 self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
