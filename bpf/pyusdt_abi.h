@@ -25,6 +25,13 @@ typedef uint64_t pyusdt_u64;
 typedef int64_t pyusdt_s64;
 #endif
 
+/* A compile-time check, in BPF C, C and C++ alike. */
+#ifdef __cplusplus
+#define PYUSDT_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define PYUSDT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
 /* sys/sdt.h allows at most 12 arguments per probe. */
 #define PYUSDT_MAX_ARGS 12
 /*
@@ -179,15 +186,24 @@ struct pyusdt_start_value {
 	char str_key[PYUSDT_STR_KEY_LEN]; /* string key computed at the start */
 };
 
-/* Per-aggregation counters: nothing dropped goes unseen. */
+/*
+ * Per-aggregation counters: nothing dropped goes unseen.  X(field): the
+ * fields in order, each a pyusdt_u64; the loader's numpy dtype and Python's
+ * names of them (AGG_COUNTER_NAMES) come from this list.
+ *   hits       hits that reached the aggregation
+ *   filtered   hits the predicate or pid filter rejected
+ *   map_full   values lost: the aggregation map was full
+ *   starts     latency starts recorded
+ *   matched    latency dones that found their start
+ *   unmatched  latency dones without a start (evicted or begun before the trace)
+ *   read_fail  a value, key or filter argument could not be read
+ */
+#define PYUSDT_AGG_COUNTERS(X) X(hits) X(filtered) X(map_full) X(starts) X(matched) X(unmatched) X(read_fail)
+
 struct pyusdt_agg_counters {
-	pyusdt_u64 hits;           /* hits that reached the aggregation */
-	pyusdt_u64 filtered;       /* hits the predicate or pid filter rejected */
-	pyusdt_u64 map_full;       /* values lost: the aggregation map was full */
-	pyusdt_u64 starts;         /* latency starts recorded */
-	pyusdt_u64 matched;        /* latency dones that found their start */
-	pyusdt_u64 unmatched;      /* latency dones without a start (evicted or begun before the trace) */
-	pyusdt_u64 read_fail;      /* a value, key or filter argument could not be read */
+#define PYUSDT_X(field) pyusdt_u64 field;
+	PYUSDT_AGG_COUNTERS(PYUSDT_X)
+#undef PYUSDT_X
 };
 
 /* One attach site: the BPF cookie of each uprobe link is the site's index. */
@@ -244,12 +260,20 @@ struct pyusdt_config {
 	pyusdt_u64 wakeup_interval_ns; /* and, below that, at most this often (0: never) */
 };
 
-/* Per-probe counters, kept in a per-CPU array indexed by probe id. */
+/*
+ * Per-probe counters, kept in a per-CPU array indexed by probe id.
+ * X(field): the fields in order, each a pyusdt_u64 (PROBE_STATS_NAMES).
+ *   hits          probe fired in a traced process
+ *   lost_ringbuf  record dropped: ring buffer full
+ *   str_fail      a string argument could not be read (record kept, flag set)
+ *   arg_fail      a memory argument could not be read (record kept, flag set)
+ */
+#define PYUSDT_PROBE_STATS(X) X(hits) X(lost_ringbuf) X(str_fail) X(arg_fail)
+
 struct pyusdt_probe_stats {
-	pyusdt_u64 hits;          /* probe fired in a traced process */
-	pyusdt_u64 lost_ringbuf;  /* record dropped: ring buffer full */
-	pyusdt_u64 str_fail;      /* a string argument could not be read (record kept, flag set) */
-	pyusdt_u64 arg_fail;      /* a memory argument could not be read (record kept, flag set) */
+#define PYUSDT_X(field) pyusdt_u64 field;
+	PYUSDT_PROBE_STATS(PYUSDT_X)
+#undef PYUSDT_X
 };
 
 /* Bits of pyusdt_event.flags. */
@@ -272,5 +296,37 @@ struct pyusdt_event {
 	pyusdt_u16 _pad;
 	pyusdt_u64 args[PYUSDT_MAX_ARGS]; /* extended to 64 bits by width and sign */
 };
+
+/* ---- What the layouts above promise each other ---------------------------- */
+
+/* The sizes both sides lay out identically (BPF and x86-64 align a u64 to 8):
+ * a change here is a change of the ABI between bpf/ and csrc/, on purpose. */
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_arg_spec) == 24, "pyusdt_arg_spec layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_spec) == 64, "pyusdt_agg_spec layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_site) == 64 + 24 * PYUSDT_MAX_ARGS + 16, "pyusdt_site layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_event) == 32 + 8 * PYUSDT_MAX_ARGS, "pyusdt_event layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_key) == 16, "pyusdt_agg_key layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_start_key) == 16, "pyusdt_start_key layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_site_addr) == 24, "pyusdt_site_addr layout");
+/* A record's argument slot is what the BPF side reads of an argument. */
+PYUSDT_STATIC_ASSERT(sizeof(((struct pyusdt_event *)0)->args[0]) == PYUSDT_ARG_SLOT_BYTES,
+		     "an argument slot is PYUSDT_ARG_SLOT_BYTES");
+PYUSDT_STATIC_ASSERT(PYUSDT_ARG_SLOT_BYTES <= PYUSDT_ARG_MAX_SIZE, "a slot holds part of the widest argument");
+/* One flag bit per argument in each half of pyusdt_event.flags. */
+PYUSDT_STATIC_ASSERT(PYUSDT_FLAG_STR_TRUNC_SHIFT + PYUSDT_MAX_ARGS <= PYUSDT_FLAG_READ_FAIL_SHIFT,
+		     "truncation bits fit below the read-failure bits");
+PYUSDT_STATIC_ASSERT(PYUSDT_FLAG_READ_FAIL_SHIFT + PYUSDT_MAX_ARGS <= 32, "read-failure bits fit in flags");
+/* Argument indexes are u8 fields, and PYUSDT_NO_ARG is none of them. */
+PYUSDT_STATIC_ASSERT(PYUSDT_MAX_ARGS < PYUSDT_NO_ARG, "PYUSDT_NO_ARG is not an argument index");
+/* A string slot can hold the reference to a string in a file. */
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_str_file) <= PYUSDT_DEFAULT_STR_LEN, "a default slot holds a pyusdt_str_file");
+/* The counter structs are lists of u64 (their X-macros say so). */
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_counters) % sizeof(pyusdt_u64) == 0, "agg counters are u64s");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_probe_stats) % sizeof(pyusdt_u64) == 0, "probe stats are u64s");
+/* A latency start keeps the key its done aggregates under: integer and string keys alike. */
+PYUSDT_STATIC_ASSERT(sizeof(((struct pyusdt_start_value *)0)->str_key) ==
+		     sizeof(((struct pyusdt_agg_str_key *)0)->key), "a start's string key is a row's");
+PYUSDT_STATIC_ASSERT(sizeof(((struct pyusdt_start_value *)0)->key) ==
+		     sizeof(((struct pyusdt_agg_key *)0)->key), "a start's integer key is a row's");
 
 #endif /* PYUSDT_ABI_H */

@@ -7,6 +7,17 @@
 #ifndef PYUSDT_USDT_AGGREGATE_BPF_H
 #define PYUSDT_USDT_AGGREGATE_BPF_H
 
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "pyusdt_abi.h"
+#include "usdt_maps.bpf.h"
+#include "usdt_stats.bpf.h"
+#include "usdt_filter.bpf.h"
+#include "usdt_args.bpf.h"
+#include "usdt_site.bpf.h"
+#include "usdt_str.bpf.h"
+
 /*
  * A sleepable program (string keys, which may need a page faulted in) can be
  * preempted by another task on its CPU between a load and a store of the same
@@ -21,7 +32,9 @@
 			(field)++;                              \
 	} while (0)
 
-/* bpftrace's hist() buckets: (..., 0), [0], [1], [2, 4), [4, 8), ... */
+/* bpftrace's hist() buckets: (..., 0), [0], [1], [2, 4), [4, 8), ...: the
+ * last is 2 + 63, so PYUSDT_LOG2_BUCKETS of them in all. */
+_Static_assert(PYUSDT_LOG2_BUCKETS == 2 + 64, "log2_bucket returns 0 .. 2 + 63");
 static __always_inline __u32 log2_bucket(__s64 v)
 {
 	if (v < 0)
@@ -166,10 +179,25 @@ static __always_inline void add_flat(__u32 idx, __s64 v, int stats, int sleepabl
 		update_row(row, v, stats, sleepable);
 }
 
+/* A hit's key: an integer, or a string.  A latency start stores it in its
+ * pyusdt_start_value from `key` on (the done reads it back whole), and the
+ * string goes into a row's pyusdt_agg_str_key: the layouts must agree. */
 struct agg_key_buf {
 	__u64 ikey;
 	char skey[PYUSDT_STR_KEY_LEN];
 };
+_Static_assert(sizeof(struct agg_key_buf) ==
+	       sizeof(struct pyusdt_start_value) - __builtin_offsetof(struct pyusdt_start_value, key),
+	       "agg_key_buf is the tail of pyusdt_start_value from key");
+_Static_assert(__builtin_offsetof(struct agg_key_buf, skey) ==
+	       __builtin_offsetof(struct pyusdt_start_value, str_key) - __builtin_offsetof(struct pyusdt_start_value, key),
+	       "agg_key_buf.skey is pyusdt_start_value.str_key");
+_Static_assert(sizeof(((struct agg_key_buf *)0)->ikey) == sizeof(((struct pyusdt_start_value *)0)->key),
+	       "agg_key_buf.ikey is pyusdt_start_value.key");
+_Static_assert(sizeof(((struct agg_key_buf *)0)->skey) == sizeof(((struct pyusdt_agg_str_key *)0)->key),
+	       "agg_key_buf.skey is a row's string key");
+_Static_assert(sizeof(((struct agg_key_buf *)0)->ikey) == sizeof(((struct pyusdt_agg_key *)0)->key),
+	       "agg_key_buf.ikey is a row's integer key");
 
 static __always_inline int key_is_string(__u8 kind)
 {

@@ -3,32 +3,11 @@
 #ifndef PYUSDT_USDT_ARGS_BPF_H
 #define PYUSDT_USDT_ARGS_BPF_H
 
-/*
- * A register by its offset in pt_regs.  Direct context loads need constant
- * offsets, hence the switch; it is several times cheaper than a
- * bpf_probe_read_kernel() call per register.  Each load is inline asm so the
- * compiler cannot merge the cases into one load at a computed offset, which
- * the verifier rejects.
- */
-#define REG_CASE(field)                                                          \
-	case offsetof(struct pt_regs, field): {                                  \
-		__u64 v;                                                         \
-		asm volatile("%0 = *(u64 *)(%1 + %2)"                            \
-			     : "=r"(v)                                           \
-			     : "r"(ctx), "i"(offsetof(struct pt_regs, field)));  \
-		return v;                                                        \
-	}
-
-static __always_inline __u64 read_reg(struct pt_regs *ctx, __u16 off)
-{
-	switch (off) {
-	REG_CASE(rax) REG_CASE(rdi) REG_CASE(rsi) REG_CASE(rdx) REG_CASE(rcx)
-	REG_CASE(rbx) REG_CASE(rbp) REG_CASE(rsp) REG_CASE(r8) REG_CASE(r9)
-	REG_CASE(r10) REG_CASE(r11) REG_CASE(r12) REG_CASE(r13) REG_CASE(r14)
-	REG_CASE(r15) REG_CASE(rip)
-	default: return 0;
-	}
-}
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "pyusdt_abi.h"
+#include "arch_x86_64.bpf.h"
 
 /* Reads one argument; returns 0, or -1 when user memory could not be read. */
 static __always_inline int read_arg(struct pt_regs *ctx, const struct pyusdt_arg_spec *a,
@@ -53,7 +32,7 @@ static __always_inline int read_arg(struct pt_regs *ctx, const struct pyusdt_arg
 		break;
 	case PYUSDT_ARG_MEM_ABS:
 		/* A link-time address, moved by the object's load bias. */
-		addr = read_reg(ctx, offsetof(struct pt_regs, rip)) - site_vaddr + a->disp;
+		addr = instruction_pointer(ctx) - site_vaddr + a->disp;
 		break;
 	default:
 		*out = 0;

@@ -3,6 +3,19 @@
 #ifndef PYUSDT_USDT_FILTER_BPF_H
 #define PYUSDT_USDT_FILTER_BPF_H
 
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "pyusdt_abi.h"
+#include "usdt_maps.bpf.h"
+
+/* Only the fields the pid filter reads; CO-RE relocates them on any kernel. */
+struct task_struct {
+	int tgid;
+	struct task_struct *real_parent;
+} __attribute__((preserve_access_index));
+
 /* True when this process is traced: in the tgid map, or a descendant of one. */
 static __always_inline int tgid_traced(__u32 tgid)
 {

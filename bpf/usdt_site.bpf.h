@@ -11,6 +11,14 @@
 #ifndef PYUSDT_USDT_SITE_BPF_H
 #define PYUSDT_USDT_SITE_BPF_H
 
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "pyusdt_abi.h"
+#include "arch_x86_64.bpf.h"
+#include "usdt_maps.bpf.h"
+
 /* Set by libbpf from its own probe of the running kernel; the verifier sees a
  * constant, so the branch a kernel cannot take (an unknown helper before
  * 5.15, a vma tree that no longer exists from 6.1) is removed before it is
@@ -106,7 +114,7 @@ static __always_inline int file_of(struct vm_area_struct___pyusdt *vma, __u64 ad
  * hit is not in a site this session attached (counted nowhere: no probe). */
 static __always_inline int site_by_address(struct pt_regs *ctx, __u32 prog, __u32 *idx)
 {
-	__u64 ip = read_reg(ctx, offsetof(struct pt_regs, rip));
+	__u64 ip = instruction_pointer(ctx);
 	struct vm_area_struct___pyusdt *vma = vma_of(ip);
 	struct pyusdt_site_addr key = {.prog = prog};
 	if (!vma || file_of(vma, ip, NULL, &key.ino, &key.offset))

@@ -3,6 +3,11 @@
 #ifndef PYUSDT_USDT_STR_BPF_H
 #define PYUSDT_USDT_STR_BPF_H
 
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "pyusdt_abi.h"
+
 #define PYUSDT_PAGE_SIZE 4096
 
 /*

@@ -3,6 +3,18 @@
 #ifndef PYUSDT_USDT_STREAM_BPF_H
 #define PYUSDT_USDT_STREAM_BPF_H
 
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "pyusdt_abi.h"
+#include "usdt_maps.bpf.h"
+#include "usdt_stats.bpf.h"
+#include "usdt_filter.bpf.h"
+#include "usdt_args.bpf.h"
+#include "usdt_site.bpf.h"
+#include "usdt_str.bpf.h"
+
 /*
  * A hold site (the dynamic linker's notification point, under -c) stops
  * the process that hit it until the reader has attached the probes of the
@@ -10,18 +22,6 @@
  * plain record path holds: a hold site has no string arguments.
  */
 #define SIGSTOP_NR 19
-
-/* When the reader was last woken (any CPU; a race only adds a wake-up). */
-__u64 last_wakeup_ns;
-
-/*
- * Set by the reader when a trace stops (Ctrl-C, its duration): streaming
- * sites then neither count nor send a hit, as if detached, so the reader
- * drains a ring buffer that no longer fills and every hit counted is a
- * record read or a loss counted.  Detaching itself may take a while (one
- * RCU grace period per perf-event link) and comes after the results.
- */
-volatile __u32 stream_stopped;
 
 /*
  * Wake the reader once per wakeup_bytes of data, when this record crosses the

@@ -1,4 +1,4 @@
-// libFuzzer target: the argument-spec parser (csrc/arg_spec.cpp) on arbitrary
+// libFuzzer target: the argument-spec parser (csrc/elf/arg_spec.cpp) on arbitrary
 // note argument strings ("-4@-20(%rbp) 8@%rdi ...").
 //
 // Every input must give specs the BPF program can interpret, or an
@@ -14,7 +14,7 @@
 #include <functional>
 #include <string>
 
-#include "arg_spec.h"
+#include "elf/arg_spec.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// libFuzzer target: USDT discovery (csrc/elf_file.cpp, csrc/usdt_notes.cpp)
+// libFuzzer target: USDT discovery (csrc/elf/elf_file.cpp, csrc/elf/usdt_notes.cpp)
 // on arbitrary bytes read as an ELF file.
 //
 // Every input must end in one of two ways, as it does behind `pyusdt list`:
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "usdt_notes.h"
+#include "elf/usdt_notes.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     try {

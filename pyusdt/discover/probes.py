@@ -40,11 +40,8 @@ class ArgSpec:
         return self.bytes_read < self.size
 
 
-_TYPE_NAMES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "str", "bytes")
-
-
-# Provider argument type codes (csrc/provider_elf.h) by name, and back.
-ARG_TYPE_NAMES = {getattr(_native, "ARG_" + n.upper()): n for n in _TYPE_NAMES}
+# Provider argument type names by code (csrc/provider/provider_note.h, the one table).
+ARG_TYPE_NAMES = {code: n for n, code in _native.ARG_TYPES.items()}
 
 
 @dataclass

@@ -21,16 +21,10 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from pyusdt import _native
+from pyusdt import _provider
 from pyusdt.errors import ProviderError
 
-ARG_TYPES: Dict[str, int] = {
-    "int8": _native.ARG_INT8, "uint8": _native.ARG_UINT8,
-    "int16": _native.ARG_INT16, "uint16": _native.ARG_UINT16,
-    "int32": _native.ARG_INT32, "uint32": _native.ARG_UINT32,
-    "int64": _native.ARG_INT64, "uint64": _native.ARG_UINT64,
-    "str": _native.ARG_STR, "bytes": _native.ARG_BYTES,
-}
+ARG_TYPES: Dict[str, int] = dict(_provider.ARG_TYPES)
 _PY_TYPES = {int: "int64", str: "str", bytes: "bytes"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
@@ -42,11 +36,11 @@ def _check_ident(what: str, name: str) -> None:
         raise ProviderError(f"{what} name {name!r} is not a valid identifier")
 
 
-# One probe of a Provider: a native type (csrc/provider_probe.cpp), so that
+# One probe of a Provider: a native type (csrc/provider/provider_probe.cpp), so that
 # probe.fire(...) is a method call CPython specialises end to end.  It has
 # provider, name, fullname, arg_names, arg_types, enabled, fire(*values) and
 # fire_lazy(make_args).
-ProviderProbe = _native.ProviderProbe
+ProviderProbe = _provider.ProviderProbe
 
 
 class Provider:
@@ -69,9 +63,9 @@ class Provider:
         _check_ident("probe", name)
         if name in self.probes:
             raise ProviderError(f"{self.name}:{name} is declared twice")
-        if len(args) > _native.MAX_PROVIDER_ARGS:
+        if len(args) > _provider.MAX_PROVIDER_ARGS:
             raise ProviderError(f"{self.name}:{name} has {len(args)} arguments; "
-                                f"at most {_native.MAX_PROVIDER_ARGS}")
+                                f"at most {_provider.MAX_PROVIDER_ARGS}")
         decls: List[Tuple[str, str]] = []
         for decl in args:
             if not (isinstance(decl, tuple) and len(decl) == 2):
@@ -99,7 +93,7 @@ class Provider:
         if not self.probes:
             raise ProviderError(f"provider {self.name} has no probes")
         specs = [(p.name, p._codes, p.arg_names) for p in self.probes.values()]
-        elf, functions, semaphores = _native.build_provider(self.name, specs, self.nop5)
+        elf, functions, semaphores = _provider.build_provider(self.name, specs, self.nop5)
         fd = os.memfd_create(f"pyusdt-{self.name}", os.MFD_CLOEXEC)
         try:
             os.write(fd, elf)

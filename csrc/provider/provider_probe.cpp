@@ -1,11 +1,12 @@
-#include "provider_probe.h"
+#include "provider/provider_probe.h"
 
 #include <structmember.h>
 
 #include <cstdint>
 
-#include "provider_elf.h"
-#include "provider_values.h"
+#include "elf/arch_x86_64.h"
+#include "provider/provider_elf.h"
+#include "provider/provider_values.h"
 
 // Why a native type: probe.fire(...) is what a program pays per traced hit,
 // and after the hit's kernel entry the interpreter runs with cold branch and
@@ -29,7 +30,10 @@ using ProbeFunction = PyObject *(*)(uint64_t, uint64_t, uint64_t, uint64_t, uint
 // call need not push the other six words, and it can be fire's tail call.
 using RegisterProbeFunction = PyObject *(*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
                                             uint64_t);
-constexpr Py_ssize_t kRegisterArgs = 6;
+constexpr Py_ssize_t kRegisterArgs = arch::kRegisterArgs;
+// The two signatures spell their words out: they must match the limits.
+static_assert(kMaxProviderArgs == 12, "ProbeFunction takes PYUSDT_MAX_ARGS words");
+static_assert(kRegisterArgs == 6, "RegisterProbeFunction takes the argument registers");
 
 // Read in place of a semaphore while the probe has no loaded object.
 const volatile uint16_t kNoSemaphore = 0;
@@ -90,7 +94,7 @@ __attribute__((noinline)) PyObject *fire_traced(ProviderProbe *p, PyObject *cons
     for (Py_ssize_t i = 0; i < n && i < kMaxProviderArgs; i++) {
         PyObject *v = args[i];
         auto t = static_cast<ProviderArg>(types[i]);
-        if (t == ProviderArg::kStr) {
+        if (t == ProviderArg::STR) {
             if (!PyUnicode_Check(v))
                 return arg_error(p, i, "expected str");
             // The UTF-8 form is cached in the str object: valid while v lives.
@@ -100,7 +104,7 @@ __attribute__((noinline)) PyObject *fire_traced(ProviderProbe *p, PyObject *cons
                 return arg_error(p, i, "str cannot be encoded as UTF-8 (lone surrogate)");
             }
             words[i] = reinterpret_cast<uint64_t>(s);
-        } else if (t == ProviderArg::kBytes) {
+        } else if (t == ProviderArg::BYTES) {
             if (!PyBytes_Check(v))
                 return arg_error(p, i, "expected bytes");
             words[i] = reinterpret_cast<uint64_t>(PyBytes_AS_STRING(v));
@@ -196,7 +200,7 @@ int probe_init(PyObject *self, PyObject *args, PyObject *kwds) {
     if (PyList_GET_SIZE(arg_names) != PyBytes_GET_SIZE(codes) ||
         PyList_GET_SIZE(arg_types) != PyBytes_GET_SIZE(codes) ||
         PyBytes_GET_SIZE(codes) > kMaxProviderArgs) {
-        PyErr_SetString(PyExc_ValueError, "one name, type and code per argument, at most 12");
+        PyErr_Format(PyExc_ValueError, "one name, type and code per argument, at most %d", kMaxProviderArgs);
         return -1;
     }
     Py_XSETREF(p->provider, new_ref(provider));
@@ -310,7 +314,7 @@ PyTypeObject kProviderProbeType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 int add_provider_probe_type(PyObject *module) {
     PyTypeObject &t = kProviderProbeType;
-    t.tp_name = "pyusdt.provider.Probe";
+    t.tp_name = "pyusdt.provide.ProviderProbe";
     t.tp_basicsize = sizeof(ProviderProbe);
     // Not BASETYPE: CPython's fast call of a method needs the exact type.
     t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;

@@ -1,4 +1,4 @@
-#include "session.h"
+#include "session/session.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -18,10 +18,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "background_detach.h"
-#include "kernel_features.h"
-#include "late_strings.h"
-#include "uprobe_multi.h"
+#include "session/background_detach.h"
+#include "session/kernel_features.h"
+#include "session/late_strings.h"
+#include "session/uprobe_multi.h"
 #include "usdt.skel.h"
 
 namespace pyusdt {

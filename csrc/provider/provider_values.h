@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "provider_elf.h"
+#include "provider/provider_note.h"
 
 namespace pyusdt {
 
@@ -24,14 +24,14 @@ struct IntWord {
 inline IntWord int_word_fits(ProviderArg t, long long s) {
     auto w = static_cast<uint64_t>(s);
     switch (t) {
-    case ProviderArg::kInt8: return {w, s >= INT8_MIN && s <= INT8_MAX};
-    case ProviderArg::kUInt8: return {w, s >= 0 && s <= UINT8_MAX};
-    case ProviderArg::kInt16: return {w, s >= INT16_MIN && s <= INT16_MAX};
-    case ProviderArg::kUInt16: return {w, s >= 0 && s <= UINT16_MAX};
-    case ProviderArg::kInt32: return {w, s >= INT32_MIN && s <= INT32_MAX};
-    case ProviderArg::kUInt32: return {w, s >= 0 && s <= UINT32_MAX};
-    case ProviderArg::kInt64: return {w, true};
-    case ProviderArg::kUInt64: return {w, s >= 0};
+    case ProviderArg::INT8: return {w, s >= INT8_MIN && s <= INT8_MAX};
+    case ProviderArg::UINT8: return {w, s >= 0 && s <= UINT8_MAX};
+    case ProviderArg::INT16: return {w, s >= INT16_MIN && s <= INT16_MAX};
+    case ProviderArg::UINT16: return {w, s >= 0 && s <= UINT16_MAX};
+    case ProviderArg::INT32: return {w, s >= INT32_MIN && s <= INT32_MAX};
+    case ProviderArg::UINT32: return {w, s >= 0 && s <= UINT32_MAX};
+    case ProviderArg::INT64: return {w, true};
+    case ProviderArg::UINT64: return {w, s >= 0};
     default: return {w, false};
     }
 }
@@ -46,7 +46,7 @@ inline IntWord int_word_slow(ProviderArg t, PyObject *v) {
             PyErr_Clear();
             return {0, false};
         }
-        return {u, t == ProviderArg::kUInt64};
+        return {u, t == ProviderArg::UINT64};
     }
     if (overflow < 0 || (s == -1 && PyErr_Occurred())) {
         PyErr_Clear();

@@ -11,14 +11,9 @@
 #include <string>
 #include <vector>
 
-namespace pyusdt {
+#include "provider/provider_note.h"
 
-// Argument types a provider probe can carry.
-enum class ProviderArg : uint8_t {
-    kInt8 = 1, kUInt8, kInt16, kUInt16, kInt32, kUInt32, kInt64, kUInt64,
-    kStr,    // pointer to a NUL-terminated UTF-8 copy
-    kBytes,  // pointer to the bytes (their length is usually passed too)
-};
+namespace pyusdt {
 
 struct ProviderProbeSpec {
     std::string name;
@@ -36,14 +31,11 @@ struct ProviderLayout {
     std::vector<uint64_t> semaphore_vaddr;  // its unsigned short semaphore
 };
 
-// Most arguments a provider probe takes (sys/sdt.h's limit).
-constexpr int kMaxProviderArgs = 12;
-
 // The object's bytes; nop5 chooses a 5-byte nop probe site (optimizable by
 // the kernel's uprobe syscall) instead of the classic 1-byte nop.  Every
 // probe function returns `return_value` in %rax: pyusdt passes the address
 // of Python's None, so that probe.fire can jump to the function as its last
-// act and the function's return is fire's (see provider_fire.cpp).
+// act and the function's return is fire's (see provider_probe.cpp).
 std::vector<uint8_t> build_provider_elf(const std::string &provider,
                                         const std::vector<ProviderProbeSpec> &probes, bool nop5,
                                         uint64_t return_value, ProviderLayout *layout);

@@ -1,4 +1,4 @@
-#include "uprobe_multi.h"
+#include "session/uprobe_multi.h"
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "usdt_notes.h"
+#include "elf/usdt_notes.h"
 
 struct usdt;
 struct bpf_link;

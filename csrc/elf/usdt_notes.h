@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "arg_spec.h"
-#include "elf_file.h"
+#include "elf/arg_spec.h"
+#include "elf/elf_file.h"
+#include "provider/provider_note.h"
 
 namespace pyusdt {
 
@@ -30,12 +31,7 @@ struct UsdtSite {
 std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf, size_t *malformed = nullptr);
 
 // A probe's arguments as a pyusdt run-time provider describes them in its
-// "pyusdt" note: type code (ProviderArg) and name of each.
-struct DescribedProbe {
-    std::string provider;
-    std::string name;
-    std::vector<std::pair<int, std::string>> args;
-};
+// "pyusdt" note (provider/provider_note.h): type code and name of each.
 std::vector<DescribedProbe> read_described_probes(const ElfFile &elf);
 
 }  // namespace pyusdt

@@ -1,11 +1,12 @@
-#include "usdt_notes.h"
+#include "elf/usdt_notes.h"
 
 #include <cstring>
+
+#include "elf/stapsdt_note.h"
 
 namespace pyusdt {
 
 namespace {
-constexpr uint32_t kNtStapsdt = 3;
 
 // Reads one NUL-terminated string from the note payload; advances `pos`.
 bool take_cstr(std::string_view desc, size_t &pos, std::string &out) {
@@ -46,18 +47,18 @@ bool valid_utf8(std::string_view s) {
 std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf, size_t *malformed) {
     std::vector<UsdtSite> out;
     size_t bad = 0;
-    auto real_base = elf.section_addr(".stapsdt.base");
+    auto real_base = elf.section_addr(kStapsdtBaseSection);
     SymbolResolver resolve = [&elf](std::string_view sym) { return elf.symbol_value(sym); };
 
     for (const ElfFile::Note &note : elf.notes()) {
-        if (note.type != kNtStapsdt || note.owner != "stapsdt")
+        if (note.type != kStapsdtNoteType || note.owner != kStapsdtNoteOwner)
             continue;
-        if (note.desc.size() < 24) {
+        StapsdtAddrs addr;
+        if (note.desc.size() < sizeof(addr)) {
             bad++;
             continue;
         }
-        uint64_t addr[3];
-        std::memcpy(addr, note.desc.data(), sizeof(addr));
+        std::memcpy(&addr, note.desc.data(), sizeof(addr));
         UsdtSite s;
         size_t pos = sizeof(addr);
         if (!take_cstr(note.desc, pos, s.provider) || !take_cstr(note.desc, pos, s.name)) {
@@ -73,9 +74,9 @@ std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf, size_t *malformed) {
 
         // The note records where .stapsdt.base was at link time; if the object
         // was prelinked or otherwise moved since, shift every address with it.
-        int64_t shift = real_base ? static_cast<int64_t>(*real_base - addr[1]) : 0;
-        s.pc_vaddr = addr[0] + shift;
-        s.semaphore_vaddr = addr[2] ? addr[2] + shift : 0;
+        int64_t shift = real_base ? static_cast<int64_t>(*real_base - addr.base) : 0;
+        s.pc_vaddr = addr.pc + shift;
+        s.semaphore_vaddr = addr.semaphore ? addr.semaphore + shift : 0;
         auto pc_off = elf.vaddr_to_offset(s.pc_vaddr);
         if (!pc_off) {
             s.args_error = "probe address is not in a loadable segment";
@@ -104,29 +105,12 @@ std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf, size_t *malformed) {
 }
 
 std::vector<DescribedProbe> read_described_probes(const ElfFile &elf) {
-    constexpr uint32_t kNtPyusdtArgs = 1;
     std::vector<DescribedProbe> out;
     for (const ElfFile::Note &note : elf.notes()) {
-        if (note.type != kNtPyusdtArgs || note.owner != "pyusdt")
+        if (note.type != kProviderNoteType || note.owner != kProviderNoteOwner)
             continue;
         DescribedProbe d;
-        size_t pos = 0;
-        if (!take_cstr(note.desc, pos, d.provider) || !take_cstr(note.desc, pos, d.name) ||
-            pos >= note.desc.size())
-            continue;
-        size_t nargs = static_cast<uint8_t>(note.desc[pos++]);
-        bool ok = true;
-        for (size_t i = 0; i < nargs && ok; i++) {
-            if (pos >= note.desc.size()) {
-                ok = false;
-                break;
-            }
-            int type = static_cast<uint8_t>(note.desc[pos++]);
-            std::string name;
-            ok = take_cstr(note.desc, pos, name);
-            d.args.emplace_back(type, name);
-        }
-        ok = ok && valid_utf8(d.provider) && valid_utf8(d.name);
+        bool ok = decode_provider_note(note.desc, d) && valid_utf8(d.provider) && valid_utf8(d.name);
         for (const auto &arg : d.args)
             ok = ok && valid_utf8(arg.second);
         if (ok)

@@ -1,4 +1,4 @@
-#include "kernel_features.h"
+#include "session/kernel_features.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

@@ -1,4 +1,4 @@
-#include "late_strings.h"
+#include "session/late_strings.h"
 
 #include <fcntl.h>
 #include <sys/uio.h>

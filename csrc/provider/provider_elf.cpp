@@ -1,17 +1,18 @@
-#include "provider_elf.h"
+#include "provider/provider_elf.h"
 
 #include <elf.h>
 
 #include <cstring>
 
+#include "elf/arch_x86_64.h"
+#include "elf/stapsdt_note.h"
+
 namespace pyusdt {
 
 namespace {
 
-constexpr uint64_t kPage = 0x1000;
-constexpr uint32_t kNtStapsdt = 3;
-constexpr uint32_t kNtPyusdtArgs = 1;  // owner "pyusdt": argument names and types
-constexpr size_t kFunctionStride = 16;
+constexpr uint64_t kPage = arch::kPageSize;
+constexpr size_t kFunctionStride = arch::kFunctionAlign;
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
@@ -24,19 +25,9 @@ bool valid_identifier(const std::string &s) {
     return true;
 }
 
-int arg_size(ProviderArg t) {
-    switch (t) {
-    case ProviderArg::kInt8: case ProviderArg::kUInt8: return 1;
-    case ProviderArg::kInt16: case ProviderArg::kUInt16: return 2;
-    case ProviderArg::kInt32: case ProviderArg::kUInt32: return 4;
-    default: return 8;
-    }
-}
+int arg_size(ProviderArg t) { return provider_arg_info(t)->size; }
 
-bool arg_signed(ProviderArg t) {
-    return t == ProviderArg::kInt8 || t == ProviderArg::kInt16 || t == ProviderArg::kInt32 ||
-           t == ProviderArg::kInt64;
-}
+bool arg_signed(ProviderArg t) { return provider_arg_info(t)->is_signed; }
 
 // A string table: offsets of added strings, NUL-separated, starting with "".
 struct StringTable {
@@ -93,19 +84,7 @@ void put_bytes(std::vector<uint8_t> &buf, size_t off, const void *p, size_t n) {
 }  // namespace
 
 std::string provider_arg_spec(ProviderArg t, int index) {
-    static const char *const kRegs[6][4] = {
-        {"rdi", "edi", "di", "dil"}, {"rsi", "esi", "si", "sil"}, {"rdx", "edx", "dx", "dl"},
-        {"rcx", "ecx", "cx", "cl"},  {"r8", "r8d", "r8w", "r8b"}, {"r9", "r9d", "r9w", "r9b"},
-    };
-    int size = arg_size(t);
-    std::string prefix = (arg_signed(t) ? "-" : "") + std::to_string(size) + "@";
-    if (index < 6) {
-        int which = size == 8 ? 0 : size == 4 ? 1 : size == 2 ? 2 : 3;
-        return prefix + "%" + kRegs[index][which];
-    }
-    // At the function's first instruction 0(%rsp) is the return address;
-    // the caller's stack arguments follow, one 8-byte slot each.
-    return prefix + std::to_string(8 * (index - 5)) + "(%rsp)";
+    return arch::provider_arg_location(index, arg_size(t), arg_signed(t));
 }
 
 std::vector<uint8_t> build_provider_elf(const std::string &provider,
@@ -118,6 +97,10 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
     for (const ProviderProbeSpec &p : probes) {
         if (!valid_identifier(p.name))
             throw ProviderError("probe name '" + p.name + "' is not a valid identifier");
+        for (ProviderArg t : p.args)
+            if (!provider_arg_info(t))
+                throw ProviderError("probe '" + p.name + "': unknown argument type code " +
+                                    std::to_string(static_cast<int>(t)));
         if (p.args.size() > kMaxProviderArgs)
             throw ProviderError("probe '" + p.name + "' has " + std::to_string(p.args.size()) +
                                 " arguments; at most " + std::to_string(kMaxProviderArgs));
@@ -164,23 +147,21 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
 
     std::vector<uint8_t> out(rw_end, 0);
 
-    // .text: the probe site, `movabs $return_value, %rax`, `ret`.  The 5-byte
-    // nop is `nopl 0(%rax,%rax,1)`.
-    static const uint8_t kNop5[] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
-    static const uint8_t kNop1[] = {0x90};
-    const uint8_t *site = nop5 ? kNop5 : kNop1;
-    size_t site_len = nop5 ? sizeof(kNop5) : sizeof(kNop1);
-    uint8_t body[10 + 1] = {0x48, 0xb8};  // movabs imm64, %rax; then ret
-    std::memcpy(body + 2, &return_value, sizeof(return_value));
-    body[10] = 0xc3;
+    // .text: the probe site (a nop), `movabs $return_value, %rax`, `ret`.
+    const uint8_t *site = nop5 ? arch::kNop5 : arch::kNop1;
+    size_t site_len = nop5 ? sizeof(arch::kNop5) : sizeof(arch::kNop1);
+    uint8_t body[sizeof(arch::kMovabsRax) + sizeof(return_value) + 1];
+    std::memcpy(body, arch::kMovabsRax, sizeof(arch::kMovabsRax));
+    std::memcpy(body + sizeof(arch::kMovabsRax), &return_value, sizeof(return_value));
+    body[sizeof(body) - 1] = arch::kRet;
     const size_t function_size = site_len + sizeof(body);
-    static_assert(5 + sizeof(body) <= kFunctionStride, "a probe function fits its slot");
+    static_assert(sizeof(arch::kNop5) + sizeof(body) <= kFunctionStride, "a probe function fits its slot");
     for (size_t i = 0; i < n; i++) {
         uint64_t at = text_off + i * kFunctionStride;
         put_bytes(out, at, site, site_len);
         put_bytes(out, at + site_len, body, sizeof(body));
         // Pad with int3 so a stray jump traps instead of sliding.
-        std::memset(out.data() + at + function_size, 0xcc, kFunctionStride - function_size);
+        std::memset(out.data() + at + function_size, arch::kInt3, kFunctionStride - function_size);
     }
 
     // .dynsym (link-time addresses are file offsets: the object is position
@@ -223,26 +204,17 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
     std::vector<uint8_t> stapsdt, described;
     for (size_t i = 0; i < n; i++) {
         const ProviderProbeSpec &p = probes[i];
-        std::vector<uint8_t> desc(24, 0);
-        uint64_t addrs[3] = {text_off + i * kFunctionStride, base_off, probes_off + i * sizeof(uint16_t)};
-        std::memcpy(desc.data(), addrs, sizeof(addrs));
+        StapsdtAddrs addrs{text_off + i * kFunctionStride, base_off, probes_off + i * sizeof(uint16_t)};
+        std::vector<uint8_t> desc(sizeof(addrs), 0);
+        std::memcpy(desc.data(), &addrs, sizeof(addrs));
         std::string text = provider + '\0' + p.name + '\0';
         for (size_t a = 0; a < p.args.size(); a++)
             text += (a ? " " : "") + provider_arg_spec(p.args[a], static_cast<int>(a));
         text += '\0';
         desc.insert(desc.end(), text.begin(), text.end());
-        append_note(stapsdt, "stapsdt", kNtStapsdt, desc);
-
-        std::vector<uint8_t> names;
-        std::string head = provider + '\0' + p.name + '\0';
-        names.insert(names.end(), head.begin(), head.end());
-        names.push_back(static_cast<uint8_t>(p.args.size()));
-        for (size_t a = 0; a < p.args.size(); a++) {
-            names.push_back(static_cast<uint8_t>(p.args[a]));
-            names.insert(names.end(), p.arg_names[a].begin(), p.arg_names[a].end());
-            names.push_back(0);
-        }
-        append_note(described, "pyusdt", kNtPyusdtArgs, names);
+        append_note(stapsdt, kStapsdtNoteOwner, kStapsdtNoteType, desc);
+        append_note(described, kProviderNoteOwner, kProviderNoteType,
+                    encode_provider_note(provider, p.name, p.args, p.arg_names));
     }
     uint64_t note_off = align_up(out.size(), 8);
     put_bytes(out, note_off, stapsdt.data(), stapsdt.size());
@@ -251,8 +223,8 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
 
     // Section names and headers.
     StringTable shstr;
-    const char *names[] = {"", ".hash", ".dynsym", ".dynstr", ".text", ".stapsdt.base", ".dynamic",
-                           ".probes", ".note.stapsdt", ".note.pyusdt", ".shstrtab"};
+    const char *names[] = {"", ".hash", ".dynsym", ".dynstr", ".text", kStapsdtBaseSection, ".dynamic",
+                           ".probes", ".note.stapsdt", kProviderNoteSection, ".shstrtab"};
     std::vector<uint32_t> shname;
     for (const char *s : names)
         shname.push_back(*s ? shstr.add(s) : 0);
@@ -314,12 +286,12 @@ std::vector<uint8_t> build_provider_elf(const std::string &provider,
 
     Elf64_Ehdr eh{};
     std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS64;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_CLASS] = arch::kElfClass;
+    eh.e_ident[EI_DATA] = arch::kElfData;
     eh.e_ident[EI_VERSION] = EV_CURRENT;
     eh.e_ident[EI_OSABI] = ELFOSABI_SYSV;
     eh.e_type = ET_DYN;
-    eh.e_machine = EM_X86_64;
+    eh.e_machine = arch::kElfMachine;
     eh.e_version = EV_CURRENT;
     eh.e_phoff = sizeof(Elf64_Ehdr);
     eh.e_shoff = sh_off;

@@ -1,5 +1,8 @@
-// pybind11 bindings only: type conversion, GIL release, exception mapping.
-// The logic lives in elf_file, usdt_notes, arg_spec and session.
+// pybind11 bindings of pyusdt._native, the reader side: type conversion,
+// GIL release, exception mapping.  The logic lives in elf/ (notes, argument
+// specs) and session/ (the libbpf session); the provider side is the
+// separate module pyusdt._provider (provider_module.cpp).
+#include <pybind11/native_enum.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -9,59 +12,14 @@
 #include <cstddef>
 #include <memory>
 
-#include "provider_elf.h"
-#include "provider_probe.h"
-#include "session.h"
-#include "usdt_notes.h"
+#include "bindings/common.h"
+#include "elf/usdt_notes.h"
+#include "session/session.h"
 
-namespace py = pybind11;
 using namespace pyusdt;
-
-// A path argument: str, bytes or os.PathLike, as the os module takes paths.
-// A str is os.fsencode'd, so a name that is not UTF-8 (legal on Linux, held
-// by Python as surrogates) reaches open() as the same bytes; pybind11's
-// std::string would refuse it with a TypeError.
-struct FsPath {
-    std::string bytes;
-};
-
-namespace pybind11::detail {
-template <> struct type_caster<FsPath> {
-    PYBIND11_TYPE_CASTER(FsPath, const_name("os.PathLike"));
-    bool load(handle src, bool) {
-        PyObject *encoded = nullptr;
-        if (!PyUnicode_FSConverter(src.ptr(), &encoded)) {  // fspath + fsencode, as open() does
-            PyErr_Clear();
-            return false;
-        }
-        value.bytes.assign(PyBytes_AS_STRING(encoded), static_cast<size_t>(PyBytes_GET_SIZE(encoded)));
-        Py_DECREF(encoded);
-        return true;
-    }
-};
-}  // namespace pybind11::detail
+using namespace pyusdt::bindings;
 
 namespace {
-
-// Text that may hold a file name as Linux allows it (any bytes but NUL and
-// '/'), as Python holds such names: undecodable bytes become surrogates
-// (os.fsdecode), so the message prints the name back byte for byte.
-py::str fs_text(const std::string &s) {
-    PyObject *o = PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
-    if (!o)
-        throw py::error_already_set();
-    return py::reinterpret_steal<py::str>(o);
-}
-
-// Raises the pyusdt.errors exception named `cls` (defined in Python so the
-// public hierarchy has one home).
-[[noreturn]] void raise_py(const char *cls, const std::string &msg, int err = 0) {
-    py::object type = py::module_::import("pyusdt.errors").attr(cls);
-    py::object exc = type(fs_text(msg));
-    exc.attr("os_errno") = err;
-    PyErr_SetObject(type.ptr(), exc.ptr());
-    throw py::error_already_set();
-}
 
 const char *kind_name(uint8_t kind) {
     switch (kind) {
@@ -140,18 +98,24 @@ py::object make_dtype(std::initializer_list<Field> fields, size_t itemsize) {
 
 #define U64_FIELD(type, f) Field{#f, "<u8", offsetof(type, f)}
 
+// The counter structs' fields, from their X-macros in pyusdt_abi.h.
 py::object stats_dtype() {
-    return make_dtype({U64_FIELD(pyusdt_probe_stats, hits), U64_FIELD(pyusdt_probe_stats, lost_ringbuf),
-                       U64_FIELD(pyusdt_probe_stats, str_fail), U64_FIELD(pyusdt_probe_stats, arg_fail)},
-                      sizeof(pyusdt_probe_stats));
+#define PYUSDT_X(f) U64_FIELD(pyusdt_probe_stats, f),
+    return make_dtype({PYUSDT_PROBE_STATS(PYUSDT_X)}, sizeof(pyusdt_probe_stats));
+#undef PYUSDT_X
 }
 
 py::object agg_counters_dtype() {
-    using C = pyusdt_agg_counters;
-    return make_dtype({U64_FIELD(C, hits), U64_FIELD(C, filtered), U64_FIELD(C, map_full),
-                       U64_FIELD(C, starts), U64_FIELD(C, matched), U64_FIELD(C, unmatched),
-                       U64_FIELD(C, read_fail)},
-                      sizeof(C));
+#define PYUSDT_X(f) U64_FIELD(pyusdt_agg_counters, f),
+    return make_dtype({PYUSDT_AGG_COUNTERS(PYUSDT_X)}, sizeof(pyusdt_agg_counters));
+#undef PYUSDT_X
+}
+
+py::tuple field_names(std::initializer_list<const char *> names) {
+    py::list out;
+    for (const char *n : names)
+        out.append(n);
+    return py::tuple(out);
 }
 
 py::object agg_row_dtype() {
@@ -315,29 +279,6 @@ py::dict described_probes(const FsPath &path) {
     return out;
 }
 
-py::tuple build_provider(const std::string &provider, const py::list &probes, bool nop5) {
-    std::vector<ProviderProbeSpec> specs;
-    for (py::handle h : probes) {
-        auto t = h.cast<py::tuple>();
-        ProviderProbeSpec p;
-        p.name = t[0].cast<std::string>();
-        for (char c : t[1].cast<std::string>())
-            p.args.push_back(static_cast<ProviderArg>(c));
-        p.arg_names = t[2].cast<std::vector<std::string>>();
-        specs.push_back(std::move(p));
-    }
-    ProviderLayout layout;
-    std::vector<uint8_t> elf;
-    try {
-        // Probe functions return None's address: probe.fire tail-calls them.
-        elf = build_provider_elf(provider, specs, nop5, reinterpret_cast<uint64_t>(Py_None), &layout);
-    } catch (const ProviderError &e) {
-        raise_py("ProviderError", e.what());
-    }
-    return py::make_tuple(py::bytes(reinterpret_cast<const char *>(elf.data()), elf.size()),
-                          layout.function_vaddr, layout.semaphore_vaddr);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -428,42 +369,65 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("key_from_start", &pyusdt_agg_spec::key_from_start)
         .def_readwrite("flat", &pyusdt_agg_spec::flat);
 
-    // The enums of the aggregation spec, by their C names without the prefix.
-    const std::pair<const char *, int> constants[] = {
-        {"ROLE_NONE", PYUSDT_ROLE_NONE}, {"ROLE_AGG", PYUSDT_ROLE_AGG},
-        {"ROLE_START", PYUSDT_ROLE_START}, {"ROLE_DONE", PYUSDT_ROLE_DONE},
-        {"KEY_NONE", PYUSDT_KEY_NONE}, {"KEY_ARG", PYUSDT_KEY_ARG}, {"KEY_STR", PYUSDT_KEY_STR},
-        {"KEY_PID", PYUSDT_KEY_PID}, {"KEY_TID", PYUSDT_KEY_TID}, {"KEY_COMM", PYUSDT_KEY_COMM},
-        {"KEY_PROBE", PYUSDT_KEY_PROBE},
-        {"CMP_NONE", PYUSDT_CMP_NONE}, {"CMP_EQ", PYUSDT_CMP_EQ}, {"CMP_NE", PYUSDT_CMP_NE},
-        {"CMP_LT", PYUSDT_CMP_LT}, {"CMP_LE", PYUSDT_CMP_LE}, {"CMP_GT", PYUSDT_CMP_GT},
-        {"CMP_GE", PYUSDT_CMP_GE},
-        {"HIST_NONE", PYUSDT_HIST_NONE}, {"HIST_LOG2", PYUSDT_HIST_LOG2}, {"HIST_LINEAR", PYUSDT_HIST_LINEAR},
+    // The enums of the aggregation spec as enum.IntEnum types, and (as
+    // before them) each member as a flat int named PREFIX_MEMBER: ROLE_AGG,
+    // KEY_STR, CMP_EQ, HIST_LOG2 ...
+    auto flat_aliases = [&m](const char *enum_name, const std::string &prefix) {
+        py::dict members = m.attr(enum_name).attr("__members__");
+        for (auto item : members)
+            m.attr((prefix + item.first.cast<std::string>()).c_str()) = item.second.attr("value");
+    };
+    py::native_enum<pyusdt_agg_role>(m, "Role", "enum.IntEnum", "What a site does with a hit (AggSpec.role).")
+        .value("NONE", PYUSDT_ROLE_NONE)
+        .value("AGG", PYUSDT_ROLE_AGG)
+        .value("START", PYUSDT_ROLE_START)
+        .value("DONE", PYUSDT_ROLE_DONE)
+        .finalize();
+    flat_aliases("Role", "ROLE_");
+    py::native_enum<pyusdt_key_kind>(m, "KeyKind", "enum.IntEnum", "What an aggregation is keyed by (AggSpec.key_kind).")
+        .value("NONE", PYUSDT_KEY_NONE)
+        .value("ARG", PYUSDT_KEY_ARG)
+        .value("STR", PYUSDT_KEY_STR)
+        .value("PID", PYUSDT_KEY_PID)
+        .value("TID", PYUSDT_KEY_TID)
+        .value("COMM", PYUSDT_KEY_COMM)
+        .value("PROBE", PYUSDT_KEY_PROBE)
+        .finalize();
+    flat_aliases("KeyKind", "KEY_");
+    py::native_enum<pyusdt_cmp>(m, "Cmp", "enum.IntEnum", "A predicate's comparison (AggSpec.filter_op).")
+        .value("NONE", PYUSDT_CMP_NONE)
+        .value("EQ", PYUSDT_CMP_EQ)
+        .value("NE", PYUSDT_CMP_NE)
+        .value("LT", PYUSDT_CMP_LT)
+        .value("LE", PYUSDT_CMP_LE)
+        .value("GT", PYUSDT_CMP_GT)
+        .value("GE", PYUSDT_CMP_GE)
+        .finalize();
+    flat_aliases("Cmp", "CMP_");
+    py::native_enum<pyusdt_hist_kind>(m, "HistKind", "enum.IntEnum", "An aggregation's histogram (AggSpec.hist_kind).")
+        .value("NONE", PYUSDT_HIST_NONE)
+        .value("LOG2", PYUSDT_HIST_LOG2)
+        .value("LINEAR", PYUSDT_HIST_LINEAR)
+        .finalize();
+    flat_aliases("HistKind", "HIST_");
+    const std::pair<const char *, unsigned> constants[] = {
         {"NO_ARG", PYUSDT_NO_ARG}, {"STR_KEY_LEN", PYUSDT_STR_KEY_LEN}, {"MAX_AGGS", PYUSDT_MAX_AGGS},
         {"MAX_SITES", PYUSDT_MAX_SITES}, {"MAX_PROBES", PYUSDT_MAX_PROBES},
+        {"LOG2_BUCKETS", PYUSDT_LOG2_BUCKETS},
     };
     for (auto &[name, value] : constants)
         m.attr(name) = value;
     m.attr("STATS_ROW") = PYUSDT_STATS_ROW;
+    m.def("agg_counters_dtype", &agg_counters_dtype, "The numpy dtype of per-aggregation counters.");
+#define PYUSDT_X(f) #f,
+    m.attr("AGG_COUNTER_NAMES") = field_names({PYUSDT_AGG_COUNTERS(PYUSDT_X)});
+    m.attr("PROBE_STATS_NAMES") = field_names({PYUSDT_PROBE_STATS(PYUSDT_X)});
+#undef PYUSDT_X
 
-    // Run-time providers.
+    // What a run-time provider's note describes.
     m.def("described_probes", &described_probes, py::arg("path"),
           "Argument names and types from a pyusdt provider's note: {(provider, name): [(type, name)]}.");
-    m.def("build_provider", &build_provider, py::arg("provider"), py::arg("probes"), py::arg("nop5") = true,
-          "The provider's shared object: (bytes, function offsets, semaphore offsets); probes are "
-          "(name, arg type codes as bytes, arg names).");
-    if (add_provider_probe_type(m.ptr()) < 0)
-        throw py::error_already_set();
-    const std::pair<const char *, ProviderArg> arg_types[] = {
-        {"ARG_INT8", ProviderArg::kInt8}, {"ARG_UINT8", ProviderArg::kUInt8},
-        {"ARG_INT16", ProviderArg::kInt16}, {"ARG_UINT16", ProviderArg::kUInt16},
-        {"ARG_INT32", ProviderArg::kInt32}, {"ARG_UINT32", ProviderArg::kUInt32},
-        {"ARG_INT64", ProviderArg::kInt64}, {"ARG_UINT64", ProviderArg::kUInt64},
-        {"ARG_STR", ProviderArg::kStr}, {"ARG_BYTES", ProviderArg::kBytes},
-    };
-    for (auto &[name, value] : arg_types)
-        m.attr(name) = static_cast<int>(value);
-    m.attr("MAX_PROVIDER_ARGS") = kMaxProviderArgs;
+    add_provider_arg_types(m);
 
     py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
         .def(py::init<const SessionOptions &>(), py::arg("options"))

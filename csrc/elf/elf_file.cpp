@@ -1,4 +1,6 @@
-#include "elf_file.h"
+#include "elf/elf_file.h"
+
+#include "elf/arch_x86_64.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -58,13 +60,13 @@ ElfFile::ElfFile(std::string name, const uint8_t *data, size_t size)
 void ElfFile::load_header() {
     ehdr_ = read_at<Elf64_Ehdr>(0);
     const Elf64_Ehdr &h = ehdr_;
-    auto fail = [&](const char *why) { throw ElfError(ElfError::kNotElf, path_ + ": " + why); };
+    auto fail = [&](const std::string &why) { throw ElfError(ElfError::kNotElf, path_ + ": " + why); };
     if (std::memcmp(h.e_ident, ELFMAG, SELFMAG) != 0)
         fail("not an ELF file");
-    if (h.e_ident[EI_CLASS] != ELFCLASS64 || h.e_ident[EI_DATA] != ELFDATA2LSB)
+    if (h.e_ident[EI_CLASS] != arch::kElfClass || h.e_ident[EI_DATA] != arch::kElfData)
         fail("not a 64-bit little-endian ELF file");
-    if (h.e_machine != EM_X86_64)
-        fail("not an x86-64 ELF file");
+    if (h.e_machine != arch::kElfMachine)
+        fail(std::string("not an ") + arch::kElfMachineName + " ELF file");
     if (!in_bounds(h.e_phoff, uint64_t(h.e_phnum) * sizeof(Elf64_Phdr)) ||
         !in_bounds(h.e_shoff, uint64_t(h.e_shnum) * sizeof(Elf64_Shdr)))
         fail("truncated ELF headers");

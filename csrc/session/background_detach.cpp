@@ -1,4 +1,4 @@
-#include "background_detach.h"
+#include "session/background_detach.h"
 
 #include <fcntl.h>
 #include <sys/prctl.h>

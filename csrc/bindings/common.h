@@ -1,0 +1,87 @@
+// What both extension modules' bindings share: the os.PathLike argument
+// caster, text from file-name bytes, pyusdt.errors exceptions, and the
+// provider argument type table (provider/provider_note.h) as Python sees it.
+// pybind11 only: no numpy, no libbpf, so the provider module can use it.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cctype>
+#include <string>
+
+#include "provider/provider_note.h"
+
+namespace py = pybind11;
+
+namespace pyusdt::bindings {
+
+// A path argument: str, bytes or os.PathLike, as the os module takes paths.
+// A str is os.fsencode'd, so a name that is not UTF-8 (legal on Linux, held
+// by Python as surrogates) reaches open() as the same bytes; pybind11's
+// std::string would refuse it with a TypeError.
+struct FsPath {
+    std::string bytes;
+};
+
+// Text that may hold a file name as Linux allows it (any bytes but NUL and
+// '/'), as Python holds such names: undecodable bytes become surrogates
+// (os.fsdecode), so the message prints the name back byte for byte.
+inline py::str fs_text(const std::string &s) {
+    PyObject *o = PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    if (!o)
+        throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
+
+// Raises the pyusdt.errors exception named `cls` (defined in Python so the
+// public hierarchy has one home).
+[[noreturn]] inline void raise_py(const char *cls, const std::string &msg, int err = 0) {
+    py::object type = py::module_::import("pyusdt.errors").attr(cls);
+    py::object exc = type(fs_text(msg));
+    exc.attr("os_errno") = err;
+    PyErr_SetObject(type.ptr(), exc.ptr());
+    throw py::error_already_set();
+}
+
+// ArgType (an enum.IntEnum), ARG_TYPES {"int8": code, ...} in declaration
+// order, and the flat ARG_INT8 ... ARG_BYTES ints, all from the one table.
+// Both modules export them; ArgType is made with enum's functional API, not
+// py::native_enum<ProviderArg>, which pybind11 lets one module register only
+// (its registry is shared by every module of the process).  No function
+// takes a ProviderArg, so nothing needs the C++ type bound.
+inline void add_provider_arg_types(py::module_ &m) {
+    py::list members;
+    py::dict types;
+    for (const ProviderArgInfo &info : kProviderArgTypes) {
+        int code = static_cast<int>(info.type);
+        std::string upper;
+        for (const char *c = info.name; *c; c++)
+            upper += static_cast<char>(std::toupper(static_cast<unsigned char>(*c)));
+        members.append(py::make_tuple(upper, code));
+        types[info.name] = code;
+        m.attr(("ARG_" + upper).c_str()) = code;
+    }
+    py::object int_enum = py::module_::import("enum").attr("IntEnum");
+    py::object arg_type = int_enum("ArgType", members, py::arg("module") = m.attr("__name__"));
+    arg_type.attr("__doc__") = "Argument types of a provider probe (the codes its pyusdt note stores).";
+    m.attr("ArgType") = arg_type;
+    m.attr("ARG_TYPES") = types;
+}
+
+}  // namespace pyusdt::bindings
+
+namespace pybind11::detail {
+template <> struct type_caster<pyusdt::bindings::FsPath> {
+    PYBIND11_TYPE_CASTER(pyusdt::bindings::FsPath, const_name("os.PathLike"));
+    bool load(handle src, bool) {
+        PyObject *encoded = nullptr;
+        if (!PyUnicode_FSConverter(src.ptr(), &encoded)) {  // fspath + fsencode, as open() does
+            PyErr_Clear();
+            return false;
+        }
+        value.bytes.assign(PyBytes_AS_STRING(encoded), static_cast<size_t>(PyBytes_GET_SIZE(encoded)));
+        Py_DECREF(encoded);
+        return true;
+    }
+};
+}  // namespace pybind11::detail
