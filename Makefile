@@ -29,7 +29,7 @@ SYSTEM_PACKAGES = clang libclang-rt-dev bpftool libbpf-dev libelf-dev zlib1g-dev
                   bpftrace python3.11 postgresql-15 openjdk-17-jdk-headless binutils util-linux \
                   debootstrap qemu-system-x86
 
-.PHONY: demo test bench install system-packages tracefs wheel check-wheel clean fuzz fuzz-smoke
+.PHONY: demo test lint bench install system-packages tracefs wheel check-wheel clean fuzz fuzz-smoke
 
 demo: install
 	$(VENV)/bin/pyusdt demo
@@ -39,12 +39,21 @@ demo: install
 # links (PYUSDT_UPROBE_MULTI=0, as before 6.6) and plain string reads finished
 # by the reader (PYUSDT_SLEEPABLE_UPROBES=0, as before 6.0).  The kernels
 # themselves are proven by check-kernels.
-test: install tracefs
+test: install tracefs lint
 	$(VENV)/bin/pytest tests -q -ra
 	PYUSDT_UPROBE_MULTI=0 PYUSDT_SLEEPABLE_UPROBES=0 $(VENV)/bin/pytest tests -m older_kernel_routes -q -ra
 	$(MAKE) fuzz-smoke
 	$(MAKE) check-wheel
 	./scripts/check-kernels
+
+# ruff (pyflakes, pycodestyle, import order, bugbear) over the Python tree,
+# and mypy --strict over the package (pyproject.toml); the versions are
+# pinned so that a new release's rules cannot fail a build by themselves.
+LINTERS = ruff==0.17.6 mypy==2.4.1
+lint: $(PY)
+	$(PY) -m pip install -q $(LINTERS)
+	$(VENV)/bin/ruff check pyusdt tests bench scripts fuzz
+	cd $(CURDIR) && $(VENV)/bin/mypy
 
 # libFuzzer targets built with ASan and UBSan (fuzz/Makefile, apart from the
 # wheel), then mutated files through the Python API; a finding fails the run

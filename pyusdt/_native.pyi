@@ -82,31 +82,6 @@ HIST_NONE: int
 HIST_LOG2: int
 HIST_LINEAR: int
 
-# ---- Provider argument types (csrc/provider/provider_note.h), as in pyusdt._provider
-class ArgType(enum.IntEnum):
-    INT8 = 1
-    UINT8 = 2
-    INT16 = 3
-    UINT16 = 4
-    INT32 = 5
-    UINT32 = 6
-    INT64 = 7
-    UINT64 = 8
-    STR = 9
-    BYTES = 10
-
-ARG_TYPES: Dict[str, int]
-ARG_INT8: int
-ARG_UINT8: int
-ARG_INT16: int
-ARG_UINT16: int
-ARG_INT32: int
-ARG_UINT32: int
-ARG_INT64: int
-ARG_UINT64: int
-ARG_STR: int
-ARG_BYTES: int
-
 # ---- Discovery ------------------------------------------------------------------
 class _ArgDict(TypedDict):
     spec: str

@@ -37,7 +37,7 @@ def build_provider(provider: str, probes: List[Tuple[str, bytes, List[str]]],
     """The provider's shared object: (bytes, function offsets, semaphore offsets)."""
 
 class ProviderProbe:
-    """One probe of a Provider (pyusdt.provider.Probe); not subclassable."""
+    """One probe of a Provider (pyusdt.provide.ProviderProbe); not subclassable."""
     @property
     def provider(self) -> Any: ...
     @property

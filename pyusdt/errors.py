@@ -25,7 +25,7 @@ class ELFNotFoundError(TargetError, FileNotFoundError):
 
 
 class NotELFError(TargetError):
-    """The path is not an ELF object pyusdt can read (64-bit x86-64)."""
+    """The path is not an ELF object pyusdt can read (64-bit, of the machine it runs on)."""
 
 
 class ELFReadError(TargetError):

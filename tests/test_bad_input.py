@@ -1095,9 +1095,9 @@ def test_api_limits_are_accepted(bpf, files):
 
     agg = Aggregate("lhist", value=11, key=StrArg(11), divisor=U64 - 1, pid=PID_LIMIT,
                     lhist=(-(1 << 63), -(1 << 63) + 100000, 1), where=Where(11, "<=", U64 - 1))
-    agg.native_spec(_native.ROLE_AGG, 0)
+    agg.native_spec(_native.Role.AGG, 0)
     Latency("a", "b", pair_by=(11, 0), max_pending=MAP_LIMIT, kind="lhist",
-            lhist=((1 << 63) - 100001, (1 << 63) - 1, 1)).native_spec(_native.ROLE_START, 0)
+            lhist=((1 << 63) - 100001, (1 << 63) - 1, 1)).native_spec(_native.Role.START, 0)
     before = _bpf_fds()
     with Tracer(str_len=2048, ringbuf_bytes=4096, max_sites=16384, max_agg_keys=MAP_LIMIT,
                 wakeup_bytes=0, wakeup_interval=0) as t:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyusdt"
-BASE = {"errors", "limits", "extras", "_native", "_provider"}
+BASE = {"errors", "limits", "extras", "arch_x86_64", "_native", "_provider"}
 ORDER = ["discover", "aggregate", "trace", "export", "cli"]
 PROVIDE_MAY_USE = {"errors", "_native", "_provider", "provide"}
 

@@ -77,14 +77,13 @@ def test_class_members_match_stub(name):
 
 
 def test_arg_types_agree():
-    # One table (csrc/provider/provider_note.h), exported by both modules.
+    # One table (csrc/provider/provider_note.h), exported by pyusdt._provider.
     from pyusdt import _native, _provider
 
-    assert list(_native.ARG_TYPES.items()) == list(_provider.ARG_TYPES.items())
     assert {t.name.lower(): t.value for t in _provider.ArgType} == _provider.ARG_TYPES
-    for module in (_native, _provider):
-        for type_name, code in module.ARG_TYPES.items():
-            assert getattr(module, "ARG_" + type_name.upper()) == code
+    for type_name, code in _provider.ARG_TYPES.items():
+        assert getattr(_provider, "ARG_" + type_name.upper()) == code
+    assert not hasattr(_native, "ARG_TYPES")
 
 
 def test_flat_enum_aliases():
@@ -116,3 +115,17 @@ def test_provider_module_needs_no_numpy():
         "assert elf[:4] == b'\\x7fELF' and len(functions) == len(semaphores) == 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_counter_names_are_the_abi_names():
+    """Counters and ProbeStats are filled in by the names the ABI header gives
+    its counters (PYUSDT_AGG_COUNTERS, PYUSDT_PROBE_STATS): a counter added
+    there needs its field here."""
+    from dataclasses import fields
+
+    from pyusdt import _native
+    from pyusdt.aggregate.results import Counters
+    from pyusdt.trace.results import ProbeStats
+
+    assert [f.name for f in fields(Counters) if f.name != "pending"] == list(_native.AGG_COUNTER_NAMES)
+    assert [f.name for f in fields(ProbeStats)][3:] == list(_native.PROBE_STATS_NAMES)

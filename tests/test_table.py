@@ -91,6 +91,11 @@ def test_every_width_and_form_exact(bpf, widths, tmp_path):
     expected = expected_rows(expected_hits(ROUNDS), 5)
     assert pandas_rows(df, ["probe", *args]) == expected
     assert arrow_rows(tbl, ["probe", *args]) == expected
+    # Any iterable of batches (a generator, as t.batches() is), or one batch.
+    assert pandas_rows(pyusdt.to_pandas(b for b in batches), ["probe", *args]) == expected
+    assert arrow_rows(pyusdt.to_arrow(iter(batches)), ["probe", *args]) == expected
+    one = batches[0]
+    assert pandas_rows(pyusdt.to_pandas(one), ["probe", *args]) == pandas_rows(one.to_pandas(), ["probe", *args])
 
     # arg0: int8/uint8/int32 (consts)/int64 (indexed) -> int64; arg3: int64 and
     # uint64 -> decimal; arg4: only consts' uint64.

@@ -6,7 +6,6 @@
 
 #include <pybind11/pybind11.h>
 
-#include <cctype>
 #include <string>
 
 #include "provider/provider_note.h"
@@ -41,31 +40,6 @@ inline py::str fs_text(const std::string &s) {
     exc.attr("os_errno") = err;
     PyErr_SetObject(type.ptr(), exc.ptr());
     throw py::error_already_set();
-}
-
-// ArgType (an enum.IntEnum), ARG_TYPES {"int8": code, ...} in declaration
-// order, and the flat ARG_INT8 ... ARG_BYTES ints, all from the one table.
-// Both modules export them; ArgType is made with enum's functional API, not
-// py::native_enum<ProviderArg>, which pybind11 lets one module register only
-// (its registry is shared by every module of the process).  No function
-// takes a ProviderArg, so nothing needs the C++ type bound.
-inline void add_provider_arg_types(py::module_ &m) {
-    py::list members;
-    py::dict types;
-    for (const ProviderArgInfo &info : kProviderArgTypes) {
-        int code = static_cast<int>(info.type);
-        std::string upper;
-        for (const char *c = info.name; *c; c++)
-            upper += static_cast<char>(std::toupper(static_cast<unsigned char>(*c)));
-        members.append(py::make_tuple(upper, code));
-        types[info.name] = code;
-        m.attr(("ARG_" + upper).c_str()) = code;
-    }
-    py::object int_enum = py::module_::import("enum").attr("IntEnum");
-    py::object arg_type = int_enum("ArgType", members, py::arg("module") = m.attr("__name__"));
-    arg_type.attr("__doc__") = "Argument types of a provider probe (the codes its pyusdt note stores).";
-    m.attr("ArgType") = arg_type;
-    m.attr("ARG_TYPES") = types;
 }
 
 }  // namespace pyusdt::bindings

@@ -427,7 +427,6 @@ PYBIND11_MODULE(_native, m) {
     // What a run-time provider's note describes.
     m.def("described_probes", &described_probes, py::arg("path"),
           "Argument names and types from a pyusdt provider's note: {(provider, name): [(type, name)]}.");
-    add_provider_arg_types(m);
 
     py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
         .def(py::init<const SessionOptions &>(), py::arg("options"))

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cctype>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,6 +39,34 @@ py::tuple build_provider(const std::string &provider, const py::list &probes, bo
     }
     return py::make_tuple(py::bytes(reinterpret_cast<const char *>(elf.data()), elf.size()),
                           layout.function_vaddr, layout.semaphore_vaddr);
+}
+
+}  // namespace
+
+namespace {
+
+// ArgType (an enum.IntEnum), ARG_TYPES {"int8": code, ...} in declaration
+// order, and the flat ARG_INT8 ... ARG_BYTES ints, all from the one table.
+// This module alone exports them (the reader side, pyusdt._native, names
+// types through it too).  ArgType is made with enum's functional API: no
+// function takes a ProviderArg, so the C++ type need not be bound.
+void add_provider_arg_types(py::module_ &m) {
+    py::list members;
+    py::dict types;
+    for (const ProviderArgInfo &info : kProviderArgTypes) {
+        int code = static_cast<int>(info.type);
+        std::string upper;
+        for (const char *c = info.name; *c; c++)
+            upper += static_cast<char>(std::toupper(static_cast<unsigned char>(*c)));
+        members.append(py::make_tuple(upper, code));
+        types[info.name] = code;
+        m.attr(("ARG_" + upper).c_str()) = code;
+    }
+    py::object int_enum = py::module_::import("enum").attr("IntEnum");
+    py::object arg_type = int_enum("ArgType", members, py::arg("module") = m.attr("__name__"));
+    arg_type.attr("__doc__") = "Argument types of a provider probe (the codes its pyusdt note stores).";
+    m.attr("ArgType") = arg_type;
+    m.attr("ARG_TYPES") = types;
 }
 
 }  // namespace

@@ -2,21 +2,12 @@
 
 #include <cstring>
 
+#include "elf/note_strings.h"
 #include "elf/stapsdt_note.h"
 
 namespace pyusdt {
 
 namespace {
-
-// Reads one NUL-terminated string from the note payload; advances `pos`.
-bool take_cstr(std::string_view desc, size_t &pos, std::string &out) {
-    size_t end = desc.find('\0', pos);
-    if (end == std::string_view::npos)
-        return false;
-    out.assign(desc.substr(pos, end - pos));
-    pos = end + 1;
-    return true;
-}
 
 // Whether `s` is well-formed UTF-8 (what Python's str can hold): a note
 // mutated or written by another tool may hold anything.
@@ -61,11 +52,11 @@ std::vector<UsdtSite> read_usdt_sites(const ElfFile &elf, size_t *malformed) {
         std::memcpy(&addr, note.desc.data(), sizeof(addr));
         UsdtSite s;
         size_t pos = sizeof(addr);
-        if (!take_cstr(note.desc, pos, s.provider) || !take_cstr(note.desc, pos, s.name)) {
+        if (!take_note_string(note.desc, pos, s.provider) || !take_note_string(note.desc, pos, s.name)) {
             bad++;
             continue;
         }
-        take_cstr(note.desc, pos, s.args_text);  // absent for probes without arguments
+        take_note_string(note.desc, pos, s.args_text);  // absent for probes without arguments
         // One malformed note must not hide the file's other probes: skipped, counted.
         if (!valid_utf8(s.provider) || !valid_utf8(s.name) || !valid_utf8(s.args_text)) {
             bad++;

@@ -18,6 +18,7 @@
 #include <vector>
 
 extern "C" {
+#include "elf/note_strings.h"
 #include "pyusdt_abi.h"
 }
 
@@ -103,14 +104,7 @@ inline std::vector<uint8_t> encode_provider_note(const std::string &provider, co
 // The strings are as found (the caller checks they are text).
 inline bool decode_provider_note(std::string_view desc, DescribedProbe &d) {
     size_t pos = 0;
-    auto cstr = [&](std::string &out) {
-        size_t end = desc.find('\0', pos);
-        if (end == std::string_view::npos)
-            return false;
-        out.assign(desc.substr(pos, end - pos));
-        pos = end + 1;
-        return true;
-    };
+    auto cstr = [&](std::string &out) { return take_note_string(desc, pos, out); };
     if (!cstr(d.provider) || !cstr(d.name) || pos >= desc.size())
         return false;
     size_t nargs = static_cast<uint8_t>(desc[pos++]);

@@ -1,4 +1,4 @@
-// pyusdt.provider.Probe, a native type: one probe of a run-time provider.
+// pyusdt.provide.ProviderProbe, a native type: one probe of a run-time provider.
 // probe.fire(...) is its METH_FASTCALL method: while nobody traces the probe
 // it reads the semaphore and returns; while traced it checks the values
 // against the probe's argument types, converts them to the 64-bit words of

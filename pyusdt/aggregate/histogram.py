@@ -69,6 +69,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from pyusdt import _native
+
 __all__ = [
     "BAR_WIDTH",
     "LOG2_BUCKETS",
@@ -83,8 +85,9 @@ __all__ = [
     "render_scalar",
 ]
 
-#: Buckets of a log2 histogram: indexes 0 (negative) to 65 ([2^63, 2^64)).
-LOG2_BUCKETS = 66
+#: Buckets of a log2 histogram: indexes 0 (negative) to 65 ([2^63, 2^64)),
+#: as the BPF side counts them (bpf/pyusdt_abi.h).
+LOG2_BUCKETS: int = _native.LOG2_BUCKETS
 
 #: Width of the bar column, between the two ``|``.
 BAR_WIDTH = 52

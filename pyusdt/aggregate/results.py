@@ -37,7 +37,9 @@ class Stats:
 
 @dataclass
 class Counters:
-    """Everything that happened to an aggregation's hits, so nothing is lost silently."""
+    """Everything that happened to an aggregation's hits, so nothing is lost
+    silently.  All but `pending` are the kernel's counters, filled in by their
+    names in bpf/pyusdt_abi.h (PYUSDT_AGG_COUNTERS)."""
 
     hits: int  # hits that passed the filters (for a latency: starts and dones)
     filtered: int  # hits the predicate or pid filter rejected

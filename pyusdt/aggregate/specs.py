@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 KINDS = ("count", "sum", "min", "max", "avg", "stats", "hist", "lhist")
 
 
-_CMP = {"==": _native.CMP_EQ, "!=": _native.CMP_NE, "<": _native.CMP_LT,
-        "<=": _native.CMP_LE, ">": _native.CMP_GT, ">=": _native.CMP_GE}
+_CMP = {"==": _native.Cmp.EQ, "!=": _native.Cmp.NE, "<": _native.Cmp.LT,
+        "<=": _native.Cmp.LE, ">": _native.Cmp.GT, ">=": _native.Cmp.GE}
 
 
 # Latency units: divisor applied to nanoseconds.
@@ -47,8 +47,8 @@ class StrArg:
 
 
 KeySpec = Union[None, Arg, StrArg, str]  # str: "pid", "tid", "comm" or "probe"
-_KEY_NAMES = {"pid": _native.KEY_PID, "tid": _native.KEY_TID, "comm": _native.KEY_COMM,
-              "probe": _native.KEY_PROBE}
+_KEY_NAMES = {"pid": _native.KeyKind.PID, "tid": _native.KeyKind.TID, "comm": _native.KeyKind.COMM,
+              "probe": _native.KeyKind.PROBE}
 
 
 @dataclass(frozen=True)
@@ -149,21 +149,21 @@ class Aggregate:
         s.agg_id = agg_id
         s.role = role
         s.divisor = self.divisor
-        if self.value is not None and role == _native.ROLE_AGG:
+        if self.value is not None and role == _native.Role.AGG:
             s.value_arg = self.value
         if self.kind in ("hist",):
-            s.hist_kind = _native.HIST_LOG2
+            s.hist_kind = _native.HistKind.LOG2
         elif self.kind == "lhist":
             assert self.lhist is not None  # checked with the kind
             lmin, lmax, step = self.lhist
-            s.hist_kind = _native.HIST_LINEAR
+            s.hist_kind = _native.HistKind.LINEAR
             s.lmin, s.lmax, s.step = lmin, lmax, step
             s.lbuckets = linear_nbuckets(lmin, lmax, step)
         s.keep_stats = 0 if self.kind in ("hist", "lhist") else 1
         if isinstance(self.key, Arg):
-            s.key_kind, s.key_arg = _native.KEY_ARG, self.key.index
+            s.key_kind, s.key_arg = _native.KeyKind.ARG, self.key.index
         elif isinstance(self.key, StrArg):
-            s.key_kind, s.key_arg = _native.KEY_STR, self.key.index
+            s.key_kind, s.key_arg = _native.KeyKind.STR, self.key.index
         elif isinstance(self.key, str):
             s.key_kind = _KEY_NAMES[self.key]
         if self.where is not None:
@@ -179,7 +179,7 @@ class Aggregate:
     def arg_problems(self, probe: Probe, role: int, key_here: bool = True) -> list[str]:
         """Why `probe` cannot feed this aggregation (argument indices, widths)."""
         needed = []
-        if role == _native.ROLE_AGG and self.value is not None:
+        if role == _native.Role.AGG and self.value is not None:
             needed.append(("value", self.value, False))
         if key_here and isinstance(self.key, (Arg, StrArg)):
             needed.append(("key", self.key.index, isinstance(self.key, StrArg)))
@@ -256,35 +256,35 @@ class Latency:
             return None
         if isinstance(self.pair_by, int):
             return self.pair_by
-        return self.pair_by[0 if role == _native.ROLE_START else 1]
+        return self.pair_by[0 if role == _native.Role.START else 1]
 
     def native_spec(self, role: int, agg_id: int) -> "_native.AggSpec":
         agg = self.aggregate()
-        key_here = (self.key_from == "start") == (role == _native.ROLE_START)
+        key_here = (self.key_from == "start") == (role == _native.Role.START)
         if isinstance(self.key, str):  # pid/tid/comm/probe: taken at the done probe
-            key_here = role == _native.ROLE_DONE
+            key_here = role == _native.Role.DONE
         if not key_here:
             agg.key = None
         s = agg.native_spec(role, agg_id)
         pair = self._pair_arg(role)
         if pair is not None:
             s.pair_arg = pair
-        if role == _native.ROLE_DONE and not key_here and self.key is not None:
+        if role == _native.Role.DONE and not key_here and self.key is not None:
             s.key_from_start = 1
             # The done site stores rows under the key kind the start computed.
-            start = self.aggregate().native_spec(_native.ROLE_START, agg_id)
+            start = self.aggregate().native_spec(_native.Role.START, agg_id)
             s.key_kind = start.key_kind
-        if role == _native.ROLE_DONE:
+        if role == _native.Role.DONE:
             # The predicate chooses which requests are timed: it runs at the start.
-            s.filter_op = _native.CMP_NONE
+            s.filter_op = _native.Cmp.NONE
         return s
 
     def arg_problems(self, probe: Probe, role: int) -> list[str]:
         agg = self.aggregate()
-        key_here = (self.key_from == "start") == (role == _native.ROLE_START)
-        if role == _native.ROLE_DONE:
+        key_here = (self.key_from == "start") == (role == _native.Role.START)
+        if role == _native.Role.DONE:
             agg.where = None
-        problems = agg.arg_problems(probe, _native.ROLE_DONE, key_here=key_here)
+        problems = agg.arg_problems(probe, _native.Role.DONE, key_here=key_here)
         pair = self._pair_arg(role)
         if pair is not None and not 0 <= pair < probe.nargs:
             problems.append(f"pairing argument {pair} out of range: {probe.fullname} has "

@@ -11,11 +11,13 @@ import json
 import re
 import sys
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 from pyusdt import limits
-from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
+from pyusdt.aggregate.results import AggregationResult
+from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, KeySpec, Latency, StrArg, Where
 from pyusdt.cli.targets import (
+    Subcommands,
     Target,
     add_target_args,
     close_quickly,
@@ -27,6 +29,9 @@ from pyusdt.cli.targets import (
 from pyusdt.errors import ConfigError
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import Tracer
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.export.plot import Heatmap
 
 _WHERE = re.compile(r"^\s*arg(\d+)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*$")
 _KEY = re.compile(r"^(arg|str)(\d+)$")
@@ -42,7 +47,7 @@ _HELP = {
 }
 
 
-def parse_key(text: Optional[str]):
+def parse_key(text: Optional[str]) -> KeySpec:
     """--by: pid, tid, comm, probe, none, argN (integer) or strN (string)."""
     if text is None or text == "none":
         return None
@@ -72,7 +77,7 @@ def parse_where(text: Optional[str]) -> Optional[Where]:
     return Where(int(m.group(1)), m.group(2), value)
 
 
-def parse_triple(text: str, what: str) -> tuple:
+def parse_triple(text: str, what: str) -> tuple[int, int, int]:
     try:
         a, b, c = (int(x, 0) for x in text.split(","))
     except ValueError:
@@ -94,7 +99,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-keys", type=int, default=10240, help="rows per aggregation map")
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_commands(sub: Subcommands) -> None:
     """Registers the aggregating subcommands on the top-level parser."""
     for kind in KINDS:
         p = sub.add_parser(kind, help=_HELP[kind])
@@ -137,14 +142,14 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.set_defaults(func=cmd_latency)
 
 
-def _spec_from_args(args) -> Aggregate:
+def _spec_from_args(args: argparse.Namespace) -> Aggregate:
     lhist = (args.min, args.max, args.step) if args.kind == "lhist" else None
     key = parse_key(args.by if args.by is not None else ("probe" if args.kind == "count" else None))
     return Aggregate(args.kind, value=getattr(args, "value", None), key=key, divisor=args.divisor,
                      lhist=lhist, where=parse_where(args.where), pid=args.filter_pid)
 
 
-def _check_pictures(args, kind: str) -> None:
+def _check_pictures(args: argparse.Namespace, kind: str) -> None:
     """--plot/--heatmap: checked (matplotlib, file type, directory) before attaching."""
     for option in ("plot", "heatmap"):
         path = getattr(args, option, None)
@@ -157,7 +162,7 @@ def _check_pictures(args, kind: str) -> None:
         check_output(path)
 
 
-def _check_numbers(args) -> None:
+def _check_numbers(args: argparse.Namespace) -> None:
     """Every number the aggregating commands take, named as typed, before
     anything is attached (the limits are pyusdt.limits', as the API's)."""
     if args.filter_pid is not None:
@@ -175,7 +180,7 @@ def _check_numbers(args) -> None:
         limits.MAP_ENTRIES.check(args.max_pending, "--max-pending")
 
 
-def cmd_aggregate(args, parser) -> int:
+def cmd_aggregate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path, pattern = split_target(args, parser)
     _check_numbers(args)
     spec = _spec_from_args(args)
@@ -186,12 +191,12 @@ def cmd_aggregate(args, parser) -> int:
         return _run(tracer, spec, args)
 
 
-def cmd_latency(args, parser) -> int:
+def cmd_latency(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path, pattern = split_target(args, parser)
     if pattern is not None:
         parser.error("latency takes --start and --done, not a PATTERN")
     _check_numbers(args)
-    pair = None
+    pair: Union[None, int, tuple[int, int]] = None
     if args.pair_by is not None:
         try:
             parts = [int(x) for x in args.pair_by.split(",")]
@@ -199,7 +204,7 @@ def cmd_latency(args, parser) -> int:
             parts = []
         if len(parts) not in (1, 2):
             raise ConfigError(f"--pair-by must be N or S,D (got {args.pair_by!r})")
-        pair = parts[0] if len(parts) == 1 else tuple(parts)
+        pair = parts[0] if len(parts) == 1 else (parts[0], parts[1])
     kind = "lhist" if args.lhist else args.kind
     spec = Latency(args.start, args.done, kind=kind, pair_by=pair, key=parse_key(args.by),
                    key_from=args.key_from, unit=args.unit,
@@ -212,7 +217,7 @@ def cmd_latency(args, parser) -> int:
         return _run(tracer, spec, args)
 
 
-def _counters_line(result) -> str:
+def _counters_line(result: AggregationResult) -> str:
     c = result.counters
     if isinstance(result.spec, Latency):
         return (f"pyusdt: {c.matched} requests timed, {c.filtered} filtered out, {c.map_full} lost "
@@ -222,7 +227,7 @@ def _counters_line(result) -> str:
             f"{c.read_fail} unreadable arguments")
 
 
-def _emit(result, args, final: bool) -> None:
+def _emit(result: AggregationResult, args: argparse.Namespace, final: bool) -> None:
     if args.format == "json":
         sys.stdout.write(json.dumps({"time_ns": time.monotonic_ns(), "final": final,
                                      **result.to_json()}) + "\n")
@@ -233,7 +238,7 @@ def _emit(result, args, final: bool) -> None:
     sys.stdout.flush()
 
 
-def _draw(final, heat, args) -> None:
+def _draw(final: AggregationResult, heat: Optional[Heatmap], args: argparse.Namespace) -> None:
     """--plot and --heatmap, from the cumulative final result."""
     if not getattr(args, "plot", None) and heat is None:
         return
@@ -248,7 +253,7 @@ def _draw(final, heat, args) -> None:
         print(f"pyusdt: heatmap of {len(heat.columns)} interval(s) drawn to {args.heatmap}", file=sys.stderr)
 
 
-def _run(tracer: Tracer, spec, args) -> int:
+def _run(tracer: Tracer, spec: Union[Aggregate, Latency], args: argparse.Namespace) -> int:
     show_warnings(tracer)
     show_waiting(tracer)
     tracer.start()

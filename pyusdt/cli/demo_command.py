@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from typing import TextIO
 
+from pyusdt.cli.targets import Subcommands
 from pyusdt.export.text import event_text, summary
 from pyusdt.trace.tracer import Tracer
 
@@ -18,7 +19,7 @@ INTERVAL_MS = 100
 LABELS = ("alpha", "beta", "gamma", "delta")
 
 
-def expected_args(probe: str, i: int) -> tuple:
+def expected_args(probe: str, i: int) -> tuple[object, ...]:
     if probe == "demo:tick":
         return (i, i * i - 10, LABELS[i % 4])
     return (i, INTERVAL_MS * 1_000_000)
@@ -33,7 +34,7 @@ def run_demo(out: TextIO) -> int:
         held = t.attach_command(argv, "demo:tick", strings=[2])
         t.attach_command(held, "demo:work__done")
         t.start()
-        seen: Counter = Counter()
+        seen: Counter[str] = Counter()
         wrong: list[str] = []
         for batch in t.batches(timeout=0.1, duration=30):
             for e in batch:
@@ -55,10 +56,10 @@ def run_demo(out: TextIO) -> int:
     return 0 if ok else 1
 
 
-def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_command(sub: Subcommands) -> None:
     p_demo = sub.add_parser("demo", help="trace a small bundled program and show what was seen")
     p_demo.set_defaults(func=cmd_demo)
 
 
-def cmd_demo(args, parser) -> int:
+def cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return run_demo(sys.stdout)

@@ -4,25 +4,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyusdt.cli.targets import add_target_args, split_target
+from pyusdt.cli.targets import Subcommands, add_target_args, split_target
 from pyusdt.discover.patterns import require_match
 from pyusdt.discover.probes import probes_at_path
 from pyusdt.export.text import write_probes
 from pyusdt.trace.requests import probes_of_process
 
 
-def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_command(sub: Subcommands) -> None:
     p_list = sub.add_parser("list", help="list the USDT probes of a file or process")
     add_target_args(p_list, with_command=False)
     p_list.add_argument("--json", action="store_true", help="one JSON object per probe")
     p_list.set_defaults(func=cmd_list)
 
 
-def cmd_list(args, parser) -> int:
+def cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path, pattern = split_target(args, parser)
     if args.pid is not None:
         probes = probes_of_process(args.pid, pattern)
     else:
+        assert path is not None  # split_target gave a path when there is no -p
         probes = require_match(probes_at_path(path), pattern, path)
     write_probes(probes, sys.stdout, args.json)
     return 0

@@ -11,14 +11,15 @@ import os
 import signal
 import sys
 import warnings
-from typing import Optional, Sequence
+from types import FrameType
+from typing import NoReturn, Optional, Sequence, TextIO, Union
 
 from pyusdt.cli import aggregate_command, demo_command, list_command, trace_command
 from pyusdt.cli.targets import Terminated
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated()
 
 
@@ -32,7 +33,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, with usage errors worded as every other error: one line
     starting "pyusdt: " (argparse prints the usage and a second line), exit 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         where = f"{sub}: " if sub else ""
         self.exit(2, f"pyusdt: {where}{one_line(message)} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
@@ -51,7 +52,8 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(message: Union[Warning, str], category: type[Warning], filename: str, lineno: int,
+                  file: Optional[TextIO] = None, line: Optional[str] = None) -> None:
     print(f"pyusdt: warning: {message}", file=sys.stderr)
 
 
@@ -74,7 +76,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", MalformedNotesWarning)
     try:
-        return args.func(args, args.cmd_parser)
+        status: int = args.func(args, args.cmd_parser)
+        return status
     except PyusdtError as e:
         print(f"pyusdt: {one_line(str(e))}", file=sys.stderr)
         return 1

@@ -4,11 +4,19 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
+from pyusdt.aggregate.specs import Latency
 from pyusdt.errors import ConfigError
 from pyusdt.trace.launcher import HeldProcess
 from pyusdt.trace.tracer import Tracer
+
+# The subcommands of the top-level parser, as each command module adds its own
+# (argparse's class is generic only to type checkers).
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[Any]
+else:
+    Subcommands = argparse._SubParsersAction
 
 
 class Terminated(Exception):
@@ -51,7 +59,7 @@ def close_quickly(tracer: Tracer) -> None:
               f"(pid {tracer.detaching_pid}; the kernel takes a moment for each)", file=sys.stderr)
 
 
-def split_target(args, parser) -> tuple[Optional[str], Optional[str]]:
+def split_target(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Optional[str], Optional[str]]:
     """(path, pattern) from the positionals, by whether -p/-c named the target."""
     has_other = args.pid is not None or getattr(args, "command", None) is not None
     pos = list(args.target)
@@ -72,10 +80,10 @@ class Target:
     """The command line's target, attached once or several times (one held
     command shared by every attach)."""
 
-    def __init__(self, args, parser: argparse.ArgumentParser, path: Optional[str]):
+    def __init__(self, args: argparse.Namespace, parser: argparse.ArgumentParser, path: Optional[str]) -> None:
         self.pid = args.pid
         self.path = path
-        self.command: Optional[list] = None
+        self.command: Optional[list[str]] = None
         self.held: Optional[HeldProcess] = None
         if getattr(args, "command", None) is not None:
             try:
@@ -87,10 +95,11 @@ class Target:
 
     def _held(self) -> HeldProcess:
         if self.held is None:
+            assert self.command is not None  # a -c target
             self.held = HeldProcess(self.command)
         return self.held
 
-    def attach(self, tracer: Tracer, pattern: str, **kw) -> None:
+    def attach(self, tracer: Tracer, pattern: str, **kw: Any) -> None:
         """A process's pattern may match only objects it loads later (dlopen):
         it waits for them, said at once (waiting_lines) and at the end (unmatched_lines)."""
         if self.pid is not None:
@@ -98,9 +107,10 @@ class Target:
         elif self.command is not None:
             tracer.attach_command(self._held(), pattern, later=True, **kw)
         else:
+            assert self.path is not None  # split_target gave a path when neither -p nor -c
             tracer.attach_path(self.path, pattern, **kw)
 
-    def attach_latency(self, tracer: Tracer, latency) -> None:
+    def attach_latency(self, tracer: Tracer, latency: Latency) -> None:
         if self.pid is not None:
             tracer.attach_latency(latency, pid=self.pid)
         elif self.command is not None:

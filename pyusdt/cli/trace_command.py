@@ -6,9 +6,11 @@ import argparse
 import io
 import os
 import sys
+from typing import TYPE_CHECKING, Callable, Optional
 
 from pyusdt import _native, limits
 from pyusdt.cli.targets import (
+    Subcommands,
     Target,
     add_target_args,
     close_quickly,
@@ -18,13 +20,17 @@ from pyusdt.cli.targets import (
     split_target,
 )
 from pyusdt.export.text import event_json, event_text, summary
+from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loop import stream
 from pyusdt.trace.loss_report import LossReport
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import DEFAULT_RINGBUF_BYTES, Tracer
 
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.export.files import EventWriter
 
-def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+
+def add_command(sub: Subcommands) -> None:
     p_trace = sub.add_parser("trace", help="print every hit of matching probes")
     add_target_args(p_trace, with_command=True)
     p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
@@ -50,7 +56,7 @@ def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 TEXT_BATCH_EVENTS = 8192
 
 
-def build_tracer(args, parser) -> Tracer:
+def build_tracer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Tracer:
     path, pattern = split_target(args, parser)
     tracer = Tracer(str_len=args.str_len, ringbuf_bytes=args.ringbuf_size,
                     follow_children=args.follow_forks)
@@ -62,7 +68,7 @@ def build_tracer(args, parser) -> Tracer:
     return tracer
 
 
-def cmd_trace(args, parser) -> int:
+def cmd_trace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # Every number before anything is opened, attached or started.
     limits.STR_LEN.check(args.str_len, "--str-len")
     limits.RINGBUF_BYTES.check(args.ringbuf_size, "--ringbuf-size")
@@ -85,7 +91,7 @@ def cmd_trace(args, parser) -> int:
         raise
 
 
-def _trace(args, parser, writer) -> int:
+def _trace(args: argparse.Namespace, parser: argparse.ArgumentParser, writer: Optional[EventWriter]) -> int:
     tracer = build_tracer(args, parser)
     with tracer:
         show_warnings(tracer)
@@ -98,7 +104,7 @@ def _trace(args, parser, writer) -> int:
 
         def on_loss(r: LossReport) -> None:
             print(f"pyusdt: warning: {r.new} event(s) lost in the last {r.seconds:.1f} s ({r.total} in all): "
-                  f"the ring buffer ({tracer.ringbuf_bytes >> 10} KiB) is full; a bigger --ringbuf-size, "
+                  f"the ring buffer ({(tracer.ringbuf_bytes or 0) >> 10} KiB) is full; a bigger --ringbuf-size, "
                   "or aggregating in the kernel (pyusdt count, hist, ...), keeps up", file=sys.stderr)
 
         forced = False
@@ -138,7 +144,7 @@ def _trace(args, parser, writer) -> int:
     return 130 if forced else never
 
 
-def _stdout_writer():
+def _stdout_writer() -> Callable[[str], None]:
     """A function writing text to stdout whole.  os.write on the descriptor,
     not sys.stdout: a signal arriving while a write blocks on a full pipe
     made Python's buffered writer drop part of the batch (seen: 3,878 of
@@ -148,7 +154,10 @@ def _stdout_writer():
     try:
         fd = out.fileno()
     except (AttributeError, ValueError, io.UnsupportedOperation):
-        return lambda text: (out.write(text), out.flush())
+        def write_whole(text: str) -> None:
+            out.write(text)
+            out.flush()
+        return write_whole
     out.flush()
     encoding = out.encoding or "utf-8"
 
@@ -159,11 +168,12 @@ def _stdout_writer():
     return write
 
 
-def _trace_to_stdout(tracer: Tracer, args, stop: StopSignals, on_loss) -> None:
+def _trace_to_stdout(tracer: Tracer, args: argparse.Namespace, stop: StopSignals,
+                     on_loss: Callable[[LossReport], None]) -> None:
     fmt = event_json if args.format == "jsonl" else event_text
     write_text = _stdout_writer()
 
-    def write(batch) -> None:
+    def write(batch: EventBatch) -> None:
         if len(batch):
             write_text("".join(fmt(e) + "\n" for e in batch))
 

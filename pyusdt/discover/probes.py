@@ -6,9 +6,9 @@ import os
 import stat
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
-from pyusdt import _native
+from pyusdt import _native, _provider
 from pyusdt.errors import (
     ConfigTypeError,
     ELFNotFoundError,
@@ -18,6 +18,8 @@ from pyusdt.errors import (
     NotELFError,
 )
 
+# A file name as the os module takes one.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 @dataclass(frozen=True)
 class ArgSpec:
@@ -41,7 +43,7 @@ class ArgSpec:
 
 
 # Provider argument type names by code (csrc/provider/provider_note.h, the one table).
-ARG_TYPE_NAMES = {code: n for n, code in _native.ARG_TYPES.items()}
+ARG_TYPE_NAMES = {code: n for n, code in _provider.ARG_TYPES.items()}
 
 
 @dataclass
@@ -52,10 +54,10 @@ class Probe:
     open_path: str  # a path that opens the same inode (map_files for a process)
     provider: str
     name: str
-    sites: list = field(default_factory=list)  # _native.UsdtSite, one per location
+    sites: list[_native.UsdtSite] = field(default_factory=list)  # one per location
     mapped_by: Optional[int] = None  # the pid whose mapping this came from
     # (name, type) of each argument, when a pyusdt Provider described them.
-    described: Optional[list] = None
+    described: Optional[list[tuple[str, str]]] = None
 
     @property
     def fullname(self) -> str:
@@ -73,7 +75,7 @@ class Probe:
         (count, widths, signs) of its sites, in site order.  A uniform probe
         is its own only layout.  A trace gives each layout its own probe id,
         so every record is decoded with the specs of the site that fired."""
-        groups: dict[tuple, list] = {}
+        groups: dict[tuple[object, ...], list[_native.UsdtSite]] = {}
         for s in self.sites:
             groups.setdefault(_layout_key(s), []).append(s)
         return [self] if len(groups) <= 1 else [replace(self, sites=sites) for sites in groups.values()]
@@ -85,7 +87,7 @@ class Probe:
         return len({s.args_text for s in self.sites}) <= 1
 
     @property
-    def layout(self) -> tuple:
+    def layout(self) -> tuple[object, ...]:
         """The first site's argument layout (every site's when uniform)."""
         return _layout_key(self.sites[0]) if self.sites else ()
 
@@ -113,7 +115,7 @@ class Probe:
         return [f"arg{i}" for i in range(self.nargs)]
 
     @property
-    def string_args(self) -> tuple:
+    def string_args(self) -> tuple[int, ...]:
         """Indices of the arguments a provider declared as str."""
         return tuple(i for i, (_, t) in enumerate(self.described or ()) if t == "str")
 
@@ -135,7 +137,7 @@ class Probe:
                 return s.args_error
         return ""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The probe as list --json prints it: "sites" has each site's own
         location, semaphore and argument specs; the top-level "args" is the
         specs every site has, null when they differ."""
@@ -159,7 +161,7 @@ class Probe:
         }
 
 
-def _layout_key(site) -> tuple:
+def _layout_key(site: _native.UsdtSite) -> tuple[object, ...]:
     """What decoding a site's record depends on: each argument's width and sign."""
     return tuple((a["size"], a["signed"]) for a in site.args) + (site.nargs,)
 
@@ -183,13 +185,13 @@ def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] 
         grouped[key].sites.append(s)
     if grouped:
         for key, args in _native.described_probes(path).items():
-            probe = grouped.get(tuple(key))
+            probe = grouped.get((key[0], key[1]))
             if probe is not None and len(args) == probe.nargs:
                 probe.described = [(name, ARG_TYPE_NAMES.get(code, "?")) for code, name in args]
     return list(grouped.values())
 
 
-def as_path(path: Union[str, bytes, os.PathLike]) -> str:
+def as_path(path: PathArg) -> str:
     """A path as str, whatever the caller gave: bytes and names that are not
     UTF-8 become str as os.fsdecode makes them (the native side encodes them
     back to the same bytes)."""
@@ -220,7 +222,7 @@ def check_regular_file(path: str) -> None:
         raise NotELFError(f"{path}: is {kind}, not an ELF file")
 
 
-def probes_at_path(path: Union[str, bytes, os.PathLike]) -> list[Probe]:
+def probes_at_path(path: PathArg) -> list[Probe]:
     """Every probe in the file at `path`, with clear errors for bad paths."""
     path = as_path(path)
     check_regular_file(path)

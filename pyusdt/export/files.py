@@ -43,9 +43,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from pyusdt.errors import OutputError
+from pyusdt.export.paths import OutputPath
 from pyusdt.extras import require
 from pyusdt.trace.columns import Decoded, Layout, decode, decoded_to_arrow
 from pyusdt.trace.events import EventBatch, TracedProbe
@@ -53,13 +54,17 @@ from pyusdt.trace.loop import stream
 from pyusdt.trace.loss_report import LossReport
 from pyusdt.trace.stop_signals import StopSignals
 
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.trace.tracer import Tracer
+
+_T = TypeVar("_T")
 FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".jsonl": "jsonl"}
 NEEDS_PYARROW = ("parquet", "arrow")
 FLUSH_EVENTS = 65536
 FLUSH_SECONDS = 1.0
 
 
-def format_of(path: Union[str, os.PathLike]) -> str:
+def format_of(path: OutputPath) -> str:
     """The output format of a file name, from its extension."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext not in FORMATS:
@@ -70,7 +75,8 @@ def format_of(path: Union[str, os.PathLike]) -> str:
 
 def _iso_times(ns_values: Iterable[int]) -> List[str]:
     """ISO 8601 UTC times with nanoseconds ('...T12:00:00.123456789Z')."""
-    out, cache = [], {}
+    out: List[str] = []
+    cache: Dict[int, str] = {}  # second -> its text
     for ns in ns_values:
         sec, frac = divmod(ns, 1_000_000_000)
         head = cache.get(sec)
@@ -80,10 +86,10 @@ def _iso_times(ns_values: Iterable[int]) -> List[str]:
     return out
 
 
-def _rows(d: Decoded) -> Tuple[List[str], Iterable[tuple]]:
+def _rows(d: Decoded) -> Tuple[List[str], Iterable[Tuple[object, ...]]]:
     """Column names and row tuples of plain Python values (None for null)."""
     cats = d.layout.categories
-    cols: list = [_iso_times(d.time.tolist()), d.ts_ns.tolist(), [cats[c] for c in d.codes.tolist()],
+    cols: List[List[Any]] = [_iso_times(d.time.tolist()), d.ts_ns.tolist(), [cats[c] for c in d.codes.tolist()],
                   d.pid.tolist(), d.tid.tolist(), d.cpu.tolist()]
     for _col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         cols.append([v if good else None for v, good in zip(vals.tolist(), ok.tolist())])
@@ -142,7 +148,7 @@ class _ArrowSink(_Sink):
             self._file.close()
 
 
-def _csv_field(v) -> str:
+def _csv_field(v: object) -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -199,7 +205,7 @@ class EventWriter:
     completes the file.  Used as a context manager it closes on exit.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], *, flush_events: int = FLUSH_EVENTS,
+    def __init__(self, path: OutputPath, *, flush_events: int = FLUSH_EVENTS,
                  flush_seconds: float = FLUSH_SECONDS):
         self.path = os.fspath(path)
         self.format = format_of(self.path)
@@ -233,8 +239,8 @@ class EventWriter:
             return
         if self._closed:
             raise OutputError(f"{self.path} is already closed")
-        self.layout = Layout(probes)
-        self._sink = self._guard(lambda: _SINKS[self.format](self.path, self.layout))
+        layout = self.layout = Layout(probes)
+        self._sink = self._guard(lambda: _SINKS[self.format](self.path, layout))
         self._last_flush = time.monotonic()
 
     def write(self, batch: EventBatch) -> None:
@@ -257,7 +263,9 @@ class EventWriter:
             return
         pending, self._buffer, self._buffered = self._buffer, [], 0
         decoded = decode(pending, self.layout)
-        self._guard(lambda: self._sink.write(decoded))
+        sink = self._sink
+        assert sink is not None  # begun: there is something buffered
+        self._guard(lambda: sink.write(decoded))
         self.events_written += len(decoded)
 
     def close(self) -> None:
@@ -270,7 +278,9 @@ class EventWriter:
             self.flush()
         finally:
             self._closed = True
-            self._guard(self._sink.close)
+            sink = self._sink
+            assert sink is not None  # begun above
+            self._guard(sink.close)
 
     def abort(self) -> None:
         """For a trace that never started: removes the file if this writer
@@ -291,7 +301,7 @@ class EventWriter:
         the columns were fixed and no column of that name holds its values."""
         return dict(self.layout.dropped) if self.layout is not None else {}
 
-    def _guard(self, action):
+    def _guard(self, action: Callable[[], _T]) -> _T:
         try:
             return action()
         except OSError as e:
@@ -300,14 +310,14 @@ class EventWriter:
     def __enter__(self) -> "EventWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 # -- recording a trace ------------------------------------------------------------
 
 
-def record(tracer, writer: EventWriter, duration: Optional[float] = None,
+def record(tracer: Tracer, writer: EventWriter, duration: Optional[float] = None,
            timeout: float = 0.1, on_start: Optional[Callable[[], None]] = None,
            on_loss: Optional[Callable[[LossReport], None]] = None) -> int:
     """Starts the tracer (if it is not yet) and writes its events to `writer`

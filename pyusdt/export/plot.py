@@ -20,22 +20,25 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from pyusdt.aggregate.histogram import Histogram
+from pyusdt.aggregate.specs import Latency
 from pyusdt.errors import ConfigError, OutputError
+from pyusdt.export.paths import OutputPath
 from pyusdt.extras import require
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.aggregate.results import AggregationResult
+    from pyusdt.aggregate.specs import Aggregate
 
 TOP_KEYS = 12
 _PURPOSE = "plotting"
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Any:
     """A matplotlib Figure on an Agg canvas (no pyplot, no backend switch)."""
     require("matplotlib", _PURPOSE)
     figure = require("matplotlib.figure", _PURPOSE)
@@ -45,7 +48,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def check_output(path: Union[str, os.PathLike]) -> str:
+def check_output(path: OutputPath) -> str:
     """Checks, before any tracing, that a picture can be written to `path`:
     matplotlib is installed, it knows the extension, the directory is
     writable.  Returns the path as a string."""
@@ -67,18 +70,18 @@ def check_output(path: Union[str, os.PathLike]) -> str:
     return path
 
 
-def _save(fig, path: str) -> None:
+def _save(fig: Any, path: str) -> None:
     try:
         fig.savefig(path)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def _key_text(key) -> str:
+def _key_text(key: object) -> str:
     return "@" if key is None else f"@[{key}]"
 
 
-def _histograms(data) -> List[Tuple[object, Histogram]]:
+def _histograms(data: Any) -> List[Tuple[object, Histogram]]:
     """(key, histogram) pairs from an AggregationResult, a Histogram or a mapping."""
     if isinstance(data, Histogram):
         return [(None, data)]
@@ -90,7 +93,7 @@ def _histograms(data) -> List[Tuple[object, Histogram]]:
     return list(data.histograms().items())
 
 
-def histogram(data: Union["AggregationResult", Histogram, Mapping], path: Union[str, os.PathLike], *,
+def histogram(data: Union["AggregationResult", Histogram, Mapping[Any, Histogram]], path: OutputPath, *,
               top: int = TOP_KEYS, title: Optional[str] = None, unit: Optional[str] = None) -> None:
     """Draws histograms as bar charts, one panel per key: the `top` keys with
     the most values, largest first.  Each panel spans the buckets from the
@@ -127,7 +130,7 @@ def histogram(data: Union["AggregationResult", Histogram, Mapping], path: Union[
     _save(fig, path)
 
 
-def _default_title(data, unit: Optional[str]) -> str:
+def _default_title(data: Any, unit: Optional[str]) -> str:
     spec = getattr(data, "spec", None)
     if spec is not None and hasattr(spec, "start"):
         return f"latency {spec.start} -> {spec.done} ({unit or spec.unit})"
@@ -152,9 +155,9 @@ class Heatmap:
         self.start = time.monotonic() if start is None else start
         #: (from seconds, to seconds, histogram of that interval), in time order.
         self.columns: List[Tuple[float, float, Histogram]] = []
-        self._previous = None
+        self._previous: Optional[AggregationResult] = None
         self._last = 0.0
-        self.spec = None
+        self.spec: Union[None, Aggregate, Latency] = None
 
     def due(self, now: Optional[float] = None) -> bool:
         """Whether an interval has passed since the last column."""
@@ -184,7 +187,7 @@ class Heatmap:
         return sum(h.total for _, _, h in self.columns)
 
 
-def heatmap(data: Heatmap, path: Union[str, os.PathLike], *, title: Optional[str] = None,
+def heatmap(data: Heatmap, path: OutputPath, *, title: Optional[str] = None,
             unit: Optional[str] = None) -> None:
     """Draws a heatmap: x the time intervals, y the buckets (bpftrace labels,
     from the lowest non-empty to the highest), colour the count; empty cells
@@ -193,8 +196,7 @@ def heatmap(data: Heatmap, path: Union[str, os.PathLike], *, title: Optional[str
     colors = require("matplotlib.colors", _PURPOSE)
     spec = data.spec
     unit = unit or getattr(spec, "unit", None)
-    head = title or (f"latency {spec.start} -> {spec.done}" if spec is not None and hasattr(spec, "start")
-                     else "heatmap")
+    head = title or (f"latency {spec.start} -> {spec.done}" if isinstance(spec, Latency) else "heatmap")
     fig = _figure(10, 5.5)
     ax = fig.add_subplot(1, 1, 1)
     fig.suptitle(head)

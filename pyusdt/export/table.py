@@ -30,7 +30,7 @@ def to_arrow(batches: Batches, *, clock_offset_ns: Optional[int] = None) -> "pya
     iterable of them, from one tracer or several); columns in the module doc.
     Needs pyarrow (``pip install 'pyusdt[arrow]'``)."""
     require("pyarrow", "Arrow conversion")
-    return decoded_to_arrow(decode(batches, clock_offset_ns=clock_offset_ns))
+    return decoded_to_arrow(decode(_as_batch_list(batches), clock_offset_ns=clock_offset_ns))
 
 
 def to_pandas(batches: Batches, *, clock_offset_ns: Optional[int] = None) -> "pandas.DataFrame":
@@ -39,4 +39,4 @@ def to_pandas(batches: Batches, *, clock_offset_ns: Optional[int] = None) -> "pa
     arguments are pandas nullable integers (null: unreadable, or the row's
     probe has no such argument).  Needs pandas (``pip install 'pyusdt[pandas]'``)."""
     require("pandas", "pandas conversion")
-    return decoded_to_pandas(decode(batches, clock_offset_ns=clock_offset_ns))
+    return decoded_to_pandas(decode(_as_batch_list(batches), clock_offset_ns=clock_offset_ns))

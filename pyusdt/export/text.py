@@ -6,10 +6,10 @@ from typing import Iterable, TextIO
 
 from pyusdt.discover.probes import ArgSpec, Probe
 from pyusdt.trace.events import Event
-from pyusdt.trace.tracer import ProbeStats
+from pyusdt.trace.results import ProbeStats
 
 
-def _arg_text(e: Event, name: str, i: int, value) -> str:
+def _arg_text(e: Event, name: str, i: int, value: object) -> str:
     if i in e.read_failed:
         return f"{name}=?"
     if isinstance(value, str):

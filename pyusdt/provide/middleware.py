@@ -120,12 +120,12 @@ def _text(value: Any) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    return value
+    return str(value)
 
 
 def _wsgi_path(environ: Dict[str, Any]) -> str:
     # PEP 3333 native strings carry the raw bytes as latin-1: decode them as UTF-8.
-    raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    raw = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
     try:
         return raw.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
@@ -218,8 +218,10 @@ class WSGIMiddleware:
                                   exc_info: Any = None) -> Callable[[bytes], Any]:
             status[0] = _status_code(status_line)
             if exc_info is None:
-                return start_response(status_line, headers)
-            return start_response(status_line, headers, exc_info)
+                write: Callable[[bytes], Any] = start_response(status_line, headers)
+            else:
+                write = start_response(status_line, headers, exc_info)
+            return write
 
         def finished() -> None:
             if tracers._on:

@@ -70,10 +70,10 @@ class Provider:
         for decl in args:
             if not (isinstance(decl, tuple) and len(decl) == 2):
                 raise ProviderError(f"{self.name}:{name}: each argument is (name, type), got {decl!r}")
-            arg_name, arg_type = decl
+            arg_name, declared = decl
             _check_ident("argument", arg_name)
-            arg_type = _PY_TYPES.get(arg_type, arg_type)
-            if arg_type not in ARG_TYPES:
+            arg_type = _PY_TYPES.get(declared, declared) if isinstance(declared, type) else declared
+            if not isinstance(arg_type, str) or arg_type not in ARG_TYPES:
                 raise ProviderError(f"{self.name}:{name}: argument {arg_name!r} has unknown type "
                                     f"{arg_type!r} (use one of {', '.join(ARG_TYPES)})")
             decls.append((arg_name, arg_type))
@@ -103,7 +103,9 @@ class Provider:
         except BaseException:
             os.close(fd)
             raise
-        base = ctypes.cast(lib[f"__pyusdt_{self.name}__{specs[0][0]}"], ctypes.c_void_p).value - functions[0]
+        first = ctypes.cast(lib[f"__pyusdt_{self.name}__{specs[0][0]}"], ctypes.c_void_p).value
+        assert first is not None  # dlopen resolved the symbol, or raised
+        base = first - functions[0]
         for p, fn_off, sem_off in zip(self.probes.values(), functions, semaphores):
             p._bind(base + fn_off, base + sem_off)
         self._fd, self._lib = fd, lib
@@ -116,6 +118,7 @@ class Provider:
             p._unbind()
         import _ctypes
 
+        assert self._lib is not None and self._fd is not None  # loaded
         _ctypes.dlclose(self._lib._handle)
         os.close(self._fd)
         self._fd, self._lib = None, None

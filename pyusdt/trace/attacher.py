@@ -22,7 +22,7 @@ from pyusdt.errors import (
 )
 from pyusdt.trace.events import TracedProbe
 from pyusdt.trace.loader_hook import LoaderHook
-from pyusdt.trace.requests import AttachRequest, inode_key, pid_alive
+from pyusdt.trace.requests import AttachRequest, InodeKey, inode_key, pid_alive
 
 # Attach failures: reasons shown one per line (beyond, a count), and the
 # probes named in each.
@@ -37,8 +37,9 @@ class Attacher:
         self.warnings = warnings  # the tracer's list, shared
         self.follow_children = follow_children
         self.probes: list[TracedProbe] = []  # by probe id
-        self._probe_ids: dict[tuple, int] = {}
-        self._attached: set[tuple] = set()  # (inode key, file offset, agg id) of every attached site
+        self._probe_ids: dict[tuple[InodeKey, str, str, tuple[object, ...]], int] = {}
+        # (inode key, file offset, agg id) of every attached site
+        self._attached: set[tuple[InodeKey, int, int]] = set()
         self.linked_ids: set[int] = set()  # probe ids with at least one site attached
         self.aggs: list[Union[Aggregate, Latency]] = []  # specs, indexed by agg id
         self.flat_aggs = 0  # aggregations with rows in the flat per-CPU array
@@ -66,7 +67,7 @@ class Attacher:
         self.aggs.append(spec)
         return len(self.aggs) - 1
 
-    def probe_id(self, probe: Probe, strings: tuple) -> int:
+    def probe_id(self, probe: Probe, strings: tuple[int, ...]) -> int:
         # One id per argument layout of a probe (pending holds layouts).
         key = (inode_key(probe.open_path), probe.provider, probe.name, probe.layout)
         if key in self._probe_ids and self.probes[self._probe_ids[key]].strings != strings:
@@ -113,10 +114,11 @@ class Attacher:
         agg_id = self.agg_id(req.agg) if req.agg is not None else -1
         spec = req.agg.native_spec(req.role, agg_id) if req.agg is not None else None
         if spec is not None:
-            flat_kind = spec.key_kind == _native.KEY_NONE and spec.hist_kind != _native.HIST_LINEAR
+            flat_kind = spec.key_kind == _native.KeyKind.NONE and spec.hist_kind != _native.HistKind.LINEAR
             spec.flat = int(flat_kind and agg_id < self.flat_aggs)
         if req.kind != "path" and req.only_path is None and not req.loader_hooked:
             req.loader_hooked = True
+            assert req.pid is not None  # pid and command targets have one
             why = self.loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
             if why:
                 self.warnings.append(why)
@@ -146,9 +148,9 @@ class Attacher:
                 self.linked_ids.add(probe_id)
         # With uprobe_multi links, attach() only queued the sites: link them.
         for err, message in session.commit():
-            e = AttachError(message)
-            e.os_errno = err
-            failed.append(e)
+            refused = AttachError(message)
+            refused.os_errno = err
+            failed.append(refused)
         if failed:
             self._attach_failed(req, failed)
 
@@ -160,10 +162,11 @@ class Attacher:
             raise failed[0]
         by_reason: dict[str, list[AttachError]] = {}
         for e in failed:
-            by_reason.setdefault(getattr(e, "reason", str(e)), []).append(e)
+            by_reason.setdefault(e.reason or str(e), []).append(e)
         for reason, errors in list(by_reason.items())[:MAX_FAILURE_LINES]:
-            probes = list({id(p): p for p in (getattr(e, "probe", None) for e in errors)}.values())
-            if len(errors) == 1 or None in probes:
+            named = {id(e.probe): e.probe for e in errors}
+            probes = [p for p in named.values() if isinstance(p, Probe)]
+            if len(errors) == 1 or len(probes) < len(named):
                 self.warnings.extend(f"not attached: {e}" for e in errors[:MAX_FAILURE_LINES])
                 continue
             names = ", ".join(p.fullname for p in probes[:MAX_NAMES_SHOWN])
@@ -179,7 +182,7 @@ def _named(e: AttachError, probe: Probe) -> AttachError:
     """The same failure, its message naming the probe; `reason` and `probe`
     let failures be grouped."""
     named = AttachError(f"{probe.fullname} in {probe.path}: {e}")
-    named.os_errno = getattr(e, "os_errno", 0)
+    named.os_errno = e.os_errno
     named.reason = str(e)
     named.probe = probe
     return named

@@ -15,6 +15,7 @@ import stat
 import subprocess
 from typing import Optional, Sequence
 
+from pyusdt.arch_x86_64 import DYNAMIC_LOADERS
 from pyusdt.errors import ConfigTypeError, TargetError
 
 _LIST_LINE = re.compile(r"=>\s+(/\S+)|^\s*(/\S+)\s+\(0x")
@@ -60,8 +61,7 @@ def resolve_executable(name: str, _seen: tuple[str, ...] = ()) -> str:
 
 def linked_libraries(executable: str) -> list[str]:
     """Shared libraries the dynamic loader would map for `executable`."""
-    loaders = ["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"]
-    loader = next((p for p in loaders if os.path.exists(p)), None)
+    loader = next((p for p in DYNAMIC_LOADERS if os.path.exists(p)), None)
     if loader is None:
         return []
     try:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Union
 
-from pyusdt import limits
+from pyusdt import _native, limits
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.patterns import require_match
 from pyusdt.discover.probes import Probe, probes_at_path
@@ -26,7 +26,6 @@ from pyusdt.errors import (
 )
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
 
-
 InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
 
 
@@ -41,8 +40,9 @@ class AttachRequest:
     pid: Optional[int] = None
     held: Optional[HeldProcess] = None
     agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
-    role: int = 0  # _native.ROLE_*: what this request's sites do with a hit
-    pending: list[tuple[Probe, tuple[int, ...]]] = field(default_factory=list)  # (probe layout, string args) not yet attached
+    role: int = _native.Role.NONE  # what this request's sites do with a hit
+    # (probe layout, its string arguments), resolved but not yet attached
+    pending: list[tuple[Probe, tuple[int, ...]]] = field(default_factory=list)
     seen_objects: set[InodeKey] = field(default_factory=set)  # inode keys already scanned
     only_path: Optional[str] = None  # PATH:provider:name: that file only, attached by inode
     matched: bool = False  # some probe matched (a pattern may match only objects loaded later)

@@ -27,7 +27,7 @@ from pyusdt import _native, limits
 from pyusdt.aggregate.results import AggregationResult
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.patterns import require_match, split_path_pattern
-from pyusdt.discover.probes import Probe, as_path, probes_at_path
+from pyusdt.discover.probes import PathArg, Probe, as_path, probes_at_path
 from pyusdt.discover.process import process_objects
 from pyusdt.errors import (
     ConfigError,
@@ -69,7 +69,6 @@ DEFAULT_MAX_SITES = 4096
 DEFAULT_MAX_AGG_KEYS = 10240
 
 AggregateArg = Union[None, Aggregate, RoleAgg]
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 class Tracer:
@@ -220,7 +219,7 @@ class Tracer:
         latency.__post_init__()  # again: its fields may have changed since it was made
         self._attacher.agg_id(latency)
         found: list[Probe] = []
-        for pattern, role in ((latency.start, _native.ROLE_START), (latency.done, _native.ROLE_DONE)):
+        for pattern, role in ((latency.start, _native.Role.START), (latency.done, _native.Role.DONE)):
             agg = RoleAgg(latency, role)
             if path is not None:
                 found += self.attach_path(path, pattern, aggregate=agg)
@@ -244,7 +243,7 @@ class Tracer:
             raise ConfigTypeError(f"aggregate must be an Aggregate (got {aggregate!r})")
         aggregate.validate(needs_value=True)  # again: its fields may have changed since it was made
         self._attacher.agg_id(aggregate)
-        req.agg, req.role = aggregate, _native.ROLE_AGG
+        req.agg, req.role = aggregate, _native.Role.AGG
         return req
 
     def _add(self, req: AttachRequest, probes: list[Probe]) -> list[Probe]:

@@ -40,6 +40,7 @@ class ObjectWatcher:
         for req in self._requests:
             if req.kind == "path" or req.only_path is not None:
                 continue
+            assert req.pid is not None  # pid and command targets have one
             pids = session.tgids() if attacher.follow_children else [req.pid]
             for pid in pids:
                 try:
