@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -191,15 +192,35 @@ def test_sites_with_different_specs(cluster, bpftrace):
     assert len(t.probes) == 2 and t.probe_count == 1  # two argument layouts, one probe
 
     cluster.run_sql(["DROP TABLE t"])
+    # bpftrace says "Attaching" before it attaches: the statements run once
+    # the kernel has raised the probe's semaphore in the postmaster (which
+    # its backends inherit), that is once the uprobe is in; its lines are
+    # read as they come, and it is stopped once all are there.
+    semaphore = load_base(cluster.postmaster_pid, cluster.postgres) + probe.semaphore
+    assert read_u16(cluster.postmaster_pid, semaphore) == 0
     bt = subprocess.Popen([bpftrace, "-e", f"usdt:{POSTGRES}:postgresql:sort__start "
                            '{ printf("%d %d %d %d %d %d\\n", arg0, arg1, arg2, arg3, arg4, arg5); }'],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(bt.stdout), daemon=True)
+    reader.start()
     try:
-        assert bt.stdout.readline().startswith("Attaching")
+        wait_until(lambda: read_u16(cluster.postmaster_pid, semaphore) > 0 or bt.poll() is not None,
+                   "bpftrace attached")
         cluster.run_sql(SORTS)
-        time.sleep(0.5)
+        wait_until(lambda: len(lines) > len(SORT_STARTS) or bt.poll() is not None, "bpftrace's lines")
     finally:
         bt.send_signal(signal.SIGINT)
-        out, err = bt.communicate(timeout=60)
-    theirs = [tuple(int(v) for v in line.split()) for line in out.splitlines() if line.strip()]
+        _, err = bt.communicate(timeout=60)
+        reader.join(10)
+    assert lines[0].startswith("Attaching"), err
+    theirs = [tuple(int(v) for v in line.split()) for line in lines[1:] if line.strip()]
     assert theirs == SORT_STARTS, err
+
+
+def wait_until(ready, what: str, limit: float = 60.0) -> None:
+    """Polls `ready`; the limit only turns a hang into a failure."""
+    deadline = time.monotonic() + limit
+    while not ready():
+        assert time.monotonic() < deadline, f"no {what} within {limit:g} s"
+        time.sleep(0.01)
