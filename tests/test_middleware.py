@@ -27,8 +27,6 @@ from pyusdt.provide.middleware import ASGIMiddleware, WSGIMiddleware, web_provid
 
 from proc_helpers import ask, events_within, start_tracers_child
 
-LONG = 2_000_000_000  # no request here takes 2 s
-
 # The requests made to the child's WSGI server: (method, url path, body, status, path as traced).
 WSGI_REQUESTS = [
     ("GET", "/hello", None, 200, "/hello"),
@@ -76,12 +74,17 @@ def shape(events: list) -> list:
     return [(e.probe.probe.name, e.args[:3]) for e in events]
 
 
-def make_wsgi_requests(port: int) -> None:
+def make_wsgi_requests(port: int) -> int:
+    """Every WSGI_REQUESTS request, checked; returns CLOCK_MONOTONIC before
+    the first was sent (the kernel's clock), which every duration the
+    middleware measures comes after."""
+    sent_ns = time.monotonic_ns()
     for method, url, body, status, path in WSGI_REQUESTS:
         got_status, got_body = request(port, method, url, body)
         assert got_status == status, url
         if path in WSGI_BODIES:
             assert got_body == WSGI_BODIES[path], url
+    return sent_ns
 
 
 # -- traced, in a separate process ------------------------------------------
@@ -94,20 +97,20 @@ def test_wsgi_server_requests(bpf):
         assert request(port, "GET", "/hello") == (200, b"hello")  # untraced: passes through
         with trace_web(c.pid) as t:
             assert ask(c, "traced") == "0 1"
-            make_wsgi_requests(port)
+            sent_ns = make_wsgi_requests(port)
             events = events_within(t, 2 * len(WSGI_REQUESTS))
             stats = {s.probe: (s.hits, s.events, s.lost_ringbuf, s.str_fail) for s in t.stats()}
         assert shape(events) == expected_wsgi_events()
         assert {e.pid for e in events} == {c.pid}
         done = {e.args[1]: e for e in events if e.probe.probe.name == "request__done"}
-        for path, e in done.items():
-            assert 0 < e.args[3] < LONG, path
-        assert 20_000_000 <= done["/slow"].args[3] < LONG
         starts = [e for e in events if e.probe.probe.name == "request__start"]
         for s, d in zip(starts, done.values()):
-            # the duration spans the request: start -> done, give or take the firing
-            assert d.ts_ns > s.ts_ns
-            assert abs(d.args[3] - (d.ts_ns - s.ts_ns)) < 5_000_000
+            # The middleware reads the clock after the request was sent and
+            # before it fires done: its duration ends before the done hit's
+            # timestamp (the same clock) and begins after sent_ns.
+            assert sent_ns < s.ts_ns < d.ts_ns
+            assert 0 < d.args[3] <= d.ts_ns - sent_ns, d.args
+        assert done["/slow"].args[3] >= 20_000_000  # it sleeps 20 ms
         n = len(WSGI_REQUESTS)
         assert stats == {"pyusdt_web:request__start": (n, n, 0, 0), "pyusdt_web:request__done": (n, n, 0, 0)}
         assert ask(c, "closes") == "1"  # /stream's close() reached through the middleware
@@ -121,6 +124,7 @@ def test_asgi_requests(bpf):
     c = start_tracers_child()
     try:
         with trace_web(c.pid) as t:
+            asked_ns = time.monotonic_ns()
             finals = json.loads(ask(c, "asgi"))
             events = events_within(t, 2 * len(ASGI_EXPECTED))
         expected = []
@@ -128,9 +132,9 @@ def test_asgi_requests(bpf):
             expected += [("request__start", (method, path)), ("request__done", (method, path, status))]
         assert shape(events) == expected
         done = [e for e in events if e.probe.probe.name == "request__done"]
-        assert 20_000_000 <= done[0].args[3] < LONG  # /a sleeps between its two body chunks
+        assert done[0].args[3] >= 20_000_000  # /a sleeps between its two body chunks
         for e, final in zip(done, finals):
-            assert 0 < e.args[3] < LONG
+            assert 0 < e.args[3] <= e.ts_ns - asked_ns  # measured inside the request
             if final is not None:  # fired after the final body was sent
                 assert e.ts_ns >= final, e.args
         assert [f is None for f in finals] == [False, False, True, True, False]
@@ -208,6 +212,7 @@ class Log:
 
     def __init__(self):
         self.entries: list = []
+        self.created_ns = time.monotonic_ns()  # before any request of the test
 
 
 class FakeProbe:
@@ -215,6 +220,8 @@ class FakeProbe:
         self.name, self.log, self.enabled = name, log, enabled
 
     def fire(self, *args):
+        if self.name == "done":  # a duration measured since the log was made, at most
+            assert args[3] <= time.monotonic_ns() - self.log.created_ns, args
         self.log.entries.append((self.name, args))
 
 
@@ -241,7 +248,7 @@ def strip(entries):
     for name, args in entries:
         if name == "done":
             method, path, status, ns = args
-            assert isinstance(ns, int) and 0 <= ns < LONG
+            assert isinstance(ns, int) and ns >= 0  # and bounded when fired (FakeProbe)
             args = (method, path, status)
         out.append((name, args))
     return out
