@@ -12,6 +12,10 @@
 #include <asm/ptrace.h> /* the x86-64 user register layout a uprobe's context has */
 #include <bpf/bpf_helpers.h>
 
+/* SIGSTOP's number (asm/signal.h), for bpf_send_signal(): the number is the
+ * architecture's. */
+#define PYUSDT_SIGSTOP 19
+
 /* The offset of the instruction pointer in the context. */
 #define PYUSDT_REG_IP offsetof(struct pt_regs, rip)
 

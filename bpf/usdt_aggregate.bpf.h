@@ -291,7 +291,7 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 		id = bpf_get_current_pid_tgid();
 	if (site->filter_tgid && !tgid_traced(id >> 32))
 		return 0;
-	count(site->probe_id, HITS, sleepable);
+	count(site->probe_id, COUNTER_hits, sleepable);
 
 	__u32 agg_id = s->agg_id;
 	struct pyusdt_agg_counters *c = bpf_map_lookup_elem(&agg_counters, &agg_id);

@@ -9,15 +9,23 @@
 #include "pyusdt_abi.h"
 #include "usdt_maps.bpf.h"
 
-enum counter { HITS, LOST_RINGBUF, STR_FAIL, ARG_FAIL };
+/* COUNTER_hits, COUNTER_lost_ringbuf, ...: each counter's index in the
+ * struct, which is nothing but those u64s in that order. */
+enum counter {
+#define PYUSDT_X(field) COUNTER_##field,
+	PYUSDT_PROBE_STATS(PYUSDT_X)
+#undef PYUSDT_X
+	COUNTERS
+};
+_Static_assert(sizeof(struct pyusdt_probe_stats) == COUNTERS * sizeof(__u64),
+	       "pyusdt_probe_stats is its counters, in order");
 
 static __always_inline void count(__u32 probe_id, enum counter which, int sleepable)
 {
 	struct pyusdt_probe_stats *s = bpf_map_lookup_elem(&stats, &probe_id);
 	if (!s)
 		return;
-	__u64 *c = which == HITS ? &s->hits : which == LOST_RINGBUF ? &s->lost_ringbuf
-		 : which == STR_FAIL ? &s->str_fail : &s->arg_fail;
+	__u64 *c = (__u64 *)s + which;
 	/* A sleepable program can be preempted by another on this CPU: add
 	 * atomically there; the plain program runs to completion. */
 	if (sleepable)

@@ -13,6 +13,7 @@
 #include "usdt_filter.bpf.h"
 #include "usdt_args.bpf.h"
 #include "usdt_site.bpf.h"
+#include "arch_x86_64.bpf.h"
 #include "usdt_str.bpf.h"
 
 /*
@@ -21,7 +22,6 @@
  * objects it just loaded, so that no event they fire is missed.  Only the
  * plain record path holds: a hold site has no string arguments.
  */
-#define SIGSTOP_NR 19
 
 /*
  * Wake the reader once per wakeup_bytes of data, when this record crosses the
@@ -67,7 +67,7 @@ static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_
 		}
 		if (read_arg(ctx, &site->args[i], site->site_vaddr, &e->args[i])) {
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
-			count(site->probe_id, ARG_FAIL, sleepable);
+			count(site->probe_id, COUNTER_arg_fail, sleepable);
 		}
 	}
 }
@@ -119,7 +119,7 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 			if (!sleepable)
 				note_string_file(dst, len, (__u64)src);
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
-			count(site->probe_id, STR_FAIL, sleepable);
+			count(site->probe_id, COUNTER_str_fail, sleepable);
 			continue;
 		}
 		/* A full slot is only a truncation if the source goes on (its
@@ -145,7 +145,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	if (stream_stopped)
 		return 0;
 	__u32 probe_id = site->probe_id;
-	count(probe_id, HITS, sleepable);
+	count(probe_id, COUNTER_hits, sleepable);
 
 	/* A session without string slots has no string path at all: the
 	 * verifier sees the constant and never walks it (6.1 and older cannot
@@ -153,14 +153,14 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	if (!cfg.string_slots || !site->nstrings) {
 		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (!e) {
-			count(probe_id, LOST_RINGBUF, sleepable);
+			count(probe_id, COUNTER_lost_ringbuf, sleepable);
 			return 0;
 		}
 		fill_event(ctx, site, e, id, sleepable);
 		if (site->hold)
 			/* Before the record can be read: the reader's SIGCONT then
 			 * comes after this stop, or cancels it while pending. */
-			bpf_send_signal(SIGSTOP_NR);
+			bpf_send_signal(PYUSDT_SIGSTOP);
 		bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(sizeof(*e), e->ts_ns));
 		return 0;
 	}
@@ -168,7 +168,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
 	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
-		count(probe_id, LOST_RINGBUF, sleepable);
+		count(probe_id, COUNTER_lost_ringbuf, sleepable);
 		return 0;
 	}
 	fill_event(ctx, site, e, id, sleepable);
