@@ -14,7 +14,7 @@ it is waiting for the next hit.  Also recorded: when each tool said it was
 attaching or attached (pyusdt: "pyusdt: tracing ..." on stderr, printed once
 start() returned; bpftrace: "Attaching 1 probe..." on stdout, printed before
 it attaches), and, as context for pyusdt, how long the same Python takes to
-start and import pyusdt.cli alone.  Then the tracer gets SIGINT.
+start and import pyusdt.cli.main alone.  Then the tracer gets SIGINT.
 """
 from __future__ import annotations
 
@@ -73,11 +73,11 @@ def one_run(mode: str, ticker: str, pid: int, tmp: str) -> dict:
 
 
 def import_time(repeat: int) -> float:
-    """Median seconds for this Python to start and import pyusdt.cli (nothing else)."""
+    """Median seconds for this Python to start and import pyusdt.cli.main (nothing else)."""
     times = []
     for _ in range(repeat):
         t0 = time.monotonic()
-        subprocess.run([sys.executable, "-c", "import sys; sys.path.pop(0); import pyusdt.cli"],
+        subprocess.run([sys.executable, "-c", "import sys; sys.path.pop(0); import pyusdt.cli.main"],
                        check=True, cwd="/")
         times.append(time.monotonic() - t0)
     return median(times)
@@ -119,7 +119,7 @@ def markdown(res: dict) -> str:
            f"| spawn -> tool's banner (s) | {p['banner_s']:.3f} (attached) | {b['banner_s']:.3f} (about to attach) | |",
            f"| exit after SIGINT (s) | {p['exit_after_sigint_s']:.2f} | {b['exit_after_sigint_s']:.2f} | |",
            "",
-           f"- Python start + `import pyusdt.cli` alone: {res['python_import_s']:.3f} s (part of pyusdt's figure).",
+           f"- Python start + `import pyusdt.cli.main` alone: {res['python_import_s']:.3f} s (part of pyusdt's figure).",
            f"- pyusdt prints its first event {p['first_event_s'] - p['banner_s']:.3f} s after it is attached: "
            "`pyusdt trace` reads with `batches(timeout=0.1)` and the ring buffer wakes the reader only "
            "once 1/64 of it is full, so at a low event rate the first batch waits for the 100 ms poll "

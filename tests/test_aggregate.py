@@ -330,7 +330,7 @@ def test_to_json_has_exact_counts(main_run):
 
 
 # bpftrace map -> the pyusdt aggregation computing the same.  No min()/max():
-# bpftrace 0.17's lose values (see pyusdt/histogram.py).
+# bpftrace 0.17's lose values (see pyusdt/aggregate/histogram.py).
 BPFTRACE_MAPS = {
     "@a": ("avg(arg1)", "avg"),
     "@c": ("count()", "count"),
