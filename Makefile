@@ -39,7 +39,7 @@ demo: install
 # links (PYUSDT_UPROBE_MULTI=0, as before 6.6) and plain string reads finished
 # by the reader (PYUSDT_SLEEPABLE_UPROBES=0, as before 6.0).  The kernels
 # themselves are proven by check-kernels.
-test: install tracefs lint
+test: lint install tracefs
 	$(VENV)/bin/pytest tests -q -ra
 	PYUSDT_UPROBE_MULTI=0 PYUSDT_SLEEPABLE_UPROBES=0 $(VENV)/bin/pytest tests -m older_kernel_routes -q -ra
 	$(MAKE) fuzz-smoke

@@ -119,7 +119,8 @@ def markdown(res: dict) -> str:
            f"| spawn -> tool's banner (s) | {p['banner_s']:.3f} (attached) | {b['banner_s']:.3f} (about to attach) | |",
            f"| exit after SIGINT (s) | {p['exit_after_sigint_s']:.2f} | {b['exit_after_sigint_s']:.2f} | |",
            "",
-           f"- Python start + `import pyusdt.cli.main` alone: {res['python_import_s']:.3f} s (part of pyusdt's figure).",
+           f"- Python start + `import pyusdt.cli.main` alone: {res['python_import_s']:.3f} s "
+           "(part of pyusdt's figure).",
            f"- pyusdt prints its first event {p['first_event_s'] - p['banner_s']:.3f} s after it is attached: "
            "`pyusdt trace` reads with `batches(timeout=0.1)` and the ring buffer wakes the reader only "
            "once 1/64 of it is full, so at a low event rate the first batch waits for the 100 ms poll "

@@ -23,8 +23,9 @@ from pyusdt.export.text import event_json, event_text, summary
 from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loop import stream
 from pyusdt.trace.loss_report import LossReport
+from pyusdt.trace.sizing import DEFAULT_RINGBUF_BYTES
 from pyusdt.trace.stop_signals import StopSignals
-from pyusdt.trace.tracer import DEFAULT_RINGBUF_BYTES, Tracer
+from pyusdt.trace.tracer import Tracer
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.export.files import EventWriter

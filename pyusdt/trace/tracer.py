@@ -12,9 +12,9 @@ maps, its children too), or a command started held until the probes are in.
 
 Tracer is a facade; each job is a part of its own: requests (targets, held
 commands, the probes each attach call matched), attacher (probe and
-aggregation ids, linking sites into the session), watcher (objects loaded
-after start), reader (batches, stop, drain) and results (counters and
-aggregations read back).
+aggregation ids, linking sites into the session), sizing (the session's
+maps and ring at start), watcher (objects loaded after start), reader
+(batches, stop, drain) and results (counters and aggregations read back).
 """
 from __future__ import annotations
 
@@ -52,17 +52,12 @@ from pyusdt.trace.requests import (
     targets_done,
 )
 from pyusdt.trace.results import ProbeStats, read_aggregations, read_stats
+from pyusdt.trace.sizing import default_ring, session_options
 from pyusdt.trace.watcher import ObjectWatcher
 
-DEFAULT_RINGBUF_BYTES = 16 << 20
-# The ring of a tracer that only aggregates: nothing is streamed, so the
-# smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
-AGGREGATE_ONLY_RINGBUF_BYTES = 4096
 # From this many perf-event links (~0.1 s each to detach), a CLI close()
 # leaves the detaching to a background process.
 BACKGROUND_DETACH_MIN_LINKS = 16
-# Probe ids a session has room for at least (see start()).
-MIN_PROBE_SLOTS = 1024
 # A trickle of events is seen within this long (one reader wake-up at most per interval).
 DEFAULT_WAKEUP_INTERVAL_S = 0.01
 DEFAULT_MAX_SITES = 4096
@@ -276,33 +271,13 @@ class Tracer:
         if self._session is not None:
             return
         if self.ringbuf_bytes is None:
-            self._streams_nothing = bool(self._requests) and all(r.agg is not None for r in self._requests)
-            self.ringbuf_bytes = (AGGREGATE_ONLY_RINGBUF_BYTES if self._streams_nothing
-                                  else DEFAULT_RINGBUF_BYTES)
+            self.ringbuf_bytes, self._streams_nothing = default_ring(self._requests)
         if self.wakeup_bytes is None:
             self.wakeup_bytes = self.ringbuf_bytes // 64
-        aggs = self._attacher.aggs
-        opts = _native.SessionOptions()
-        opts.ringbuf_bytes = self.ringbuf_bytes
-        opts.str_len = self.str_len
-        # What the probes found need, and what a pattern waiting for objects
-        # loaded later asked for (their probes come after the session is made).
-        opts.string_slots = max([len(strings) for r in self._requests for _, strings in r.pending]
-                                + [len(set(r.strings)) for r in self._requests if r.agg is None], default=0)
-        opts.wakeup_bytes = self.wakeup_bytes
-        opts.wakeup_interval_ns = int((self.wakeup_interval or 0) * 1e9)
-        opts.max_sites = self.max_sites
-        # Probe ids (one per probe and argument layout) index a per-CPU
-        # counter array: sized for the probes known now, with room for as
-        # many again found later (dlopen), within the ABI's limit.
-        known = {(p.open_path, p.fullname, p.layout) for r in self._requests for p, _ in r.pending}
-        opts.max_probes = min(_native.MAX_PROBES, max(MIN_PROBE_SLOTS, 2 * len(known)))
-        opts.aggregate = bool(aggs)
-        opts.max_agg_keys = self.max_agg_keys
-        # The aggregations known now get rows in the flat per-CPU array.
-        opts.flat_aggs = len(aggs)
-        opts.max_starts = max([a.max_pending for a in aggs if isinstance(a, Latency)], default=1)
-        opts.uprobe_multi = self.uprobe_multi
+        opts = session_options(self._requests, self._attacher.aggs, ringbuf_bytes=self.ringbuf_bytes,
+                               wakeup_bytes=self.wakeup_bytes, wakeup_interval=self.wakeup_interval,
+                               str_len=self.str_len, max_sites=self.max_sites, max_agg_keys=self.max_agg_keys,
+                               uprobe_multi=self.uprobe_multi)
         self._session = _native.Session(opts)
         # The last probe id is the dynamic linker's notification site's.
         self._attacher.bind(self._session, opts.max_probes - 1)
