@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import pyusdt
 from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
 from pyusdt.cli.main import main
 
@@ -228,6 +229,39 @@ def test_json_output(cli, prog, tmp_path):
 
     obj = json.loads(out[2].stdout)
     assert {k: v["count"] for k, v in obj["data"].items()} == {"-1": N // 3, "0": N // 3, "1": N // 3}
+
+
+def test_top_keys(cli, prog, tmp_path):
+    """--top N prints the N keys bpftrace's print(@, N) prints (the largest
+    last), says on stderr how many it left out, and limits JSON the same way."""
+    reports = [tmp_path / f"r{i}.txt" for i in range(3)]
+    argvs = [
+        ("sum", "-c", f"{prog} -r {ROUNDS} -o {reports[0]}", "agg:value", "-v", "1", "--by", "str2", "--top", "2"),
+        ("sum", "-c", f"{prog} -r {ROUNDS} -o {reports[1]}", "agg:value", "-v", "1", "--by", "str2", "--top", "2",
+         "--format", "json"),
+        ("hist", "-c", f"{prog} -r {ROUNDS} -o {reports[2]}", "agg:value", "-v", "1", "--by", "str2",
+         "--top", "1"),
+    ]
+    out = [check_ok(r) for r in run_many(cli, argvs)]
+    reps = [read_report(p) for p in reports]
+
+    sums = {lab: reps[0].labels[lab][1] for lab in LABELS}
+    every = render_scalar("@", sums, "sum").splitlines()
+    assert len(every) == len(LABELS)
+    assert out[0].stdout == "\n".join(every[-2:]) + "\n"
+    assert f"pyusdt: {len(LABELS) - 2} more key(s) not printed (--top 2)" in out[0].stderr.splitlines()
+
+    largest = sorted(LABELS, key=lambda lab: reps[1].labels[lab][1])[-2:]
+    assert sorted(json.loads(out[1].stdout)["data"]) == sorted(largest)
+
+    hists = {lab: Histogram.from_values([h.v for h in reps[2].hits if h.label == lab]) for lab in LABELS}
+    biggest = max(LABELS, key=lambda lab: (hists[lab].total, lab))
+    assert out[2].stdout == render_hist("@", {biggest: hists[biggest]})
+
+
+def test_version(cli):
+    res = cli("--version")
+    assert (res.returncode, res.stdout, res.stderr) == (0, f"pyusdt {pyusdt.__version__}\n", "")
 
 
 WHERE_CASES = {

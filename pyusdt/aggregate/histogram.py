@@ -498,8 +498,9 @@ def _key_bytes(key: Key) -> bytes:
     return b"".join(_elem_bytes(e) for e in elems)
 
 
-def _ordered(items: Mapping[Key, Any], sort_value: Callable[[Any], Any]) -> list[tuple[Key, Any]]:
-    """Keys in key-byte order, then stably by sort_value ascending."""
+def bpftrace_order(items: Mapping[Key, Any], sort_value: Callable[[Any], Any]) -> list[tuple[Key, Any]]:
+    """(key, value) pairs as bpftrace prints a map: in key-byte order, then
+    stably by sort_value ascending (the largest last)."""
     by_key = sorted(items.items(), key=lambda kv: _key_bytes(kv[0]))
     return sorted(by_key, key=lambda kv: sort_value(kv[1]))
 
@@ -522,7 +523,7 @@ def render_hist(name: str, hists: Mapping[Key, Histogram]) -> str:
     head = _map_name(name)
     blocks = [
         f"{head}{_key_text(key)}: \n{hist.rows()}"
-        for key, hist in _ordered(hists, lambda h: h.total)
+        for key, hist in bpftrace_order(hists, lambda h: h.total)
     ]
     return "\n".join(blocks) + "\n"
 
@@ -561,11 +562,11 @@ def render_scalar(
             count, total = (int(x) for x in v)
             return _c_div(total, count) if count else 0
 
-        for key, v in _ordered(values, avg):
+        for key, v in bpftrace_order(values, avg):
             a = avg(v)
             text = f"count {int(v[0])}, average {a}, total {int(v[1])}" if kind == "stats" else str(a)
             lines.append(f"{head}{_key_text(key)}: {text}")
         return "\n".join(lines) + "\n\n"
-    for key, v in _ordered(values, int):
+    for key, v in bpftrace_order(values, int):
         lines.append(f"{head}{_key_text(key)}: {int(v)}")
     return "\n".join(lines) + "\n"

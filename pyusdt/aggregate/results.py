@@ -4,14 +4,13 @@ the counters of everything filtered out or lost, and bpftrace-identical text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import numpy as np
 
 from pyusdt import _native
 from pyusdt.aggregate.frame import aggregation_to_pandas
-from pyusdt.aggregate.histogram import Histogram, render_hist, render_scalar
-from pyusdt.aggregate.histogram import Key as HistKey
+from pyusdt.aggregate.histogram import Histogram, Key, bpftrace_order, render_hist, render_scalar
 from pyusdt.aggregate.specs import Aggregate, Arg, Latency
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
@@ -57,8 +56,6 @@ class Counters:
         return max(0, self.starts - self.matched - self.pending)
 
 
-# A decoded key: none, an integer argument, a string (argument, comm, probe name).
-Key = Union[None, int, str]
 
 
 class AggregationResult:
@@ -112,7 +109,7 @@ class AggregationResult:
         kind = "linear" if self.kind == "lhist" else "log2"
         return Histogram(self._buckets.get(key, {}), kind=kind, lmin=lmin, lmax=lmax, step=step)
 
-    def histograms(self) -> Dict[HistKey, Histogram]:
+    def histograms(self) -> Dict[Key, Histogram]:
         return {k: self.hist(k) for k in self._buckets}
 
     def stats(self, key: Key = None) -> Stats:
@@ -149,22 +146,38 @@ class AggregationResult:
                 out._stats[k] = Stats(s.count - p.count, s.sum - p.sum, s.min, s.max)
         return out
 
-    def render(self, name: str = "@") -> str:
-        """Text as bpftrace prints the same map."""
+    def top_keys(self, n: Optional[int] = None) -> list[Key]:
+        """The keys in the order bpftrace prints them (the largest value, or
+        total count of a histogram, last); with `n`, the last n only, as
+        bpftrace's print(@map, n) shows them."""
         if self.kind in ("hist", "lhist"):
-            return render_hist(name, self.histograms())
+            sizes: dict[Key, int] = {k: sum(b.values()) for k, b in self._buckets.items()}
+        else:
+            sizes = {k: self.value(k) for k in self._stats}
+        order = [k for k, _ in bpftrace_order(sizes, int)]
+        return order if n is None else order[max(0, len(order) - n):]
+
+    def render(self, name: str = "@", top: Optional[int] = None) -> str:
+        """Text as bpftrace prints the same map; with `top`, only the `top`
+        keys printed last (the largest), as bpftrace's print(@map, top)."""
+        keys = set(self.top_keys(top))
+        if self.kind in ("hist", "lhist"):
+            return render_hist(name, {k: h for k, h in self.histograms().items() if k in keys})
         if self.kind in ("avg", "stats"):
-            return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items()}, self.kind)
-        return render_scalar(name, {k: self.value(k) for k in self._stats}, self.kind)
+            return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items() if k in keys},
+                                 self.kind)
+        return render_scalar(name, {k: self.value(k) for k in self._stats if k in keys}, self.kind)
 
     def to_pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (pyusdt.aggregate.frame); needs pandas."""
         return aggregation_to_pandas(self)
 
-    def to_json(self) -> dict[str, Any]:
-        """The same data as plain JSON types: per key, histogram or stats."""
+    def to_json(self, top: Optional[int] = None) -> dict[str, Any]:
+        """The same data as plain JSON types: per key, histogram or stats
+        (with `top`, the keys render(top=...) prints)."""
         data: dict[str, Any] = {}
-        for k in self.keys:
+        shown = set(self.top_keys(top))
+        for k in (k for k in self.keys if k in shown):
             entry: dict[str, Any] = {}
             if k in self._buckets:
                 entry["hist"] = self.hist(k).to_json()

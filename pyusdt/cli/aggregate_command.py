@@ -95,7 +95,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-interval", action="store_true",
                    help="with --interval, print what each interval added (min/max stay cumulative)")
     p.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text as bpftrace prints maps, or a JSON object per print")
+    p.add_argument("--top", type=int, metavar="N",
+                   help="print only the N keys with the largest values, as bpftrace's print(@, N)")
     p.add_argument("--max-keys", type=int, default=10240, help="rows per aggregation map")
 
 
@@ -178,6 +181,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         limits.DIVISOR.check(args.divisor, "--divisor")
     if getattr(args, "max_pending", None) is not None:
         limits.MAP_ENTRIES.check(args.max_pending, "--max-pending")
+    if args.top is not None:
+        limits.MAP_ENTRIES.check(args.top, "--top")
 
 
 def cmd_aggregate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -230,12 +235,15 @@ def _counters_line(result: AggregationResult) -> str:
 def _emit(result: AggregationResult, args: argparse.Namespace, final: bool) -> None:
     if args.format == "json":
         sys.stdout.write(json.dumps({"time_ns": time.monotonic_ns(), "final": final,
-                                     **result.to_json()}) + "\n")
+                                     **result.to_json(args.top)}) + "\n")
     else:
         if not final:
             sys.stdout.write(time.strftime("%H:%M:%S\n"))
-        sys.stdout.write(result.render("@"))
+        sys.stdout.write(result.render("@", args.top))
     sys.stdout.flush()
+    hidden = len(result.keys) - args.top if args.top is not None else 0
+    if hidden > 0:  # said on stderr, so that stdout stays the map as bpftrace prints it
+        print(f"pyusdt: {hidden} more key(s) not printed (--top {args.top})", file=sys.stderr)
 
 
 def _draw(final: AggregationResult, heat: Optional[Heatmap], args: argparse.Namespace) -> None:

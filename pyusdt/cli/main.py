@@ -14,6 +14,7 @@ import warnings
 from types import FrameType
 from typing import NoReturn, Optional, Sequence, TextIO, Union
 
+from pyusdt import __version__
 from pyusdt.cli import aggregate_command, demo_command, list_command, trace_command
 from pyusdt.cli.targets import Terminated
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
@@ -41,6 +42,7 @@ class Parser(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="pyusdt", description="USDT tracing with eBPF")
+    parser.add_argument("--version", action="version", version=f"pyusdt {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     list_command.add_command(sub)

@@ -38,8 +38,10 @@ def add_command(sub: Subcommands) -> None:
                          help="read argument N (0-based) as a string; repeatable")
     p_trace.add_argument("--str-len", type=int, default=_native.DEFAULT_STR_LEN,
                          help=f"bytes read per string, NUL included (default {_native.DEFAULT_STR_LEN})")
-    p_trace.add_argument("--format", choices=["text", "jsonl"],
-                         help="stdout format (default text)")
+    # "json", as the aggregating commands spell it (one object per line);
+    # "jsonl" is still taken.
+    p_trace.add_argument("--format", choices=["text", "json", "jsonl"],
+                         help="stdout format: text (the default) or json, a JSON object per event")
     p_trace.add_argument("-o", "--output", metavar="FILE",
                          help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
                               ".jsonl, one row per event (columns: see pyusdt.trace.columns)")
@@ -171,7 +173,7 @@ def _stdout_writer() -> Callable[[str], None]:
 
 def _trace_to_stdout(tracer: Tracer, args: argparse.Namespace, stop: StopSignals,
                      on_loss: Callable[[LossReport], None]) -> None:
-    fmt = event_json if args.format == "jsonl" else event_text
+    fmt = event_json if args.format in ("json", "jsonl") else event_text
     write_text = _stdout_writer()
 
     def write(batch: EventBatch) -> None:
