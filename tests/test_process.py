@@ -233,3 +233,48 @@ def test_cli_command_ends_with_the_command(bpf, cli, semprog):
                       "0 unreadable arguments")
     assert err[2].split() == ["procsem:burst", "6", "events", os.path.realpath(semprog)]
     assert len(err) == 3
+
+
+@pytest.fixture(scope="module")
+def fork_worker(build):
+    return build("fork_worker.c", "fork_worker")
+
+
+@pytest.mark.parametrize("command", ["trace", "count"])
+def test_no_hits_in_the_parent_hints_at_follow(bpf, fork_worker, command):
+    """-p PARENT without -f, the work done in a child: no hit, and one line
+    naming the child that maps the traced file and -f; with -f, the hits."""
+    proc = Child([fork_worker, "3"])
+    try:
+        parent = int(proc.readline().split()[1])
+        child = int(proc.readline().split()[1])
+        for follow in ((), ("-f",)):
+            cli = Cli(command, "-p", parent, "fork_worker:work", *follow)
+            cli.wait_tracing() if command == "trace" else wait_aggregating(cli)
+            proc.send()
+            assert proc.readline() == "worked 3"
+            cli.p.send_signal(2)  # Ctrl-C
+            assert cli.wait(60) == 0, cli.err
+            hint = (f"pyusdt: hint: no hits in process {parent}, but 1 process(es) it forked ({child}) "
+                    "map the traced file(s): -f (--follow-forks) traces them too")
+            if follow:
+                assert hint not in cli.err
+                if command == "count":
+                    assert cli.out == ["@[fork_worker:work]: 3"]
+                else:
+                    fields = [line.split() for line in cli.out]  # ts pid/tid cpuN probe args
+                    assert [(f[1], f[3], f[4]) for f in fields] == [
+                        (f"{child}/{child}", "fork_worker:work", f"arg0={i}") for i in range(3)]
+            else:
+                assert hint in cli.err
+                assert [line for line in cli.out if line.strip()] == []
+    finally:
+        proc.kill()
+
+
+def wait_aggregating(cli: Cli, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not any(line.startswith("pyusdt: aggregating ") for line in cli.err):
+        assert cli.p.poll() is None, cli.err
+        assert time.monotonic() < deadline, "pyusdt did not start aggregating"
+        time.sleep(0.02)

@@ -21,6 +21,7 @@ from pyusdt.cli.targets import (
     Target,
     add_target_args,
     close_quickly,
+    show_follow_hint,
     show_unmatched,
     show_waiting,
     show_warnings,
@@ -299,6 +300,7 @@ def _run(tracer: Tracer, spec: Union[Aggregate, Latency], args: argparse.Namespa
     if args.pid is not None and tracer.done:
         # A normal end, as bpftrace's: the output is complete (exit 0).
         print(f"pyusdt: process {args.pid} exited during the trace", file=sys.stderr)
+    show_follow_hint(tracer, args)
     never = show_unmatched(tracer)
     close_quickly(tracer)
     return never

@@ -7,8 +7,10 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 from pyusdt.aggregate.specs import Latency
-from pyusdt.errors import ConfigError
+from pyusdt.discover.process import descendants, process_objects
+from pyusdt.errors import ConfigError, PyusdtError
 from pyusdt.trace.launcher import HeldProcess
+from pyusdt.trace.requests import inode_keys
 from pyusdt.trace.tracer import Tracer
 
 # The subcommands of the top-level parser, as each command module adds its own
@@ -48,6 +50,32 @@ def show_warnings(tracer: Tracer) -> None:
     """The tracer's warnings not shown yet, one line each on stderr."""
     for w in tracer.take_warnings():
         print(f"pyusdt: warning: {w}", file=sys.stderr)
+
+
+# Child processes a hint names at most (a server has many).
+MAX_CHILDREN_NAMED = 5
+
+
+def show_follow_hint(tracer: Tracer, args: argparse.Namespace) -> None:
+    """-p P without -f saw no hit, while processes P forked map what was
+    attached (a server whose workers do the work): say that -f traces them."""
+    if args.pid is None or getattr(args, "follow_forks", False) or any(s.hits for s in tracer.stats()):
+        return
+    traced = tracer.traced_files
+    mapping = []
+    for child in descendants(args.pid):
+        try:
+            objects = process_objects(child)
+        except PyusdtError:
+            continue  # exited meanwhile, or not ours to read
+        if traced & inode_keys(o.open_path for o in objects):
+            mapping.append(child)
+    if not mapping:
+        return
+    named = ", ".join(map(str, mapping[:MAX_CHILDREN_NAMED]))
+    more = f" and {len(mapping) - MAX_CHILDREN_NAMED} more" if len(mapping) > MAX_CHILDREN_NAMED else ""
+    print(f"pyusdt: hint: no hits in process {args.pid}, but {len(mapping)} process(es) it forked "
+          f"({named}{more}) map the traced file(s): -f (--follow-forks) traces them too", file=sys.stderr)
 
 
 def close_quickly(tracer: Tracer) -> None:

@@ -97,3 +97,25 @@ def _check_map_files_access(obj: MappedObject) -> None:
                              "root") from None
     except OSError:
         pass  # that mapping went away: the others are read as usual
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` forked, theirs, and so on, from /proc, in pid order."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:  # comm may hold any bytes, ')' too
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found.extend(kids)
+        todo.extend(kids)
+    return sorted(found)
+

@@ -56,6 +56,10 @@ class Attacher:
         # The last probe id is the dynamic linker's notification site's.
         self.loader = LoaderHook(session, max_probe_ids)
 
+    def traced_files(self) -> set[InodeKey]:
+        """The files with a site attached."""
+        return {inode for inode, _, _ in self._attached}
+
     def agg_id(self, spec: Union[Aggregate, Latency]) -> int:
         """This tracer's number for an aggregation spec (specs are matched by
         identity, so one spec object can serve several tracers)."""

@@ -367,6 +367,11 @@ class Tracer:
         return len({(tp.probe.path, tp.fullname) for tp in self._attacher.probes if tp.probe_id in linked})
 
     @property
+    def traced_files(self) -> set[tuple[int, int]]:
+        """(st_dev, st_ino) of every file with a probe site attached."""
+        return self._attacher.traced_files()
+
+    @property
     def dtype(self) -> np.dtype:
         """The numpy dtype of the batches this tracer delivers."""
         dtype: np.dtype = self._require_session().dtype
