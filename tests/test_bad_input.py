@@ -398,6 +398,7 @@ TRACE = [
     *_pid_target("trace"),
     (("-o", "{dir}/t.csv", "--format", "jsonl"),
      usage("trace", "--format is for stdout: with --output the file's extension gives the format")),
+    (("-o", "{dir}/t.csv", "-T"), usage("trace", "--wall-time is for stdout: a file has a time column")),
 ]
 
 NUMBER_CASES = (

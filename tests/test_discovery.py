@@ -3,10 +3,12 @@ and JSON), probes_at_path / probes_in_process, and `trace --format jsonl`,
 all checked field by field against readelf and the values fired."""
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -214,6 +216,35 @@ def test_trace_jsonl(bpf, cli, xcheck, spelling):
     assert len({o["pid"] for o in objs}) == 1
     ts = [o["ts_ns"] for o in objs]
     assert ts == sorted(ts) and ts[0] > 0
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_trace_wall_time(bpf, cli, xcheck, fmt):
+    """-T: each event's UTC time, from its kernel timestamp and one measured
+    offset (the same for every line), within the run as the test saw it."""
+    before = time.time_ns()
+    res = cli("trace", "-c", f"{xcheck} 4", "xcheck:point", "-T", "--format", fmt)
+    after = time.time_ns()
+    assert res.returncode == 0, res.stderr
+    if fmt == "json":
+        objs = [json.loads(line) for line in res.stdout.splitlines()]
+        assert [list(o)[:2] for o in objs] == [["time", "ts_ns"]] * 4
+        stamps = [(o["time"], o["ts_ns"]) for o in objs]
+    else:
+        fields = [line.split() for line in res.stdout.splitlines()]
+        assert [f[5:] for f in fields] == [[f"arg0={i}", f"arg1={i * i - 50}", f"arg2={-i * 1000003}"]
+                                           for i in range(4)]
+        stamps = [(f[0], int(f[1])) for f in fields]
+    walls = [utc_ns(text) for text, _ in stamps]
+    assert all(before <= w <= after for w in walls), (before, walls, after)
+    assert len({w - ts for w, (_, ts) in zip(walls, stamps)}) == 1
+
+
+def utc_ns(text: str) -> int:
+    """'2026-12-02T07:30:00.123456789Z' as nanoseconds since the epoch."""
+    head, frac = text.rstrip("Z").split(".")
+    secs = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1_000_000_000 + int(frac)
 
 
 def test_trace_jsonl_big_values(bpf, cli, widths, tmp_path):

@@ -21,6 +21,7 @@ from pyusdt.cli.targets import (
     split_target,
 )
 from pyusdt.export.text import event_json, event_text, summary
+from pyusdt.trace.columns import wall_clock_offset_ns
 from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loop import stream
 from pyusdt.trace.loss_report import LossReport
@@ -43,6 +44,8 @@ def add_command(sub: Subcommands) -> None:
     # "jsonl" is still taken.
     p_trace.add_argument("--format", choices=["text", "json", "jsonl"],
                          help="stdout format: text (the default) or json, a JSON object per event")
+    p_trace.add_argument("-T", "--wall-time", action="store_true",
+                         help="start each line with the hit's wall-clock time, UTC (json: a \"time\" field)")
     p_trace.add_argument("-o", "--output", metavar="FILE",
                          help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
                               ".jsonl, one row per event (columns: see pyusdt.trace.columns)")
@@ -84,6 +87,8 @@ def cmd_trace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.output is not None:
         if args.format is not None:
             parser.error("--format is for stdout: with --output the file's extension gives the format")
+        if args.wall_time:
+            parser.error("--wall-time is for stdout: a file has a time column")
         from pyusdt.export.files import EventWriter
 
         writer = EventWriter(args.output)  # every output error before anything is attached
@@ -176,11 +181,14 @@ def _stdout_writer() -> Callable[[str], None]:
 def _trace_to_stdout(tracer: Tracer, args: argparse.Namespace, stop: StopSignals,
                      on_loss: Callable[[LossReport], None]) -> None:
     fmt = event_json if args.format in ("json", "jsonl") else event_text
+    # The kernel stamps CLOCK_MONOTONIC; the offset to UTC is measured once,
+    # as the tables and files measure it (pyusdt.trace.columns).
+    wall = wall_clock_offset_ns() if args.wall_time else None
     write_text = _stdout_writer()
 
     def write(batch: EventBatch) -> None:
         if len(batch):
-            write_text("".join(fmt(e) + "\n" for e in batch))
+            write_text("".join(fmt(e, wall) + "\n" for e in batch))
 
     try:
         stream(tracer, write, stop, duration=args.duration, max_events=TEXT_BATCH_EVENTS, on_loss=on_loss)

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 
 from pyusdt.errors import OutputError
 from pyusdt.export.paths import OutputPath
+from pyusdt.export.text import iso_times
 from pyusdt.extras import require
 from pyusdt.trace.columns import Decoded, Layout, decode, decoded_to_arrow
 from pyusdt.trace.events import EventBatch, TracedProbe
@@ -73,23 +74,11 @@ def format_of(path: OutputPath) -> str:
     return FORMATS[ext]
 
 
-def _iso_times(ns_values: Iterable[int]) -> List[str]:
-    """ISO 8601 UTC times with nanoseconds ('...T12:00:00.123456789Z')."""
-    out: List[str] = []
-    cache: Dict[int, str] = {}  # second -> its text
-    for ns in ns_values:
-        sec, frac = divmod(ns, 1_000_000_000)
-        head = cache.get(sec)
-        if head is None:
-            head = cache[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        out.append(f"{head}.{frac:09d}Z")
-    return out
-
 
 def _rows(d: Decoded) -> Tuple[List[str], Iterable[Tuple[object, ...]]]:
     """Column names and row tuples of plain Python values (None for null)."""
     cats = d.layout.categories
-    cols: List[List[Any]] = [_iso_times(d.time.tolist()), d.ts_ns.tolist(), [cats[c] for c in d.codes.tolist()],
+    cols: List[List[Any]] = [iso_times(d.time.tolist()), d.ts_ns.tolist(), [cats[c] for c in d.codes.tolist()],
                   d.pid.tolist(), d.tid.tolist(), d.cpu.tolist()]
     for _col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         cols.append([v if good else None for v, good in zip(vals.tolist(), ok.tolist())])

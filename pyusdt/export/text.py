@@ -2,11 +2,25 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable, TextIO
+import time
+from typing import Iterable, Optional, TextIO
 
 from pyusdt.discover.probes import ArgSpec, Probe
 from pyusdt.trace.events import Event
 from pyusdt.trace.results import ProbeStats
+
+
+def iso_times(ns_values: Iterable[int]) -> list[str]:
+    """ISO 8601 UTC times with nanoseconds ('...T12:00:00.123456789Z')."""
+    out: list[str] = []
+    cache: dict[int, str] = {}  # second -> its text
+    for ns in ns_values:
+        sec, frac = divmod(ns, 1_000_000_000)
+        head = cache.get(sec)
+        if head is None:
+            head = cache[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        out.append(f"{head}.{frac:09d}Z")
+    return out
 
 
 def _arg_text(e: Event, name: str, i: int, value: object) -> str:
@@ -17,14 +31,21 @@ def _arg_text(e: Event, name: str, i: int, value: object) -> str:
     return f"{name}={value}"
 
 
-def event_text(e: Event) -> str:
+def event_text(e: Event, wall_offset_ns: Optional[int] = None) -> str:
+    """`ts_ns pid/tid cpuN provider:name arg0=... ...`; with `wall_offset_ns`
+    (CLOCK_REALTIME - CLOCK_MONOTONIC), the UTC time of the hit first."""
     names = e.probe.probe.arg_names
     args = " ".join(_arg_text(e, names[i], i, v) for i, v in enumerate(e.args))
-    return f"{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu} {e.probe.fullname} {args}".rstrip()
+    wall = "" if wall_offset_ns is None else iso_times([e.ts_ns + wall_offset_ns])[0] + " "
+    return f"{wall}{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu} {e.probe.fullname} {args}".rstrip()
 
 
-def event_json(e: Event) -> str:
-    obj = {
+def event_json(e: Event, wall_offset_ns: Optional[int] = None) -> str:
+    """One JSON object; with `wall_offset_ns`, a "time" field (UTC) first."""
+    obj: dict[str, object] = {}
+    if wall_offset_ns is not None:
+        obj["time"] = iso_times([e.ts_ns + wall_offset_ns])[0]
+    obj.update({
         "ts_ns": e.ts_ns,
         "pid": e.pid,
         "tid": e.tid,
@@ -32,7 +53,7 @@ def event_json(e: Event) -> str:
         "provider": e.probe.probe.provider,
         "probe": e.probe.probe.name,
         "args": [None if i in e.read_failed else v for i, v in enumerate(e.args)],
-    }
+    })
     if e.probe.probe.described:
         obj["arg_names"] = e.probe.probe.arg_names
     if e.truncated:
