@@ -156,6 +156,48 @@ def test_same_text_as_bpftrace(bpftrace_maps, pyusdt_maps, args, bt_map, call):
     assert stderr_lines(res)[1] == counters_line(N)
 
 
+@pytest.fixture(scope="module")
+def bpftrace_json_maps(bpftrace, prog, tmp_path_factory):
+    """bpftrace -f json on the same workload: each map's line, by map name."""
+    report = tmp_path_factory.mktemp("btjson") / "report.txt"
+    body = " ".join(f"{m} = {call};" for _, m, call in SAME_AS_BPFTRACE)
+    res = subprocess.run([bpftrace, "-f", "json", "-e", f"usdt:{prog}:agg:value {{ {body} }}",
+                          "-c", f"{prog} -r {ROUNDS} -o {report}"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    maps = {next(iter(o["data"])): o for o in objs if o["type"] != "attached_probes"}
+    return maps, read_report(report)
+
+
+@pytest.fixture(scope="module")
+def pyusdt_json_maps(cli, prog, bpf, tmp_path_factory):
+    d = tmp_path_factory.mktemp("jsoncmds")
+    argvs = [(args[0], "-c", f"{prog} -r {ROUNDS} -o {d / f'report{i}.txt'}", "agg:value", *args[1:],
+              "--format", "bpftrace-json")
+             for i, (args, _, _) in enumerate(SAME_AS_BPFTRACE)]
+    results = run_many(cli, argvs)
+    return {args: (res, read_report(d / f"report{i}.txt"))
+            for i, ((args, _, _), res) in enumerate(zip(SAME_AS_BPFTRACE, results))}
+
+
+@pytest.mark.parametrize("args,bt_map,call", SAME_AS_BPFTRACE, ids=[" ".join(a) for a, _, _ in SAME_AS_BPFTRACE])
+def test_same_json_as_bpftrace(bpftrace_json_maps, pyusdt_json_maps, args, bt_map, call):
+    """--format bpftrace-json: the line bpftrace -f json prints for the same
+    map, keys in the same order."""
+    maps, bt_report = bpftrace_json_maps
+    res, report = pyusdt_json_maps[args]
+    check_ok(res)
+    assert report.hits == bt_report.hits  # the same hits under both
+    ours = json.loads(res.stdout)
+    name = _map_name(bt_map)
+    ours["data"] = {name: ours["data"]["@"]}
+    theirs = maps[name]
+    assert ours == theirs
+    if isinstance(theirs["data"][name], dict):
+        assert list(ours["data"][name]) == list(theirs["data"][name])  # the same order
+
+
 def test_scalar_text_equals_the_workload(pyusdt_maps):
     """count / sum / avg / stats, plain and by label, are the workload's own numbers."""
     res = {args: r.stdout for args, (r, _) in pyusdt_maps.items()}

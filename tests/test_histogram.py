@@ -345,3 +345,20 @@ def test_render_scalar_formats():
     assert render_scalar("c", {}) == "\n"
     with pytest.raises(ValueError):
         render_scalar("c", {None: 1}, "hist")
+
+
+def test_bpftrace_json_buckets():
+    """Histogram.bpftrace_json: what bpftrace 0.17 -f json printed for
+    `@h = hist(-5); @h = hist(0); @h = hist(1)` and for lhist(0, 100, 10) of
+    -3, 150 and 55 (open ends without min or max; from the first non-empty
+    bucket to the last)."""
+    assert Histogram.from_values([-5, 0, 1]).bpftrace_json() == [
+        {"max": -1, "count": 1}, {"min": 0, "max": 0, "count": 1}, {"min": 1, "max": 1, "count": 1}]
+    lin = Histogram.from_values([-3, 150, 55], "linear", 0, 100, 10).bpftrace_json()
+    assert lin == [{"max": -1, "count": 1}] + [
+        {"min": lo, "max": lo + 9, "count": int(lo == 50)} for lo in range(0, 100, 10)] + [
+        {"min": 100, "count": 1}]
+    assert Histogram.from_values([5, 100]).bpftrace_json() == [
+        {"min": 4, "max": 7, "count": 1}, {"min": 8, "max": 15, "count": 0}, {"min": 16, "max": 31, "count": 0},
+        {"min": 32, "max": 63, "count": 0}, {"min": 64, "max": 127, "count": 1}]
+    assert Histogram({}).bpftrace_json() == []

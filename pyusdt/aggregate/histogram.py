@@ -410,6 +410,33 @@ class Histogram:
             return math.nan
         return float(self._upper[nz[-1]])
 
+    def bpftrace_json(self) -> list[dict[str, int]]:
+        """The buckets as bpftrace's -f json lists them: from the first
+        non-empty one to the last, each {"min", "max", "count"} with exact
+        integer bounds, "min" left out below the range and "max" above it."""
+        nz = np.flatnonzero(self._counts)
+        out: list[dict[str, int]] = []
+        for i in range(int(nz[0]), int(nz[-1]) + 1) if len(nz) else ():
+            lo, hi = self._exact_bounds(i)
+            bucket = {} if lo is None else {"min": lo}
+            if hi is not None:
+                bucket["max"] = hi
+            bucket["count"] = int(self._counts[i])
+            out.append(bucket)
+        return out
+
+    def _exact_bounds(self, i: int) -> tuple[Optional[int], Optional[int]]:
+        """Bucket i's inclusive integer bounds (None: open at that end)."""
+        if self.kind == "log2":
+            return (None, -1) if i == 0 else (0, 0) if i == 1 else (1 << (i - 2), (1 << (i - 1)) - 1)
+        assert self.lmin is not None and self.lmax is not None and self.step is not None
+        last = len(self._counts) - 1
+        if i == 0:
+            return None, self.lmin - 1
+        if i == last:  # bpftrace names it by max, also when (max - min) / step has a remainder
+            return self.lmax, None
+        return self.lmin + (i - 1) * self.step, self.lmin + i * self.step - 1
+
     # -- output
 
     def rows(self) -> str:
@@ -478,6 +505,12 @@ def _key_text(key: Key) -> str:
         return ""
     elems = key if isinstance(key, tuple) else (key,)
     return "[" + ", ".join(str(e) for e in elems) + "]"
+
+
+def json_key(key: Key) -> str:
+    """A key as bpftrace's -f json names it: elements joined by ","."""
+    elems = key if isinstance(key, tuple) else (key,)
+    return ",".join(str(e) for e in elems)
 
 
 def _elem_bytes(e: Union[int, str, bytes]) -> bytes:

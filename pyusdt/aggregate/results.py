@@ -10,7 +10,7 @@ import numpy as np
 
 from pyusdt import _native
 from pyusdt.aggregate.frame import aggregation_to_pandas
-from pyusdt.aggregate.histogram import Histogram, Key, bpftrace_order, render_hist, render_scalar
+from pyusdt.aggregate.histogram import Histogram, Key, bpftrace_order, json_key, render_hist, render_scalar
 from pyusdt.aggregate.specs import Aggregate, Arg, Latency
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
@@ -167,6 +167,24 @@ class AggregationResult:
             return render_scalar(name, {k: (s.count, s.sum) for k, s in self._stats.items() if k in keys},
                                  self.kind)
         return render_scalar(name, {k: self.value(k) for k in self._stats if k in keys}, self.kind)
+
+    def to_bpftrace_json(self, name: str = "@", top: Optional[int] = None) -> dict[str, Any]:
+        """The map as bpftrace -f json prints it at exit: {"type": "hist" |
+        "map" | "stats", "data": {name: ...}}, keys in print order, as text
+        strings (several joined by ","); with `top`, as render(top=...)."""
+        keys = self.top_keys(top)
+        keyed = self._agg.key is not None
+        values: dict[Key, Any]
+        if self.kind in ("hist", "lhist"):
+            kind, values = "hist", {k: self.hist(k).bpftrace_json() for k in keys}
+        elif self.kind == "stats":
+            kind = "stats"
+            values = {k: {"count": s.count, "average": s.avg, "total": s.sum}
+                      for k, s in ((k, self.stats(k)) for k in keys)}
+        else:  # avg is a "stats" map to bpftrace, with the average alone
+            kind, values = ("stats" if self.kind == "avg" else "map"), {k: self.value(k) for k in keys}
+        data: Any = {json_key(k): v for k, v in values.items()} if keyed else values.get(None, 0)
+        return {"type": kind, "data": {name: data}}
 
     def to_pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (pyusdt.aggregate.frame); needs pandas."""
