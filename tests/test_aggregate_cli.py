@@ -113,14 +113,20 @@ def split_maps(text: str, names: list) -> dict:
     return {name: text[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
 
 
-@pytest.fixture(scope="module")
-def bpftrace_maps(bpftrace, prog, tmp_path_factory):
-    report = tmp_path_factory.mktemp("bt") / "report.txt"
+def run_bpftrace(bpftrace, prog, report: Path, *options: str) -> subprocess.CompletedProcess:
+    """bpftrace with every map of SAME_AS_BPFTRACE, on the workload."""
     body = " ".join(f"{m} = {call};" for _, m, call in SAME_AS_BPFTRACE)
-    res = subprocess.run([bpftrace, "-e", f"usdt:{prog}:agg:value {{ {body} }}",
+    res = subprocess.run([bpftrace, *options, "-e", f"usdt:{prog}:agg:value {{ {body} }}",
                           "-c", f"{prog} -r {ROUNDS} -o {report}"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+    return res
+
+
+@pytest.fixture(scope="module")
+def bpftrace_maps(bpftrace, prog, tmp_path_factory):
+    report = tmp_path_factory.mktemp("bt") / "report.txt"
+    res = run_bpftrace(bpftrace, prog, report)
     head = "Attaching 1 probe...\n\n\n"
     assert res.stdout.startswith(head), res.stdout[:300]
     names = sorted({_map_name(m) for _, m, _ in SAME_AS_BPFTRACE})
@@ -133,15 +139,19 @@ def renamed(text: str, name: str) -> str:
                    for line in text.splitlines(keepends=True))
 
 
-@pytest.fixture(scope="module")
-def pyusdt_maps(cli, prog, bpf, tmp_path_factory):
-    """Every command of SAME_AS_BPFTRACE, run on the same workload."""
-    d = tmp_path_factory.mktemp("cmds")
-    argvs = [(args[0], "-c", f"{prog} -r {ROUNDS} -o {d / f'report{i}.txt'}", "agg:value", *args[1:])
+def run_same_as_bpftrace(cli, prog, d: Path, *extra: str) -> dict:
+    """Every command of SAME_AS_BPFTRACE (with `extra` options), each on the
+    workload: {its args: (result, the workload's report)}."""
+    argvs = [(args[0], "-c", f"{prog} -r {ROUNDS} -o {d / f'report{i}.txt'}", "agg:value", *args[1:], *extra)
              for i, (args, _, _) in enumerate(SAME_AS_BPFTRACE)]
     results = run_many(cli, argvs)
     return {args: (res, read_report(d / f"report{i}.txt"))
             for i, ((args, _, _), res) in enumerate(zip(SAME_AS_BPFTRACE, results))}
+
+
+@pytest.fixture(scope="module")
+def pyusdt_maps(cli, prog, bpf, tmp_path_factory):
+    return run_same_as_bpftrace(cli, prog, tmp_path_factory.mktemp("cmds"))
 
 
 @pytest.mark.parametrize("args,bt_map,call", SAME_AS_BPFTRACE, ids=[" ".join(a) for a, _, _ in SAME_AS_BPFTRACE])
@@ -160,11 +170,7 @@ def test_same_text_as_bpftrace(bpftrace_maps, pyusdt_maps, args, bt_map, call):
 def bpftrace_json_maps(bpftrace, prog, tmp_path_factory):
     """bpftrace -f json on the same workload: each map's line, by map name."""
     report = tmp_path_factory.mktemp("btjson") / "report.txt"
-    body = " ".join(f"{m} = {call};" for _, m, call in SAME_AS_BPFTRACE)
-    res = subprocess.run([bpftrace, "-f", "json", "-e", f"usdt:{prog}:agg:value {{ {body} }}",
-                          "-c", f"{prog} -r {ROUNDS} -o {report}"],
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
+    res = run_bpftrace(bpftrace, prog, report, "-f", "json")
     objs = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
     maps = {next(iter(o["data"])): o for o in objs if o["type"] != "attached_probes"}
     return maps, read_report(report)
@@ -172,13 +178,7 @@ def bpftrace_json_maps(bpftrace, prog, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pyusdt_json_maps(cli, prog, bpf, tmp_path_factory):
-    d = tmp_path_factory.mktemp("jsoncmds")
-    argvs = [(args[0], "-c", f"{prog} -r {ROUNDS} -o {d / f'report{i}.txt'}", "agg:value", *args[1:],
-              "--format", "bpftrace-json")
-             for i, (args, _, _) in enumerate(SAME_AS_BPFTRACE)]
-    results = run_many(cli, argvs)
-    return {args: (res, read_report(d / f"report{i}.txt"))
-            for i, ((args, _, _), res) in enumerate(zip(SAME_AS_BPFTRACE, results))}
+    return run_same_as_bpftrace(cli, prog, tmp_path_factory.mktemp("jsoncmds"), "--format", "bpftrace-json")
 
 
 @pytest.mark.parametrize("args,bt_map,call", SAME_AS_BPFTRACE, ids=[" ".join(a) for a, _, _ in SAME_AS_BPFTRACE])
