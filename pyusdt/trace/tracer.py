@@ -131,7 +131,6 @@ class Tracer:
         self._attacher = Attacher(self.warnings, follow_children)
         self._watcher = ObjectWatcher(self._attacher, self._requests)
         self._reader = Reader(self._attacher, self._watcher)
-        self._session: Any = None  # _native.Session, from start()
         self._closed = False
         self._final_stats: Optional[list[ProbeStats]] = None
         self._final_aggs: Optional[list[AggregationResult]] = None
@@ -278,9 +277,8 @@ class Tracer:
                                wakeup_bytes=self.wakeup_bytes, wakeup_interval=self.wakeup_interval,
                                str_len=self.str_len, max_sites=self.max_sites, max_agg_keys=self.max_agg_keys,
                                uprobe_multi=self.uprobe_multi)
-        self._session = _native.Session(opts)
         # The last probe id is the dynamic linker's notification site's.
-        self._attacher.bind(self._session, opts.max_probes - 1)
+        self._attacher.bind(_native.Session(opts), opts.max_probes - 1)
         for req in self._requests:
             self._attacher.attach_checked(req)
         self._attacher.started = True
@@ -411,6 +409,11 @@ class Tracer:
         loader = self._attacher.loader
         sites: int = self._session.attached_sites
         return sites - (loader.sites if loader is not None else 0)
+
+    @property
+    def _session(self) -> Any:
+        """The _native.Session from start() (the attacher holds it), or None."""
+        return self._attacher.session
 
     def _require_session(self) -> Any:
         if self._closed:
