@@ -292,24 +292,9 @@ class Histogram:
         return cls(counts, kind, lmin, lmax, step)
 
     def _bounds(self) -> Tuple[np.ndarray, np.ndarray]:
-        size = len(self._counts)
-        lower = np.empty(size, dtype=np.float64)
-        upper = np.empty(size, dtype=np.float64)
-        if self.kind == "log2":
-            lower[0], upper[0] = -math.inf, -1.0
-            lower[1], upper[1] = 0.0, 0.0
-            for k in range(2, size):
-                lower[k] = float(1 << (k - 2))
-                upper[k] = float((1 << (k - 1)) - 1)
-        else:
-            lmin, step = self.lmin, self.step
-            assert lmin is not None and step is not None
-            n = size - 2
-            lower[0], upper[0] = -math.inf, float(lmin - 1)
-            for i in range(1, n + 1):
-                lower[i] = float(lmin + (i - 1) * step)
-                upper[i] = float(lmin + i * step - 1)
-            lower[n + 1], upper[n + 1] = float(lmin + n * step), math.inf
+        bounds = [self._int_bounds(i) for i in range(len(self._counts))]
+        lower = np.array([-math.inf if lo is None else float(lo) for lo, _ in bounds], dtype=np.float64)
+        upper = np.array([math.inf if hi is None else float(hi) for _, hi in bounds], dtype=np.float64)
         lower.flags.writeable = False
         upper.flags.writeable = False
         return lower, upper
@@ -416,8 +401,11 @@ class Histogram:
         integer bounds, "min" left out below the range and "max" above it."""
         nz = np.flatnonzero(self._counts)
         out: list[dict[str, int]] = []
+        last = len(self._counts) - 1
         for i in range(int(nz[0]), int(nz[-1]) + 1) if len(nz) else ():
-            lo, hi = self._exact_bounds(i)
+            lo, hi = self._int_bounds(i)
+            if self.kind == "linear" and i == last:
+                lo = self.lmax  # bpftrace names it by max, also when (max - min) / step has a remainder
             bucket = {} if lo is None else {"min": lo}
             if hi is not None:
                 bucket["max"] = hi
@@ -425,16 +413,16 @@ class Histogram:
             out.append(bucket)
         return out
 
-    def _exact_bounds(self, i: int) -> tuple[Optional[int], Optional[int]]:
+    def _int_bounds(self, i: int) -> tuple[Optional[int], Optional[int]]:
         """Bucket i's inclusive integer bounds (None: open at that end)."""
         if self.kind == "log2":
             return (None, -1) if i == 0 else (0, 0) if i == 1 else (1 << (i - 2), (1 << (i - 1)) - 1)
-        assert self.lmin is not None and self.lmax is not None and self.step is not None
+        assert self.lmin is not None and self.step is not None
         last = len(self._counts) - 1
         if i == 0:
             return None, self.lmin - 1
-        if i == last:  # bpftrace names it by max, also when (max - min) / step has a remainder
-            return self.lmax, None
+        if i == last:
+            return self.lmin + (last - 1) * self.step, None
         return self.lmin + (i - 1) * self.step, self.lmin + i * self.step - 1
 
     # -- output
