@@ -79,9 +79,10 @@ class Cli:
             dest.append(line.rstrip("\n"))
 
     def wait_tracing(self, timeout=20.0) -> None:
+        """Until pyusdt says it is tracing (or, for an aggregating command, aggregating)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(line.startswith("pyusdt: tracing ") for line in self.err):
+            if any(line.startswith(("pyusdt: tracing ", "pyusdt: aggregating ")) for line in self.err):
                 return
             if self.p.poll() is not None:
                 time.sleep(0.1)
@@ -156,3 +157,12 @@ def linked_sites(pid: int) -> int:
     uprobe_cnt, a perf-event link one."""
     return sum(int(lk["uprobe_cnt"]) if lk["link_type"] == "uprobe_multi" else lk["link_type"] == "perf"
                for lk in bpf_links(pid))
+
+
+def wait_until(cond, timeout=10.0, what="condition"):
+    """Polls `cond` until it holds; the timeout only turns a hang into a failure."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)

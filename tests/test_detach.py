@@ -31,7 +31,7 @@ import pytest
 from pyusdt import Tracer, probes_at_path
 
 from conftest import load_base, read_u16
-from proc_helpers import Cli, fdinfos, linked_sites
+from proc_helpers import Cli, fdinfos, linked_sites, wait_until
 
 # make test runs this module again on the routes of older kernels (pyproject.toml).
 pytestmark = pytest.mark.older_kernel_routes
@@ -108,14 +108,6 @@ def assert_detached(prog_ids: set, link_ids: set, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"still attached after the trace ended: programs {progs}, links {links}")
         time.sleep(0.05)
-
-
-def wait_until(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class Server:

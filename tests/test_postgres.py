@@ -21,6 +21,7 @@ from pyusdt import Tracer, probes_at_path
 
 from conftest import load_base, read_u16
 from pg import POSTGRES, PSQL_STARTUP_QUERIES, pg_cluster
+from proc_helpers import wait_until
 
 START, DONE = "postgresql:query__start", "postgresql:query__done"
 
@@ -206,9 +207,9 @@ def test_sites_with_different_specs(cluster, bpftrace):
     reader.start()
     try:
         wait_until(lambda: read_u16(cluster.postmaster_pid, semaphore) > 0 or bt.poll() is not None,
-                   "bpftrace attached")
+                   60, "bpftrace attached")
         cluster.run_sql(SORTS)
-        wait_until(lambda: len(lines) > len(SORT_STARTS) or bt.poll() is not None, "bpftrace's lines")
+        wait_until(lambda: len(lines) > len(SORT_STARTS) or bt.poll() is not None, 60, "bpftrace's lines")
     finally:
         bt.send_signal(signal.SIGINT)
         _, err = bt.communicate(timeout=60)
@@ -217,10 +218,3 @@ def test_sites_with_different_specs(cluster, bpftrace):
     theirs = [tuple(int(v) for v in line.split()) for line in lines[1:] if line.strip()]
     assert theirs == SORT_STARTS, err
 
-
-def wait_until(ready, what: str, limit: float = 60.0) -> None:
-    """Polls `ready`; the limit only turns a hang into a failure."""
-    deadline = time.monotonic() + limit
-    while not ready():
-        assert time.monotonic() < deadline, f"no {what} within {limit:g} s"
-        time.sleep(0.01)
