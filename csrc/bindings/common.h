@@ -1,14 +1,11 @@
 // What both extension modules' bindings share: the os.PathLike argument
-// caster, text from file-name bytes, pyusdt.errors exceptions, and the
-// provider argument type table (provider/provider_note.h) as Python sees it.
+// caster, text from file-name bytes and pyusdt.errors exceptions.
 // pybind11 only: no numpy, no libbpf, so the provider module can use it.
 #pragma once
 
 #include <pybind11/pybind11.h>
 
 #include <string>
-
-#include "provider/provider_note.h"
 
 namespace py = pybind11;
 

@@ -11,6 +11,7 @@
 
 #include "bindings/common.h"
 #include "provider/provider_elf.h"
+#include "provider/provider_note.h"
 #include "provider/provider_probe.h"
 
 using namespace pyusdt;
