@@ -107,6 +107,7 @@ enum pyusdt_key_kind {
 	PYUSDT_KEY_TID = 4,
 	PYUSDT_KEY_COMM = 5,
 	PYUSDT_KEY_PROBE = 6,      /* the probe's id: one row per probe */
+	PYUSDT_KEY_TUPLE = 7,      /* keys computed by the site's output program (agg_tuple) */
 };
 
 enum pyusdt_cmp { PYUSDT_CMP_NONE = 0, PYUSDT_CMP_EQ, PYUSDT_CMP_NE, PYUSDT_CMP_LT,
@@ -206,6 +207,107 @@ struct pyusdt_agg_counters {
 #undef PYUSDT_X
 };
 
+/* ---- Expressions ------------------------------------------------------------
+ *
+ * bpftrace's expressions (str(arg1, arg2), *(uint64 *)(arg1 + 8), a && b, ...)
+ * are parsed and lowered in Python (pyusdt/expr/) to a short program for a
+ * stack machine, stored in the `exprs` map; a site names at most two of them,
+ * a predicate and an output program, and the precompiled programs interpret
+ * them (bpf/usdt_expr.bpf.h).  A site that names none takes the plain path.
+ *
+ * X(op): the instruction set.  Each pops its operands and pushes its result;
+ * "a OP b" pops b, then a.  `size`, `flags`, `field`, `off` and `imm` are the
+ * instruction's fields (struct pyusdt_insn).
+ *   END      stop here
+ *   ARG      push argument `off` of the site, by its spec (width, sign)
+ *   IMM      push imm
+ *   PID TID CPU NSECS PROBE   push the builtin (PROBE: the probe id)
+ *   LOAD     pop an address; push the `size`-byte value there, sign-extended
+ *            if flags has PYUSDT_EXPR_SIGNED; an unreadable address pushes 0
+ *            and marks the read failed
+ *   EXT      truncate the top to `size` bytes, sign- or zero-extended (casts)
+ *   ADD SUB MUL DIV MOD AND OR XOR SHL SHR   a OP b; DIV MOD SHR signed
+ *            with PYUSDT_EXPR_SIGNED; x/0 and x%0 are 0, as in BPF
+ *   EQ NE LT LE GT GE   a OP b as 1 or 0; signed with PYUSDT_EXPR_SIGNED
+ *   NEG NOT LNOT   -a, ~a, !a
+ *   JZ       if the top is 0, skip the next `off` instructions (it stays);
+ *            else pop it: `a && b`
+ *   JNZ      if the top is not 0, make it 1 and skip `off`; else pop: `a || b`
+ *   BOOL     the top becomes 1 if it is not 0
+ *   STR      pop a pointer (and first, with PYUSDT_EXPR_WITH_LEN, a length)
+ *            and read the NUL-terminated string there into the scratch at
+ *            byte `off`, `imm` bytes wide (NUL included): a temporary
+ *            string, a record's string slot or a key's string.  A length
+ *            reads at most that many bytes, as bpftrace's str(p, n) does
+ *   COMM     the task's comm into the scratch at `off`, `imm` bytes wide (at most 16)
+ *   STREQ    push 1 if temporary string 0 equals literal bytes [off, off +
+ *            size) (NUL included) or, with `size` 0, temporary string 1
+ *   OUT      pop a value into the scratch at byte `off` (8 bytes)
+ * Every place a program writes is in the scratch (struct
+ * pyusdt_expr_scratch): a record's fields in `rec`, an aggregation's value
+ * and key in `agg`.  `field` names the output field an instruction belongs
+ * to: a failed read or a cut string there sets that field's bit in the
+ * record's flags (streaming) or counts read_fail (aggregating).
+ */
+#define PYUSDT_EXPR_OPS(X) X(END) X(ARG) X(IMM) X(PID) X(TID) X(CPU) X(NSECS) X(PROBE) \
+	X(LOAD) X(EXT) X(ADD) X(SUB) X(MUL) X(DIV) X(MOD) X(AND) X(OR) X(XOR) X(SHL) X(SHR) \
+	X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) X(NEG) X(NOT) X(LNOT) X(JZ) X(JNZ) X(BOOL) \
+	X(STR) X(COMM) X(STREQ) X(OUT)
+
+enum pyusdt_expr_op {
+#define PYUSDT_X(op) PYUSDT_OP_##op,
+	PYUSDT_EXPR_OPS(PYUSDT_X)
+#undef PYUSDT_X
+	PYUSDT_OP_COUNT
+};
+
+/* Bits of pyusdt_insn.flags. */
+#define PYUSDT_EXPR_SIGNED 0x1   /* signed arithmetic, comparison or extension */
+#define PYUSDT_EXPR_WITH_LEN 0x2 /* STR: a (pointer, length) string */
+#define PYUSDT_EXPR_TO_OUT 0x4   /* STR, COMM: an output, not a temporary (Python's bookkeeping only) */
+
+/* Instructions one program may have: the interpreter's loop runs this often. */
+#define PYUSDT_EXPR_MAX_INSNS 32
+/* Values the stack holds (a power of two: the index is masked). */
+#define PYUSDT_EXPR_STACK 8
+/* Temporary strings (for comparisons), PYUSDT_STR_KEY_LEN bytes each. */
+#define PYUSDT_EXPR_TMP_STRS 2
+/* Bytes of string literals one program may carry. */
+#define PYUSDT_EXPR_LIT_BYTES 128
+/* Programs one session can hold (id 0 means "none"). */
+#define PYUSDT_MAX_EXPR_PROGS 256
+/* Bytes of an aggregation key made of expressions (several keys, packed). */
+#define PYUSDT_TUPLE_KEY_LEN 128
+
+struct pyusdt_insn {
+	pyusdt_s64 imm;
+	pyusdt_u16 off;
+	pyusdt_u8 op;     /* enum pyusdt_expr_op */
+	pyusdt_u8 size;
+	pyusdt_u8 flags;  /* PYUSDT_EXPR_* */
+	pyusdt_u8 field;  /* output field of this instruction (failure and truncation bits) */
+	pyusdt_u16 _pad;
+};
+
+struct pyusdt_expr {
+	struct pyusdt_insn insns[PYUSDT_EXPR_MAX_INSNS];
+	char lits[PYUSDT_EXPR_LIT_BYTES];
+};
+
+/* Key of an aggregation row keyed by expressions: the key values packed at
+ * the offsets Python chose (8 bytes per integer, PYUSDT_STR_KEY_LEN per string). */
+struct pyusdt_agg_tuple_key {
+	pyusdt_u32 agg_id;
+	pyusdt_u32 bucket;
+	pyusdt_u8 key[PYUSDT_TUPLE_KEY_LEN];
+};
+
+/* What an aggregating output program writes: its value, and its key. */
+struct pyusdt_agg_out {
+	pyusdt_s64 value;
+	struct pyusdt_agg_tuple_key tuple;
+};
+
 /* One attach site: the BPF cookie of each uprobe link is the site's index. */
 struct pyusdt_site {
 	struct pyusdt_agg_spec agg; /* unused (role NONE) on streaming sites */
@@ -216,6 +318,9 @@ struct pyusdt_site {
 	pyusdt_u8 nstrings;    /* string slots this site fills */
 	pyusdt_u8 filter_tgid; /* 1: only processes in the tgid map (and their descendants) */
 	pyusdt_u8 hold;        /* 1: stop the process (SIGSTOP) once the record is sent; the reader resumes it */
+	pyusdt_u16 pred_prog;  /* `exprs` entry of the predicate; 0: none */
+	pyusdt_u16 out_prog;   /* `exprs` entry of the output program (fields, or key and value); 0: none */
+	pyusdt_u32 _pad2;
 };
 
 /*
@@ -258,6 +363,8 @@ struct pyusdt_config {
 	pyusdt_u32 string_slots;  /* string slots in every record that carries strings */
 	pyusdt_u64 wakeup_bytes;  /* wake the reader only when this much data is pending */
 	pyusdt_u64 wakeup_interval_ns; /* and, below that, at most this often (0: never) */
+	pyusdt_u32 expressions;   /* 1: some site has an expression program; 0: the interpreter is dead code */
+	pyusdt_u32 _pad;
 };
 
 /*
@@ -267,8 +374,11 @@ struct pyusdt_config {
  *   lost_ringbuf  record dropped: ring buffer full
  *   str_fail      a string argument could not be read (record kept, flag set)
  *   arg_fail      a memory argument could not be read (record kept, flag set)
+ *   filtered      hits a --where predicate rejected (no record)
+ *   busy          hits not evaluated: this CPU's expression scratch was in use
+ *                 (a sleepable program preempted while it faulted a page in)
  */
-#define PYUSDT_PROBE_STATS(X) X(hits) X(lost_ringbuf) X(str_fail) X(arg_fail)
+#define PYUSDT_PROBE_STATS(X) X(hits) X(lost_ringbuf) X(str_fail) X(arg_fail) X(filtered) X(busy)
 
 struct pyusdt_probe_stats {
 #define PYUSDT_X(field) pyusdt_u64 field;
@@ -297,13 +407,45 @@ struct pyusdt_event {
 	pyusdt_u64 args[PYUSDT_MAX_ARGS]; /* extended to 64 bits by width and sign */
 };
 
+/*
+ * The interpreter's state for one hit, one per CPU (the expr_scratch map):
+ * a map value, not the 512-byte BPF stack, and out of the verifier's
+ * register tracking.  Programs write their results here, at offsets Python
+ * takes from this struct: a streaming site's record in `rec` (then copied to
+ * the ring buffer whole), an aggregating site's value and key in `agg`.
+ * `slack` lets a string's start bound its end: a string written at any
+ * offset up to sizeof - PYUSDT_MAX_STR_LEN is inside the value.
+ */
+struct pyusdt_expr_scratch {
+	pyusdt_u64 stack[PYUSDT_EXPR_STACK];
+	pyusdt_u64 sp;       /* values on the stack */
+	pyusdt_u64 skip_to;  /* instructions before this one are skipped (JZ, JNZ) */
+	pyusdt_u64 result;   /* the stack's top when the program ended (a predicate's truth) */
+	pyusdt_u32 fail_mask;  /* output fields whose reads failed */
+	pyusdt_u32 trunc_mask; /* output fields whose strings were cut */
+	pyusdt_u32 arg_fails, str_fails;
+	pyusdt_u32 busy;       /* a hit on this CPU is using it */
+	pyusdt_u32 _pad;
+	char tmp[PYUSDT_EXPR_TMP_STRS][PYUSDT_STR_KEY_LEN];
+	struct pyusdt_agg_out agg;
+	pyusdt_u8 rec[sizeof(struct pyusdt_event) + PYUSDT_MAX_ARGS * PYUSDT_MAX_STR_LEN];
+	pyusdt_u8 slack[PYUSDT_MAX_STR_LEN];
+};
+
 /* ---- What the layouts above promise each other ---------------------------- */
 
 /* The sizes both sides lay out identically (BPF and x86-64 align a u64 to 8):
  * a change here is a change of the ABI between bpf/ and csrc/, on purpose. */
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_arg_spec) == 24, "pyusdt_arg_spec layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_spec) == 64, "pyusdt_agg_spec layout");
-PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_site) == 64 + 24 * PYUSDT_MAX_ARGS + 16, "pyusdt_site layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_site) == 64 + 24 * PYUSDT_MAX_ARGS + 24, "pyusdt_site layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_insn) == 16, "pyusdt_insn layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_tuple_key) == 8 + PYUSDT_TUPLE_KEY_LEN, "pyusdt_agg_tuple_key layout");
+PYUSDT_STATIC_ASSERT((PYUSDT_EXPR_STACK & (PYUSDT_EXPR_STACK - 1)) == 0, "the stack index is masked");
+PYUSDT_STATIC_ASSERT(PYUSDT_MAX_EXPR_PROGS <= 65536, "program ids are u16");
+PYUSDT_STATIC_ASSERT(PYUSDT_OP_COUNT <= 256, "ops are u8");
+/* Offsets into the scratch are u16s, and a per-CPU value is at most 32 KiB. */
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_expr_scratch) <= 32768, "the scratch is one per-CPU value");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_event) == 32 + 8 * PYUSDT_MAX_ARGS, "pyusdt_event layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_key) == 16, "pyusdt_agg_key layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_start_key) == 16, "pyusdt_start_key layout");

@@ -17,6 +17,7 @@
 #include "usdt_args.bpf.h"
 #include "usdt_site.bpf.h"
 #include "usdt_str.bpf.h"
+#include "usdt_expr.bpf.h"
 
 /*
  * A sleepable program (string keys, which may need a page faulted in) can be
@@ -278,16 +279,101 @@ static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_k
 	}
 }
 
+/* Histogram bucket and/or stats row for one value under a key of expressions. */
+static __always_inline void record_tuple(const struct pyusdt_agg_spec *s, struct pyusdt_agg_tuple_key *tk,
+					 __s64 value, struct pyusdt_agg_counters *c, int sleepable)
+{
+	__s64 v = scale(value, s->divisor);
+	tk->agg_id = s->agg_id;
+	if (s->hist_kind) {
+		tk->bucket = s->hist_kind == PYUSDT_HIST_LOG2 ? log2_bucket(v) : linear_bucket(v, s);
+		add_row(&agg_tuple, tk, v, 0, c, sleepable);
+	}
+	if (s->keep_stats) {
+		tk->bucket = PYUSDT_STATS_ROW;
+		add_row(&agg_tuple, tk, v, 1, c, sleepable);
+	}
+}
+
+/*
+ * An aggregating site with expressions: a predicate (at a latency's start,
+ * it chooses the requests timed), and an output program writing the value
+ * and the packed key.  As in bpftrace, a read that fails gives 0 and the hit
+ * still counts; it is counted in read_fail.  A latency start keeps no key
+ * here: expression keys are computed at the done.
+ */
+static __always_inline int aggregate_expr_hit(struct pt_regs *ctx, const struct pyusdt_site *site,
+					      __u32 site_idx, __u64 id, struct pyusdt_agg_counters *c,
+					      int sleepable)
+{
+	const struct pyusdt_agg_spec *s = &site->agg;
+	struct pyusdt_expr_scratch *x = claim_scratch();
+	if (!x) {
+		count(site->probe_id, COUNTER_busy, sleepable);
+		return 0;
+	}
+	if (site->pred_prog) {
+		int failed = run_program(ctx, site_idx, site->pred_prog, sleepable);
+		if (x->fail_mask)
+			BUMP(c->read_fail, sleepable);
+		if (failed || !x->result) {
+			BUMP(c->filtered, sleepable);
+			goto out;
+		}
+	}
+	BUMP(c->hits, sleepable);
+	__s64 value = 0;
+	if (s->role == PYUSDT_ROLE_START || s->role == PYUSDT_ROLE_DONE) {
+		struct pyusdt_start_key sk = {.agg_id = s->agg_id};
+		if (s->pair_arg == PYUSDT_NO_ARG)
+			sk.pair = (__u32)id;
+		else if (site_arg(ctx, site, s->pair_arg, &sk.pair)) {
+			BUMP(c->read_fail, sleepable);
+			goto out;
+		}
+		if (s->role == PYUSDT_ROLE_START) {
+			struct pyusdt_start_value sv = {};
+			sv.ts_ns = bpf_ktime_get_ns();
+			bpf_map_update_elem(&starts, &sk, &sv, BPF_ANY);
+			BUMP(c->starts, sleepable);
+			goto out;
+		}
+		__u64 now = bpf_ktime_get_ns();
+		struct pyusdt_start_value *sv = bpf_map_lookup_elem(&starts, &sk);
+		if (!sv) {
+			BUMP(c->unmatched, sleepable);
+			goto out;
+		}
+		value = now - sv->ts_ns;
+		bpf_map_delete_elem(&starts, &sk);
+		BUMP(c->matched, sleepable);
+	}
+	__builtin_memset(&x->agg, 0, sizeof(x->agg));
+	if (site->out_prog) {
+		run_program(ctx, site_idx, site->out_prog, sleepable);
+		if (x->fail_mask)
+			BUMP(c->read_fail, sleepable);
+	}
+	if (s->role == PYUSDT_ROLE_AGG)
+		value = x->agg.value;
+	record_tuple(s, &x->agg.tuple, value, c, sleepable);
+out:
+	x->busy = 0;
+	return 0;
+}
+
 static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 {
-	struct pyusdt_site *site = site_of_hit(ctx, PYUSDT_PROG_AGGREGATE);
+	__u32 site_idx;
+	struct pyusdt_site *site = site_of_hit(ctx, PYUSDT_PROG_AGGREGATE, &site_idx);
 	if (!site)
 		return 0;
 	const struct pyusdt_agg_spec *s = &site->agg;
 	/* Helper calls cost tens of ns here: ask for the ids only when used. */
 	__u64 id = 0;
 	if (site->filter_tgid || s->filter_pid || s->role != PYUSDT_ROLE_AGG ||
-	    s->key_kind == PYUSDT_KEY_PID || s->key_kind == PYUSDT_KEY_TID)
+	    s->key_kind == PYUSDT_KEY_PID || s->key_kind == PYUSDT_KEY_TID ||
+	    (cfg.expressions && (site->pred_prog || site->out_prog)))
 		id = bpf_get_current_pid_tgid();
 	if (site->filter_tgid && !tgid_traced(id >> 32))
 		return 0;
@@ -301,6 +387,9 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 		BUMP(c->filtered, sleepable);
 		return 0;
 	}
+	/* A load-time constant: without expressions this branch is removed. */
+	if (cfg.expressions && (site->pred_prog || site->out_prog))
+		return aggregate_expr_hit(ctx, site, site_idx, id, c, sleepable);
 	if (s->filter_op != PYUSDT_CMP_NONE) {
 		__u64 a = 0;
 		__u8 fi = s->filter_arg;

@@ -101,6 +101,30 @@ struct {
 	__type(value, struct pyusdt_agg_counters);
 } agg_counters SEC(".maps");
 
+/* Expression programs (pyusdt_abi.h), by id; id 0 is never used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PYUSDT_MAX_EXPR_PROGS);
+	__type(key, __u32);
+	__type(value, struct pyusdt_expr);
+} exprs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pyusdt_expr_scratch);
+} expr_scratch SEC(".maps"); /* struct pyusdt_expr_scratch (pyusdt_abi.h) */
+
+/* Aggregation rows keyed by expressions (resized before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pyusdt_agg_tuple_key);
+	__type(value, struct pyusdt_agg_value);
+} agg_tuple SEC(".maps");
+
 /* When the reader was last woken (any CPU; a race only adds a wake-up). */
 __u64 last_wakeup_ns;
 

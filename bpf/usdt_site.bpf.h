@@ -126,15 +126,15 @@ static __always_inline int site_by_address(struct pt_regs *ctx, __u32 prog, __u3
 	return 0;
 }
 
-/* The site of this hit, or NULL. */
-static __always_inline struct pyusdt_site *site_of_hit(struct pt_regs *ctx, __u32 prog)
+/* The site of this hit and its index, or NULL. */
+static __always_inline struct pyusdt_site *site_of_hit(struct pt_regs *ctx, __u32 prog, __u32 *idx)
 {
-	__u32 idx = 0;
+	*idx = 0;
 	if (LINUX_HAS_BPF_COOKIE)
-		idx = (__u32)bpf_get_attach_cookie(ctx);
-	else if (site_by_address(ctx, prog, &idx))
+		*idx = (__u32)bpf_get_attach_cookie(ctx);
+	else if (site_by_address(ctx, prog, idx))
 		return NULL;
-	return bpf_map_lookup_elem(&sites, &idx);
+	return bpf_map_lookup_elem(&sites, idx);
 }
 
 #endif

@@ -15,6 +15,7 @@
 #include "usdt_site.bpf.h"
 #include "arch_x86_64.bpf.h"
 #include "usdt_str.bpf.h"
+#include "usdt_expr.bpf.h"
 
 /*
  * A hold site (the dynamic linker's notification point, under -c) stops
@@ -134,9 +135,58 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 	e->nstrings = site->nstrings;
 }
 
+/*
+ * A site with expressions: its predicate decides before anything is
+ * reserved, and its output program writes the record's fields (integers in
+ * args[], strings in the slots) in the scratch's record, which is then
+ * copied to the ring buffer.  Every record of such a site has the session's
+ * string slots: one record size, a load-time constant.
+ */
+static __always_inline int stream_expr_hit(struct pt_regs *ctx, const struct pyusdt_site *site,
+					   __u32 site_idx, __u64 id, int sleepable)
+{
+	__u32 probe_id = site->probe_id;
+	struct pyusdt_expr_scratch *x = claim_scratch();
+	if (!x) {
+		count(probe_id, COUNTER_busy, sleepable);
+		return 0;
+	}
+	if (site->pred_prog && (run_program(ctx, site_idx, site->pred_prog, sleepable) || !x->result)) {
+		count(probe_id, COUNTER_filtered, sleepable);
+		goto out;
+	}
+	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
+	if (size > sizeof(x->rec))
+		goto out;
+	struct pyusdt_event *e = (struct pyusdt_event *)x->rec;
+	for (int i = 0; i < PYUSDT_MAX_ARGS; i++)
+		e->args[i] = 0;
+	x->fail_mask = x->trunc_mask = x->arg_fails = x->str_fails = 0;
+	if (site->out_prog)
+		run_program(ctx, site_idx, site->out_prog, sleepable);
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->probe_id = probe_id;
+	e->_pad = 0;
+	e->nstrings = cfg.string_slots ? site->nstrings : 0;
+	e->flags = (x->fail_mask << PYUSDT_FLAG_READ_FAIL_SHIFT) | (x->trunc_mask << PYUSDT_FLAG_STR_TRUNC_SHIFT);
+	if (x->arg_fails)
+		count(probe_id, COUNTER_arg_fail, sleepable);
+	if (x->str_fails)
+		count(probe_id, COUNTER_str_fail, sleepable);
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flag(size, e->ts_ns)))
+		count(probe_id, COUNTER_lost_ringbuf, sleepable);
+out:
+	x->busy = 0;
+	return 0;
+}
+
 static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 {
-	struct pyusdt_site *site = site_of_hit(ctx, PYUSDT_PROG_STREAM);
+	__u32 site_idx;
+	struct pyusdt_site *site = site_of_hit(ctx, PYUSDT_PROG_STREAM, &site_idx);
 	if (!site)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
@@ -146,6 +196,10 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 		return 0;
 	__u32 probe_id = site->probe_id;
 	count(probe_id, COUNTER_hits, sleepable);
+	/* cfg.expressions is a load-time constant: without expressions the
+	 * verifier removes this branch and the plain path is as it was. */
+	if (cfg.expressions && (site->pred_prog || site->out_prog))
+		return stream_expr_hit(ctx, site, site_idx, id, sleepable);
 
 	/* A session without string slots has no string path at all: the
 	 * verifier sees the constant and never walks it (6.1 and older cannot

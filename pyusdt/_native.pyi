@@ -26,6 +26,23 @@ NO_ARG: int
 STR_KEY_LEN: int
 STATS_ROW: int
 LOG2_BUCKETS: int
+# The expression instruction set and where programs write (pyusdt_abi.h).
+EXPR_OPS: Dict[str, int]
+EXPR_SIGNED: int
+EXPR_WITH_LEN: int
+EXPR_TO_OUT: int
+EXPR_MAX_INSNS: int
+EXPR_STACK: int
+EXPR_TMP_STRS: int
+EXPR_LIT_BYTES: int
+MAX_EXPR_PROGS: int
+TUPLE_KEY_LEN: int
+EVENT_SIZE: int
+EXPR_TMP_OFFSET: int
+EXPR_RECORD_ARGS_OFFSET: int
+EXPR_RECORD_STRINGS_OFFSET: int
+EXPR_AGG_VALUE_OFFSET: int
+EXPR_AGG_KEY_OFFSET: int
 # Field names of the counter structs, in order.
 AGG_COUNTER_NAMES: Tuple[str, ...]
 PROBE_STATS_NAMES: Tuple[str, ...]
@@ -45,6 +62,7 @@ class KeyKind(enum.IntEnum):
     TID = 4
     COMM = 5
     PROBE = 6
+    TUPLE = 7
 
 class Cmp(enum.IntEnum):
     NONE = 0
@@ -71,6 +89,7 @@ KEY_PID: int
 KEY_TID: int
 KEY_COMM: int
 KEY_PROBE: int
+KEY_TUPLE: int
 CMP_NONE: int
 CMP_EQ: int
 CMP_NE: int
@@ -136,6 +155,15 @@ class SessionOptions:
     aggregate: bool
     flat_aggs: int
     uprobe_multi: bool
+    expressions: bool
+    def __init__(self) -> None: ...
+
+class SiteExprs:
+    """The expression programs one site runs (ids; 0: none)."""
+    pred_prog: int
+    out_prog: int
+    string_fields: int
+    reads_strings: bool
     def __init__(self) -> None: ...
 
 class AggSpec:
@@ -166,7 +194,9 @@ class Session:
     def __init__(self, options: SessionOptions) -> None: ...
     def attach(self, path: _Path, site: UsdtSite, probe_id: int, string_args: List[int],
                pid: int = -1, filter_tgid: bool = False, agg: Optional[AggSpec] = None,
-               hold: bool = False) -> int: ...
+               hold: bool = False, exprs: SiteExprs = ...) -> int: ...
+    def set_expr(self, id: int, insns: List[Tuple[int, int, int, int, int, int]], lits: bytes) -> None: ...
+    def agg_tuple_rows(self) -> numpy.ndarray: ...
     def commit(self) -> List[Tuple[int, str]]: ...
     def agg_rows(self) -> numpy.ndarray: ...
     def agg_counters(self, n: int) -> numpy.ndarray: ...
@@ -191,6 +221,8 @@ class Session:
     def uprobe_multi(self) -> bool: ...
     @property
     def string_slots(self) -> int: ...
+    @property
+    def expressions(self) -> bool: ...
     @property
     def dtype(self) -> numpy.dtype: ...
     @property

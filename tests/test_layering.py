@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyusdt"
 BASE = {"errors", "limits", "extras", "arch_x86_64", "_native", "_provider"}
-ORDER = ["discover", "aggregate", "trace", "export", "cli"]
+ORDER = ["expr", "discover", "aggregate", "trace", "export", "cli"]
 PROVIDE_MAY_USE = {"errors", "_native", "_provider", "provide"}
 
 

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from pyusdt import Tracer, probes_at_path
+from pyusdt.aggregate import Aggregate
 
 from conftest import load_base, read_u16
 from pg import POSTGRES, PSQL_STARTUP_QUERIES, pg_cluster
@@ -218,3 +219,32 @@ def test_sites_with_different_specs(cluster, bpftrace):
     theirs = [tuple(int(v) for v in line.split()) for line in lines[1:] if line.strip()]
     assert theirs == SORT_STARTS, err
 
+
+
+def test_queries_keyed_by_text_and_filtered_by_a_string(cluster, bpftrace):
+    """count keyed by the query text, filtered by a string predicate in the
+    kernel: the same counts as bpftrace's for the same expressions."""
+    key, where = "str(arg0)", 'str(arg0) == "SELECT 1" || str(arg0) == "SELECT 2"'
+    sent = ["SELECT 1", "SELECT 2", "SELECT 1", "SELECT 3", "SELECT 1", "SELECT 22"]
+    expected = ["@[SELECT 2]: 1", "@[SELECT 1]: 3"]
+    spec = Aggregate("count", key=key, where=where)
+    with Tracer() as t:
+        t.attach_path(POSTGRES, START, aggregate=spec)
+        t.start()
+        cluster.run_sql(sent)
+        result = t.aggregation(spec)
+    assert result.render().splitlines() == expected
+    assert (result.counters.hits, result.counters.filtered, result.counters.read_fail) == (4, 2, 0)
+
+    probe = next(p for p in probes_at_path(POSTGRES) if p.fullname == START)
+    semaphore = load_base(cluster.postmaster_pid, cluster.postgres) + probe.semaphore
+    bt = subprocess.Popen([bpftrace, "-e", f"usdt:{POSTGRES}:{START} /{where}/ {{ @[{key}] = count(); }}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: read_u16(cluster.postmaster_pid, semaphore) > 0 or bt.poll() is not None,
+                   60, "bpftrace attached")
+        cluster.run_sql(sent)
+    finally:
+        bt.send_signal(signal.SIGINT)
+        out, err = bt.communicate(timeout=60)
+    assert [line for line in out.splitlines() if line.startswith("@")] == expected, err

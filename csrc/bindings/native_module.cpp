@@ -8,8 +8,10 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <tuple>
 
 #include <cstddef>
+#include <cstring>
 #include <memory>
 
 #include "bindings/common.h"
@@ -131,6 +133,40 @@ py::object agg_row_dtype() {
                       sizeof(AggRow));
 }
 
+py::object agg_tuple_row_dtype() {
+    return make_dtype({{"agg_id", "<u4", offsetof(AggTupleRow, agg_id)},
+                       {"bucket", "<u4", offsetof(AggTupleRow, bucket)},
+                       {"key", "V" + std::to_string(PYUSDT_TUPLE_KEY_LEN), offsetof(AggTupleRow, key)},
+                       {"count", "<u8", offsetof(AggTupleRow, count)},
+                       {"sum", "<i8", offsetof(AggTupleRow, sum)},
+                       {"min", "<i8", offsetof(AggTupleRow, min)},
+                       {"max", "<i8", offsetof(AggTupleRow, max)}},
+                      sizeof(AggTupleRow));
+}
+
+// An expression program from Python's (op, size, flags, field, off, imm)
+// tuples and its literal bytes.
+pyusdt_expr make_expr(const std::vector<std::tuple<int, int, int, int, int, int64_t>> &insns,
+                      const py::bytes &lits) {
+    pyusdt_expr p{};
+    if (insns.size() > PYUSDT_EXPR_MAX_INSNS)
+        raise_py("ConfigError", "an expression program has at most " + std::to_string(PYUSDT_EXPR_MAX_INSNS) +
+                                    " instructions");
+    for (size_t i = 0; i < insns.size(); i++) {
+        auto [op, size, flags, field, off, imm] = insns[i];
+        if (op < 0 || op >= PYUSDT_OP_COUNT || size < 0 || size > 255 || flags < 0 || flags > 255 ||
+            field < 0 || field > 255 || off < 0 || off > 65535)
+            raise_py("ConfigError", "expression instruction " + std::to_string(i) + " out of range");
+        p.insns[i] = pyusdt_insn{imm, uint16_t(off), uint8_t(op), uint8_t(size), uint8_t(flags), uint8_t(field), 0};
+    }
+    std::string bytes = lits;
+    if (bytes.size() > sizeof(p.lits))
+        raise_py("ConfigError", "an expression program has at most " + std::to_string(sizeof(p.lits)) +
+                                    " bytes of string literals");
+    std::memcpy(p.lits, bytes.data(), bytes.size());
+    return p;
+}
+
 // Copies a vector of C structs into a numpy array of `dtype`.
 template <typename T>
 py::array structs_to_array(const std::vector<T> &v, py::object dtype) {
@@ -164,12 +200,12 @@ class PySession {
 
     uint32_t attach(const FsPath &path, const UsdtSite &site, uint32_t probe_id,
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
-                    std::optional<pyusdt_agg_spec> agg, bool hold) {
+                    std::optional<pyusdt_agg_spec> agg, bool hold, const SiteExprs &exprs) {
         Session &sess = s();
         try {
             py::gil_scoped_release nogil;
             return sess.attach(path.bytes, site, probe_id, string_args, pid, filter_tgid,
-                               agg ? &*agg : nullptr, hold);
+                               agg ? &*agg : nullptr, hold, exprs);
         } catch (const AttachError &e) {
             py::gil_scoped_acquire gil;
             raise_py("AttachError", e.what(), e.err);
@@ -207,6 +243,16 @@ class PySession {
     uint64_t pending_bytes() { return s().pending_bytes(); }
     py::array stats() { return structs_to_array(s().stats(), stats_dtype()); }
     py::array agg_rows() { return structs_to_array(s().agg_rows(), agg_row_dtype()); }
+    py::array agg_tuple_rows() { return structs_to_array(s().agg_tuple_rows(), agg_tuple_row_dtype()); }
+    void set_expr(uint32_t id, const std::vector<std::tuple<int, int, int, int, int, int64_t>> &insns,
+                  const py::bytes &lits) {
+        pyusdt_expr p = make_expr(insns, lits);
+        try {
+            s().set_expr(id, p);
+        } catch (const AttachError &e) {
+            raise_py("AttachError", e.what(), e.err);
+        }
+    }
     py::array agg_counters(uint32_t n) { return structs_to_array(s().agg_counters(n), agg_counters_dtype()); }
 
     void close() { s_.reset(); }
@@ -345,7 +391,38 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("max_starts", &SessionOptions::max_starts)
         .def_readwrite("aggregate", &SessionOptions::aggregate)
         .def_readwrite("flat_aggs", &SessionOptions::flat_aggs)
-        .def_readwrite("uprobe_multi", &SessionOptions::uprobe_multi);
+        .def_readwrite("uprobe_multi", &SessionOptions::uprobe_multi)
+        .def_readwrite("expressions", &SessionOptions::expressions);
+
+    py::class_<SiteExprs>(m, "SiteExprs", "The expression programs one site runs (ids; 0: none).")
+        .def(py::init<>())
+        .def_readwrite("pred_prog", &SiteExprs::pred_prog)
+        .def_readwrite("out_prog", &SiteExprs::out_prog)
+        .def_readwrite("string_fields", &SiteExprs::string_fields)
+        .def_readwrite("reads_strings", &SiteExprs::reads_strings);
+
+    // The expression instruction set (pyusdt_abi.h), by name.
+    py::dict ops;
+#define PYUSDT_X(op) ops[#op] = int(PYUSDT_OP_##op);
+    PYUSDT_EXPR_OPS(PYUSDT_X)
+#undef PYUSDT_X
+    m.attr("EXPR_OPS") = ops;
+    const std::pair<const char *, size_t> expr_constants[] = {
+        {"EXPR_SIGNED", PYUSDT_EXPR_SIGNED}, {"EXPR_WITH_LEN", PYUSDT_EXPR_WITH_LEN},
+        {"EXPR_TO_OUT", PYUSDT_EXPR_TO_OUT}, {"EXPR_MAX_INSNS", PYUSDT_EXPR_MAX_INSNS},
+        {"EXPR_STACK", PYUSDT_EXPR_STACK}, {"EXPR_TMP_STRS", PYUSDT_EXPR_TMP_STRS},
+        {"EXPR_LIT_BYTES", PYUSDT_EXPR_LIT_BYTES}, {"MAX_EXPR_PROGS", PYUSDT_MAX_EXPR_PROGS},
+        {"TUPLE_KEY_LEN", PYUSDT_TUPLE_KEY_LEN}, {"EVENT_SIZE", sizeof(pyusdt_event)},
+        // Where programs write, as offsets into the scratch (pyusdt_expr_scratch).
+        {"EXPR_TMP_OFFSET", offsetof(pyusdt_expr_scratch, tmp)},
+        {"EXPR_RECORD_ARGS_OFFSET", offsetof(pyusdt_expr_scratch, rec) + offsetof(pyusdt_event, args)},
+        {"EXPR_RECORD_STRINGS_OFFSET", offsetof(pyusdt_expr_scratch, rec) + sizeof(pyusdt_event)},
+        {"EXPR_AGG_VALUE_OFFSET", offsetof(pyusdt_expr_scratch, agg) + offsetof(pyusdt_agg_out, value)},
+        {"EXPR_AGG_KEY_OFFSET", offsetof(pyusdt_expr_scratch, agg) + offsetof(pyusdt_agg_out, tuple) +
+                                    offsetof(pyusdt_agg_tuple_key, key)},
+    };
+    for (auto &[name, value] : expr_constants)
+        m.attr(name) = value;
 
     py::class_<pyusdt_agg_spec>(m, "AggSpec", "What an aggregating site does (bpf/pyusdt_abi.h).")
         .def(py::init([] { pyusdt_agg_spec a{}; a.value_arg = a.key_arg = a.filter_arg = a.pair_arg = PYUSDT_NO_ARG; return a; }))
@@ -392,6 +469,7 @@ PYBIND11_MODULE(_native, m) {
         .value("TID", PYUSDT_KEY_TID)
         .value("COMM", PYUSDT_KEY_COMM)
         .value("PROBE", PYUSDT_KEY_PROBE)
+        .value("TUPLE", PYUSDT_KEY_TUPLE)
         .finalize();
     flat_aliases("KeyKind", "KEY_");
     py::native_enum<pyusdt_cmp>(m, "Cmp", "enum.IntEnum", "A predicate's comparison (AggSpec.filter_op).")
@@ -432,7 +510,11 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init<const SessionOptions &>(), py::arg("options"))
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
              py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false,
-             py::arg("agg") = py::none(), py::arg("hold") = false)
+             py::arg("agg") = py::none(), py::arg("hold") = false, py::arg("exprs") = SiteExprs{})
+        .def("set_expr", &PySession::set_expr, py::arg("id"), py::arg("insns"), py::arg("lits"),
+             "Stores expression program `id`: [(op, size, flags, field, off, imm)] and literal bytes.")
+        .def("agg_tuple_rows", &PySession::agg_tuple_rows,
+             "Every row of the aggregations keyed by expressions, summed over CPUs.")
         .def("commit", &PySession::commit,
              "Links the sites attached since the last commit (uprobe_multi); [(errno, message)] of "
              "those the kernel refused.")
@@ -457,6 +539,7 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("sleepable_strings", [](PySession &p) { return p.s().sleepable_strings(); })
         .def_property_readonly("uprobe_multi", [](PySession &p) { return p.s().uprobe_multi(); })
         .def_property_readonly("string_slots", [](PySession &p) { return p.s().options().string_slots; })
+        .def_property_readonly("expressions", [](PySession &p) { return p.s().options().expressions; })
         .def_property_readonly("dtype", &PySession::dtype)
         .def_property_readonly("closed", &PySession::closed)
         .def("close", &PySession::close);

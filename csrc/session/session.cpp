@@ -151,7 +151,7 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
                                      ") has no BPF ring buffer, which pyusdt needs: Linux 5.8 or newer has it");
     // String sites prefer the sleepable program, which can fault in pages;
     // a kernel that refuses it still gets the plain one.
-    sleepable_ = (opts_.string_slots > 0 || opts_.aggregate) && kernel.sleepable_uprobe;
+    sleepable_ = (opts_.string_slots > 0 || opts_.aggregate || opts_.expressions) && kernel.sleepable_uprobe;
     multi_ = opts_.uprobe_multi && uprobe_multi_supported();
     int err = open_and_load();
     if (err && sleepable_) {
@@ -225,22 +225,25 @@ int Session::open_and_load() {
     skel_->rodata->cfg.string_slots = opts_.string_slots;
     skel_->rodata->cfg.wakeup_bytes = opts_.wakeup_bytes;
     skel_->rodata->cfg.wakeup_interval_ns = opts_.wakeup_interval_ns;
+    skel_->rodata->cfg.expressions = opts_.expressions ? 1 : 0;
     bpf_map__set_max_entries(skel_->maps.events, opts_.ringbuf_bytes);
     bpf_map__set_max_entries(skel_->maps.sites, opts_.max_sites);
     bpf_map__set_max_entries(skel_->maps.stats, opts_.max_probes);
     bpf_map__set_max_entries(skel_->maps.agg_int, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
+    bpf_map__set_max_entries(skel_->maps.agg_tuple, opts_.expressions ? opts_.max_agg_keys : 1);
     bpf_map__set_max_entries(skel_->maps.starts, opts_.max_starts);
     bpf_map__set_max_entries(skel_->maps.agg_flat, std::max<uint32_t>(1, opts_.flat_aggs * PYUSDT_FLAT_ROWS));
     const KernelFeatures &kernel = kernel_features();
     if (!kernel.bpf_cookie)
         bpf_map__set_max_entries(skel_->maps.site_by_addr, opts_.max_sites);
     if (!kernel.runtime_alloc_ok) {
-        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.agg_int, skel_->maps.agg_str};
+        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.agg_int, skel_->maps.agg_str, skel_->maps.agg_tuple};
         for (bpf_map *m : grown)
             bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~BPF_F_NO_PREALLOC);
     }
-    bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable, sleepable_ && opts_.string_slots > 0);
+    bpf_program__set_autoload(skel_->progs.pyusdt_stream_sleepable,
+                              sleepable_ && (opts_.string_slots > 0 || opts_.expressions));
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate, opts_.aggregate);
     bpf_program__set_autoload(skel_->progs.pyusdt_aggregate_sleepable, sleepable_ && opts_.aggregate);
     if (multi_) {
@@ -337,7 +340,7 @@ std::vector<AttachFailure> Session::commit() {
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
                          const std::vector<int> &string_args, int pid, bool filter_tgid,
-                         const pyusdt_agg_spec *agg, bool hold) {
+                         const pyusdt_agg_spec *agg, bool hold, const SiteExprs &exprs) {
     if (!site.args_error.empty())
         throw AttachError(EINVAL, site.provider + ":" + site.name + ": " + site.args_error);
     if (next_site_ >= opts_.max_sites)
@@ -354,6 +357,19 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     if (hold && (agg || !string_args.empty()))
         throw AttachError(EINVAL, "a hold site streams plain records only");
     s.hold = hold ? 1 : 0;
+    if (exprs.pred_prog || exprs.out_prog) {
+        if (!opts_.expressions)
+            throw AttachError(EINVAL, "this session was started without expressions");
+        if (hold || !string_args.empty())
+            throw AttachError(EINVAL, "a site with expressions reads no string arguments itself");
+        if (exprs.pred_prog >= PYUSDT_MAX_EXPR_PROGS || exprs.out_prog >= PYUSDT_MAX_EXPR_PROGS)
+            throw AttachError(EINVAL, "expression program id out of range");
+        if (exprs.string_fields > opts_.string_slots)
+            throw AttachError(EINVAL, "more string fields than the session has slots for");
+        s.pred_prog = static_cast<uint16_t>(exprs.pred_prog);
+        s.out_prog = static_cast<uint16_t>(exprs.out_prog);
+        s.nstrings = static_cast<uint8_t>(exprs.string_fields);
+    }
     s.nargs = static_cast<uint8_t>(site.args.size());
     std::copy(site.args.begin(), site.args.end(), s.args);
     for (size_t slot = 0; slot < string_args.size(); slot++) {
@@ -399,10 +415,11 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
 
     // String reads go to the sleepable programs, which can fault pages in.
     bool string_key = aggregating && agg->key_kind == PYUSDT_KEY_STR && !agg->key_from_start;
-    bpf_program *prog = aggregating ? (string_key && sleepable_ ? skel_->progs.pyusdt_aggregate_sleepable
-                                                                : skel_->progs.pyusdt_aggregate)
-                        : (s.nstrings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
-                                                     : skel_->progs.pyusdt_stream;
+    bool reads_strings = string_key || s.nstrings || exprs.reads_strings;
+    bpf_program *prog = aggregating ? (reads_strings && sleepable_ ? skel_->progs.pyusdt_aggregate_sleepable
+                                                                   : skel_->progs.pyusdt_aggregate)
+                        : (reads_strings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable
+                                                        : skel_->progs.pyusdt_stream;
     if (multi_) {
         pending_.push_back({path, pid, prog, site.pc_offset, site.semaphore_offset, idx, label});
     } else {
@@ -606,7 +623,8 @@ namespace {
 
 // Per-CPU values of one row folded into one: counts and sums add up, min and
 // max come from the CPUs that saw the key (the others hold zeros).
-void fold(const std::vector<pyusdt_agg_value> &per_cpu, AggRow &row) {
+template <typename Row>
+void fold(const std::vector<pyusdt_agg_value> &per_cpu, Row &row) {
     row.count = 0;
     row.sum = 0;
     bool seen = false;
@@ -621,8 +639,8 @@ void fold(const std::vector<pyusdt_agg_value> &per_cpu, AggRow &row) {
     }
 }
 
-template <typename Key, typename Fill>
-void read_rows(int fd, std::vector<AggRow> &out, Fill fill) {
+template <typename Key, typename Row, typename Fill>
+void read_rows(int fd, std::vector<Row> &out, Fill fill) {
     std::vector<pyusdt_agg_value> per_cpu(possible_cpus());
     Key key{}, next{};
     Key *prev = nullptr;
@@ -631,7 +649,7 @@ void read_rows(int fd, std::vector<AggRow> &out, Fill fill) {
         prev = &key;
         if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0)
             continue;  // deleted meanwhile
-        AggRow row{};
+        Row row{};
         fill(key, row);
         fold(per_cpu, row);
         if (row.count)
@@ -672,6 +690,25 @@ std::vector<AggRow> Session::agg_rows() const {
             out.push_back(row);
     }
     return out;
+}
+
+std::vector<AggTupleRow> Session::agg_tuple_rows() const {
+    std::vector<AggTupleRow> out;
+    read_rows<pyusdt_agg_tuple_key>(bpf_map__fd(skel_->maps.agg_tuple), out,
+                                    [](const pyusdt_agg_tuple_key &k, AggTupleRow &r) {
+                                        r.agg_id = k.agg_id;
+                                        r.bucket = k.bucket;
+                                        std::memcpy(r.key, k.key, sizeof(r.key));
+                                    });
+    return out;
+}
+
+void Session::set_expr(uint32_t id, const pyusdt_expr &program) {
+    if (id == 0 || id >= PYUSDT_MAX_EXPR_PROGS)
+        throw AttachError(ENOSPC, "too many expression programs (limit " +
+                                      std::to_string(PYUSDT_MAX_EXPR_PROGS - 1) + ")");
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.exprs), &id, &program, BPF_ANY) != 0)
+        throw AttachError(errno, std::string("writing the expression map: ") + strerror(errno));
 }
 
 std::vector<pyusdt_agg_counters> Session::agg_counters(uint32_t n) const {

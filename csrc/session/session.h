@@ -48,6 +48,27 @@ struct SessionOptions {
     bool aggregate = false;         // load the aggregating program too
     uint32_t flat_aggs = 0;         // aggregations 0..n-1 may use the agg_flat array
     bool uprobe_multi = true;       // use uprobe_multi links if the kernel has them
+    bool expressions = false;       // some site will run an expression program
+};
+
+// The expression programs a site runs (ids in the `exprs` map, 0: none).
+struct SiteExprs {
+    uint32_t pred_prog = 0;
+    uint32_t out_prog = 0;
+    uint32_t string_fields = 0;  // string slots the output program fills
+    bool reads_strings = false;  // the programs read strings (the sleepable program faults pages in)
+};
+
+// One row of agg_tuple summed over CPUs: the packed key bytes as the
+// output program wrote them.
+struct AggTupleRow {
+    uint32_t agg_id;
+    uint32_t bucket;
+    uint8_t key[PYUSDT_TUPLE_KEY_LEN];
+    uint64_t count;
+    int64_t sum;
+    int64_t min;
+    int64_t max;
 };
 
 // A site attach() accepted that commit() could not link.
@@ -94,7 +115,11 @@ class Session {
     // here and now (an AttachError names it).
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
-                    const pyusdt_agg_spec *agg = nullptr, bool hold = false);
+                    const pyusdt_agg_spec *agg = nullptr, bool hold = false,
+                    const SiteExprs &exprs = SiteExprs{});
+
+    // Stores expression program `id` (1..PYUSDT_MAX_EXPR_PROGS-1) for sites to name.
+    void set_expr(uint32_t id, const pyusdt_expr &program);
 
     // Links the sites attach() accepted since the last commit: one link per
     // (file, pid, program).  A link the kernel refuses is retried one site at
@@ -103,6 +128,8 @@ class Session {
 
     // Every aggregation row, summed over CPUs.
     std::vector<AggRow> agg_rows() const;
+    // Every row of the aggregations keyed by expressions, summed over CPUs.
+    std::vector<AggTupleRow> agg_tuple_rows() const;
     // Counters of aggregations 0..n-1, summed over CPUs.
     std::vector<pyusdt_agg_counters> agg_counters(uint32_t n) const;
     // Latency starts still waiting for their done, per aggregation id.

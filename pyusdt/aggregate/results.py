@@ -4,7 +4,7 @@ the counters of everything filtered out or lost, and bpftrace-identical text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Union
 
 import numpy as np
 
@@ -62,7 +62,9 @@ class AggregationResult:
     """One aggregation's rows, read from the kernel maps."""
 
     def __init__(self, spec: Union[Aggregate, Latency], rows: np.ndarray, counters: Counters,
-                 probe_names: list[str]) -> None:
+                 probe_names: list[str], decode_key: Optional[Callable[[np.void], Key]] = None) -> None:
+        """`decode_key`: a row's key, for rows keyed by expressions (their
+        packed bytes); else the key kind of `spec` says."""
         self.spec = spec
         self.counters = counters
         agg = spec.aggregate() if isinstance(spec, Latency) else spec
@@ -75,7 +77,7 @@ class AggregationResult:
         # Rows with the same decoded key are added up: keyed by probe, the
         # argument layouts of one probe (separate ids) are one probe.
         for r in rows:
-            key = self._decode_key(r, signed_key)
+            key = decode_key(r) if decode_key is not None else self._decode_key(r, signed_key)
             if int(r["bucket"]) == _native.STATS_ROW:
                 row = Stats(int(r["count"]), int(r["sum"]), int(r["min"]), int(r["max"]))
                 had = self._stats.get(key)

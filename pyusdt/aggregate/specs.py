@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 from pyusdt import _native, limits
 from pyusdt.aggregate.histogram import linear_nbuckets
 from pyusdt.errors import ConfigError, ConfigTypeError
+from pyusdt.expr import parse, parse_list
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.discover.probes import Probe
@@ -46,9 +47,26 @@ class StrArg:
         limits.check_arg_index(self.index, "key argument")
 
 
-KeySpec = Union[None, Arg, StrArg, str]  # str: "pid", "tid", "comm" or "probe"
+# str: "pid", "tid", "comm" or "probe", or bpftrace expressions ("str(arg1, arg2), arg0")
+KeySpec = Union[None, Arg, StrArg, str]
 _KEY_NAMES = {"pid": _native.KeyKind.PID, "tid": _native.KeyKind.TID, "comm": _native.KeyKind.COMM,
               "probe": _native.KeyKind.PROBE}
+
+
+def is_key_expression(key: KeySpec) -> bool:
+    """A key given as bpftrace expressions, not one of the plain kinds."""
+    return isinstance(key, str) and key not in _KEY_NAMES
+
+
+def key_text(key: KeySpec) -> Optional[str]:
+    """The key as expression text (the plain kinds in bpftrace's spelling)."""
+    if key is None:
+        return None
+    if isinstance(key, Arg):
+        return f"arg{key.index}"
+    if isinstance(key, StrArg):
+        return f"str(arg{key.index})"
+    return key
 
 
 @dataclass(frozen=True)
@@ -98,18 +116,24 @@ class Aggregate:
 
     kind: count, sum, min, max, avg, stats (count, sum, min, max, avg), hist
         (log2, as bpftrace's hist()) or lhist (linear: needs lhist=(min, max, step)).
-    value: the argument aggregated (not for count).
-    key: None, Arg(i), StrArg(i), "pid", "tid", "comm" or "probe".
+    value: the argument aggregated (not for count), by index, or a bpftrace
+        expression ("arg2 * 1000", "*(int32 *)arg1").
+    key: None, Arg(i), StrArg(i), "pid", "tid", "comm" or "probe", or
+        bpftrace expressions, comma-separated for several keys
+        ("str(arg1, arg2), arg0": the map's key is then a tuple).
     divisor: the value is divided by it (units), rounding toward zero.
-    where: a Where predicate; pid: only this process.
+    where: a Where predicate, or a bpftrace predicate
+        ('str(arg0) == "GET" && arg2 >= 500'); pid: only this process.
+    Expressions are evaluated in the kernel by the precompiled program
+    (pyusdt.expr): nothing is compiled at run time.
     """
 
     kind: str = "count"
-    value: Optional[int] = None
+    value: Union[None, int, str] = None
     key: KeySpec = None
     divisor: int = 1
     lhist: Optional[Tuple[int, int, int]] = None
-    where: Optional[Where] = None
+    where: Union[None, Where, str] = None
     pid: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -122,23 +146,41 @@ class Aggregate:
             raise ConfigError(f"aggregation must be one of {', '.join(KINDS)} (got {self.kind!r})")
         if needs_value and self.kind != "count" and self.value is None:
             raise ConfigError(f"{self.kind} needs a value argument")
-        if self.value is not None:
+        if isinstance(self.value, str):
+            parse(self.value)  # the syntax now; the arguments when a probe is known
+        elif self.value is not None:
             limits.check_arg_index(self.value, "value argument")
         if self.kind == "lhist":
             if self.lhist is None:
                 raise ConfigError("lhist needs (min, max, step)")
             check_lhist(self.lhist)
         limits.DIVISOR.check(self.divisor, "divisor")
-        if isinstance(self.key, str):
-            if self.key not in _KEY_NAMES:
-                raise ConfigError(f"key must be Arg(i), StrArg(i) or one of {', '.join(_KEY_NAMES)}")
-        elif self.key is not None and not isinstance(self.key, (Arg, StrArg)):
-            raise ConfigTypeError(f"key must be Arg(i), StrArg(i) or one of {', '.join(_KEY_NAMES)} "
-                                  f"(got {self.key!r})")
-        if self.where is not None and not isinstance(self.where, Where):
-            raise ConfigTypeError(f"where must be a Where (got {self.where!r})")
+        if is_key_expression(self.key):
+            assert isinstance(self.key, str)
+            parse_list(self.key)
+        elif self.key is not None and not isinstance(self.key, (Arg, StrArg, str)):
+            raise ConfigTypeError(f"key must be Arg(i), StrArg(i), one of {', '.join(_KEY_NAMES)} or "
+                                  f"expressions (got {self.key!r})")
+        if isinstance(self.where, str):
+            parse(self.where)
+        elif self.where is not None and not isinstance(self.where, Where):
+            raise ConfigTypeError(f"where must be a Where or a predicate (got {self.where!r})")
         if self.pid is not None:
             limits.check_pid(self.pid, "pid")
+
+    @property
+    def uses_expressions(self) -> bool:
+        """Whether a key, the value or the predicate is an expression: then
+        the site's programs compute all three (pyusdt.trace.expressions)."""
+        return is_key_expression(self.key) or isinstance(self.value, str) or isinstance(self.where, str)
+
+    def expression_texts(self) -> tuple[Optional[str], Optional[str], Optional[str]]:
+        """(predicate, keys, value) as expression text, plain forms spelled as bpftrace does."""
+        where = self.where
+        if isinstance(where, Where):
+            where = f"arg{where.arg} {where.op} {where.value}"
+        value = f"arg{self.value}" if isinstance(self.value, int) else self.value
+        return where, key_text(self.key), value
 
     # -- the native spec ---------------------------------------------------
 
@@ -149,7 +191,7 @@ class Aggregate:
         s.agg_id = agg_id
         s.role = role
         s.divisor = self.divisor
-        if self.value is not None and role == _native.Role.AGG:
+        if isinstance(self.value, int) and role == _native.Role.AGG:
             s.value_arg = self.value
         if self.kind in ("hist",):
             s.hist_kind = _native.HistKind.LOG2
@@ -160,13 +202,20 @@ class Aggregate:
             s.lmin, s.lmax, s.step = lmin, lmax, step
             s.lbuckets = linear_nbuckets(lmin, lmax, step)
         s.keep_stats = 0 if self.kind in ("hist", "lhist") else 1
+        if self.uses_expressions:
+            # The site's programs compute the predicate, value and key.
+            s.key_kind = _native.KeyKind.TUPLE
+            s.value_arg = _native.NO_ARG
+            if self.pid:
+                s.filter_pid = self.pid
+            return s
         if isinstance(self.key, Arg):
             s.key_kind, s.key_arg = _native.KeyKind.ARG, self.key.index
         elif isinstance(self.key, StrArg):
             s.key_kind, s.key_arg = _native.KeyKind.STR, self.key.index
         elif isinstance(self.key, str):
             s.key_kind = _KEY_NAMES[self.key]
-        if self.where is not None:
+        if isinstance(self.where, Where):
             # Stored as the s64 the kernel compares; an unsigned argument is
             # compared with the same 64 bits read as unsigned.
             v = self.where.value
@@ -177,13 +226,16 @@ class Aggregate:
         return s
 
     def arg_problems(self, probe: Probe, role: int, key_here: bool = True) -> list[str]:
-        """Why `probe` cannot feed this aggregation (argument indices, widths)."""
-        needed = []
-        if role == _native.Role.AGG and self.value is not None:
+        """Why `probe` cannot feed this aggregation (argument indices, widths).
+        Expressions are checked when compiled for the probe instead."""
+        if self.uses_expressions:
+            return []
+        needed: list[tuple[str, int, bool]] = []
+        if role == _native.Role.AGG and isinstance(self.value, int):
             needed.append(("value", self.value, False))
         if key_here and isinstance(self.key, (Arg, StrArg)):
             needed.append(("key", self.key.index, isinstance(self.key, StrArg)))
-        if self.where is not None:
+        if isinstance(self.where, Where):
             needed.append(("filter", self.where.arg, False))
         problems = []
         for what, i, as_string in needed:
@@ -221,7 +273,7 @@ class Latency:
     key_from: str = "done"
     unit: str = "ns"
     lhist: Optional[Tuple[int, int, int]] = None
-    where: Optional[Where] = None
+    where: Union[None, Where, str] = None
     pid: Optional[int] = None
     max_pending: int = 10240
 
@@ -243,6 +295,8 @@ class Latency:
         for i in pairs:
             limits.check_arg_index(i, "pairing argument")
         self.aggregate().validate(needs_value=False)
+        if is_key_expression(self.key) and self.key_from == "start":
+            raise ConfigError("a key of expressions is computed at the done probe: use key_from='done'")
 
     def aggregate(self) -> Aggregate:
         """The aggregation of the time differences."""
@@ -269,6 +323,11 @@ class Latency:
         pair = self._pair_arg(role)
         if pair is not None:
             s.pair_arg = pair
+        if agg.uses_expressions or self.aggregate().uses_expressions:
+            s.key_kind = _native.KeyKind.TUPLE if role == _native.Role.DONE else _native.KeyKind.NONE
+            s.value_arg = _native.NO_ARG
+            s.filter_op = _native.Cmp.NONE
+            return s
         if role == _native.Role.DONE and not key_here and self.key is not None:
             s.key_from_start = 1
             # The done site stores rows under the key kind the start computed.

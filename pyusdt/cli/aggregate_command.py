@@ -28,6 +28,7 @@ from pyusdt.cli.targets import (
     split_target,
 )
 from pyusdt.errors import ConfigError
+from pyusdt.expr import PlainArg, PlainBuiltin, PlainStr, parse, parse_list, simple_form
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import Tracer
 
@@ -49,24 +50,44 @@ _HELP = {
 
 
 def parse_key(text: Optional[str]) -> KeySpec:
-    """--by: pid, tid, comm, probe, none, argN (integer) or strN (string)."""
+    """--by: pid, tid, comm, probe, none, argN (integer), strN (string), or
+    bpftrace expressions 'EXPR, EXPR, ...' (several keys).  One plain key
+    (argN, str(argN), pid, tid, comm, probe) takes the plain route."""
     if text is None or text == "none":
         return None
-    if text in ("pid", "tid", "comm", "probe"):
-        return text
-    m = _KEY.match(text)
-    if not m:
-        raise ConfigError(f"--by must be pid, tid, comm, probe, none, argN or strN (got {text!r})")
-    return (StrArg if m.group(1) == "str" else Arg)(int(m.group(2)))
+    m = _KEY.match(text.strip())
+    if m:
+        return (StrArg if m.group(1) == "str" else Arg)(int(m.group(2)))
+    nodes = parse_list(text)
+    plain = simple_form(nodes[0]) if len(nodes) == 1 else None
+    if isinstance(plain, PlainArg):
+        return Arg(plain.index)
+    if isinstance(plain, PlainStr):
+        return StrArg(plain.index)
+    if isinstance(plain, PlainBuiltin) and plain.name in ("pid", "tid", "comm", "probe"):
+        return plain.name
+    return text
 
 
-def parse_where(text: Optional[str]) -> Optional[Where]:
-    """--where 'argN OP VALUE' with OP one of == != < <= > >=."""
+def parse_value(text: Optional[str]) -> Union[None, int, str]:
+    """-v: N (argument N, as before), argN, or a bpftrace expression."""
+    if text is None:
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    plain = simple_form(parse(text))
+    return plain.index if isinstance(plain, PlainArg) else text
+
+
+def parse_where(text: Optional[str]) -> Union[None, Where, str]:
+    """--where: a bpftrace predicate.  'argN OP VALUE' (OP one of == != < <=
+    > >=) takes the plain route; anything else is an expression."""
     if text is None:
         return None
     m = _WHERE.match(text)
     if not m:
-        raise ConfigError(f"--where must look like 'arg0 > 100' (got {text!r})")
+        parse(text)  # its syntax now, with the column at fault
+        return text
     number = m.group(3)
     digits = number.lstrip("-")
     if digits.startswith("0x"):
@@ -90,7 +111,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_target_args(p, with_command=True)
     p.add_argument("-f", "--follow-forks", action="store_true",
                    help="with -p/-c, also aggregate in the processes the target forks")
-    p.add_argument("--where", metavar="'argN OP VALUE'", help="only hits where the predicate holds")
+    p.add_argument("--where", metavar="PRED",
+                   help="only hits where this bpftrace predicate holds, e.g. "
+                        "'str(arg0) == \"GET\" && arg2 >= 500' (evaluated in the kernel)")
     p.add_argument("--filter-pid", type=int, metavar="PID", help="only hits in this process")
     p.add_argument("-i", "--interval", type=float, help="print every this many seconds too")
     p.add_argument("--per-interval", action="store_true",
@@ -110,10 +133,13 @@ def add_commands(sub: Subcommands) -> None:
         p = sub.add_parser(kind, help=_HELP[kind])
         _add_common(p)
         if kind != "count":
-            p.add_argument("-v", "--value", type=int, required=True, metavar="N",
-                           help="the argument aggregated (0-based, like argN)")
-        p.add_argument("--by", help="key: pid, tid, comm, probe, none, argN or strN"
-                       + (" (default probe)" if kind == "count" else ""))
+            p.add_argument("-v", "--value", required=True, metavar="EXPR",
+                           help="what is aggregated: N (argument N, 0-based) or a bpftrace expression, "
+                                "e.g. 'arg2 / 1000' or '*(int32 *)arg1'")
+        p.add_argument("--by", metavar="KEY",
+                       help="key: pid, tid, comm, probe, none, argN, strN, or bpftrace expressions "
+                            "'EXPR, EXPR, ...' (several keys print as @[a, b])"
+                            + (" (default probe)" if kind == "count" else ""))
         p.add_argument("--divisor", type=int, default=1, help="divide values by this (units)")
         if kind == "lhist":
             p.add_argument("--min", type=int, required=True)
@@ -130,7 +156,9 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--pair-by", metavar="N | S,D",
                    help="pair by this argument (a request id) instead of by thread; "
                         "S,D when it is argument S of the start and D of the done")
-    p.add_argument("--by", help="key: pid, tid, comm, probe, none, argN or strN")
+    p.add_argument("--by", metavar="KEY",
+                   help="key: pid, tid, comm, probe, none, argN, strN, or bpftrace expressions "
+                        "(computed at the done probe)")
     p.add_argument("--key-from", choices=["start", "done"], default="done",
                    help="the probe whose arguments --by reads")
     p.add_argument("--unit", choices=list(UNITS), default="us")
@@ -150,7 +178,7 @@ def add_commands(sub: Subcommands) -> None:
 def _spec_from_args(args: argparse.Namespace) -> Aggregate:
     lhist = (args.min, args.max, args.step) if args.kind == "lhist" else None
     key = parse_key(args.by if args.by is not None else ("probe" if args.kind == "count" else None))
-    return Aggregate(args.kind, value=getattr(args, "value", None), key=key, divisor=args.divisor,
+    return Aggregate(args.kind, value=parse_value(getattr(args, "value", None)), key=key, divisor=args.divisor,
                      lhist=lhist, where=parse_where(args.where), pid=args.filter_pid)
 
 
@@ -177,8 +205,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
     if args.duration is not None:
         limits.check_seconds(args.duration, "--duration")
     limits.MAP_ENTRIES.check(args.max_keys, "--max-keys")
-    if getattr(args, "value", None) is not None:
-        limits.check_arg_index(args.value, "value argument")
+    value = getattr(args, "value", None)
+    if value is not None and value.strip().isdigit():
+        limits.check_arg_index(int(value), "value argument")
     if getattr(args, "divisor", None) is not None:
         limits.DIVISOR.check(args.divisor, "--divisor")
     if getattr(args, "max_pending", None) is not None:

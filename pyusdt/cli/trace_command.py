@@ -20,7 +20,9 @@ from pyusdt.cli.targets import (
     show_warnings,
     split_target,
 )
-from pyusdt.export.text import event_json, event_text, summary
+from pyusdt.export.printf import Printf
+from pyusdt.export.text import event_json, event_text, printf_text, summary
+from pyusdt.expr import parse_list
 from pyusdt.trace.columns import wall_clock_offset_ns
 from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loop import stream
@@ -38,6 +40,15 @@ def add_command(sub: Subcommands) -> None:
     add_target_args(p_trace, with_command=True)
     p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
                          help="read argument N (0-based) as a string; repeatable")
+    p_trace.add_argument("--where", metavar="PRED",
+                         help="only hits where this bpftrace predicate holds, e.g. "
+                              "'str(arg0) == \"GET\" && arg2 >= 500' (evaluated in the kernel)")
+    p_trace.add_argument("--fields", metavar="'EXPR, ...'",
+                         help="print these bpftrace expressions instead of the arguments, e.g. "
+                              "'str(arg1, arg2), *(int32 *)arg0' (evaluated in the kernel)")
+    p_trace.add_argument("--printf", metavar="FORMAT",
+                         help="with --fields: print each event as bpftrace's printf(FORMAT, fields...) "
+                              "does, e.g. '%%s took %%d us\\n'")
     p_trace.add_argument("--str-len", type=int, default=_native.DEFAULT_STR_LEN,
                          help=f"bytes read per string, NUL included (default {_native.DEFAULT_STR_LEN})")
     # "json", as the aggregating commands spell it (one object per line);
@@ -68,7 +79,8 @@ def build_tracer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> T
     tracer = Tracer(str_len=args.str_len, ringbuf_bytes=args.ringbuf_size,
                     follow_children=args.follow_forks)
     try:
-        Target(args, parser, path).attach(tracer, pattern or "*", strings=args.string or [])
+        Target(args, parser, path).attach(tracer, pattern or "*", strings=args.string or [],
+                                          where=args.where, fields=args.fields)
     except BaseException:
         tracer.close()
         raise
@@ -83,6 +95,16 @@ def cmd_trace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         limits.check_seconds(args.duration, "--duration")
     for i in args.string or []:
         limits.check_arg_index(i, "string argument")
+    if args.fields is not None and args.string:
+        parser.error("-s is for arguments: with --fields, read a string with str(argN) among the fields")
+    printf = None
+    if args.printf is not None:
+        if args.fields is None:
+            parser.error("--printf formats the --fields: give both")
+        if args.format is not None or args.output is not None:
+            parser.error("--printf is a text format of its own: leave out --format and --output")
+        printf = Printf(args.printf, len(parse_list(args.fields)))
+    args.printf_format = printf
     writer = None
     if args.output is not None:
         if args.format is not None:
@@ -136,7 +158,7 @@ def _trace(args: argparse.Namespace, parser: argparse.ArgumentParser, writer: Op
         stats = tracer.stats()
         print(summary(stats), file=sys.stderr)
         if forced:
-            unread = sum(max(0, s.hits - s.events - s.lost_ringbuf) for s in stats)
+            unread = sum(max(0, s.hits - s.events - s.lost_ringbuf - s.filtered - s.busy) for s in stats)
             print(f"pyusdt: stopped by a second signal: {unread} event(s) left unread in the ring buffer",
                   file=sys.stderr)
         if writer is not None:
@@ -185,9 +207,14 @@ def _trace_to_stdout(tracer: Tracer, args: argparse.Namespace, stop: StopSignals
     # as the tables and files measure it (pyusdt.trace.columns).
     wall = wall_clock_offset_ns() if args.wall_time else None
     write_text = _stdout_writer()
+    printf: Optional[Printf] = args.printf_format
 
     def write(batch: EventBatch) -> None:
-        if len(batch):
+        if not len(batch):
+            return
+        if printf is not None:
+            write_text("".join(printf_text(printf, e, wall) for e in batch))
+        else:
             write_text("".join(fmt(e, wall) + "\n" for e in batch))
 
     try:

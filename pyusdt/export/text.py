@@ -6,6 +6,7 @@ import time
 from typing import Iterable, Optional, TextIO
 
 from pyusdt.discover.probes import ArgSpec, Probe
+from pyusdt.export.printf import Printf
 from pyusdt.trace.events import Event
 from pyusdt.trace.results import ProbeStats
 
@@ -34,10 +35,18 @@ def _arg_text(e: Event, name: str, i: int, value: object) -> str:
 def event_text(e: Event, wall_offset_ns: Optional[int] = None) -> str:
     """`ts_ns pid/tid cpuN provider:name arg0=... ...`; with `wall_offset_ns`
     (CLOCK_REALTIME - CLOCK_MONOTONIC), the UTC time of the hit first."""
-    names = e.probe.probe.arg_names
+    names = e.probe.value_names
     args = " ".join(_arg_text(e, names[i], i, v) for i, v in enumerate(e.args))
     wall = "" if wall_offset_ns is None else iso_times([e.ts_ns + wall_offset_ns])[0] + " "
     return f"{wall}{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu} {e.probe.fullname} {args}".rstrip()
+
+
+def printf_text(printf: Printf, e: Event, wall_offset_ns: Optional[int] = None) -> str:
+    """The event's fields through a --printf format (unreadable ones as ?);
+    with `wall_offset_ns`, its UTC time first."""
+    values = [None if i in e.read_failed else v for i, v in enumerate(e.args)]
+    wall = "" if wall_offset_ns is None else iso_times([e.ts_ns + wall_offset_ns])[0] + " "
+    return wall + printf.render(values)
 
 
 def event_json(e: Event, wall_offset_ns: Optional[int] = None) -> str:
@@ -54,8 +63,8 @@ def event_json(e: Event, wall_offset_ns: Optional[int] = None) -> str:
         "probe": e.probe.probe.name,
         "args": [None if i in e.read_failed else v for i, v in enumerate(e.args)],
     })
-    if e.probe.probe.described:
-        obj["arg_names"] = e.probe.probe.arg_names
+    if e.probe.probe.described or e.probe.fields is not None:
+        obj["arg_names"] = e.probe.value_names
     if e.truncated:
         obj["truncated"] = list(e.truncated)
     if e.read_failed:
@@ -98,12 +107,19 @@ def summary(stats: list[ProbeStats]) -> str:
     lost = sum(s.lost_ringbuf for s in stats)
     str_fail = sum(s.str_fail for s in stats)
     arg_fail = sum(s.arg_fail for s in stats)
+    filtered = sum(s.filtered for s in stats)
+    busy = sum(s.busy for s in stats)
     lines = [f"pyusdt: {total} events, {lost} lost (ring buffer full), "
-             f"{str_fail} unreadable strings, {arg_fail} unreadable arguments"]
+             f"{str_fail} unreadable strings, {arg_fail} unreadable arguments"
+             + (f", {filtered} filtered out (--where)" if filtered else "")
+             + (f", {busy} lost (expression scratch busy)" if busy else "")]
     width = max((len(s.probe) for s in stats), default=0)
     for s in stats:
         extra = ""
-        if s.lost_ringbuf or s.str_fail or s.arg_fail:
+        if s.lost_ringbuf or s.str_fail or s.arg_fail or s.busy:
             extra = f"  lost={s.lost_ringbuf} str_fail={s.str_fail} arg_fail={s.arg_fail}"
+            extra += f" busy={s.busy}" if s.busy else ""
+        if s.filtered:
+            extra += f"  filtered={s.filtered}"
         lines.append(f"  {s.probe:<{width}}  {s.events:>10} events  {s.path}{extra}")
     return "\n".join(lines)

@@ -20,7 +20,9 @@ from pyusdt.errors import (
     NoSuchProcessError,
     PyusdtError,
 )
-from pyusdt.trace.events import TracedProbe
+from pyusdt.expr import ExpressionError, OutField
+from pyusdt.trace.events import RecordValue, TracedProbe
+from pyusdt.trace.expressions import ProgramStore
 from pyusdt.trace.loader_hook import LoaderHook
 from pyusdt.trace.requests import AttachRequest, InodeKey, inode_key, pid_alive
 
@@ -37,9 +39,12 @@ class Attacher:
         self.warnings = warnings  # the tracer's list, shared
         self.follow_children = follow_children
         self.probes: list[TracedProbe] = []  # by probe id
-        self._probe_ids: dict[tuple[InodeKey, str, str, tuple[object, ...]], int] = {}
-        # (inode key, file offset, agg id) of every attached site
-        self._attached: set[tuple[InodeKey, int, int]] = set()
+        self._probe_ids: dict[tuple[object, ...], int] = {}
+        # (inode key, file offset, agg id, predicate, fields) of every attached site
+        self._attached: set[tuple[InodeKey, int, int, Optional[str], Optional[str]]] = set()
+        # agg id -> the parts of its key, for aggregations keyed by expressions
+        self.key_fields: dict[int, tuple[OutField, ...]] = {}
+        self.programs: Optional[ProgramStore] = None
         self.linked_ids: set[int] = set()  # probe ids with at least one site attached
         self.aggs: list[Union[Aggregate, Latency]] = []  # specs, indexed by agg id
         self.flat_aggs = 0  # aggregations with rows in the flat per-CPU array
@@ -51,6 +56,7 @@ class Attacher:
     def bind(self, session: Any, max_probe_ids: int) -> None:
         """The session started: probes attach into it from now on."""
         self.session = session
+        self.programs = ProgramStore(session)
         self.max_probe_ids = max_probe_ids
         self.flat_aggs = len(self.aggs)
         # The last probe id is the dynamic linker's notification site's.
@@ -58,7 +64,7 @@ class Attacher:
 
     def traced_files(self) -> set[InodeKey]:
         """The files with a site attached."""
-        return {inode for inode, _, _ in self._attached}
+        return {attached[0] for attached in self._attached}
 
     def agg_id(self, spec: Union[Aggregate, Latency]) -> int:
         """This tracer's number for an aggregation spec (specs are matched by
@@ -71,16 +77,18 @@ class Attacher:
         self.aggs.append(spec)
         return len(self.aggs) - 1
 
-    def probe_id(self, probe: Probe, strings: tuple[int, ...]) -> int:
-        # One id per argument layout of a probe (pending holds layouts).
-        key = (inode_key(probe.open_path), probe.provider, probe.name, probe.layout)
+    def probe_id(self, probe: Probe, strings: tuple[int, ...],
+                 fields: Optional[tuple[RecordValue, ...]] = None) -> int:
+        # One id per argument layout of a probe (pending holds layouts), and
+        # per set of fields (records of other fields are decoded otherwise).
+        key = (inode_key(probe.open_path), probe.provider, probe.name, probe.layout, fields)
         if key in self._probe_ids and self.probes[self._probe_ids[key]].strings != strings:
             raise ConfigError(f"{probe.fullname} is already traced with other string arguments")
         if key not in self._probe_ids:
             if len(self.probes) >= self.max_probe_ids:
                 raise AttachError(f"too many probes (limit {self.max_probe_ids})")
             self._probe_ids[key] = len(self.probes)
-            self.probes.append(TracedProbe(len(self.probes), probe, strings))
+            self.probes.append(TracedProbe(len(self.probes), probe, strings, fields))
         return self._probe_ids[key]
 
     def attach_checked(self, req: AttachRequest) -> None:
@@ -135,15 +143,32 @@ class Attacher:
                 strings = strings[:slots]
             inode = inode_key(probe.open_path)
             req.seen_objects.add(inode)
-            probe_id = self.probe_id(probe, strings)
+            try:
+                programs = req.programs_for(probe)
+            except ExpressionError as e:  # a probe found later whose arguments do not fit
+                self.warnings.append(f"{probe.fullname} in {probe.path}: not traced: {e}")
+                continue
+            exprs = _native.SiteExprs()
+            fields = None
+            if programs is not None:
+                assert self.programs is not None
+                exprs = self.programs.site_exprs(programs, req.str_len)
+                fields = programs.fields
+                if fields is not None:  # the record's strings are the string fields
+                    strings = tuple(i for i, v in enumerate(fields) if v.is_str)
+                if agg_id >= 0 and req.role != _native.Role.START:
+                    self.key_fields.setdefault(agg_id, programs.keys)
+            probe_id = self.probe_id(probe, strings, fields)
             for site in probe.sites:
                 # Two requests matching the same site (overlapping patterns on
                 # one target) must not attach it twice: that would double events.
-                if (inode, site.pc_offset, agg_id) in self._attached:
+                attached = (inode, site.pc_offset, agg_id, req.where, req.fields)
+                if attached in self._attached:
                     continue
-                self._attached.add((inode, site.pc_offset, agg_id))
+                self._attached.add(attached)
                 try:
-                    session.attach(probe.open_path, site, probe_id, list(strings), pid, follow, spec)
+                    session.attach(probe.open_path, site, probe_id, [] if fields is not None else list(strings),
+                                   pid, follow, spec, exprs=exprs)
                 except AttachError as e:
                     if probe.fullname not in str(e):
                         e = _named(e, probe)

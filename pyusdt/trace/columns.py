@@ -159,15 +159,11 @@ class _Plan:
 
 
 def _sources(tp: TracedProbe) -> list[Source]:
-    out = []
-    for i, spec in enumerate(tp.probe.args):
-        out.append(Source(True) if i in tp.strings else Source(False, spec.signed, spec.bytes_read))
-    return out
+    return [Source(True) if v.is_str else Source(False, v.signed, v.size) for v in tp.values]
 
 
 def _column_names(tp: TracedProbe) -> list[str]:
-    names = tp.probe.arg_names
-    return [f"arg_{n}" if n in FIXED_COLUMNS else n for n in names]
+    return [f"arg_{n}" if n in FIXED_COLUMNS else n for n in tp.value_names]
 
 
 class Layout:

@@ -3,7 +3,7 @@ the probe table needed to read them (names, argument signs, string slots)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -19,25 +19,50 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 ArgValue = Union[int, str]
 
 
+@dataclass(frozen=True)
+class RecordValue:
+    """One value a record holds: an argument of the probe, or a field the
+    trace computed (--fields).  `size` is the bytes the integer holds."""
+
+    name: str
+    is_str: bool
+    signed: bool = False
+    size: int = 8
+
+
 @dataclass
 class TracedProbe:
-    """A probe as a trace sees it: its id in records and how to decode its arguments."""
+    """A probe as a trace sees it: its id in records and how to decode its
+    values: its arguments, or the fields an expression program computed."""
 
     probe_id: int
     probe: Probe
-    strings: tuple[int, ...]  # argument indices read as strings, in slot order
+    strings: tuple[int, ...]  # indices of the values read as strings, in slot order
+    fields: Optional[tuple[RecordValue, ...]] = None  # what records hold instead of the arguments
 
     @property
     def fullname(self) -> str:
         return self.probe.fullname
 
+    @property
+    def values(self) -> tuple[RecordValue, ...]:
+        """What each record of this probe holds, in args[] order."""
+        if self.fields is not None:
+            return self.fields
+        return tuple(RecordValue(name, i in self.strings, spec.signed, spec.bytes_read)
+                     for i, (name, spec) in enumerate(zip(self.probe.arg_names, self.probe.args)))
+
+    @property
+    def value_names(self) -> list[str]:
+        return [v.name for v in self.values]
+
     def decode_args(self, raw: np.ndarray, strings: Sequence[bytes]) -> tuple[Union[int, str], ...]:
-        """Typed values of one record's arguments: ints with the spec's sign, strs."""
+        """Typed values of one record: ints with their sign, strs."""
         out: list[ArgValue] = []
-        for i, spec in enumerate(self.probe.args):
-            if i in self.strings:
+        for i, v in enumerate(self.values):
+            if v.is_str:
                 out.append(decode_c_string(strings[self.strings.index(i)]))
-            elif spec.signed:
+            elif v.signed:
                 out.append(int(raw[i].astype(np.int64)))
             else:
                 out.append(int(raw[i]))
@@ -81,7 +106,7 @@ class EventBatch:
             tp = self.probes[int(rec["probe_id"])]
             flags = int(rec["flags"])
             strings = rec["strings"] if has_strings else ()
-            n = tp.probe.nargs
+            n = len(tp.values)
             yield Event(
                 int(rec["ts_ns"]),
                 int(rec["pid"]),
@@ -106,12 +131,12 @@ class EventBatch:
         """Argument `index` of probe `fullname` across the batch: int64 when
         the argument is signed, else uint64.  Where the probe's sites differ,
         the records of the sites that have no such argument are left out."""
-        tps = self._layouts_with(fullname, lambda tp: index < tp.probe.nargs)
+        tps = self._layouts_with(fullname, lambda tp: index < len(tp.values))
         if not tps:
             raise ArgumentIndexError(f"{fullname}: no traced site has argument {index}")
         recs = self.array[np.isin(self.array["probe_id"], [tp.probe_id for tp in tps])]
         col = recs["args"][:, index]
-        return col.view(np.int64) if any(tp.probe.args[index].signed for tp in tps) else col
+        return col.view(np.int64) if any(tp.values[index].signed for tp in tps) else col
 
     def strings(self, index: int, fullname: str) -> list[str]:
         """String argument `index` of probe `fullname`, decoded, across the

@@ -24,6 +24,8 @@ from pyusdt.errors import (
     NotELFError,
     PyusdtError,
 )
+from pyusdt.expr import ExpressionError
+from pyusdt.trace.expressions import LayoutPrograms, aggregation_programs, stream_programs, uses_expressions
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
@@ -48,6 +50,30 @@ class AttachRequest:
     matched: bool = False  # some probe matched (a pattern may match only objects loaded later)
     unmatched_why: str = ""  # later=True and nothing matched when attached: why
     loader_hooked: bool = False  # the dynamic linker's site was attached for this target
+    where: Optional[str] = None  # streaming: a predicate (bpftrace syntax)
+    fields: Optional[str] = None  # streaming: what each record holds instead of the arguments
+    str_len: int = _native.DEFAULT_STR_LEN  # the session's string slot width (fields' strings)
+    # (provider:name, layout) -> its programs, compiled once per layout
+    programs: dict[tuple[str, tuple[object, ...]], LayoutPrograms] = field(default_factory=dict)
+
+    @property
+    def uses_expressions(self) -> bool:
+        return uses_expressions(self.where, self.fields, self.agg)
+
+    def programs_for(self, probe: Probe) -> Optional[LayoutPrograms]:
+        """This request's programs for one probe layout (None without
+        expressions); ExpressionError when they do not fit its arguments."""
+        if not self.uses_expressions:
+            return None
+        key = (probe.fullname, probe.layout)
+        known = self.programs.get(key)
+        if known is None:
+            if self.agg is not None:
+                known = aggregation_programs(self.agg, self.role, probe)
+            else:
+                known = stream_programs(self.where, self.fields, probe, self.str_len)
+            self.programs[key] = known
+        return known
 
     def loader_objects(self) -> list[tuple[str, str]]:
         """(open path, display path) of the objects where the target's
@@ -147,15 +173,26 @@ def check_probes(probes: list[Probe], req: AttachRequest, strict: bool,
                 raise ArgumentIndexError(problem)
             warnings.append(problem)
     usable = []
+    misfits: list[tuple[Probe, ExpressionError]] = []
     for p in probes:
         if p.unsupported:
             warnings.append(f"{p.fullname} in {p.path}: refused: {p.unsupported}")
+            continue
+        try:
+            req.programs_for(p)
+        except ExpressionError as e:
+            # An expression that does not fit this probe's arguments (an
+            # argument it lacks): skipped with a warning, unless it fits none.
+            misfits.append((p, e))
             continue
         mine = tuple(i for i in strings if 0 <= i < p.nargs and p.args[i].size == 8)
         if not strings and req.agg is None:
             # A provider that described its arguments says which are strings.
             mine = p.string_args
         usable.append((p, mine))
+    if misfits and strict and not usable:
+        raise misfits[0][1]
+    warnings.extend(f"{p.fullname} in {p.path}: not traced: {e}" for p, e in misfits)
     return usable
 
 

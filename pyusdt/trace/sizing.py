@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Union
 
 from pyusdt import _native
 from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.expr import parse_list
 from pyusdt.trace.requests import AttachRequest
 
 DEFAULT_RINGBUF_BYTES = 16 << 20
@@ -24,6 +25,16 @@ def default_ring(requests: Sequence[AttachRequest]) -> tuple[int, bool]:
     return (AGGREGATE_ONLY_RINGBUF_BYTES if streams_nothing else DEFAULT_RINGBUF_BYTES), streams_nothing
 
 
+def field_slots(req: AttachRequest) -> int:
+    """String slots a request's fields fill: what its layouts compiled to,
+    or (none compiled yet: a pattern waiting for objects loaded later) one
+    per field, the most it can need."""
+    if req.programs:
+        return max(p.string_fields for p in req.programs.values())
+    assert req.fields is not None
+    return len(parse_list(req.fields))
+
+
 def session_options(requests: Sequence[AttachRequest], aggs: Sequence[Union[Aggregate, Latency]], *,
                     ringbuf_bytes: int, wakeup_bytes: int, wakeup_interval: Optional[float], str_len: int,
                     max_sites: int, max_agg_keys: int, uprobe_multi: bool) -> _native.SessionOptions:
@@ -33,7 +44,9 @@ def session_options(requests: Sequence[AttachRequest], aggs: Sequence[Union[Aggr
     # What the probes found need, and what a pattern waiting for objects
     # loaded later asked for (their probes come after the session is made).
     opts.string_slots = max([len(strings) for r in requests for _, strings in r.pending]
-                            + [len(set(r.strings)) for r in requests if r.agg is None], default=0)
+                            + [len(set(r.strings)) for r in requests if r.agg is None]
+                            + [field_slots(r) for r in requests if r.fields is not None], default=0)
+    opts.expressions = any(r.uses_expressions for r in requests)
     opts.wakeup_bytes = wakeup_bytes
     opts.wakeup_interval_ns = int((wakeup_interval or 0) * 1e9)
     opts.max_sites = max_sites

@@ -36,6 +36,7 @@ from pyusdt.errors import (
     SessionClosedError,
     UnsupportedArgumentError,
 )
+from pyusdt.expr import parse, parse_list
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch, TracedProbe
 from pyusdt.trace.launcher import HeldProcess
@@ -141,16 +142,25 @@ class Tracer:
     # -- choosing what to trace -------------------------------------------
 
     def attach_path(self, path: PathArg, pattern: str = "*", strings: Sequence[int] = (),
-                    aggregate: AggregateArg = None) -> list[Probe]:
+                    aggregate: AggregateArg = None, *, where: Optional[str] = None,
+                    fields: Optional[str] = None) -> list[Probe]:
         """Probes matching `pattern` in the ELF file at `path`, in every process running it.
-        With `aggregate`, hits are aggregated in the kernel instead of streamed."""
+        With `aggregate`, hits are aggregated in the kernel instead of streamed.
+
+        where: a bpftrace predicate ('str(arg0) == "GET" && arg2 >= 500'):
+            only the hits where it holds are recorded.
+        fields: bpftrace expressions, comma-separated ("str(arg1, arg2),
+            *(int32 *)arg0"): what each record holds instead of the
+            arguments, named by their text.  Both are evaluated in the kernel
+            by the precompiled program (pyusdt.expr)."""
         path = as_path(path)
         probes = require_match(probes_at_path(path), pattern, path)
-        req = AttachRequest(pattern, tuple(strings), "path", path=path)
+        req = self._request(pattern, strings, "path", where, fields, path=path)
         return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_pid(self, pid: int, pattern: str = "*", strings: Sequence[int] = (),
-                   aggregate: AggregateArg = None, later: bool = False) -> list[Probe]:
+                   aggregate: AggregateArg = None, later: bool = False, *, where: Optional[str] = None,
+                   fields: Optional[str] = None) -> list[Probe]:
         """Probes matching `pattern` in every object mapped into process `pid`,
         and in objects it maps later (dlopen).  With `aggregate`, hits are
         aggregated in the kernel instead of streamed.
@@ -159,7 +169,7 @@ class Tracer:
         attaches to that file's probes in this process whether or not it has
         mapped it yet (the kernel applies them when it does).  later: a
         pattern that matches nothing yet is no error: it waits for objects
-        loaded later (see unmatched)."""
+        loaded later (see unmatched).  where, fields: as for attach_path."""
         pid = limits.as_int(pid, "pid")
         qualified = split_path_pattern(pattern)
         if qualified is not None:
@@ -167,33 +177,36 @@ class Tracer:
                 raise NoSuchProcessError(f"no such process: {pid}")
             path, pattern = qualified
             probes = require_match(probes_at_path(path), pattern, path)
-            req = AttachRequest(pattern, tuple(strings), "pid", pid=pid, only_path=path)
+            req = self._request(pattern, strings, "pid", where, fields, pid=pid, only_path=path)
             return self._add(self._with_agg(req, aggregate), probes)
         probes, why = matching_now(lambda: probes_of_process(pid, pattern), later)
-        req = AttachRequest(pattern, tuple(strings), "pid", pid=pid, unmatched_why=why)
+        req = self._request(pattern, strings, "pid", where, fields, pid=pid, unmatched_why=why)
         req.seen_objects = inode_keys(o.open_path for o in process_objects(pid))
         return self._add(self._with_agg(req, aggregate), probes)
 
     def attach_command(self, argv: Union[Sequence[str], HeldProcess], pattern: str = "*",
                        strings: Sequence[int] = (), aggregate: AggregateArg = None,
-                       later: bool = False) -> HeldProcess:
+                       later: bool = False, *, where: Optional[str] = None,
+                       fields: Optional[str] = None) -> HeldProcess:
         """Starts `argv` held before exec (or reuses a HeldProcess from an earlier
         call); start() attaches its probes, then lets it run.  The probes of
         objects it loads later (dlopen) are attached as it loads them, before
         their code runs.  With `aggregate`, hits are aggregated in the kernel
-        instead of streamed.  `pattern` and `later` as for attach_pid."""
+        instead of streamed.  `pattern`, `later`, `where` and `fields` as for attach_pid."""
         held = argv if isinstance(argv, HeldProcess) else HeldProcess(argv)
         try:
             qualified = split_path_pattern(pattern)
             if qualified is not None:
                 path, pattern = qualified
                 probes = require_match(probes_at_path(path), pattern, path)
-                req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held, only_path=path)
+                req = self._request(pattern, strings, "command", where, fields, pid=held.pid, held=held,
+                                    only_path=path)
                 self._add(self._with_agg(req, aggregate), probes)
                 return held
             found, objects = command_probes(held)
             probes, why = matching_now(lambda: require_match(found, pattern, f"command {held.argv[0]}"), later)
-            req = AttachRequest(pattern, tuple(strings), "command", pid=held.pid, held=held, unmatched_why=why)
+            req = self._request(pattern, strings, "command", where, fields, pid=held.pid, held=held,
+                                unmatched_why=why)
             req.seen_objects = inode_keys(objects)
             self._add(self._with_agg(req, aggregate), probes)
         except BaseException:
@@ -224,10 +237,28 @@ class Tracer:
                 command = self.attach_command(command, pattern, aggregate=agg)
         return found
 
+    def _request(self, pattern: str, strings: Sequence[int], kind: str, where: Optional[str],
+                 fields: Optional[str], **target: Any) -> AttachRequest:
+        """One attach call's request; its expressions' syntax checked now."""
+        for text, what in ((where, "where"), (fields, "fields")):
+            if text is not None and not isinstance(text, str):
+                raise ConfigTypeError(f"{what} must be bpftrace expression text (got {text!r})")
+        if where is not None:
+            parse(where)
+        if fields is not None:
+            if strings:
+                raise ConfigError("with fields, read strings with str(argN) among them, not strings=")
+            parse_list(fields)
+        return AttachRequest(pattern, tuple(strings), kind, where=where, fields=fields, str_len=self.str_len,
+                             **target)
+
     def _with_agg(self, req: AttachRequest, aggregate: AggregateArg) -> AttachRequest:
         """Binds an aggregation to a request, giving it an id in this tracer."""
         if aggregate is None:
             return req
+        if req.where is not None or req.fields is not None:
+            raise ConfigError("where= and fields= are for streaming: an aggregation takes its predicate "
+                              "and key in its Aggregate (where=, key=)")
         if isinstance(aggregate, RoleAgg):
             req.agg, req.role = aggregate.spec, aggregate.role
             return req
@@ -254,6 +285,9 @@ class Tracer:
         if self._session is not None and req.agg is None and self._streams_nothing:
             raise ConfigError("this tracer started with aggregations only, so it has no room to "
                               "stream events: create it with ringbuf_bytes=... to do both")
+        if self._session is not None and req.uses_expressions and not self._session.expressions:
+            raise ConfigError("this tracer started without expressions, so its program cannot run them: "
+                              "attach a request with expressions before start()")
         req.pending = usable
         self._requests.append(req)
         if self._session is not None:
@@ -387,7 +421,8 @@ class Tracer:
         """Every aggregation's result, in agg_id order."""
         if self._closed and self._final_aggs is not None:
             return self._final_aggs
-        return read_aggregations(self._require_session(), self._attacher.aggs, self._attacher.probes)
+        return read_aggregations(self._require_session(), self._attacher.aggs, self._attacher.probes,
+                                 self._attacher.key_fields)
 
     def stats(self) -> list[ProbeStats]:
         """Per-probe counters: delivered events, kernel hits, and every kind of loss.
