@@ -12,6 +12,12 @@ bench:fire(i, i*3, i & 0xffff) for i in 0..N-1):
   pyusdt-count    Tracer.attach_command(..., aggregate=Aggregate("count"))
   bpftrace-hist   bpftrace -e 'usdt:W:bench:fire { @ = hist(arg0); }'
   pyusdt-hist     Tracer.attach_command(..., aggregate=Aggregate("hist", value=0))
+  pyusdt-sum      Aggregate("sum", value=1, key=Arg(2)): the fixed path, 65536 keys
+  pyusdt-sum-expr Aggregate("sum", value="arg1", key="arg2"): the same sums,
+                  computed by the expression interpreter (what an expression
+                  costs per hit, beyond the fixed path)
+  bpftrace-expr   bpftrace -e 'usdt:W:bench:fire /arg2 % 3 != 1/ { @[arg0 % 8] = sum(arg1 / 3); }'
+  pyusdt-expr     Aggregate("sum", value="arg1 / 3", key="arg0 % 8", where="arg2 % 3 != 1")
 
 Nothing leaves the kernel per hit in any traced mode: the cost per fire is the
 uprobe plus the BPF program.  The workload prints its own loop time per fire;
@@ -31,6 +37,7 @@ rendering of the map is byte-identical to bpftrace's is reported too.
 Targets (reported as PASS/FAIL, never asserted):
   pyusdt-count per fire   <= 1.1x bpftrace-count
   pyusdt-hist per fire    <= 1.1x bpftrace-hist
+  pyusdt-expr per fire    <= 1.1x bpftrace-expr
   every traced run exact
 
 Needs root (BPF, uprobes), gcc, systemtap-sdt-dev (sys/sdt.h) and bpftrace.
@@ -66,8 +73,15 @@ import stream  # noqa: E402  (bench/stream.py: workload build, tracefs, noise me
 from stream import BenchError, NoiseMeter, background_line, build_workload, ensure_tracefs, finish, mark, parse_workload  # noqa: E402
 
 PROBE = stream.PROBE
-MODES = ("none", "bpftrace-count", "pyusdt-count", "bpftrace-hist", "pyusdt-hist")
-PAIRS = (("pyusdt-count", "bpftrace-count"), ("pyusdt-hist", "bpftrace-hist"))
+MODES = ("none", "bpftrace-count", "pyusdt-count", "bpftrace-hist", "pyusdt-hist", "pyusdt-sum",
+         "pyusdt-sum-expr", "bpftrace-expr", "pyusdt-expr")
+PAIRS = (("pyusdt-count", "bpftrace-count"), ("pyusdt-hist", "bpftrace-hist"), ("pyusdt-expr", "bpftrace-expr"),
+         ("pyusdt-sum-expr", "pyusdt-sum"))
+EXPR_COST = ("pyusdt-sum-expr", "pyusdt-sum")
+# The expression modes' map: its predicate, key and value (bpftrace's syntax, both tools).
+EXPR_WHERE, EXPR_KEY, EXPR_VALUE = "arg2 % 3 != 1", "arg0 % 8", "arg1 / 3"
+# pyusdt-sum's keys: arg2 = i & 0xffff takes 65536 values.
+SUM_KEYS = 1 << 16
 TARGET_RATIO = 1.1  # pyusdt ns/fire <= 1.1 x bpftrace's, for count and for hist
 
 HIST_ROW_RE = re.compile(r"^(\(\.\.\., 0\)|\[[^\]]*[\])])\s+(\d+) \|")
@@ -225,16 +239,37 @@ def run_bpftrace_hist(exe: str, n: int, tmp: str, opts) -> dict:
             "buckets": buckets, "text": text, "wall_s": wall, "prog": prog}
 
 
+def expected_expr_sums(n: int) -> dict:
+    """{arg0 % 8: sum of arg1 / 3} over the fires where arg2 % 3 != 1: the
+    expression modes' map, computed here."""
+    import numpy as np
+
+    i = np.arange(n, dtype=np.int64)
+    keep = (i & 0xFFFF) % 3 != 1
+    return {k: int(i[keep & (i % 8 == k)].sum()) for k in range(8) if (keep & (i % 8 == k)).any()}
+
+
+def run_bpftrace_expr(exe: str, n: int, tmp: str, opts) -> dict:
+    program = f"usdt:{exe}:{PROBE} /{EXPR_WHERE}/ {{ @[{EXPR_KEY}] = sum({EXPR_VALUE}); }}"
+    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, "bpftrace-expr", opts)
+    sums = {int(k): int(v) for k, v in re.findall(r"^@\[(\d+)\]: (-?\d+)$", text, re.M)}
+    ok = sums == expected_expr_sums(n)
+    return {"ns_per_fire": ns, "fired": n, "total": sum(sums.values()), "verified": ok,
+            "why": "" if ok else f"sums {sums} differ from the expected", "wall_s": wall, "prog": prog}
+
+
 def run_pyusdt(exe: str, n: int, tmp: str, opts, kind: str) -> dict:
     from pyusdt import Tracer
-    from pyusdt.aggregate.specs import Aggregate
+    from pyusdt.aggregate.specs import Aggregate, Arg
 
     res_path = os.path.join(tmp, f"pyusdt-{kind}.result")
     if os.path.exists(res_path):
         os.unlink(res_path)
-    spec = Aggregate("count") if kind == "count" else Aggregate("hist", value=0)
+    spec = {"count": Aggregate("count"), "hist": Aggregate("hist", value=0),
+            "sum": Aggregate("sum", value=1, key=Arg(2)), "sum-expr": Aggregate("sum", value="arg1", key="arg2"),
+            "expr": Aggregate("sum", value=EXPR_VALUE, key=EXPR_KEY, where=EXPR_WHERE)}[kind]
     w0 = time.monotonic()
-    t = Tracer()
+    t = Tracer(max_agg_keys=2 * SUM_KEYS)
     try:
         held = t.attach_command([exe, str(n), res_path], PROBE, aggregate=spec)
         s0 = time.monotonic()
@@ -259,13 +294,24 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts, kind: str) -> dict:
         ns = parse_workload(f.read(), n, f"pyusdt-{kind}")
     c = r.counters
     why = []
-    if r.total != n:
+    passed = n
+    if kind == "expr":
+        expected = expected_expr_sums(n)
+        passed = n - c.filtered
+        got = {k: r.value(k) for k in r.keys}
+        if got != expected:
+            why.append(f"sums {got} differ from the expected {expected}")
+    elif kind in ("sum", "sum-expr"):
+        sums = {k: r.value(k) for k in r.keys}
+        if len(sums) != min(n, SUM_KEYS) or sum(sums.values()) != 3 * (n * (n - 1) // 2):
+            why.append(f"{len(sums)} keys summing to {sum(sums.values())}")
+    elif r.total != n:
         why.append(f"total {r.total} != {n}")
     if c.map_full:
         why.append(f"map_full {c.map_full}")
-    if c.hits != n or hits != n:
-        why.append(f"hits {c.hits} (probe {hits}) != {n}")
-    if c.filtered or c.read_fail:
+    if c.hits != passed or hits != n:
+        why.append(f"hits {c.hits} (probe {hits}) != {passed}")
+    if (c.filtered and kind != "expr") or c.read_fail:
         why.append(f"filtered {c.filtered} read_fail {c.read_fail}")
     if streamed:
         why.append(f"{streamed} events streamed")
@@ -380,6 +426,14 @@ def print_targets(summary: dict) -> dict:
                     ratios[f"{py}_over_{bt}_added"] = add_py / add_bt
                     line += f"   (added cost: {add_py:.1f} / {add_bt:.1f} ns = {add_py / add_bt:.3f})"
             print(line)
+            if (py, bt) == EXPR_COST:
+                # A measurement, not a target: what the interpreter adds per hit.
+                if base is not None:
+                    ratios["expression_ns_per_hit"] = summary[py]["ns_per_fire_median"] - \
+                        summary[bt]["ns_per_fire_median"]
+                    print(f"  an expression costs {ratios['expression_ns_per_hit']:.1f} ns per hit "
+                          f"(pyusdt-sum-expr - pyusdt-sum: the same sums, interpreted)")
+                continue
             targets[f"{py} <= {TARGET_RATIO}x {bt}"] = (r <= TARGET_RATIO, f"{r:.3f}x")
     traced = [m for m in summary if m != "none"]
     targets["every traced run exact"] = (all(summary[m]["verified"] for m in traced),
@@ -430,6 +484,10 @@ def main(argv=None) -> int:
                 "pyusdt-count": lambda: run_pyusdt(exe, opts.n, tmp, opts, "count"),
                 "bpftrace-hist": lambda: run_bpftrace_hist(exe, opts.n, tmp, opts),
                 "pyusdt-hist": lambda: run_pyusdt(exe, opts.n, tmp, opts, "hist"),
+                "pyusdt-sum": lambda: run_pyusdt(exe, opts.n, tmp, opts, "sum"),
+                "pyusdt-sum-expr": lambda: run_pyusdt(exe, opts.n, tmp, opts, "sum-expr"),
+                "bpftrace-expr": lambda: run_bpftrace_expr(exe, opts.n, tmp, opts),
+                "pyusdt-expr": lambda: run_pyusdt(exe, opts.n, tmp, opts, "expr"),
             }
             runs = {m: [] for m in modes}
             noise = NoiseMeter()

@@ -14,6 +14,9 @@ with gcc -O2 into a temporary directory):
   pyusdt-paced     (optional, --modes) the same, but reading with one
                    Tracer.poll(0) every --pace seconds instead of batches(): what
                    a reader that lets records pile up into big batches costs
+  pyusdt-fields    (optional, --modes) the same records, their three values
+                   computed by the expression interpreter (fields="arg0, arg1,
+                   arg2"): what an expression costs per hit when streaming
 
 The workload prints its own loop time per fire; each mode's figure is the
 median of R repeats, run round-robin so that drift in the machine hits every
@@ -51,12 +54,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD_SRC = os.path.join(HERE, "workload.c")
 PROBE = "bench:fire"
 MODES = ("none", "bpftrace-count", "bpftrace-printf", "pyusdt")  # the default run
-EXTRA_MODES = ("pyusdt-paced",)
+EXTRA_MODES = ("pyusdt-paced", "pyusdt-fields")
+FIELDS = "arg0, arg1, arg2"  # pyusdt-fields: the arguments, through the interpreter
 RESULT_RE = re.compile(r"ns_per_fire=([0-9.]+) n=([0-9]+) total_ns=([0-9]+)")
 
 TARGET_PYUSDT_VS_COUNT = 1.3  # pyusdt ns/fire <= 1.3 x bpftrace count()
@@ -179,7 +184,8 @@ def run_bpftrace_printf(exe: str, n: int, tmp: str) -> dict:
             "verified": ok, "wall_s": wall}
 
 
-def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool) -> dict:
+def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool,
+               fields: Optional[str] = None) -> dict:
     from pyusdt import Tracer
 
     res_path = os.path.join(tmp, "pyusdt.result")
@@ -192,7 +198,7 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool
         kwargs["wakeup_bytes"] = opts.wakeup_bytes
     t = Tracer(**kwargs)
     try:
-        held = t.attach_command([exe, str(n), res_path], PROBE)
+        held = t.attach_command([exe, str(n), res_path], PROBE, fields=fields)
         s0 = time.monotonic()
         t.start()
         start_s = time.monotonic() - s0
@@ -338,6 +344,12 @@ def print_targets(summary: dict, repeat: int) -> dict:
     print(f"  bpftrace-count / none          {ratios['bpftrace_count_over_none']:.0f}")
     print(f"  bpftrace-printf / none         {ratios['bpftrace_printf_over_none']:.0f}")
     print(f"  (the bare loop costs {base:.1f} ns per iteration: 'x none' is roughly what the tracer adds, in ns)")
+    if "pyusdt-fields" in summary:
+        added = summary["pyusdt-fields"]["ns_per_fire_median"] - py
+        ratios["pyusdt_fields_over_pyusdt"] = summary["pyusdt-fields"]["ns_per_fire_median"] / py
+        ratios["expression_ns_per_hit"] = added
+        print(f"  pyusdt-fields / pyusdt         {ratios['pyusdt_fields_over_pyusdt']:.2f}"
+              f"   (the interpreter adds {added:.0f} ns per hit for three fields)")
     print("\ntargets:")
     for name, (ok, value) in targets.items():
         print(f"  [{mark(ok)}] {name:<32} {value}")
@@ -443,6 +455,7 @@ def main(argv=None) -> int:
                 "bpftrace-printf": lambda: run_bpftrace_printf(exe, opts.n, tmp),
                 "pyusdt": lambda: run_pyusdt(exe, opts.n, tmp, opts, paced=False),
                 "pyusdt-paced": lambda: run_pyusdt(exe, opts.n, tmp, opts, paced=True),
+                "pyusdt-fields": lambda: run_pyusdt(exe, opts.n, tmp, opts, paced=False, fields=FIELDS),
             }
             runs = {m: [] for m in modes}
             noise = NoiseMeter()

@@ -239,7 +239,10 @@ static __always_inline int make_key(struct pt_regs *ctx, const struct pyusdt_sit
 	return 0;
 }
 
-/* Histogram bucket and/or stats row for one value under one key. */
+/* Histogram bucket and/or stats row for one value under one key.  A bucket
+ * row keeps the sum, min and max of its own values too (the row is at hand,
+ * so it costs a few instructions): the histogram's extremes and percentiles
+ * then rest on values observed, not on bucket edges. */
 static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_key_buf *k,
 				   int string_key, __s64 value, struct pyusdt_agg_counters *c,
 				   int sleepable)
@@ -250,7 +253,7 @@ static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_k
 	if (s->flat) {
 		__u32 base = s->agg_id * PYUSDT_FLAT_ROWS;
 		if (s->hist_kind == PYUSDT_HIST_LOG2 && bucket < PYUSDT_LOG2_BUCKETS)
-			add_flat(base + bucket, v, 0, sleepable);
+			add_flat(base + bucket, v, 1, sleepable);
 		if (s->keep_stats)
 			add_flat(base + PYUSDT_LOG2_BUCKETS, v, 1, sleepable);
 		return;
@@ -260,7 +263,7 @@ static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_k
 		__builtin_memcpy(sk.key, k->skey, sizeof(sk.key));
 		if (s->hist_kind) {
 			sk.bucket = bucket;
-			add_row(&agg_str, &sk, v, 0, c, sleepable);
+			add_row(&agg_str, &sk, v, 1, c, sleepable);
 		}
 		if (s->keep_stats) {
 			sk.bucket = PYUSDT_STATS_ROW;
@@ -271,7 +274,7 @@ static __always_inline void record(const struct pyusdt_agg_spec *s, struct agg_k
 	struct pyusdt_agg_key ik = {.agg_id = s->agg_id, .key = k->ikey};
 	if (s->hist_kind) {
 		ik.bucket = bucket;
-		add_row(&agg_int, &ik, v, 0, c, sleepable);
+		add_row(&agg_int, &ik, v, 1, c, sleepable);
 	}
 	if (s->keep_stats) {
 		ik.bucket = PYUSDT_STATS_ROW;
@@ -287,7 +290,7 @@ static __always_inline void record_tuple(const struct pyusdt_agg_spec *s, struct
 	tk->agg_id = s->agg_id;
 	if (s->hist_kind) {
 		tk->bucket = s->hist_kind == PYUSDT_HIST_LOG2 ? log2_bucket(v) : linear_bucket(v, s);
-		add_row(&agg_tuple, tk, v, 0, c, sleepable);
+		add_row(&agg_tuple, tk, v, 1, c, sleepable);
 	}
 	if (s->keep_stats) {
 		tk->bucket = PYUSDT_STATS_ROW;

@@ -27,6 +27,7 @@
 #define EXPR_MASK (PYUSDT_EXPR_STACK - 1)
 #define COMM_LEN 16
 #define SCRATCH_SIZE sizeof(struct pyusdt_expr_scratch)
+_Static_assert((PYUSDT_MAX_STR_LEN & (PYUSDT_MAX_STR_LEN - 1)) == 0, "string sizes are masked");
 
 /* The value `v` cut to `size` bytes and extended back to 64 bits. */
 static __always_inline __u64 extend(__u64 v, __u32 size, int is_signed)
@@ -129,9 +130,9 @@ static __always_inline void read_string(struct pyusdt_expr_scratch *x, __u64 off
 	__u32 size = width;
 	if (with_len && len < width)
 		size = len + 1;
-	asm volatile("" : "+r"(size)); /* bound this very register */
-	if (size > PYUSDT_MAX_STR_LEN || size == 0)
-		return;
+	/* 1..PYUSDT_MAX_STR_LEN already; said so in a form every verifier
+	 * follows (6.1's loses a range checked as "size - 1 <= max - 1"). */
+	size = ((size - 1) & (PYUSDT_MAX_STR_LEN - 1)) + 1;
 	long n = read_user_str(dst, size, (const void *)ptr, sleepable);
 	if (n < 0) {
 		dst[0] = 0;
@@ -174,9 +175,12 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 	x->arg_fails = 0;
 	x->str_fails = 0;
 
-	for (int i = 0; i < PYUSDT_EXPR_MAX_INSNS; i++) {
-		if (i < x->skip_to)
-			continue;
+	/* A do-while whose skipped instructions are an `if`, not a `continue`:
+	 * the loop then has one latch, ending in its conditional jump back.  A
+	 * latch that falls through into the loop's head is a back-edge 5.10's
+	 * verifier refuses (it allows loops only through jumps). */
+	int i = 0;
+	do {
 		const struct pyusdt_insn *in = &p->insns[i];
 		__u8 op = in->op;
 		__u32 field = in->field;
@@ -185,6 +189,8 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 
 		if (op == PYUSDT_OP_END)
 			break;
+		if (i < x->skip_to)
+			op = PYUSDT_OP_COUNT; /* skipped: the switch's default does nothing */
 		switch (op) {
 		case PYUSDT_OP_ARG: {
 			__u32 idx = in->off;
@@ -209,6 +215,7 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 			b = 0;
 			if (size == 0 || size > 8)
 				size = 8;
+			size = ((size - 1) & 7) + 1; /* 1..8, in a form every verifier follows */
 			if (bpf_probe_read_user(&b, size, (const void *)a)) {
 				b = 0;
 				x->fail_mask |= 1u << (field & 31);
@@ -248,9 +255,9 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 			__u64 size = (__u64)in->imm;
 			if (size == 0 || size > COMM_LEN)
 				size = COMM_LEN;
-			asm volatile("" : "+r"(size)); /* bound this very register */
+			size = ((size - 1) & (COMM_LEN - 1)) + 1; /* 1..16, in a form every verifier follows */
 			off = in->off;
-			if (size >= 1 && size <= COMM_LEN && off <= SCRATCH_SIZE - COMM_LEN)
+			if (off <= SCRATCH_SIZE - COMM_LEN)
 				bpf_get_current_comm((char *)x + off, size);
 			break;
 		}
@@ -263,13 +270,16 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 			if (off <= SCRATCH_SIZE - 8)
 				*(__u64 *)((__u8 *)x + off) = a;
 			break;
+		case PYUSDT_OP_COUNT: /* skipped by JZ or JNZ */
+			break;
 		default: /* the binary operators */
 			b = POP();
 			a = POP();
 			PUSH(binary_op(op, a, b, is_signed));
 			break;
 		}
-	}
+		i++;
+	} while (i < PYUSDT_EXPR_MAX_INSNS);
 	x->result = x->sp ? TOP : 0;
 	return 0;
 }

@@ -140,6 +140,37 @@ def test_trace_fields_as_json_and_to_a_table(bpf, cli, targets, tmp_path):
     assert [line.split(",")[-3:] for line in lines] == [[f'"{m}"', "false", str(s)] for m, s in zip(METHODS, STATUS)]
 
 
+def test_several_probe_specs_each_with_its_own_fields(bpf, cli, targets):
+    """One command, three probe specs: a predicate and string fields on one,
+    (pointer, length) strings on another, the plain arguments of the third.
+    No spec's strings reach another's integers (no unreadable strings)."""
+    res = cli("trace", "-c", f"{targets} 1", 'expr:request /arg2 >= 500/ { str(arg0), arg2 }',
+              "expr:name { str(arg1, arg2) }", "expr:item")
+    assert res.returncode == 0, res.stderr
+    lines = [line.split(" ", 3)[3] for line in res.stdout.splitlines()]
+    assert lines[:5] == ['expr:request str(arg0)="POST" arg2=500', 'expr:request str(arg0)="GET" arg2=503',
+                         'expr:name str(arg1, arg2)="getRuntime"', 'expr:name str(arg1, arg2)="exit"',
+                         'expr:name str(arg1, arg2)="main"']
+    assert [line.split()[1] for line in lines[5:]] == ["arg0=" + line.split("arg0=")[1].split()[0]
+                                                       for line in lines[5:]]
+    assert [line.split()[-1] for line in lines[5:]] == ["arg1=0", "arg1=1", "arg1=2"]
+    assert res.stderr.splitlines()[1] == ("pyusdt: 8 events, 0 lost (ring buffer full), 0 unreadable strings, "
+                                          "0 unreadable arguments, 3 filtered out (--where)")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("expr:request /arg2 >= 500 { str(arg0) }", "no '/' closes the predicate at column 14"),
+    ("expr:request { str(arg0) ", "no '}' closes the '{' at column 14"),
+    ("expr:request arg2 > 1", "expected /PREDICATE/ or { FIELDS } at column 14"),
+    ("expr:request { }", "empty '{ }' at column 14"),
+    ("expr:request { str(arg0) } x", "unexpected text after '}' at column 28"),
+])
+def test_bad_probe_specs(bpf, cli, targets, spec, message):
+    res = cli("trace", "-c", f"{targets} 1", spec)
+    assert res.returncode == 1
+    assert res.stderr == f"pyusdt: probe spec: {message} of '{spec}'\n"
+
+
 def test_several_keys_value_expression_and_string_predicate(bpf, cli, targets):
     res = cli("sum", "-c", f"{targets} {ROUNDS}", "expr:request", "-v", "arg3 / 1000 + arg2 * 0",
               "--by", "str(arg0), arg2", "--where", 'str(arg0) == "GET" && arg2 >= 500')

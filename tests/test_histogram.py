@@ -313,6 +313,21 @@ def test_percentiles_open_ended_buckets():
     assert Histogram({0: 2}).max == -1.0
 
 
+def test_observed_extremes_replace_bucket_edges():
+    """Where the kernel kept each bucket's smallest and largest value, max,
+    min and the percentiles rest on them: 1000 in [512, 1K) is 1000, not 1023;
+    an open-ended bucket has its observed values instead of one finite edge."""
+    h = Histogram({11: 3, 12: 1}, extremes={11: (600, 1000), 12: (1500, 1500)})
+    assert (h.min, h.max, h.observed) == (600.0, 1500.0, True)
+    assert h.percentile(0) == 600.0 and h.percentile(75) == 1000.0
+    assert h.percentile(50) == 600 + (2 / 3) * 400
+    lin = Histogram({0: 1, 4: 3}, "linear", 0, 10, 3, extremes={0: (-7, -7), 4: (12, 40)})
+    assert (lin.min, lin.max, lin.percentile(100)) == (-7.0, 40.0, 40.0)
+    # Buckets without observed values keep their edges.
+    partial = Histogram({11: 3, 12: 1}, extremes={11: (600, 1000)})
+    assert (partial.max, partial.observed) == (2047.0, False)
+
+
 def test_empty_histogram():
     h = Histogram({})
     assert h.total == 0
@@ -327,7 +342,7 @@ def test_to_json():
     assert json.loads(json.dumps(obj)) == obj
     assert obj == {
         "kind": "linear", "lmin": 0, "lmax": 10, "step": 3, "total": 4,
-        "p50": 9.0, "p90": 9.0, "p99": 9.0, "max": None,
+        "p50": 9.0, "p90": 9.0, "p99": 9.0, "min": None, "max": None, "observed": False,
         "buckets": [
             {"index": 0, "label": "(..., 0)", "lower": None, "upper": -1.0, "count": 1},
             {"index": 4, "label": "[10, ...)", "lower": 9.0, "upper": None, "count": 3},

@@ -239,7 +239,11 @@ class Histogram:
         lmin: Optional[int] = None,
         lmax: Optional[int] = None,
         step: Optional[int] = None,
+        extremes: Optional[Mapping[int, Tuple[int, int]]] = None,
     ) -> None:
+        """`extremes`: {bucket index: (smallest, largest) value observed in
+        it}, where the kernel kept them: percentiles and max then rest on
+        observed values instead of bucket edges."""
         if kind not in _KINDS:
             raise ValueError(f"histogram kind must be one of {_KINDS} (got {kind!r})")
         self.kind = kind
@@ -272,6 +276,8 @@ class Histogram:
         self._counts = arr
         self._counts.flags.writeable = False
         self._lower, self._upper = self._bounds()
+        self._extremes = {int(i): (int(lo), int(hi)) for i, (lo, hi) in (extremes or {}).items()
+                          if 0 <= int(i) < size and arr[int(i)]}
 
     @classmethod
     def from_values(
@@ -355,7 +361,7 @@ class Histogram:
             if c == 0:
                 continue
             if before + c >= rank:
-                lo, hi = float(self._lower[i]), float(self._upper[i])
+                lo, hi = self._span(i)
                 if math.isinf(lo):
                     return hi
                 if math.isinf(hi):
@@ -365,8 +371,30 @@ class Histogram:
             before += c
         # rank rounded above the total: the last non-empty bucket's top.
         last = max(i for i, c in enumerate(counts) if c)
-        hi = float(self._upper[last])
-        return float(self._lower[last]) if math.isinf(hi) else hi
+        lo, hi = self._span(last)
+        return lo if math.isinf(hi) else hi
+
+    def _span(self, i: int) -> Tuple[float, float]:
+        """The values bucket i holds: those observed, where known, else its bounds."""
+        known = self._extremes.get(i)
+        if known is not None:
+            return float(known[0]), float(known[1])
+        return float(self._lower[i]), float(self._upper[i])
+
+    @property
+    def observed(self) -> bool:
+        """Whether every non-empty bucket's extremes were observed (kept by the kernel)."""
+        return all(int(i) in self._extremes for i in np.flatnonzero(self._counts))
+
+    @property
+    def min(self) -> float:
+        """The smallest value: observed where the kernel kept it, else the
+        lowest non-empty bucket's lower bound (-inf for the underflow
+        bucket). NaN for an empty histogram."""
+        nz = np.flatnonzero(self._counts)
+        if len(nz) == 0:
+            return math.nan
+        return self._span(int(nz[0]))[0]
 
     @property
     def p50(self) -> float:
@@ -385,15 +413,15 @@ class Histogram:
 
     @property
     def max(self) -> float:
-        """Upper-bound estimate of the largest value: the (inclusive) upper bound
-        of the highest non-empty bucket, so the true maximum is <= this
-        (7 for ``[4, 8)``). +inf when that bucket is a linear histogram's last,
-        open-ended one; NaN for an empty histogram. Equals ``percentile(100)``
-        except for that open-ended case."""
+        """The largest value: observed where the kernel kept it (every
+        aggregation pyusdt reads), else an upper bound, the (inclusive) upper
+        bound of the highest non-empty bucket (7 for ``[4, 8)``; +inf for a
+        linear histogram's last, open-ended one). NaN for an empty histogram.
+        Equals ``percentile(100)`` except for that open-ended case."""
         nz = np.flatnonzero(self._counts)
         if len(nz) == 0:
             return math.nan
-        return float(self._upper[nz[-1]])
+        return self._span(int(nz[-1]))[1]
 
     def bpftrace_json(self) -> list[dict[str, int]]:
         """The buckets as bpftrace's -f json lists them: from the first
@@ -452,8 +480,10 @@ class Histogram:
         if self.kind == "linear":
             obj.update(lmin=self.lmin, lmax=self.lmax, step=self.step)
         obj["total"] = self.total
-        for key, val in (("p50", self.p50), ("p90", self.p90), ("p99", self.p99), ("max", self.max)):
+        for key, val in (("p50", self.p50), ("p90", self.p90), ("p99", self.p99), ("min", self.min),
+                         ("max", self.max)):
             obj[key] = _finite_or_none(val)
+        obj["observed"] = self.observed
         obj["buckets"] = [
             {
                 "index": int(i),

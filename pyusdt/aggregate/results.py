@@ -73,6 +73,8 @@ class AggregationResult:
         self._probe_names = probe_names
         self._stats: Dict[Key, Stats] = {}
         self._buckets: Dict[Key, Dict[int, int]] = {}
+        # per key and bucket: (min, max) of the values the bucket holds
+        self._extremes: Dict[Key, Dict[int, tuple[int, int]]] = {}
         signed_key = isinstance(agg.key, Arg)  # integer argument keys print signed, as bpftrace does
         # Rows with the same decoded key are added up: keyed by probe, the
         # argument layouts of one probe (separate ids) are one probe.
@@ -87,6 +89,10 @@ class AggregationResult:
                 buckets = self._buckets.setdefault(key, {})
                 b = int(r["bucket"])
                 buckets[b] = buckets.get(b, 0) + int(r["count"])
+                seen = self._extremes.setdefault(key, {})
+                lo, hi = int(r["min"]), int(r["max"])
+                had_ext = seen.get(b)
+                seen[b] = (lo, hi) if had_ext is None else (min(had_ext[0], lo), max(had_ext[1], hi))
 
     def _decode_key(self, r: np.void, signed: bool) -> Key:
         key = self._agg.key
@@ -109,7 +115,8 @@ class AggregationResult:
         """The histogram of one key (None when the aggregation has no key)."""
         lmin, lmax, step = self._agg.lhist or (None, None, None)
         kind = "linear" if self.kind == "lhist" else "log2"
-        return Histogram(self._buckets.get(key, {}), kind=kind, lmin=lmin, lmax=lmax, step=step)
+        return Histogram(self._buckets.get(key, {}), kind=kind, lmin=lmin, lmax=lmax, step=step,
+                         extremes=self._extremes.get(key))
 
     def histograms(self) -> Dict[Key, Histogram]:
         return {k: self.hist(k) for k in self._buckets}

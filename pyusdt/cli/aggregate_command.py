@@ -73,7 +73,7 @@ def parse_value(text: Optional[str]) -> Union[None, int, str]:
     """-v: N (argument N, as before), argN, or a bpftrace expression."""
     if text is None:
         return None
-    if text.strip().isdigit():
+    if re.fullmatch(r"\s*-?\d+\s*", text):  # an argument index, as before expressions
         return int(text)
     plain = simple_form(parse(text))
     return plain.index if isinstance(plain, PlainArg) else text
@@ -205,9 +205,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
     if args.duration is not None:
         limits.check_seconds(args.duration, "--duration")
     limits.MAP_ENTRIES.check(args.max_keys, "--max-keys")
-    value = getattr(args, "value", None)
-    if value is not None and value.strip().isdigit():
-        limits.check_arg_index(int(value), "value argument")
+    value = parse_value(getattr(args, "value", None))
+    if isinstance(value, int):
+        limits.check_arg_index(value, "value argument")
     if getattr(args, "divisor", None) is not None:
         limits.DIVISOR.check(args.divisor, "--divisor")
     if getattr(args, "max_pending", None) is not None:

@@ -104,6 +104,19 @@ def split_target(args: argparse.Namespace, parser: argparse.ArgumentParser) -> t
     return pos[0], (pos[1] if len(pos) > 1 else None)
 
 
+def split_specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Optional[str], list[str]]:
+    """(path, patterns) for a command that takes several probe specs: after
+    PATH (or with -p/-c), every positional is one."""
+    if args.pid is not None and getattr(args, "command", None) is not None:
+        parser.error("give -p PID or -c CMD, not both")
+    pos = list(args.target)
+    if args.pid is not None or getattr(args, "command", None) is not None:
+        return None, pos
+    if not pos:
+        parser.error("give a PATH, or -p PID" + (" or -c CMD" if hasattr(args, "command") else ""))
+    return pos[0], pos[1:]
+
+
 class Target:
     """The command line's target, attached once or several times (one held
     command shared by every attach)."""

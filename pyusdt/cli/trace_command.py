@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
 from pyusdt import _native, limits
+from pyusdt.cli.probe_specs import ProbeSpec, parse_spec
 from pyusdt.cli.targets import (
     Subcommands,
     Target,
@@ -18,7 +19,7 @@ from pyusdt.cli.targets import (
     show_unmatched,
     show_waiting,
     show_warnings,
-    split_target,
+    split_specs,
 )
 from pyusdt.export.printf import Printf
 from pyusdt.export.text import event_json, event_text, printf_text, summary
@@ -36,7 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 
 
 def add_command(sub: Subcommands) -> None:
-    p_trace = sub.add_parser("trace", help="print every hit of matching probes")
+    p_trace = sub.add_parser("trace", help="print every hit of matching probes",
+                             description="Probe specs: PATTERN [/PREDICATE/] [{ FIELDS }], one per argument "
+                                         "after PATH (or with -p/-c), each with its own predicate and "
+                                         "fields, e.g. 'hotspot:method__entry { str(arg1, arg2) }' "
+                                         "'hotspot:gc__done /arg0 > 0/'.")
     add_target_args(p_trace, with_command=True)
     p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
                          help="read argument N (0-based) as a string; repeatable")
@@ -75,12 +80,22 @@ TEXT_BATCH_EVENTS = 8192
 
 
 def build_tracer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Tracer:
-    path, pattern = split_target(args, parser)
+    path, patterns = split_specs(args, parser)
+    specs = [parse_spec(p) for p in patterns] or [ProbeSpec("*")]
+    if args.printf is not None and any(not s.plain for s in specs):
+        parser.error("--printf formats --fields: give the fields with --fields, not in a probe spec")
     tracer = Tracer(str_len=args.str_len, ringbuf_bytes=args.ringbuf_size,
                     follow_children=args.follow_forks)
     try:
-        Target(args, parser, path).attach(tracer, pattern or "*", strings=args.string or [],
-                                          where=args.where, fields=args.fields)
+        target = Target(args, parser, path)
+        for spec in specs:
+            if spec.plain:  # the command line's options
+                target.attach(tracer, spec.pattern, strings=args.string or [], where=args.where,
+                              fields=args.fields)
+            else:  # its own predicate and fields; the command line's where those are missing
+                fields = spec.fields if spec.fields is not None else args.fields
+                target.attach(tracer, spec.pattern, strings=[] if fields is not None else args.string or [],
+                              where=spec.where if spec.where is not None else args.where, fields=fields)
     except BaseException:
         tracer.close()
         raise

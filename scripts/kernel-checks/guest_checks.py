@@ -150,9 +150,31 @@ def run(argv, timeout=120):
         raise Fail(f"{' '.join(argv[:3])} ...: no exit within {timeout} s") from None
 
 
+VERIFIER_LOG_LINES = 60
+_verifier_log_shown = False
+
+
+def show_verifier_log(args):
+    """The first time the kernel refuses the program, the end of its verifier
+    log (PYUSDT_DEBUG=1), on lines of their own: a refusal on a kernel that
+    only QEMU has is otherwise one line with no context."""
+    global _verifier_log_shown
+    if _verifier_log_shown:
+        return
+    _verifier_log_shown = True
+    r = subprocess.run([PYUSDT, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYUSDT_DEBUG": "1"})
+    lines = r.stderr.splitlines()
+    end = max((i for i, ln in enumerate(lines) if "END PROG LOAD LOG" in ln), default=len(lines))
+    for ln in lines[max(0, end - VERIFIER_LOG_LINES):end + 1]:
+        print(f"check-kernels-log: {KVER} {ln}", flush=True)
+
+
 def pyusdt(*args, timeout=120):
     r = run([PYUSDT, *args], timeout)
     if r.returncode != 0:
+        if "refused pyusdt's BPF program" in r.stderr:
+            show_verifier_log(args)
         raise Fail(run_reason(r))
     return r
 
@@ -170,9 +192,9 @@ def expect_lines(what, got, expected):
                            f"({len(got)} lines, expected {len(expected)})")
 
 
-def expect_summary(stderr, events_n):
+def expect_summary(stderr, events_n, filtered=0):
     want = (f"pyusdt: {events_n} events, 0 lost (ring buffer full), 0 unreadable strings, "
-            "0 unreadable arguments")
+            "0 unreadable arguments" + (f", {filtered} filtered out (--where)" if filtered else ""))
     got = [ln for ln in stderr.splitlines() if re.match(r"pyusdt: \d+ events, ", ln)]
     if got != [want]:
         raise Fail(f"summary {got[0] if got else 'missing'!r}, expected {want!r}")
@@ -320,12 +342,12 @@ LHIST_EXPECTED = hist_block("", [
     ("[90, 100)", 1, 13), ("[100, ...)", 2, 26)])
 
 
-def check_aggregate(args, expected, aggregated):
+def check_aggregate(args, expected, aggregated, filtered=0):
     r = pyusdt(*args)
     if r.stdout != expected:
         got, want = r.stdout.splitlines(), expected.splitlines()
         expect_lines(args[0], got, want)
-    want = f"pyusdt: {aggregated} aggregated, 0 filtered out, 0 lost (map full), 0 unreadable arguments"
+    want = f"pyusdt: {aggregated} aggregated, {filtered} filtered out, 0 lost (map full), 0 unreadable arguments"
     if want not in r.stderr.splitlines():
         raise Fail(f"{args[0]}: stderr has no {want!r}: {one_line(r.stderr)}")
 
@@ -345,6 +367,27 @@ def check_hist_str():
 def check_lhist():
     check_aggregate(["lhist", "-c", target("kc_agg"), "kc:val", "-v", "1", "--min", "0", "--max", "100",
                      "--step", "10"], LHIST_EXPECTED, 11)
+
+
+# Expressions, interpreted by the BPF program (its verifier's work on every
+# kernel): kc_agg's rows that are not blue and not negative, by label and
+# key parity, their values doubled; bpftrace prints sums in ascending order.
+EXPR_SUM_EXPECTED = "@[green, 1]: 10\n@[red, 0]: 30\n@[green, 0]: 148\n@[red, 1]: 214\n"
+
+
+def check_expr_aggregate():
+    check_aggregate(["sum", "-c", target("kc_agg"), "kc:val", "-v", "arg1 * 2", "--by", "str(arg2), arg0 % 2",
+                     "--where", 'str(arg2) != "blue" && arg1 >= 0'], EXPR_SUM_EXPECTED, 8,
+                    filtered=3)
+
+
+def check_expr_trace():
+    r = pyusdt("trace", "-c", target("kc_agg"), "kc:val", "--fields", "arg0, *(uint8 *)arg2, str(arg2, 2)",
+               "--where", "arg1 > 50")
+    expect_lines("trace --fields", events(r.stdout), [
+        f'kc:val arg0={k} *(uint8 *)arg2={ord(label[0])} str(arg2, 2)="{label[:2]}"'
+        for k, label in ((2, "green"), (2, "blue"), (3, "red"), (3, "blue"))])
+    expect_summary(r.stderr, 4, filtered=7)
 
 
 PAIRS = 8
@@ -488,6 +531,8 @@ CHECKS = [
     ("hist-str", check_hist_str),
     ("lhist", check_lhist),
     ("latency", check_latency),
+    ("expr-aggregate", check_expr_aggregate),
+    ("expr-trace", check_expr_trace),
     ("provider-pid", check_provider_pid),
     ("late-provider", check_late_provider),
     ("semaphore", check_semaphore),
