@@ -243,6 +243,9 @@ struct pyusdt_agg_counters {
  *   STREQ    push 1 if temporary string 0 equals literal bytes [off, off +
  *            size) (NUL included) or, with `size` 0, temporary string 1
  *   OUT      pop a value into the scratch at byte `off` (8 bytes)
+ *   USTACK   push the user stack of the hit: the process id << 32 | its id
+ *            in the `ustacks` map (PYUSDT_USTACK_NONE there when it could
+ *            not be taken: the map full, or a bucket taken by another stack)
  * Every place a program writes is in the scratch (struct
  * pyusdt_expr_scratch): a record's fields in `rec`, an aggregation's value
  * and key in `agg`.  `field` names the output field an instruction belongs
@@ -252,7 +255,7 @@ struct pyusdt_agg_counters {
 #define PYUSDT_EXPR_OPS(X) X(END) X(ARG) X(IMM) X(PID) X(TID) X(CPU) X(NSECS) X(PROBE) \
 	X(LOAD) X(EXT) X(ADD) X(SUB) X(MUL) X(DIV) X(MOD) X(AND) X(OR) X(XOR) X(SHL) X(SHR) \
 	X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) X(NEG) X(NOT) X(LNOT) X(JZ) X(JNZ) X(BOOL) \
-	X(STR) X(COMM) X(STREQ) X(OUT)
+	X(STR) X(COMM) X(STREQ) X(OUT) X(USTACK)
 
 enum pyusdt_expr_op {
 #define PYUSDT_X(op) PYUSDT_OP_##op,
@@ -276,6 +279,10 @@ enum pyusdt_expr_op {
 #define PYUSDT_EXPR_LIT_BYTES 128
 /* Programs one session can hold (id 0 means "none"). */
 #define PYUSDT_MAX_EXPR_PROGS 256
+/* Frames of a user stack (ustack): the kernel's default perf_event_max_stack. */
+#define PYUSDT_USTACK_DEPTH 127
+/* The low half of a USTACK value when no stack could be taken. */
+#define PYUSDT_USTACK_NONE 0xffffffffu
 /* Bytes of an aggregation key made of expressions (several keys, packed). */
 #define PYUSDT_TUPLE_KEY_LEN 128
 

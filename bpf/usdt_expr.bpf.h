@@ -270,6 +270,16 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 			if (off <= SCRATCH_SIZE - 8)
 				*(__u64 *)((__u8 *)x + off) = a;
 			break;
+		case PYUSDT_OP_USTACK: {
+			long id = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
+			if (id < 0) {
+				id = PYUSDT_USTACK_NONE;
+				x->fail_mask |= 1u << (field & 31);
+				x->arg_fails++;
+			}
+			PUSH((bpf_get_current_pid_tgid() & 0xffffffff00000000ull) | (__u32)id);
+			break;
+		}
 		case PYUSDT_OP_COUNT: /* skipped by JZ or JNZ */
 			break;
 		default: /* the binary operators */

@@ -116,6 +116,16 @@ struct {
 	__type(value, struct pyusdt_expr_scratch);
 } expr_scratch SEC(".maps"); /* struct pyusdt_expr_scratch (pyusdt_abi.h) */
 
+/* User stacks (ustack), by the id bpf_get_stackid gives: PYUSDT_USTACK_DEPTH
+ * frames each where a session takes stacks, else one entry of one frame
+ * (the loader sizes it: a stack map costs the kernel's callchain buffers). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PYUSDT_USTACK_DEPTH * sizeof(__u64));
+} ustacks SEC(".maps");
+
 /* Aggregation rows keyed by expressions (resized before load). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

@@ -328,7 +328,9 @@ def _agg_cases(cmd: str) -> list:
             (("-v", "-1"), err("value argument -1 out of range: arguments are numbered 0 to 11")),
             (("-v", "12"), err("value argument 12 out of range: arguments are numbered 0 to 11")),
             (("-v", str(U64)), err(f"value argument {U64} out of range: arguments are numbered 0 to 11")),
-            (("-v", "arg1"), usage(cmd, "argument -v/--value: invalid int value: 'arg1'")),
+            (("-v", "arg1 +"), err("expected an expression at column 7 of 'arg1 +'")),
+            (("-v", "str(arg1)"), err("the aggregated value must be a number, not a string at column 1 of "
+                                      "'str(arg1)'")),
         ]
     if cmd != "latency":
         c += [

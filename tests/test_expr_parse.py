@@ -332,7 +332,9 @@ ERRORS = [
     ("arg0 ==", "expected an expression at column 8 of 'arg0 =='"),
     (TOO_LONG, f"expression too long: 33 instructions, at most 32 at column 1 of '{TOO_LONG}'"),
     ('str(arg0) == "abc', "unterminated string at column 14 of 'str(arg0) == \"abc'"),
-    ("ustack", "ustack is not supported in expressions yet at column 1 of 'ustack'"),
+    ("ustack", "ustack is a key or a field of its own, not a number at column 1 of 'ustack'"),
+    ("arg0 + ustack", "ustack is a key or a field of its own, not a number at column 8 of 'arg0 + ustack'"),
+    ("*(uint64 *)ustack", "ustack is a key or a field of its own, not a number at column 12 of '*(uint64 *)ustack'"),
     ("arg0 + @x", "maps (@x) are not supported in expressions at column 8 of 'arg0 + @x'"),
     ("$x", "variables ($x) are not supported in expressions at column 1 of '$x'"),
     (f"str(arg0) == {SEVENTY}", f"string literal too long: 70 bytes, at most 63 at column 14 of "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 
@@ -52,15 +53,20 @@ def bpftrace_ready(bpftrace: str, program: str, pid: int) -> tuple[subprocess.Po
     bt = subprocess.Popen([bpftrace, "-p", str(pid), "-e", 'BEGIN { printf("ready\\n"); } ' + program],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(bt.stdout), daemon=True).start()  # type: ignore[arg-type]
+    reader = threading.Thread(target=lambda: lines.extend(bt.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    bt.reader = reader  # type: ignore[attr-defined]
     wait_until(lambda: "ready\n" in lines or bt.poll() is not None, 60, "bpftrace attached")
     assert bt.poll() is None, bt.stderr.read() if bt.stderr else ""
     return bt, lines
 
 
 def bpftrace_end(bt: subprocess.Popen, lines: list[str]) -> str:
-    """Waits for bpftrace to end (its -p target exited) and gives its stdout."""
-    _, err = bt.communicate(timeout=120)
+    """Waits for bpftrace to end (its -p target exited, or a SIGINT) and
+    gives its stdout, read to the end by the reader thread alone."""
+    bt.wait(timeout=120)
+    bt.reader.join(30)  # type: ignore[attr-defined]
+    err = bt.stderr.read() if bt.stderr else ""
     assert bt.returncode == 0, err
     return "".join(lines)
 
@@ -322,6 +328,69 @@ def test_libstdcxx_exception_type_names(bpf, bpftrace, build):
         assert maps(result.render()) == expected
     finally:
         target.kill()
+
+
+@pytest.fixture(scope="module")
+def stacks_prog(build):
+    return build("expr_stacks.c", "expr_stacks", "-fno-omit-frame-pointer")
+
+
+def own_frames(key: str) -> tuple[str, ...]:
+    """A printed ustack key's frames up to main's (the C library's below it
+    are named only where its debug symbols are installed)."""
+    frames = [f.strip() for f in key.strip().splitlines()]
+    end = next(i for i, f in enumerate(frames) if f.startswith("main+"))
+    return tuple(frames[:end + 1])
+
+
+def test_ustack_keys_as_bpftrace_names_them(bpf, bpftrace, stacks_prog):
+    """@[ustack] = count(): the same stacks, named the same, as bpftrace's
+    (both read while the process is there: bpftrace names frames only then)."""
+    target = Waiting([str(stacks_prog), str(ROUNDS), "wait"])
+    try:
+        bt, lines = bpftrace_ready(bpftrace, f"usdt:{stacks_prog}:stk:leaf {{ @[ustack] = count(); }}", target.pid)
+        target.proc.stdin.write("go\n")
+        target.proc.stdin.flush()
+        assert target.proc.stdout.readline() == "done\n"
+        bt.send_signal(signal.SIGINT)
+        theirs_text = bpftrace_end(bt, lines)
+        target.go()
+    finally:
+        target.kill()
+    theirs = {own_frames(k): int(v) for k, v in re.findall(r"^@\[(.*?)\]: (\d+)$", theirs_text, re.M | re.S)}
+    assert sorted(theirs.values()) == [ROUNDS, 2 * ROUNDS], theirs_text
+
+    spec = Aggregate("count", key="ustack")
+    with Tracer() as t:
+        t.attach_command([str(stacks_prog), str(ROUNDS)], "stk:leaf", aggregate=spec)
+        t.start()
+        list(t.batches(timeout=0.1, duration=30))
+        result = t.aggregation(spec)
+    ours = {own_frames(str(k)): result.value(k) for k in result.keys}
+    assert ours == theirs
+    # Frames: inner, the caller that called it (outer's call to middle is a
+    # tail call, so middle is not on the stack), main; each with its file and build-id.
+    assert {k[0].split("+")[0] for k in ours} == {"inner"} and {k[-1].split("+")[0] for k in ours} == {"main"}
+    stack = next(k for k in result.keys if result.value(k) == ROUNDS)
+    assert stack.frames[0].path == str(stacks_prog) and len(stack.frames[0].build_id) == 40
+    assert result.render().startswith("@[\n    inner+")
+
+
+def test_ustack_folded_and_as_a_field(bpf, cli, stacks_prog):
+    res = cli("count", "-c", f"{stacks_prog} {ROUNDS}", "stk:leaf", "--by", "comm, ustack", "--format", "folded")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert sorted(int(line.rsplit(" ", 1)[1]) for line in lines) == [ROUNDS, 2 * ROUNDS]
+    for line in lines:
+        frames = line.rsplit(" ", 1)[0].split(";")
+        assert frames[0] == "expr_stacks" and frames[-1].startswith("inner+"), line
+        assert any(f.startswith("main+") for f in frames), line
+    res = cli("trace", "-c", f"{stacks_prog} 1", "stk:leaf", "--fields", "arg0, ustack", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["args"][0] for r in rows] == [0, 0, 1]
+    assert all(r["args"][1].split(";")[-1].startswith("inner+") for r in rows)
+    assert [";outer+" in r["args"][1] for r in rows] == [True, False, False]
 
 
 EXPR_JAVA = """

@@ -392,7 +392,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("aggregate", &SessionOptions::aggregate)
         .def_readwrite("flat_aggs", &SessionOptions::flat_aggs)
         .def_readwrite("uprobe_multi", &SessionOptions::uprobe_multi)
-        .def_readwrite("expressions", &SessionOptions::expressions);
+        .def_readwrite("expressions", &SessionOptions::expressions)
+        .def_readwrite("max_stacks", &SessionOptions::max_stacks);
 
     py::class_<SiteExprs>(m, "SiteExprs", "The expression programs one site runs (ids; 0: none).")
         .def(py::init<>())
@@ -413,6 +414,7 @@ PYBIND11_MODULE(_native, m) {
         {"EXPR_STACK", PYUSDT_EXPR_STACK}, {"EXPR_TMP_STRS", PYUSDT_EXPR_TMP_STRS},
         {"EXPR_LIT_BYTES", PYUSDT_EXPR_LIT_BYTES}, {"MAX_EXPR_PROGS", PYUSDT_MAX_EXPR_PROGS},
         {"TUPLE_KEY_LEN", PYUSDT_TUPLE_KEY_LEN}, {"EVENT_SIZE", sizeof(pyusdt_event)},
+        {"USTACK_DEPTH", PYUSDT_USTACK_DEPTH}, {"USTACK_NONE", PYUSDT_USTACK_NONE},
         // Where programs write, as offsets into the scratch (pyusdt_expr_scratch).
         {"EXPR_TMP_OFFSET", offsetof(pyusdt_expr_scratch, tmp)},
         {"EXPR_RECORD_ARGS_OFFSET", offsetof(pyusdt_expr_scratch, rec) + offsetof(pyusdt_event, args)},
@@ -513,6 +515,8 @@ PYBIND11_MODULE(_native, m) {
              py::arg("agg") = py::none(), py::arg("hold") = false, py::arg("exprs") = SiteExprs{})
         .def("set_expr", &PySession::set_expr, py::arg("id"), py::arg("insns"), py::arg("lits"),
              "Stores expression program `id`: [(op, size, flags, field, off, imm)] and literal bytes.")
+        .def("ustack", [](PySession &p, uint32_t id) { return p.s().ustack(id); }, py::arg("id"),
+             "The frames of user stack `id`, innermost first ([] when unknown).")
         .def("agg_tuple_rows", &PySession::agg_tuple_rows,
              "Every row of the aggregations keyed by expressions, summed over CPUs.")
         .def("commit", &PySession::commit,

@@ -232,6 +232,10 @@ int Session::open_and_load() {
     bpf_map__set_max_entries(skel_->maps.agg_int, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_tuple, opts_.expressions ? opts_.max_agg_keys : 1);
+    // A stack map takes the kernel's callchain buffers: a token one unless stacks are taken.
+    bpf_map__set_max_entries(skel_->maps.ustacks, opts_.max_stacks ? opts_.max_stacks : 1);
+    if (!opts_.max_stacks)
+        bpf_map__set_value_size(skel_->maps.ustacks, sizeof(uint64_t));
     bpf_map__set_max_entries(skel_->maps.starts, opts_.max_starts);
     bpf_map__set_max_entries(skel_->maps.agg_flat, std::max<uint32_t>(1, opts_.flat_aggs * PYUSDT_FLAT_ROWS));
     const KernelFeatures &kernel = kernel_features();
@@ -701,6 +705,15 @@ std::vector<AggTupleRow> Session::agg_tuple_rows() const {
                                         std::memcpy(r.key, k.key, sizeof(r.key));
                                     });
     return out;
+}
+
+std::vector<uint64_t> Session::ustack(uint32_t id) const {
+    std::vector<uint64_t> frames(PYUSDT_USTACK_DEPTH);
+    if (!opts_.max_stacks || bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ustacks), &id, frames.data()) != 0)
+        return {};
+    while (!frames.empty() && frames.back() == 0)
+        frames.pop_back();
+    return frames;
 }
 
 void Session::set_expr(uint32_t id, const pyusdt_expr &program) {

@@ -49,6 +49,7 @@ struct SessionOptions {
     uint32_t flat_aggs = 0;         // aggregations 0..n-1 may use the agg_flat array
     bool uprobe_multi = true;       // use uprobe_multi links if the kernel has them
     bool expressions = false;       // some site will run an expression program
+    uint32_t max_stacks = 0;        // user stacks kept (ustack); 0: none taken
 };
 
 // The expression programs a site runs (ids in the `exprs` map, 0: none).
@@ -117,6 +118,9 @@ class Session {
                     const std::vector<int> &string_args, int pid, bool filter_tgid,
                     const pyusdt_agg_spec *agg = nullptr, bool hold = false,
                     const SiteExprs &exprs = SiteExprs{});
+
+    // The frames of user stack `id` (ustack), innermost first; empty when unknown.
+    std::vector<uint64_t> ustack(uint32_t id) const;
 
     // Stores expression program `id` (1..PYUSDT_MAX_EXPR_PROGS-1) for sites to name.
     void set_expr(uint32_t id, const pyusdt_expr &program);

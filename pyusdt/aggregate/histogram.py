@@ -65,7 +65,7 @@ and max() maps lose some values (negative maxima, minima above 2^32), which
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -94,7 +94,9 @@ BAR_WIDTH = 52
 
 #: A map key as rendered: None (a map without keys), one int or str, or a
 #: tuple of them for a multi-key map (printed ``@m[1, abc]``).
-Key = Union[None, int, str, Tuple[Union[int, str], ...]]
+# None, an int, a str, a tuple of them (several keys), or a value that
+# prints itself (a user stack): what a key decodes to.
+Key = Optional[Hashable]
 
 _U64 = 1 << 64
 _KINDS = ("log2", "linear")
@@ -531,12 +533,12 @@ def json_key(key: Key) -> str:
     return ",".join(str(e) for e in elems)
 
 
-def _elem_bytes(e: Union[int, str, bytes]) -> bytes:
+def _elem_bytes(e: object) -> bytes:
     if isinstance(e, (bytes, bytearray)):
         return bytes(e).ljust(_STRING_KEY_BYTES, b"\0")
-    if isinstance(e, str):
-        return e.encode("utf-8").ljust(_STRING_KEY_BYTES, b"\0")
-    return (int(e) % _U64).to_bytes(8, "little")
+    if isinstance(e, int):
+        return (int(e) % _U64).to_bytes(8, "little")
+    return str(e).encode("utf-8").ljust(_STRING_KEY_BYTES, b"\0")
 
 
 def _key_bytes(key: Key) -> bytes:

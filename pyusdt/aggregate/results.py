@@ -177,6 +177,19 @@ class AggregationResult:
                                  self.kind)
         return render_scalar(name, {k: self.value(k) for k in self._stats if k in keys}, self.kind)
 
+    def folded(self, top: Optional[int] = None) -> str:
+        """One line per key, "part;part;... value", as flame-graph tools read
+        stacks: a user stack's frames outermost first (its folded form), other
+        key parts before it; a histogram's value is its count.  In print
+        order; with `top`, the `top` largest only."""
+        lines = []
+        for k in self.top_keys(top):
+            parts = k if isinstance(k, tuple) else (k,)
+            text = ";".join(p.folded() if hasattr(p, "folded") else str(p) for p in parts if p is not None)
+            value = self.hist(k).total if self.kind in ("hist", "lhist") else self.value(k)
+            lines.append(f"{text} {value}\n")
+        return "".join(lines)
+
     def to_bpftrace_json(self, name: str = "@", top: Optional[int] = None) -> dict[str, Any]:
         """The map as bpftrace -f json prints it at exit: {"type": "hist" |
         "map" | "stats", "data": {name: ...}}, keys in print order, as text

@@ -119,9 +119,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-interval", action="store_true",
                    help="with --interval, print what each interval added (min/max stay cumulative)")
     p.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--format", choices=["text", "json", "bpftrace-json"], default="text",
-                   help="text as bpftrace prints maps, a JSON object per print, or the line "
-                        "bpftrace -f json prints for the map")
+    p.add_argument("--format", choices=["text", "json", "bpftrace-json", "folded"], default="text",
+                   help="text as bpftrace prints maps, a JSON object per print, the line "
+                        "bpftrace -f json prints for the map, or folded lines for flame graphs "
+                        "(--by ustack: frames outermost first, ';' between, then the value)")
     p.add_argument("--top", type=int, metavar="N",
                    help="print only the N keys with the largest values, as bpftrace's print(@, N)")
     p.add_argument("--max-keys", type=int, default=10240, help="rows per aggregation map")
@@ -269,6 +270,8 @@ def _emit(result: AggregationResult, args: argparse.Namespace, final: bool) -> N
                                      **result.to_json(args.top)}) + "\n")
     elif args.format == "bpftrace-json":
         sys.stdout.write(json.dumps(result.to_bpftrace_json("@", args.top)) + "\n")
+    elif args.format == "folded":
+        sys.stdout.write(result.folded(args.top))
     else:
         if not final:
             sys.stdout.write(time.strftime("%H:%M:%S\n"))

@@ -25,8 +25,8 @@ LOGICAL = ("&&", "||")
 class ExprType:
     """kind: "int", "ptr" (an address; `signed`/`size` describe the
     pointee), "str" (a string read at run time: str() or comm), "lit" (a
-    string literal) or "probe" (the probe id, an unsigned integer the caller
-    shows as a name)."""
+    string literal), "probe" (the probe id, an unsigned integer the caller
+    shows as a name) or "ustack" (a user stack: a key or field of its own)."""
 
     kind: str
     signed: bool = False
@@ -68,6 +68,8 @@ class Checker:
         kind = self.type_of(node)
         if kind.is_string:
             raise self.error(node.pos, f"{what} must be a number, not a string")
+        if kind.kind == "ustack":
+            raise self.error(node.pos, "ustack is a key or a field of its own, not a number")
         return kind
 
     def _compute(self, node: Node) -> ExprType:
@@ -79,13 +81,15 @@ class Checker:
         if isinstance(node, Arg):
             return self._arg(node)
         if isinstance(node, Builtin):
-            return {"comm": ExprType("str"), "probe": ExprType("probe")}.get(node.name, UNSIGNED_INT)
+            return {"comm": ExprType("str"), "probe": ExprType("probe"), "ustack": ExprType("ustack")}.get(
+                node.name, UNSIGNED_INT)
         if isinstance(node, StrCall):
             self.number(node.ptr, "the pointer of str()")
             if node.length is not None:
                 self.number(node.length, "the length of str()")
             return ExprType("str")
         if isinstance(node, Cast):
+            self._no_stack(node.operand)
             if self.type_of(node.operand).is_string:
                 raise self.error(node.pos, f"cannot cast a string to {node.type.name}")
             return ExprType("ptr" if node.type.pointer else "int", node.type.signed, node.type.size)
@@ -104,7 +108,12 @@ class Checker:
         signed = node.index < len(self.args.signed) and self.args.signed[node.index]
         return ExprType("int", signed)
 
+    def _no_stack(self, node: Node) -> None:
+        if self.type_of(node).kind == "ustack":
+            raise self.error(node.pos, "ustack is a key or a field of its own, not a number")
+
     def _deref(self, node: Deref) -> ExprType:
+        self._no_stack(node.operand)
         operand = self.type_of(node.operand)
         if operand.is_string:
             raise self.error(node.pos, "cannot dereference a string")
@@ -126,6 +135,9 @@ class Checker:
 
     def _binary(self, node: Binary) -> ExprType:
         left, right = self.type_of(node.left), self.type_of(node.right)
+        for side, kind in ((node.left, left), (node.right, right)):
+            if kind.kind == "ustack":
+                raise self.error(side.pos, "ustack is a key or a field of its own, not a number")
         if left.is_string or right.is_string:
             return self._string_binary(node, left, right)
         if node.op in COMPARISONS or node.op in LOGICAL:

@@ -111,6 +111,9 @@ class _Machine:
             return self.jump(insn)
         elif op in ("STR", "COMM"):
             self.string(insn)
+        elif op == "USTACK":
+            stack = self.builtins.get("ustack", 0)
+            self.push(stack if isinstance(stack, int) else 0)
         elif op == "STREQ":
             self.push(self.strings_equal(insn))
         elif op == "OUT":

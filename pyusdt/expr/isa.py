@@ -28,10 +28,10 @@ COMM_LEN = 16  # the kernel's TASK_COMM_LEN: what COMM writes, NUL padding inclu
 OPS = ("END", "ARG", "IMM", "PID", "TID", "CPU", "NSECS", "PROBE",
        "LOAD", "EXT", "ADD", "SUB", "MUL", "DIV", "MOD", "AND", "OR", "XOR", "SHL", "SHR",
        "EQ", "NE", "LT", "LE", "GT", "GE", "NEG", "NOT", "LNOT", "JZ", "JNZ", "BOOL",
-       "STR", "COMM", "STREQ", "OUT")
+       "STR", "COMM", "STREQ", "OUT", "USTACK")
 OPCODES = {name: number for number, name in enumerate(OPS)}
 
-PUSHERS = frozenset({"ARG", "IMM", "PID", "TID", "CPU", "NSECS", "PROBE", "STREQ"})
+PUSHERS = frozenset({"ARG", "IMM", "PID", "TID", "CPU", "NSECS", "PROBE", "STREQ", "USTACK"})
 UNARY = frozenset({"LOAD", "EXT", "NEG", "NOT", "LNOT", "BOOL"})
 ARITHMETIC = frozenset({"ADD", "SUB", "MUL", "DIV", "MOD", "AND", "OR", "XOR", "SHL", "SHR"})
 COMPARISONS = frozenset({"EQ", "NE", "LT", "LE", "GT", "GE"})

@@ -30,7 +30,7 @@ from pyusdt.expr.tokens import Token, tokenize
 from pyusdt.expr.type_names import C_WORDS, looks_like_type, lookup
 
 MAX_ARGS = 12  # sys/sdt.h's limit: arg0 .. arg11
-BUILTINS = frozenset({"pid", "tid", "cpu", "nsecs", "comm", "probe"})
+BUILTINS = frozenset({"pid", "tid", "cpu", "nsecs", "comm", "probe", "ustack"})
 # bpftrace names that mean something there, but not here.
 NOT_SUPPORTED = frozenset({
     "retval", "curtask", "uid", "gid", "kstack", "func", "username", "args", "elapsed", "rand",
@@ -208,8 +208,6 @@ class _Parser:
         called = self.is_op("(")
         if word == "str":
             return self.str_call(token)
-        if word == "ustack":
-            raise self.error(token.pos, "ustack is not supported in expressions yet")
         arg = _ARG.fullmatch(word)
         if arg and not called:
             index = int(arg.group(1))

@@ -31,7 +31,7 @@ class OutField:
     """One value an output program writes."""
 
     name: str  # the expression's text, spacing normalised
-    kind: str  # "int", "str" or "probe"
+    kind: str  # "int", "str", "probe" or "ustack" (the process id << 32 | a stack id)
     signed: bool  # for ints
     size: int  # bytes: 8 for ints and probes, the string width for strings
     offset: int  # where the program writes it (see the function that made it)
@@ -73,7 +73,7 @@ def fields_program(text: str, args: ArgInfo, *, args_offset: int, strings_offset
             fields.append(OutField(normalise(node.text), "str", False, str_width, offset))
         else:
             offset = args_offset + 8 * index
-            code = lowering.number(node) + [Insn("OUT", off=offset)]
+            code = _value_code(lowering, node) + [Insn("OUT", off=offset)]
             fields.append(_number_field(lowering, node, offset))
         parts.append(_Part(text, node, code))
     return _program(parts, lowering.literals), fields
@@ -108,7 +108,7 @@ def aggregation_program(keys: Optional[str], value: Optional[str], args: ArgInfo
                 code = lowering.string_to_out(node, key_offset + used)
                 key_fields.append(OutField(normalise(node.text), "str", False, size, used))
             else:
-                code = lowering.number(node) + [Insn("OUT", off=key_offset + used)]
+                code = _value_code(lowering, node) + [Insn("OUT", off=key_offset + used)]
                 key_fields.append(dataclasses.replace(_number_field(lowering, node, 0), offset=used))
             parts.append(_Part(keys, node, code))
             used += size
@@ -130,9 +130,16 @@ def _is_string(lowering: Lowering, node: Node, text: str) -> bool:
     return kind == "str"
 
 
+def _value_code(lowering: Lowering, node: Node) -> list[Insn]:
+    """A field's or key's code: a number, or a user stack (a value of its own)."""
+    if lowering.type_of(node).kind == "ustack":
+        return [Insn("USTACK")]
+    return lowering.number(node)
+
+
 def _number_field(lowering: Lowering, node: Node, offset: int) -> OutField:
     kind = lowering.type_of(node)
-    name = "probe" if kind.kind == "probe" else "int"
+    name = kind.kind if kind.kind in ("probe", "ustack") else "int"
     return OutField(normalise(node.text), name, kind.signed_int, 8, offset)
 
 

@@ -25,6 +25,7 @@ from pyusdt.trace.events import RecordValue, TracedProbe
 from pyusdt.trace.expressions import ProgramStore
 from pyusdt.trace.loader_hook import LoaderHook
 from pyusdt.trace.requests import AttachRequest, InodeKey, inode_key, pid_alive
+from pyusdt.trace.stacks import StackSymbolizer
 
 # Attach failures: reasons shown one per line (beyond, a count), and the
 # probes named in each.
@@ -45,6 +46,8 @@ class Attacher:
         # agg id -> the parts of its key, for aggregations keyed by expressions
         self.key_fields: dict[int, tuple[OutField, ...]] = {}
         self.programs: Optional[ProgramStore] = None
+        self.stacks: Optional[StackSymbolizer] = None  # where sites take user stacks
+        self.pids: set[int] = set()  # the pid and command targets
         self.linked_ids: set[int] = set()  # probe ids with at least one site attached
         self.aggs: list[Union[Aggregate, Latency]] = []  # specs, indexed by agg id
         self.flat_aggs = 0  # aggregations with rows in the flat per-CPU array
@@ -53,14 +56,22 @@ class Attacher:
         self.loader: Optional[LoaderHook] = None
         self.started = False  # start() has attached what was asked before it
 
-    def bind(self, session: Any, max_probe_ids: int) -> None:
-        """The session started: probes attach into it from now on."""
+    def bind(self, session: Any, max_probe_ids: int, stacks: bool = False) -> None:
+        """The session started: probes attach into it from now on.  With
+        `stacks`, its sites take user stacks, named by a StackSymbolizer."""
         self.session = session
         self.programs = ProgramStore(session)
+        self.stacks = StackSymbolizer(session) if stacks else None
         self.max_probe_ids = max_probe_ids
         self.flat_aggs = len(self.aggs)
         # The last probe id is the dynamic linker's notification site's.
         self.loader = LoaderHook(session, max_probe_ids)
+
+    def traced_pids(self) -> set[int]:
+        """The processes traced by pid: the targets, and the children the filter admits."""
+        if self.follow_children and self.session is not None:
+            return self.pids | set(self.session.tgids())
+        return set(self.pids)
 
     def traced_files(self) -> set[InodeKey]:
         """The files with a site attached."""
@@ -122,6 +133,8 @@ class Attacher:
         if req.pid is not None and follow:
             session.add_tgid(req.pid)
         pid = req.pid if (req.kind != "path" and not follow and req.pid is not None) else -1
+        if req.pid is not None:
+            self.pids.add(req.pid)
         pending, req.pending = req.pending, []
         agg_id = self.agg_id(req.agg) if req.agg is not None else -1
         spec = req.agg.native_spec(req.role, agg_id) if req.agg is not None else None

@@ -102,6 +102,7 @@ class Source:
     is_str: bool
     signed: bool = False
     size: int = 8
+    is_stack: bool = False  # a user stack, shown folded (a string column)
 
 
 def _int_column_dtype(sources: Sequence[Source]) -> Optional[np.dtype]:
@@ -159,7 +160,8 @@ class _Plan:
 
 
 def _sources(tp: TracedProbe) -> list[Source]:
-    return [Source(True) if v.is_str else Source(False, v.signed, v.size) for v in tp.values]
+    return [Source(True, is_stack=True) if v.is_stack else Source(True) if v.is_str
+            else Source(False, v.signed, v.size) for v in tp.values]
 
 
 def _column_names(tp: TracedProbe) -> list[str]:
@@ -336,6 +338,9 @@ def decode(batches: Sequence[EventBatch], layout: Optional[Layout] = None,
                 layout.dropped[key] = layout.dropped.get(key, 0) + count
             flags = arr["flags"][where]
             for i, ci, src in plan.args:
+                if src.is_stack:
+                    _fill_stacks(batch, arr, where, rows, flags, i, values[ci], valid[ci], truncated[ci])
+                    continue
                 _fill(layout.columns[ci], src, tp, arr, where, rows, flags, i,
                       values[ci], valid[ci], truncated[ci])
         start += m
@@ -367,6 +372,21 @@ def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local: Uni
         text = col.kind == "str"
         values[rows] = _objects([(str(v) if text else v) if good else None
                                  for v, good in zip(ints.tolist(), ok.tolist())])
+
+
+def _fill_stacks(batch: EventBatch, arr: np.ndarray, local: Union[np.ndarray, slice],
+                 rows: Union[np.ndarray, slice], flags: np.ndarray, i: int, values: np.ndarray,
+                 valid: np.ndarray, truncated: Optional[np.ndarray]) -> None:
+    """Writes user stack field `i` (ustack) as folded text, outermost frame first."""
+    ok = (flags >> np.uint32(_native.FLAG_READ_FAIL_SHIFT + i)) & 1 == 0
+    valid[rows] = ok
+    raw = arr["args"][local, i].tolist()
+    stacks = batch.stacks
+    texts = [stacks.stack(int(v)).folded() if stacks is not None and good else None
+             for v, good in zip(raw, ok.tolist())]
+    values[rows] = _objects(texts)
+    if truncated is not None:
+        truncated[rows] = False
 
 
 def _decode_slots(raw: List[bytes]) -> List[str]:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
     import pyarrow
 
+    from pyusdt.trace.stacks import StackSymbolizer
+
 ArgValue = Union[int, str]
 
 
@@ -28,6 +30,7 @@ class RecordValue:
     is_str: bool
     signed: bool = False
     size: int = 8
+    is_stack: bool = False  # a user stack (ustack): its process id << 32 | its stack id
 
 
 @dataclass
@@ -56,11 +59,15 @@ class TracedProbe:
     def value_names(self) -> list[str]:
         return [v.name for v in self.values]
 
-    def decode_args(self, raw: np.ndarray, strings: Sequence[bytes]) -> tuple[Union[int, str], ...]:
-        """Typed values of one record: ints with their sign, strs."""
+    def decode_args(self, raw: np.ndarray, strings: Sequence[bytes],
+                    stacks: Optional[StackSymbolizer] = None) -> tuple[Union[int, str], ...]:
+        """Typed values of one record: ints with their sign, strs; a user
+        stack as its folded text (outermost frame first)."""
         out: list[ArgValue] = []
         for i, v in enumerate(self.values):
-            if v.is_str:
+            if v.is_stack:
+                out.append(stacks.stack(int(raw[i])).folded() if stacks is not None else int(raw[i]))
+            elif v.is_str:
                 out.append(decode_c_string(strings[self.strings.index(i)]))
             elif v.signed:
                 out.append(int(raw[i].astype(np.int64)))
@@ -88,9 +95,11 @@ class EventBatch:
     to_pandas() and to_arrow() give the batch as a table with named, typed
     columns (see pyusdt.trace.columns); pyusdt.to_pandas(batches) joins several."""
 
-    def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe]):
+    def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe],
+                 stacks: Optional[StackSymbolizer] = None):
         self.array = array
         self.probes = probes
+        self.stacks = stacks  # names the user stacks of fields (ustack)
 
     def __len__(self) -> int:
         return len(self.array)
@@ -113,7 +122,7 @@ class EventBatch:
                 int(rec["tid"]),
                 int(rec["cpu"]),
                 tp,
-                tp.decode_args(rec["args"], strings),
+                tp.decode_args(rec["args"], strings, self.stacks),
                 tuple(i for i in range(n) if flags >> (trunc_shift + i) & 1),
                 tuple(i for i in range(n) if flags >> (fail_shift + i) & 1),
             )

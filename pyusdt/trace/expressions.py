@@ -13,6 +13,7 @@ What a request computes with expressions:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -20,12 +21,14 @@ from pyusdt import _native
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.expr import (
     ArgInfo,
+    Builtin,
     ExpressionError,
     OutField,
     Program,
     aggregation_program,
     fields_program,
     isa,
+    parse_list,
     predicate_program,
 )
 from pyusdt.trace.events import RecordValue
@@ -45,6 +48,10 @@ class LayoutPrograms:
     fields: Optional[tuple[RecordValue, ...]]  # streaming: what records hold
     keys: tuple[OutField, ...] = ()  # aggregating: the key's parts, packed in that order
     string_fields: int = 0  # string slots the record's fields fill
+
+    @property
+    def takes_stacks(self) -> bool:
+        return any(i.op == "USTACK" for p in (self.predicate, self.output) if p is not None for i in p.insns)
 
     @property
     def reads_strings(self) -> bool:
@@ -70,7 +77,7 @@ def stream_programs(where: Optional[str], fields: Optional[str], probe: Probe,
         if f.kind == "probe":
             raise ExpressionError(fields, fields.find("probe"), "the probe is named in every record already: "
                                   "leave 'probe' out of the fields")
-    values = tuple(RecordValue(f.name, f.kind == "str", f.signed, 8) for f in outs)
+    values = tuple(RecordValue(f.name, f.kind == "str", f.signed, 8, is_stack=f.kind == "ustack") for f in outs)
     return LayoutPrograms(pred, out, values, string_fields=sum(v.is_str for v in values))
 
 
@@ -98,6 +105,17 @@ def uses_expressions(where: Optional[str], fields: Optional[str],
     if agg is not None:
         return (agg.aggregate() if isinstance(agg, Latency) else agg).uses_expressions
     return where is not None or fields is not None
+
+
+def mentions_ustack(*texts: Optional[str]) -> bool:
+    """Whether any of these expression texts takes a user stack."""
+    def walk(node: object) -> bool:
+        if isinstance(node, Builtin):
+            return node.name == "ustack"
+        if dataclasses.is_dataclass(node):
+            return any(walk(getattr(node, f.name)) for f in dataclasses.fields(node))
+        return False
+    return any(walk(n) for t in texts if t is not None for n in parse_list(t))
 
 
 def encode(program: Program, str_width: int) -> list[NativeInsn]:

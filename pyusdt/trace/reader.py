@@ -32,12 +32,15 @@ class Reader:
             self._watcher.rescan_if_due()
         arr = session.poll(int(timeout_s * 1000), max_events)
         arr = self._watcher.take_loads(arr, rescan=not self.stopped)
+        stacks = self._attacher.stacks
+        if stacks is not None:  # the mappings of the traced processes, every so often
+            stacks.remember(self._attacher.traced_pids())
         if len(arr):
             counts = np.bincount(arr["probe_id"], minlength=len(self._attacher.probes))
             if len(counts) > len(self.events):
                 self.events = np.pad(self.events, (0, len(counts) - len(self.events)))
             self.events[: len(counts)] += counts.astype(np.uint64)
-        return EventBatch(arr, self._attacher.probes)
+        return EventBatch(arr, self._attacher.probes, stacks)
 
     def batches(self, timeout_s: float, duration_s: Optional[float], idle: bool, max_events: int,
                 done: Callable[[], bool]) -> Iterator[EventBatch]:

@@ -25,7 +25,13 @@ from pyusdt.errors import (
     PyusdtError,
 )
 from pyusdt.expr import ExpressionError
-from pyusdt.trace.expressions import LayoutPrograms, aggregation_programs, stream_programs, uses_expressions
+from pyusdt.trace.expressions import (
+    LayoutPrograms,
+    aggregation_programs,
+    mentions_ustack,
+    stream_programs,
+    uses_expressions,
+)
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
@@ -59,6 +65,14 @@ class AttachRequest:
     @property
     def uses_expressions(self) -> bool:
         return uses_expressions(self.where, self.fields, self.agg)
+
+    @property
+    def takes_stacks(self) -> bool:
+        """Whether its expressions take user stacks (ustack)."""
+        if self.agg is not None:
+            agg = self.agg.aggregate() if isinstance(self.agg, Latency) else self.agg
+            return agg.uses_expressions and mentions_ustack(*agg.expression_texts())
+        return mentions_ustack(self.where, self.fields)
 
     def programs_for(self, probe: Probe) -> Optional[LayoutPrograms]:
         """This request's programs for one probe layout (None without

@@ -4,7 +4,7 @@ counters (AggregationResult)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.expr import OutField
 from pyusdt.trace.columns import decode_c_string
 from pyusdt.trace.events import TracedProbe
+from pyusdt.trace.stacks import StackSymbolizer, UserStack
 
 
 @dataclass
@@ -53,7 +54,8 @@ def read_stats(session: _native.Session, probes: Sequence[TracedProbe], events: 
 
 def read_aggregations(session: _native.Session, specs: Sequence[Union[Aggregate, Latency]],
                       probes: Sequence[TracedProbe],
-                      key_fields: Mapping[int, Sequence[OutField]]) -> list[AggregationResult]:
+                      key_fields: Mapping[int, Sequence[OutField]],
+                      stacks: Optional[StackSymbolizer] = None) -> list[AggregationResult]:
     """Every aggregation's rows and counters, in agg_id order (the index in
     `specs`).  The rows of an aggregation keyed by expressions are in their
     own map, their keys packed as `key_fields[agg_id]` says."""
@@ -69,7 +71,7 @@ def read_aggregations(session: _native.Session, specs: Sequence[Union[Aggregate,
         cnt = Counters(**{f: int(c[f]) for f in _native.AGG_COUNTER_NAMES}, pending=int(pending[i]))
         agg = spec.aggregate() if isinstance(spec, Latency) else spec
         if tuple_rows is not None and agg.uses_expressions:
-            decoder = TupleKeyDecoder(tuple(key_fields.get(i, ())), names)
+            decoder = TupleKeyDecoder(tuple(key_fields.get(i, ())), names, stacks)
             out.append(AggregationResult(spec, tuple_rows[tuple_rows["agg_id"] == i], cnt, names, decoder))
         else:
             out.append(AggregationResult(spec, rows[rows["agg_id"] == i], cnt, names))
@@ -81,17 +83,21 @@ class TupleKeyDecoder:
     them (bpftrace's @[a, b]); integers by their sign, strings up to their
     NUL, a probe id as the probe's name."""
 
-    def __init__(self, fields: Sequence[OutField], probe_names: Sequence[str]) -> None:
+    def __init__(self, fields: Sequence[OutField], probe_names: Sequence[str],
+                 stacks: Optional[StackSymbolizer] = None) -> None:
         self.fields = fields
         self.probe_names = probe_names
+        self.stacks = stacks
 
     def __call__(self, row: np.void) -> Key:
         raw = bytes(row["key"])
-        parts: list[Union[int, str]] = []
+        parts: list[Union[int, str, UserStack]] = []
         for f in self.fields:
             chunk = raw[f.offset:f.offset + f.size]
             if f.kind == "str":
                 parts.append(decode_c_string(chunk))
+            elif f.kind == "ustack" and self.stacks is not None:
+                parts.append(self.stacks.stack(int.from_bytes(chunk[:8], "little")))
             elif f.kind == "probe":
                 v = int.from_bytes(chunk[:8], "little")
                 parts.append(self.probe_names[v] if v < len(self.probe_names) else str(v))

@@ -14,6 +14,10 @@ DEFAULT_RINGBUF_BYTES = 16 << 20
 # The ring of a tracer that only aggregates: nothing is streamed, so the
 # smallest ring the kernel takes (one page) instead of 16 MiB of locked memory.
 AGGREGATE_ONLY_RINGBUF_BYTES = 4096
+# User stacks a session that takes them keeps (ustack): buckets of the
+# kernel's stack map, where a stack whose bucket another holds is not taken
+# (counted as an unreadable argument).
+MAX_STACKS = 16384
 # Probe ids a session has room for at least.
 MIN_PROBE_SLOTS = 1024
 
@@ -47,6 +51,7 @@ def session_options(requests: Sequence[AttachRequest], aggs: Sequence[Union[Aggr
                             + [len(set(r.strings)) for r in requests if r.agg is None]
                             + [field_slots(r) for r in requests if r.fields is not None], default=0)
     opts.expressions = any(r.uses_expressions for r in requests)
+    opts.max_stacks = MAX_STACKS if any(r.takes_stacks for r in requests) else 0
     opts.wakeup_bytes = wakeup_bytes
     opts.wakeup_interval_ns = int((wakeup_interval or 0) * 1e9)
     opts.max_sites = max_sites

@@ -312,7 +312,7 @@ class Tracer:
                                str_len=self.str_len, max_sites=self.max_sites, max_agg_keys=self.max_agg_keys,
                                uprobe_multi=self.uprobe_multi)
         # The last probe id is the dynamic linker's notification site's.
-        self._attacher.bind(_native.Session(opts), opts.max_probes - 1)
+        self._attacher.bind(_native.Session(opts), opts.max_probes - 1, stacks=opts.max_stacks > 0)
         for req in self._requests:
             self._attacher.attach_checked(req)
         self._attacher.started = True
@@ -422,7 +422,7 @@ class Tracer:
         if self._closed and self._final_aggs is not None:
             return self._final_aggs
         return read_aggregations(self._require_session(), self._attacher.aggs, self._attacher.probes,
-                                 self._attacher.key_fields)
+                                 self._attacher.key_fields, self._attacher.stacks)
 
     def stats(self) -> list[ProbeStats]:
         """Per-probe counters: delivered events, kernel hits, and every kind of loss.

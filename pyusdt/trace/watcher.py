@@ -78,9 +78,14 @@ class ObjectWatcher:
     def _objects_loaded(self, pids: Iterable[int], rescan: bool) -> None:
         loader = self._attacher.loader
         assert loader is not None
+        pids = list(pids)
         try:
             if rescan:
                 self.rescan()
+            if self._attacher.stacks is not None:
+                # Their mappings now, while the hook holds them: the objects
+                # just mapped name the frames of their stacks.
+                self._attacher.stacks.remember(pids, force=True)
         finally:
             loader.resume(pids)
 

@@ -390,6 +390,17 @@ def check_expr_trace():
     expect_summary(r.stderr, 4, filtered=7)
 
 
+def check_expr_ustack():
+    """User stacks (a stack map, bpf_get_stackid in the interpreter), named
+    from the mappings pyusdt read while the dynamic linker held the command."""
+    r = pyusdt("count", "-c", target("kc_agg"), "kc:val", "--by", "ustack", "--format", "folded")
+    rows = [line.rsplit(" ", 1) for line in r.stdout.splitlines()]
+    if sum(int(n) for _, n in rows) != 11 or not rows:
+        raise Fail(f"count --by ustack: {one_line(r.stdout)!r}, expected 11 hits")
+    if any(not frames.split(";")[-1].startswith("main+") for frames, _ in rows):
+        raise Fail(f"count --by ustack: a stack does not end in main: {one_line(r.stdout)!r}")
+
+
 PAIRS = 8
 
 
@@ -533,6 +544,7 @@ CHECKS = [
     ("latency", check_latency),
     ("expr-aggregate", check_expr_aggregate),
     ("expr-trace", check_expr_trace),
+    ("expr-ustack", check_expr_ustack),
     ("provider-pid", check_provider_pid),
     ("late-provider", check_late_provider),
     ("semaphore", check_semaphore),
