@@ -271,7 +271,9 @@ static __always_inline int expr_run(struct pt_regs *ctx, __u32 site_idx, __u32 p
 				*(__u64 *)((__u8 *)x + off) = a;
 			break;
 		case PYUSDT_OP_USTACK: {
-			long id = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
+			/* A sleepable program may not use a stack map (before 6.18 at
+			 * least): sites that take stacks run the plain programs. */
+			long id = sleepable ? -1 : bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
 			if (id < 0) {
 				id = PYUSDT_USTACK_NONE;
 				x->fail_mask |= 1u << (field & 31);

@@ -167,6 +167,7 @@ class SiteExprs:
     out_prog: int
     string_fields: int
     reads_strings: bool
+    takes_stacks: bool
     def __init__(self) -> None: ...
 
 class AggSpec:

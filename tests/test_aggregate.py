@@ -236,6 +236,13 @@ def test_histograms_equal_the_bucketed_values(main_run):
     assert [int(h.counts[i]) for i in (0, 1, 2, 32)] == [3 * ROUNDS, 2 * ROUNDS, 2 * ROUNDS, 3 * ROUNDS]
     lin = res["lhist_nonmult"].hist()  # [0,300) [300,600) [600,900), then 999 with [1000, ...)
     assert lin.counts.tolist() == [3 * ROUNDS, 20 * ROUNDS, 2 * ROUNDS, 0, 14 * ROUNDS]
+    # Each bucket row keeps the smallest and largest value it holds: the
+    # histograms' min and max are the values' own, not bucket edges.
+    for name in ("hist", "lhist", "lhist_nonmult", "lhist_neg"):
+        hh = res[name].hist()
+        assert (hh.min, hh.max, hh.observed) == (min(vals), max(vals), True), name
+        assert hh.percentile(100) == max(vals) and hh.percentile(0) == min(vals), name
+    assert res["hist_u"].hist().max == max(h.u for h in report.hits)
 
 
 def test_string_keys(main_run):

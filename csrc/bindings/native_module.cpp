@@ -400,7 +400,8 @@ PYBIND11_MODULE(_native, m) {
         .def_readwrite("pred_prog", &SiteExprs::pred_prog)
         .def_readwrite("out_prog", &SiteExprs::out_prog)
         .def_readwrite("string_fields", &SiteExprs::string_fields)
-        .def_readwrite("reads_strings", &SiteExprs::reads_strings);
+        .def_readwrite("reads_strings", &SiteExprs::reads_strings)
+        .def_readwrite("takes_stacks", &SiteExprs::takes_stacks);
 
     // The expression instruction set (pyusdt_abi.h), by name.
     py::dict ops;

@@ -419,7 +419,9 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
 
     // String reads go to the sleepable programs, which can fault pages in.
     bool string_key = aggregating && agg->key_kind == PYUSDT_KEY_STR && !agg->key_from_start;
-    bool reads_strings = string_key || s.nstrings || exprs.reads_strings;
+    // A program that takes user stacks must be the plain one: a sleepable
+    // program may not use a stack map.
+    bool reads_strings = (string_key || s.nstrings || exprs.reads_strings) && !exprs.takes_stacks;
     bpf_program *prog = aggregating ? (reads_strings && sleepable_ ? skel_->progs.pyusdt_aggregate_sleepable
                                                                    : skel_->progs.pyusdt_aggregate)
                         : (reads_strings && sleepable_) ? skel_->progs.pyusdt_stream_sleepable

@@ -58,6 +58,7 @@ struct SiteExprs {
     uint32_t out_prog = 0;
     uint32_t string_fields = 0;  // string slots the output program fills
     bool reads_strings = false;  // the programs read strings (the sleepable program faults pages in)
+    bool takes_stacks = false;   // the programs take user stacks (the plain program: the sleepable may not)
 };
 
 // One row of agg_tuple summed over CPUs: the packed key bytes as the

@@ -17,6 +17,7 @@ from pyusdt import limits
 from pyusdt.aggregate.results import AggregationResult
 from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, KeySpec, Latency, StrArg, Where
 from pyusdt.cli.targets import (
+    WHERE_HELP,
     Subcommands,
     Target,
     add_target_args,
@@ -111,9 +112,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_target_args(p, with_command=True)
     p.add_argument("-f", "--follow-forks", action="store_true",
                    help="with -p/-c, also aggregate in the processes the target forks")
-    p.add_argument("--where", metavar="PRED",
-                   help="only hits where this bpftrace predicate holds, e.g. "
-                        "'str(arg0) == \"GET\" && arg2 >= 500' (evaluated in the kernel)")
+    p.add_argument("--where", metavar="PRED", help=WHERE_HELP)
     p.add_argument("--filter-pid", type=int, metavar="PID", help="only hits in this process")
     p.add_argument("-i", "--interval", type=float, help="print every this many seconds too")
     p.add_argument("--per-interval", action="store_true",

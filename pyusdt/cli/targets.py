@@ -21,6 +21,11 @@ else:
     Subcommands = argparse._SubParsersAction
 
 
+# --where, as every command that takes one says it.
+WHERE_HELP = ("only hits where this bpftrace predicate holds, e.g. 'str(arg0) == \"GET\" && arg2 >= 500' "
+              "(evaluated in the kernel)")
+
+
 class Terminated(Exception):
     """SIGTERM, turned into an exception so every cleanup path runs."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from pyusdt import _native, limits
 from pyusdt.cli.probe_specs import ProbeSpec, parse_spec
 from pyusdt.cli.targets import (
+    WHERE_HELP,
     Subcommands,
     Target,
     add_target_args,
@@ -45,9 +46,7 @@ def add_command(sub: Subcommands) -> None:
     add_target_args(p_trace, with_command=True)
     p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
                          help="read argument N (0-based) as a string; repeatable")
-    p_trace.add_argument("--where", metavar="PRED",
-                         help="only hits where this bpftrace predicate holds, e.g. "
-                              "'str(arg0) == \"GET\" && arg2 >= 500' (evaluated in the kernel)")
+    p_trace.add_argument("--where", metavar="PRED", help=WHERE_HELP)
     p_trace.add_argument("--fields", metavar="'EXPR, ...'",
                          help="print these bpftrace expressions instead of the arguments, e.g. "
                               "'str(arg1, arg2), *(int32 *)arg0' (evaluated in the kernel)")

@@ -161,6 +161,7 @@ class ProgramStore:
         ex.out_prog = self.store(programs.output, str_width)
         ex.string_fields = programs.string_fields
         ex.reads_strings = programs.reads_strings
+        ex.takes_stacks = programs.takes_stacks
         return ex
 
 
