@@ -265,9 +265,10 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts, kind: str) -> dict:
     res_path = os.path.join(tmp, f"pyusdt-{kind}.result")
     if os.path.exists(res_path):
         os.unlink(res_path)
-    spec = {"count": Aggregate("count"), "hist": Aggregate("hist", value=0),
-            "sum": Aggregate("sum", value=1, key=Arg(2)), "sum-expr": Aggregate("sum", value="arg1", key="arg2"),
-            "expr": Aggregate("sum", value=EXPR_VALUE, key=EXPR_KEY, where=EXPR_WHERE)}[kind]
+    spec = {"count": lambda: Aggregate("count"), "hist": lambda: Aggregate("hist", value=0),
+            "sum": lambda: Aggregate("sum", value=1, key=Arg(2)),
+            "sum-expr": lambda: Aggregate("sum", value="arg1", key="arg2"),
+            "expr": lambda: Aggregate("sum", value=EXPR_VALUE, key=EXPR_KEY, where=EXPR_WHERE)}[kind]()
     w0 = time.monotonic()
     t = Tracer(max_agg_keys=2 * SUM_KEYS)
     try:

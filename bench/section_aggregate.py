@@ -2,7 +2,9 @@
 
 The modes, checks and cross-check are bench/aggregate.py's (imported):
 none, bpftrace count(), pyusdt Aggregate("count"), bpftrace hist(arg0),
-pyusdt Aggregate("hist", value=0), on the workload of bench/stream.py.
+pyusdt Aggregate("hist", value=0), the same sums on the fixed path and
+through the expression interpreter, and one map of expressions in both
+tools, on the workload of bench/stream.py.
 Round-robin, median of R runs; the ratios are of the medians.
 """
 from __future__ import annotations
@@ -29,6 +31,10 @@ def run(settings: dict, tmp: str, log) -> dict:
         "pyusdt-count": lambda: aggregate.run_pyusdt(exe, n, tmp, opts, "count"),
         "bpftrace-hist": lambda: aggregate.run_bpftrace_hist(exe, n, tmp, opts),
         "pyusdt-hist": lambda: aggregate.run_pyusdt(exe, n, tmp, opts, "hist"),
+        "pyusdt-sum": lambda: aggregate.run_pyusdt(exe, n, tmp, opts, "sum"),
+        "pyusdt-sum-expr": lambda: aggregate.run_pyusdt(exe, n, tmp, opts, "sum-expr"),
+        "bpftrace-expr": lambda: aggregate.run_bpftrace_expr(exe, n, tmp, opts),
+        "pyusdt-expr": lambda: aggregate.run_pyusdt(exe, n, tmp, opts, "expr"),
     }
     runs = {m: [] for m in MODES}
     for r in range(repeat):
@@ -54,7 +60,10 @@ def run(settings: dict, tmp: str, log) -> dict:
         "ratios": {
             "pyusdt-count / bpftrace-count": med["pyusdt-count"] / med["bpftrace-count"],
             "pyusdt-hist / bpftrace-hist": med["pyusdt-hist"] / med["bpftrace-hist"],
+            "pyusdt-expr / bpftrace-expr": med["pyusdt-expr"] / med["bpftrace-expr"],
+            "pyusdt-sum-expr / pyusdt-sum": med["pyusdt-sum-expr"] / med["pyusdt-sum"],
         },
+        "expression_ns_per_hit": med["pyusdt-sum-expr"] - med["pyusdt-sum"],
         "per_round": {
             "count": [p["ns_per_fire"] / b["ns_per_fire"]
                       for p, b in zip(runs["pyusdt-count"], runs["bpftrace-count"])],
@@ -83,7 +92,11 @@ def markdown(res: dict) -> str:
             f"{res['map_full']['pyusdt-hist']}, nothing streamed); both histograms are exactly the log2 "
             f"buckets of 0..N-1; pyusdt's equal to bpftrace's of the same round: "
             f"{res['same_buckets_as_bpftrace']}; rendered text byte-identical to bpftrace's: "
-            f"{res['render_identical']}."]
+            f"{res['render_identical']}.",
+            f"- Expressions: pyusdt's `@[{aggregate.EXPR_KEY}] = sum({aggregate.EXPR_VALUE})` where "
+            f"`{aggregate.EXPR_WHERE}` / bpftrace's: **{r['pyusdt-expr / bpftrace-expr']:.3f}x**; the same sums "
+            f"(65,536 keys) through the interpreter / on the fixed path: {r['pyusdt-sum-expr / pyusdt-sum']:.3f}x, "
+            f"an expression costs **{res['expression_ns_per_hit']:.0f} ns per hit**."]
     for m, whys in res["failures"].items():
         out.append(f"- **{m} check failed**: {'; '.join(whys)}")
     return "\n".join(out)
@@ -100,5 +113,7 @@ def headline(res: dict) -> list:
     r = res["ratios"]
     return [("pyusdt count / bpftrace count (ns per fire)", f"**{r['pyusdt-count / bpftrace-count']:.3f}x**"),
             ("pyusdt hist / bpftrace hist (ns per fire)", f"**{r['pyusdt-hist / bpftrace-hist']:.3f}x**"),
+            ("pyusdt / bpftrace, the same map of expressions (ns per fire)",
+             f"**{r['pyusdt-expr / bpftrace-expr']:.3f}x**"),
             ("every run exact, histograms identical to bpftrace's",
              str(all(res["verified"].values()) and bool(res["same_buckets_as_bpftrace"])))]

@@ -198,7 +198,7 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts: argparse.Namespace, paced: bool
         kwargs["wakeup_bytes"] = opts.wakeup_bytes
     t = Tracer(**kwargs)
     try:
-        held = t.attach_command([exe, str(n), res_path], PROBE, fields=fields)
+        held = t.attach_command([exe, str(n), res_path], PROBE, **({"fields": fields} if fields else {}))
         s0 = time.monotonic()
         t.start()
         start_s = time.monotonic() - s0

@@ -108,6 +108,7 @@ enum pyusdt_key_kind {
 	PYUSDT_KEY_COMM = 5,
 	PYUSDT_KEY_PROBE = 6,      /* the probe's id: one row per probe */
 	PYUSDT_KEY_TUPLE = 7,      /* keys computed by the site's output program (agg_tuple) */
+	PYUSDT_KEY_TUPLE_SMALL = 8, /* the same, packed in PYUSDT_TUPLE_SMALL_KEY_LEN bytes (agg_tuple_small) */
 };
 
 enum pyusdt_cmp { PYUSDT_CMP_NONE = 0, PYUSDT_CMP_EQ, PYUSDT_CMP_NE, PYUSDT_CMP_LT,
@@ -285,6 +286,10 @@ enum pyusdt_expr_op {
 #define PYUSDT_USTACK_NONE 0xffffffffu
 /* Bytes of an aggregation key made of expressions (several keys, packed). */
 #define PYUSDT_TUPLE_KEY_LEN 128
+/* Keys that fit in this many bytes (three numbers, or comm and a number)
+ * live in a map of short keys: a key is hashed and compared whole on every
+ * hit, and most keys are short. */
+#define PYUSDT_TUPLE_SMALL_KEY_LEN 24
 
 struct pyusdt_insn {
 	pyusdt_s64 imm;
@@ -307,6 +312,14 @@ struct pyusdt_agg_tuple_key {
 	pyusdt_u32 agg_id;
 	pyusdt_u32 bucket;
 	pyusdt_u8 key[PYUSDT_TUPLE_KEY_LEN];
+};
+
+/* The key of agg_tuple_small: the first bytes of a pyusdt_agg_tuple_key,
+ * so that the same packed key is looked up in either map. */
+struct pyusdt_agg_tuple_small_key {
+	pyusdt_u32 agg_id;
+	pyusdt_u32 bucket;
+	pyusdt_u8 key[PYUSDT_TUPLE_SMALL_KEY_LEN];
 };
 
 /* What an aggregating output program writes: its value, and its key. */
@@ -448,6 +461,9 @@ PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_spec) == 64, "pyusdt_agg_spec layo
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_site) == 64 + 24 * PYUSDT_MAX_ARGS + 24, "pyusdt_site layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_insn) == 16, "pyusdt_insn layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_tuple_key) == 8 + PYUSDT_TUPLE_KEY_LEN, "pyusdt_agg_tuple_key layout");
+PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_tuple_small_key) == 8 + PYUSDT_TUPLE_SMALL_KEY_LEN,
+		     "pyusdt_agg_tuple_small_key layout");
+PYUSDT_STATIC_ASSERT(PYUSDT_TUPLE_SMALL_KEY_LEN <= PYUSDT_TUPLE_KEY_LEN, "a small key is a key's prefix");
 PYUSDT_STATIC_ASSERT((PYUSDT_EXPR_STACK & (PYUSDT_EXPR_STACK - 1)) == 0, "the stack index is masked");
 PYUSDT_STATIC_ASSERT(PYUSDT_MAX_EXPR_PROGS <= 65536, "program ids are u16");
 PYUSDT_STATIC_ASSERT(PYUSDT_OP_COUNT <= 256, "ops are u8");

@@ -288,13 +288,15 @@ static __always_inline void record_tuple(const struct pyusdt_agg_spec *s, struct
 {
 	__s64 v = scale(value, s->divisor);
 	tk->agg_id = s->agg_id;
+	/* A short key is the first bytes of the packed one: the same pointer. */
+	void *map = s->key_kind == PYUSDT_KEY_TUPLE_SMALL ? (void *)&agg_tuple_small : (void *)&agg_tuple;
 	if (s->hist_kind) {
 		tk->bucket = s->hist_kind == PYUSDT_HIST_LOG2 ? log2_bucket(v) : linear_bucket(v, s);
-		add_row(&agg_tuple, tk, v, 1, c, sleepable);
+		add_row(map, tk, v, 1, c, sleepable);
 	}
 	if (s->keep_stats) {
 		tk->bucket = PYUSDT_STATS_ROW;
-		add_row(&agg_tuple, tk, v, 1, c, sleepable);
+		add_row(map, tk, v, 1, c, sleepable);
 	}
 }
 

@@ -126,6 +126,15 @@ struct {
 	__uint(value_size, PYUSDT_USTACK_DEPTH * sizeof(__u64));
 } ustacks SEC(".maps");
 
+/* Aggregation rows keyed by short keys of expressions (resized before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pyusdt_agg_tuple_small_key);
+	__type(value, struct pyusdt_agg_value);
+} agg_tuple_small SEC(".maps");
+
 /* Aggregation rows keyed by expressions (resized before load). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

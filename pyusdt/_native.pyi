@@ -45,6 +45,7 @@ EXPR_AGG_VALUE_OFFSET: int
 EXPR_AGG_KEY_OFFSET: int
 USTACK_DEPTH: int
 USTACK_NONE: int
+TUPLE_SMALL_KEY_LEN: int
 # Field names of the counter structs, in order.
 AGG_COUNTER_NAMES: Tuple[str, ...]
 PROBE_STATS_NAMES: Tuple[str, ...]
@@ -65,6 +66,7 @@ class KeyKind(enum.IntEnum):
     COMM = 5
     PROBE = 6
     TUPLE = 7
+    TUPLE_SMALL = 8
 
 class Cmp(enum.IntEnum):
     NONE = 0
@@ -92,6 +94,7 @@ KEY_TID: int
 KEY_COMM: int
 KEY_PROBE: int
 KEY_TUPLE: int
+KEY_TUPLE_SMALL: int
 CMP_NONE: int
 CMP_EQ: int
 CMP_NE: int

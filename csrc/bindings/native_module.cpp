@@ -416,6 +416,7 @@ PYBIND11_MODULE(_native, m) {
         {"EXPR_LIT_BYTES", PYUSDT_EXPR_LIT_BYTES}, {"MAX_EXPR_PROGS", PYUSDT_MAX_EXPR_PROGS},
         {"TUPLE_KEY_LEN", PYUSDT_TUPLE_KEY_LEN}, {"EVENT_SIZE", sizeof(pyusdt_event)},
         {"USTACK_DEPTH", PYUSDT_USTACK_DEPTH}, {"USTACK_NONE", PYUSDT_USTACK_NONE},
+        {"TUPLE_SMALL_KEY_LEN", PYUSDT_TUPLE_SMALL_KEY_LEN},
         // Where programs write, as offsets into the scratch (pyusdt_expr_scratch).
         {"EXPR_TMP_OFFSET", offsetof(pyusdt_expr_scratch, tmp)},
         {"EXPR_RECORD_ARGS_OFFSET", offsetof(pyusdt_expr_scratch, rec) + offsetof(pyusdt_event, args)},
@@ -473,6 +474,7 @@ PYBIND11_MODULE(_native, m) {
         .value("COMM", PYUSDT_KEY_COMM)
         .value("PROBE", PYUSDT_KEY_PROBE)
         .value("TUPLE", PYUSDT_KEY_TUPLE)
+        .value("TUPLE_SMALL", PYUSDT_KEY_TUPLE_SMALL)
         .finalize();
     flat_aliases("KeyKind", "KEY_");
     py::native_enum<pyusdt_cmp>(m, "Cmp", "enum.IntEnum", "A predicate's comparison (AggSpec.filter_op).")

@@ -232,6 +232,7 @@ int Session::open_and_load() {
     bpf_map__set_max_entries(skel_->maps.agg_int, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_str, opts_.max_agg_keys);
     bpf_map__set_max_entries(skel_->maps.agg_tuple, opts_.expressions ? opts_.max_agg_keys : 1);
+    bpf_map__set_max_entries(skel_->maps.agg_tuple_small, opts_.expressions ? opts_.max_agg_keys : 1);
     // A stack map takes the kernel's callchain buffers: a token one unless stacks are taken.
     bpf_map__set_max_entries(skel_->maps.ustacks, opts_.max_stacks ? opts_.max_stacks : 1);
     if (!opts_.max_stacks)
@@ -242,7 +243,8 @@ int Session::open_and_load() {
     if (!kernel.bpf_cookie)
         bpf_map__set_max_entries(skel_->maps.site_by_addr, opts_.max_sites);
     if (!kernel.runtime_alloc_ok) {
-        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.agg_int, skel_->maps.agg_str, skel_->maps.agg_tuple};
+        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.agg_int, skel_->maps.agg_str, skel_->maps.agg_tuple,
+                            skel_->maps.agg_tuple_small};
         for (bpf_map *m : grown)
             bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~BPF_F_NO_PREALLOC);
     }
@@ -706,6 +708,12 @@ std::vector<AggTupleRow> Session::agg_tuple_rows() const {
                                         r.bucket = k.bucket;
                                         std::memcpy(r.key, k.key, sizeof(r.key));
                                     });
+    read_rows<pyusdt_agg_tuple_small_key>(bpf_map__fd(skel_->maps.agg_tuple_small), out,
+                                          [](const pyusdt_agg_tuple_small_key &k, AggTupleRow &r) {
+                                              r.agg_id = k.agg_id;
+                                              r.bucket = k.bucket;
+                                              std::memcpy(r.key, k.key, sizeof(k.key));  // the rest stays 0
+                                          });
     return out;
 }
 

@@ -171,6 +171,9 @@ class Attacher:
                     strings = tuple(i for i, v in enumerate(fields) if v.is_str)
                 if agg_id >= 0 and req.role != _native.Role.START:
                     self.key_fields.setdefault(agg_id, programs.keys)
+                if spec is not None and spec.key_kind == _native.KeyKind.TUPLE and \
+                        programs.key_bytes <= _native.TUPLE_SMALL_KEY_LEN:
+                    spec.key_kind = _native.KeyKind.TUPLE_SMALL  # the map of short keys
             probe_id = self.probe_id(probe, strings, fields)
             for site in probe.sites:
                 # Two requests matching the same site (overlapping patterns on

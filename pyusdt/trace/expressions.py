@@ -50,6 +50,11 @@ class LayoutPrograms:
     string_fields: int = 0  # string slots the record's fields fill
 
     @property
+    def key_bytes(self) -> int:
+        """Bytes of the packed key."""
+        return max((k.offset + k.size for k in self.keys), default=0)
+
+    @property
     def takes_stacks(self) -> bool:
         return any(i.op == "USTACK" for p in (self.predicate, self.output) if p is not None for i in p.insns)
 
