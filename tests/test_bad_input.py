@@ -60,6 +60,7 @@ from pyusdt.errors import (
     SessionClosedError,
     TargetError,
 )
+from pyusdt.expr import ExpressionError
 
 from conftest import PYUSDT, missing
 
@@ -554,7 +555,7 @@ def test_command_matching_nothing(files, cmd, command, message):
     (("trace", "-c", "   "), usage("trace", "-c needs a command")),
     (("count", "-c", ""), usage("count", "-c needs a command")),
     (("trace", "-p", "1", "-c", "true"), usage("trace", "give -p PID or -c CMD, not both")),
-    (("trace", "-p", "1", "x:y", "z"), usage("trace", "with -p or -c, give only a PATTERN")),
+    (("count", "-p", "1", "x:y", "z"), usage("count", "with -p or -c, give only a PATTERN")),
     (("trace",), usage("trace", "give a PATH, or -p PID or -c CMD")),
     (("list",), usage("list", "give a PATH, or -p PID")),
     (("list", "a", "b", "c"), usage("list", "give PATH and at most one PATTERN")),
@@ -941,8 +942,10 @@ API = [
      "value argument 12 out of range: arguments are numbered 0 to 11"),
     ("Aggregate value=2**64", lambda f: Aggregate("sum", value=U64), ConfigError,
      f"value argument {U64} out of range: arguments are numbered 0 to 11"),
-    ("Aggregate value='1'", lambda f: Aggregate("sum", value="1"), ConfigTypeError,
-     "value argument must be an integer (got '1')"),
+    ("Aggregate value='1 +'", lambda f: Aggregate("sum", value="1 +"), ExpressionError,
+     "expected an expression at column 4 of '1 +'"),
+    ("Aggregate value=1.5", lambda f: Aggregate("sum", value=1.5), ConfigTypeError,
+     "value argument must be an integer (got 1.5)"),
     ("Aggregate kind=5", lambda f: Aggregate(5), ConfigError,
      "aggregation must be one of count, sum, min, max, avg, stats, hist, lhist (got 5)"),
     ("Aggregate kind=[]", lambda f: Aggregate([]), ConfigError,
@@ -968,11 +971,13 @@ API = [
      f"key argument {U64} out of range: arguments are numbered 0 to 11"),
     ("Arg('1')", lambda f: Arg("1"), ConfigTypeError, "key argument must be an integer (got '1')"),
     ("key=5", lambda f: Aggregate("count", key=5), ConfigTypeError,
-     "key must be Arg(i), StrArg(i) or one of pid, tid, comm, probe (got 5)"),
-    ("key='uid'", lambda f: Aggregate("count", key="uid"), ConfigError,
-     "key must be Arg(i), StrArg(i) or one of pid, tid, comm, probe"),
-    ("where='x'", lambda f: Aggregate("count", where="arg1 > 1"), ConfigTypeError,
-     "where must be a Where (got 'arg1 > 1')"),
+     "key must be Arg(i), StrArg(i), one of pid, tid, comm, probe or expressions (got 5)"),
+    ("key='uid'", lambda f: Aggregate("count", key="uid"), ExpressionError,
+     "'uid' is not supported in expressions at column 1 of 'uid'"),
+    ("where=5", lambda f: Aggregate("count", where=5), ConfigTypeError,
+     "where must be a Where or a predicate (got 5)"),
+    ("where='x'", lambda f: Aggregate("count", where="x"), ExpressionError,
+     "unknown identifier 'x' at column 1 of 'x'"),
     # Where
     ("Where(-1)", lambda f: Where(-1, "==", 1), ConfigError,
      "filter argument -1 out of range: arguments are numbered 0 to 11"),

@@ -451,6 +451,6 @@ def test_isa_constants():
     assert (isa.SIGNED, isa.WITH_LEN, isa.TO_OUT) == (1, 2, 4)
     assert (isa.MAX_INSNS, isa.STACK, isa.TMP_STRS, isa.LIT_BYTES) == (32, 8, 2, 128)
     assert (isa.STR_KEY_LEN, isa.TUPLE_KEY_LEN, isa.MAX_FIELDS) == (64, 128, 12)
-    assert isa.OPCODES["END"] == 0 and isa.OPCODES["OUT"] == len(isa.OPS) - 1
+    assert isa.OPCODES["END"] == 0 and isa.OPCODES["USTACK"] == len(isa.OPS) - 1
     with pytest.raises(ValueError):
         isa.Insn("OUT", off=1 << 16)
