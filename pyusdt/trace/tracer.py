@@ -19,7 +19,7 @@ maps and ring at start), watcher (objects loaded after start), reader
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from pyusdt.errors import (
     UnsupportedArgumentError,
 )
 from pyusdt.expr import parse, parse_list
+from pyusdt.trace.async_batches import iterate_in_thread
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch, TracedProbe
 from pyusdt.trace.launcher import HeldProcess
@@ -343,6 +344,14 @@ class Tracer:
         if duration is not None:
             duration = limits.check_seconds(duration, "duration", zero_ok=True)
         return self._checked_batches(timeout, duration, idle, max_events)
+
+    def abatches(self, timeout: float = 0.1, duration: Optional[float] = None,
+                 idle: bool = False, max_events: int = DEFAULT_MAX_EVENTS) -> AsyncIterator[EventBatch]:
+        """batches() for asyncio: ``async for batch in tracer.abatches():``.
+        Each poll runs in a worker thread, so the event loop goes on while
+        the tracer waits; leaving the loop (or cancelling it) ends the
+        iteration cleanly.  Arguments as for batches()."""
+        return iterate_in_thread(self.batches(timeout, duration, idle, max_events))
 
     def _checked_batches(self, timeout: float, duration: Optional[float], idle: bool,
                          max_events: int) -> Iterator[EventBatch]:
