@@ -323,7 +323,7 @@ class Latency:
         pair = self._pair_arg(role)
         if pair is not None:
             s.pair_arg = pair
-        if agg.uses_expressions or self.aggregate().uses_expressions:
+        if self.aggregate().uses_expressions:  # `agg` may have left the key out: the whole spec says
             s.key_kind = _native.KeyKind.TUPLE if role == _native.Role.DONE else _native.KeyKind.NONE
             s.value_arg = _native.NO_ARG
             s.filter_op = _native.Cmp.NONE

@@ -93,20 +93,12 @@ def close_quickly(tracer: Tracer) -> None:
 
 
 def split_target(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Optional[str], Optional[str]]:
-    """(path, pattern) from the positionals, by whether -p/-c named the target."""
-    has_other = args.pid is not None or getattr(args, "command", None) is not None
-    pos = list(args.target)
-    if args.pid is not None and getattr(args, "command", None) is not None:
-        parser.error("give -p PID or -c CMD, not both")
-    if has_other:
-        if len(pos) > 1:
-            parser.error("with -p or -c, give only a PATTERN")
-        return None, (pos[0] if pos else None)
-    if not pos:
-        parser.error("give a PATH, or -p PID" + (" or -c CMD" if hasattr(args, "command") else ""))
-    if len(pos) > 2:
-        parser.error("give PATH and at most one PATTERN")
-    return pos[0], (pos[1] if len(pos) > 1 else None)
+    """(path, pattern) from the positionals, by whether -p/-c named the
+    target: split_specs, for a command that takes one pattern at most."""
+    path, patterns = split_specs(args, parser)
+    if len(patterns) > 1:
+        parser.error("with -p or -c, give only a PATTERN" if path is None else "give PATH and at most one PATTERN")
+    return path, (patterns[0] if patterns else None)
 
 
 def split_specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Optional[str], list[str]]:

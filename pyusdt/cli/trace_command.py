@@ -88,13 +88,11 @@ def build_tracer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> T
     try:
         target = Target(args, parser, path)
         for spec in specs:
-            if spec.plain:  # the command line's options
-                target.attach(tracer, spec.pattern, strings=args.string or [], where=args.where,
-                              fields=args.fields)
-            else:  # its own predicate and fields; the command line's where those are missing
-                fields = spec.fields if spec.fields is not None else args.fields
-                target.attach(tracer, spec.pattern, strings=[] if fields is not None else args.string or [],
-                              where=spec.where if spec.where is not None else args.where, fields=fields)
+            # A spec's own predicate and fields; the command line's where it has none
+            # (-s only where no fields are given: cmd_trace refuses both).
+            fields = spec.fields if spec.fields is not None else args.fields
+            target.attach(tracer, spec.pattern, strings=[] if fields is not None else args.string or [],
+                          where=spec.where if spec.where is not None else args.where, fields=fields)
     except BaseException:
         tracer.close()
         raise

@@ -33,7 +33,7 @@ class Reader:
         arr = session.poll(int(timeout_s * 1000), max_events)
         arr = self._watcher.take_loads(arr, rescan=not self.stopped)
         stacks = self._attacher.stacks
-        if stacks is not None:  # the mappings of the traced processes, every so often
+        if stacks is not None and stacks.due:  # the mappings of the traced processes, every so often
             stacks.remember(self._attacher.traced_pids())
         if len(arr):
             counts = np.bincount(arr["probe_id"], minlength=len(self._attacher.probes))

@@ -129,13 +129,15 @@ class StackSymbolizer:
         self._stacks: dict[int, UserStack] = {}  # by the USTACK value (pid << 32 | id)
         self._last_refresh = 0.0
 
-    def remember(self, pids: Iterable[int], force: bool = False) -> None:
-        """Reads the mappings of these processes again (at most every
-        MAPS_REFRESH_S unless forced); a process gone keeps its last ones."""
-        now = time.monotonic()
-        if not force and now - self._last_refresh < MAPS_REFRESH_S:
-            return
-        self._last_refresh = now
+    @property
+    def due(self) -> bool:
+        """Whether MAPS_REFRESH_S have passed since the mappings were last read."""
+        return time.monotonic() - self._last_refresh >= MAPS_REFRESH_S
+
+    def remember(self, pids: Iterable[int]) -> None:
+        """Reads the mappings of these processes (and of every process known
+        already) again; a process gone keeps its last ones."""
+        self._last_refresh = time.monotonic()
         for pid in set(pids) | set(self._maps):
             text = _read_maps(pid)
             if text is not None and (pid not in self._maps or self._maps[pid].text != text):
@@ -153,7 +155,7 @@ class StackSymbolizer:
             stack = UserStack(pid, (), taken=False)
         else:
             if pid not in self._maps:
-                self.remember([pid], force=True)
+                self.remember([pid])
             maps = self._maps.get(pid)
             addresses = self.session.ustack(sid)
             stack = UserStack(pid, tuple(maps.frame(a) if maps else Frame(a) for a in addresses))

@@ -85,7 +85,7 @@ class ObjectWatcher:
             if self._attacher.stacks is not None:
                 # Their mappings now, while the hook holds them: the objects
                 # just mapped name the frames of their stacks.
-                self._attacher.stacks.remember(pids, force=True)
+                self._attacher.stacks.remember(pids)
         finally:
             loader.resume(pids)
 
