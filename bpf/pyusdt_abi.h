@@ -62,6 +62,22 @@ typedef int64_t pyusdt_s64;
 #define PYUSDT_MAX_TGIDS 8192
 /* How many ancestors the pid filter walks to recognise a forked child. */
 #define PYUSDT_ANCESTOR_DEPTH 8
+/* Cgroups (cgroup v2 ids) one session can trace, and the distinct sets of
+ * them its sites can count (one bit each in a u32): two cgroup targets of
+ * one session each see only their own processes. */
+#define PYUSDT_MAX_CGROUPS 1024
+#define PYUSDT_MAX_CGROUP_SETS 32
+/* How many cgroup levels the cgroup filter walks up from a process's own:
+ * a traced cgroup's sub-cgroups (a pod's containers, a unit's children)
+ * are traced too, however they were made. */
+#define PYUSDT_CGROUP_DEPTH 16
+
+/* Which processes a site counts (pyusdt_site.filter). */
+enum pyusdt_filter_kind {
+	PYUSDT_FILTER_NONE = 0,   /* every process that runs the file (or the one the link names) */
+	PYUSDT_FILTER_TGID = 1,   /* processes in the tgids map, and their descendants */
+	PYUSDT_FILTER_CGROUP = 2, /* processes in (or below) a cgroup of one of the site's cgroup sets */
+};
 
 /* How one argument is located at the probe site. */
 enum pyusdt_arg_kind {
@@ -336,11 +352,11 @@ struct pyusdt_site {
 	pyusdt_u32 probe_id;   /* index of the probe (statistics, names) */
 	pyusdt_u8 nargs;
 	pyusdt_u8 nstrings;    /* string slots this site fills */
-	pyusdt_u8 filter_tgid; /* 1: only processes in the tgid map (and their descendants) */
+	pyusdt_u8 filter;      /* enum pyusdt_filter_kind: which processes count */
 	pyusdt_u8 hold;        /* 1: stop the process (SIGSTOP) once the record is sent; the reader resumes it */
 	pyusdt_u16 pred_prog;  /* `exprs` entry of the predicate; 0: none */
 	pyusdt_u16 out_prog;   /* `exprs` entry of the output program (fields, or key and value); 0: none */
-	pyusdt_u32 _pad2;
+	pyusdt_u32 cgroup_sets; /* FILTER_CGROUP: the cgroup sets it counts (bits of the cgroups map's values) */
 };
 
 /*

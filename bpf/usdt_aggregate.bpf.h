@@ -376,11 +376,11 @@ static __always_inline int aggregate_hit(struct pt_regs *ctx, int sleepable)
 	const struct pyusdt_agg_spec *s = &site->agg;
 	/* Helper calls cost tens of ns here: ask for the ids only when used. */
 	__u64 id = 0;
-	if (site->filter_tgid || s->filter_pid || s->role != PYUSDT_ROLE_AGG ||
+	if (site->filter || s->filter_pid || s->role != PYUSDT_ROLE_AGG ||
 	    s->key_kind == PYUSDT_KEY_PID || s->key_kind == PYUSDT_KEY_TID ||
 	    (cfg.expressions && (site->pred_prog || site->out_prog)))
 		id = bpf_get_current_pid_tgid();
-	if (site->filter_tgid && !tgid_traced(id >> 32))
+	if (site->filter && !process_traced(site, id >> 32))
 		return 0;
 	count(site->probe_id, COUNTER_hits, sleepable);
 

@@ -60,6 +60,16 @@ struct {
 	__type(value, __u8);
 } tgids SEC(".maps");
 
+/* The cgroup filter's cgroups, by cgroup v2 id (the directory's inode):
+ * the sets (bits) each belongs to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PYUSDT_MAX_CGROUPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, __u32);
+} cgroups SEC(".maps");
+
 /* Aggregation rows keyed by nothing or an integer (resized before load). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

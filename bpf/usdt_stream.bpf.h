@@ -190,7 +190,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	if (!site)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	if (site->filter_tgid && !tgid_traced(id >> 32))
+	if (site->filter && !process_traced(site, id >> 32))
 		return 0;
 	if (stream_stopped)
 		return 0;

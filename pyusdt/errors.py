@@ -20,6 +20,14 @@ class NoSuchProcessError(TargetError, ProcessLookupError):
     """No process has the given pid, or it exited."""
 
 
+class NoSuchCgroupError(TargetError, FileNotFoundError):
+    """No cgroup (v2) has the given path, or there is no cgroup v2 hierarchy."""
+
+
+class NoSuchContainerError(TargetError, LookupError):
+    """No running container has the given id (or unique id prefix) or name."""
+
+
 class ELFNotFoundError(TargetError, FileNotFoundError):
     """The path does not exist."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import pytest
+
 from conftest import missing
 
 REPO = Path(__file__).resolve().parent.parent

@@ -199,13 +199,16 @@ class PySession {
     }
 
     uint32_t attach(const FsPath &path, const UsdtSite &site, uint32_t probe_id,
-                    const std::vector<int> &string_args, int pid, bool filter_tgid,
-                    std::optional<pyusdt_agg_spec> agg, bool hold, const SiteExprs &exprs) {
+                    const std::vector<int> &string_args, int pid, int filter,
+                    std::optional<pyusdt_agg_spec> agg, bool hold, const SiteExprs &exprs,
+                    uint32_t cgroup_sets) {
         Session &sess = s();
+        // An int (FilterKind, or a bool: TGID is 1); one out of range is refused there.
+        uint8_t kind = filter < 0 || filter > 0xff ? 0xff : static_cast<uint8_t>(filter);
         try {
             py::gil_scoped_release nogil;
-            return sess.attach(path.bytes, site, probe_id, string_args, pid, filter_tgid,
-                               agg ? &*agg : nullptr, hold, exprs);
+            return sess.attach(path.bytes, site, probe_id, string_args, pid, kind,
+                               agg ? &*agg : nullptr, hold, exprs, cgroup_sets);
         } catch (const AttachError &e) {
             py::gil_scoped_acquire gil;
             raise_py("AttachError", e.what(), e.err);
@@ -342,6 +345,8 @@ PYBIND11_MODULE(_native, m) {
     m.attr("MAX_RINGBUF_BYTES") = PYUSDT_MAX_RINGBUF_BYTES;
     m.attr("MAX_SITES") = PYUSDT_MAX_SITES;
     m.attr("MAX_MAP_ENTRIES") = PYUSDT_MAX_MAP_ENTRIES;
+    m.attr("MAX_CGROUPS") = PYUSDT_MAX_CGROUPS;
+    m.attr("MAX_CGROUP_SETS") = PYUSDT_MAX_CGROUP_SETS;
     m.attr("FLAG_STR_TRUNC_SHIFT") = PYUSDT_FLAG_STR_TRUNC_SHIFT;
     m.attr("FLAG_READ_FAIL_SHIFT") = PYUSDT_FLAG_READ_FAIL_SHIFT;
 
@@ -465,6 +470,12 @@ PYBIND11_MODULE(_native, m) {
         .value("DONE", PYUSDT_ROLE_DONE)
         .finalize();
     flat_aliases("Role", "ROLE_");
+    py::native_enum<pyusdt_filter_kind>(m, "FilterKind", "enum.IntEnum",
+                                        "Which processes a site counts (Session.attach's filter).")
+        .value("NONE", PYUSDT_FILTER_NONE)
+        .value("TGID", PYUSDT_FILTER_TGID)
+        .value("CGROUP", PYUSDT_FILTER_CGROUP)
+        .finalize();
     py::native_enum<pyusdt_key_kind>(m, "KeyKind", "enum.IntEnum", "What an aggregation is keyed by (AggSpec.key_kind).")
         .value("NONE", PYUSDT_KEY_NONE)
         .value("ARG", PYUSDT_KEY_ARG)
@@ -514,8 +525,9 @@ PYBIND11_MODULE(_native, m) {
     py::class_<PySession>(m, "Session", "A loaded BPF program with its maps, links and ring buffer.")
         .def(py::init<const SessionOptions &>(), py::arg("options"))
         .def("attach", &PySession::attach, py::arg("path"), py::arg("site"), py::arg("probe_id"),
-             py::arg("string_args"), py::arg("pid") = -1, py::arg("filter_tgid") = false,
-             py::arg("agg") = py::none(), py::arg("hold") = false, py::arg("exprs") = SiteExprs{})
+             py::arg("string_args"), py::arg("pid") = -1, py::arg("filter") = static_cast<int>(PYUSDT_FILTER_NONE),
+             py::arg("agg") = py::none(), py::arg("hold") = false, py::arg("exprs") = SiteExprs{},
+             py::arg("cgroup_sets") = 0)
         .def("set_expr", &PySession::set_expr, py::arg("id"), py::arg("insns"), py::arg("lits"),
              "Stores expression program `id`: [(op, size, flags, field, off, imm)] and literal bytes.")
         .def("ustack", [](PySession &p, uint32_t id) { return p.s().ustack(id); }, py::arg("id"),
@@ -533,6 +545,11 @@ PYBIND11_MODULE(_native, m) {
         .def("add_tgid", [](PySession &p, uint32_t tgid) { p.s().add_tgid(tgid); })
         .def("remove_tgid", [](PySession &p, uint32_t tgid) { p.s().remove_tgid(tgid); })
         .def("tgids", [](PySession &p) { return p.s().tgids(); })
+        .def("add_cgroup", [](PySession &p, uint64_t id, uint32_t set) { p.s().add_cgroup(id, set); },
+             py::arg("id"), py::arg("set"),
+             "Adds cgroup `id` (its v2 id), and so the cgroups below it, to cgroup set `set`: the sites "
+             "attached with FILTER_CGROUP and that set's bit in cgroup_sets count its processes.")
+        .def("remove_cgroup", [](PySession &p, uint64_t id) { p.s().remove_cgroup(id); }, py::arg("id"))
         .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"))
         .def("stop_streaming", &PySession::stop_streaming,
              "Streaming sites stop counting and sending hits; the ring buffer only empties.")

@@ -243,7 +243,7 @@ int Session::open_and_load() {
     if (!kernel.bpf_cookie)
         bpf_map__set_max_entries(skel_->maps.site_by_addr, opts_.max_sites);
     if (!kernel.runtime_alloc_ok) {
-        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.agg_int, skel_->maps.agg_str, skel_->maps.agg_tuple,
+        bpf_map *grown[] = {skel_->maps.tgids, skel_->maps.cgroups, skel_->maps.agg_int, skel_->maps.agg_str, skel_->maps.agg_tuple,
                             skel_->maps.agg_tuple_small};
         for (bpf_map *m : grown)
             bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~BPF_F_NO_PREALLOC);
@@ -345,8 +345,9 @@ std::vector<AttachFailure> Session::commit() {
 }
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                         const std::vector<int> &string_args, int pid, bool filter_tgid,
-                         const pyusdt_agg_spec *agg, bool hold, const SiteExprs &exprs) {
+                         const std::vector<int> &string_args, int pid, uint8_t filter,
+                         const pyusdt_agg_spec *agg, bool hold, const SiteExprs &exprs,
+                         uint32_t cgroup_sets) {
     if (!site.args_error.empty())
         throw AttachError(EINVAL, site.provider + ":" + site.name + ": " + site.args_error);
     if (next_site_ >= opts_.max_sites)
@@ -359,7 +360,12 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     pyusdt_site s{};
     s.site_vaddr = site.pc_vaddr;
     s.probe_id = probe_id;
-    s.filter_tgid = filter_tgid ? 1 : 0;
+    if (filter > PYUSDT_FILTER_CGROUP)
+        throw AttachError(EINVAL, "unknown process filter " + std::to_string(filter));
+    s.filter = filter;
+    if (filter == PYUSDT_FILTER_CGROUP && !cgroup_sets)
+        throw AttachError(EINVAL, "a cgroup-filtered site needs a cgroup set");
+    s.cgroup_sets = cgroup_sets;
     if (hold && (agg || !string_args.empty()))
         throw AttachError(EINVAL, "a hold site streams plain records only");
     s.hold = hold ? 1 : 0;
@@ -499,6 +505,24 @@ std::vector<uint32_t> Session::tgids() const {
         prev = &key;
     }
     return out;
+}
+
+void Session::add_cgroup(uint64_t id, uint32_t set) {
+    if (set >= PYUSDT_MAX_CGROUP_SETS)
+        throw std::runtime_error("too many cgroup targets (limit " + std::to_string(PYUSDT_MAX_CGROUP_SETS) + ")");
+    int fd = bpf_map__fd(skel_->maps.cgroups);
+    uint32_t sets = 0;
+    bpf_map_lookup_elem(fd, &id, &sets);  // ENOENT: in no set yet
+    sets |= 1u << set;
+    if (bpf_map_update_elem(fd, &id, &sets, BPF_ANY) != 0) {
+        if (errno == E2BIG)
+            throw std::runtime_error("too many cgroups traced (limit " + std::to_string(PYUSDT_MAX_CGROUPS) + ")");
+        throw std::runtime_error(std::string("adding a cgroup to the filter: ") + strerror(errno));
+    }
+}
+
+void Session::remove_cgroup(uint64_t id) {
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.cgroups), &id);  // ENOENT is fine
 }
 
 int Session::on_record(void *ctx, void *data, size_t size) {

@@ -108,17 +108,19 @@ class Session {
 
     // Attaches the generic program at one probe site of the file at `path`
     // (any path naming the same inode works: /proc/PID/map_files/... too).
-    // pid -1 traces every process that maps the file; with filter_tgid only
-    // the processes added with add_tgid() and their descendants count.
+    // pid -1 traces every process that maps the file; `filter` (enum
+    // pyusdt_filter_kind) narrows that in BPF: FILTER_TGID, to the processes
+    // added with add_tgid() and their descendants; FILTER_CGROUP, to those in
+    // (or below) a cgroup added with add_cgroup() to one of `cgroup_sets`.
     // Returns the site index.
     // With `agg` (role other than NONE) the site aggregates in the kernel
     // instead of streaming.
     // With uprobe_multi links the site is linked by the next commit(), else
     // here and now (an AttachError names it).
     uint32_t attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,
-                    const std::vector<int> &string_args, int pid, bool filter_tgid,
+                    const std::vector<int> &string_args, int pid, uint8_t filter,
                     const pyusdt_agg_spec *agg = nullptr, bool hold = false,
-                    const SiteExprs &exprs = SiteExprs{});
+                    const SiteExprs &exprs = SiteExprs{}, uint32_t cgroup_sets = 0);
 
     // The frames of user stack `id` (ustack), innermost first; empty when unknown.
     std::vector<uint64_t> ustack(uint32_t id) const;
@@ -146,6 +148,12 @@ class Session {
     void remove_tgid(uint32_t tgid);
     // Every process the filter currently admits (registered and discovered children).
     std::vector<uint32_t> tgids() const;
+
+    // Adds a cgroup (v2 id) to cgroup set `set` (0..PYUSDT_MAX_CGROUP_SETS-1)
+    // of the cgroup filter; its sub-cgroups follow.
+    void add_cgroup(uint64_t id, uint32_t set);
+    // Takes it out of every set.
+    void remove_cgroup(uint64_t id);
 
     // Waits up to timeout_ms for records and appends at most max_events rows
     // (row_size() bytes each) to `out`.  Returns the number of rows appended.

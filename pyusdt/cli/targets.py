@@ -1,4 +1,5 @@
-"""Targets on the command line: PATH, -p PID or -c "CMD", the same for every command."""
+"""Targets on the command line, the same for every command: PATH, -p PID,
+-c "CMD", or a scan: --cgroup PATH, --container ID|NAME, --object NAME|BUILD-ID."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +8,13 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 from pyusdt.aggregate.specs import Latency
+from pyusdt.discover.cgroups import cgroup_at
+from pyusdt.discover.containers import find_container
 from pyusdt.discover.process import descendants, process_objects
 from pyusdt.errors import ConfigError, PyusdtError
 from pyusdt.trace.launcher import HeldProcess
 from pyusdt.trace.requests import inode_keys
+from pyusdt.trace.scan_targets import ScanTarget
 from pyusdt.trace.tracer import Tracer
 
 # The subcommands of the top-level parser, as each command module adds its own
@@ -34,8 +38,15 @@ def add_target_args(p: argparse.ArgumentParser, with_command: bool) -> None:
     p.add_argument("-p", "--pid", type=int, help="a running process: every ELF object it maps")
     if with_command:
         p.add_argument("-c", "--command", help='run this command ("CMD ARGS"), traced from its start')
+    p.add_argument("--cgroup", metavar="PATH",
+                   help="every process of this cgroup (v2) and the cgroups below it, now and later")
+    p.add_argument("--container", metavar="ID|NAME",
+                   help="every process of this running container (docker, podman, containerd, CRI-O), now and later")
+    p.add_argument("--object", metavar="NAME|BUILD-ID",
+                   help="only objects with this file name (a glob) or build-id; alone: that object in every "
+                        "process on the host, containers included, now and later")
     p.add_argument("target", nargs="*", metavar="[PATH] [PATTERN]",
-                   help="an ELF file (unless -p/-c), then a glob on provider:name")
+                   help="an ELF file (unless -p/-c/--cgroup/--container/--object), then a glob on provider:name")
 
 
 def show_waiting(tracer: Tracer) -> None:
@@ -101,17 +112,40 @@ def split_target(args: argparse.Namespace, parser: argparse.ArgumentParser) -> t
     return path, (patterns[0] if patterns else None)
 
 
+def scan_of(args: argparse.Namespace) -> Optional[ScanTarget]:
+    """The scan target --cgroup, --container or --object name, else None."""
+    if args.cgroup is not None:
+        return ScanTarget(cgroup_at(args.cgroup), None, args.object)
+    if args.container is not None:
+        container, cgroup = find_container(args.container)
+        return ScanTarget(cgroup, container, args.object)
+    if args.object is not None:
+        return ScanTarget(None, None, args.object)
+    return None
+
+
 def split_specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Optional[str], list[str]]:
     """(path, patterns) for a command that takes several probe specs: after
-    PATH (or with -p/-c), every positional is one."""
-    if args.pid is not None and getattr(args, "command", None) is not None:
-        parser.error("give -p PID or -c CMD, not both")
+    PATH (or with -p/-c or a scan target), every positional is one."""
+    named = [flag for flag, given in (("-p", args.pid is not None),
+                                      ("-c", getattr(args, "command", None) is not None),
+                                      ("--cgroup", args.cgroup is not None),
+                                      ("--container", args.container is not None)) if given]
+    if len(named) > 1:
+        parser.error(f"give one target: {' and '.join(named)} together")
+    if args.object is not None and named and named[0] in ("-p", "-c"):
+        parser.error(f"--object narrows --cgroup or --container (or alone: every process), not {named[0]}")
     pos = list(args.target)
-    if args.pid is not None or getattr(args, "command", None) is not None:
+    if named or args.object is not None:
         return None, pos
     if not pos:
-        parser.error("give a PATH, or -p PID" + (" or -c CMD" if hasattr(args, "command") else ""))
+        parser.error("give a PATH, or -p PID" + (" or -c CMD" if hasattr(args, "command") else "")
+                     + ", or --cgroup, --container or --object")
     return pos[0], pos[1:]
+
+
+def scan_target_given(target: "Target") -> bool:
+    return (target.cgroup, target.container, target.objects) != (None, None, None)
 
 
 class Target:
@@ -121,6 +155,9 @@ class Target:
     def __init__(self, args: argparse.Namespace, parser: argparse.ArgumentParser, path: Optional[str]) -> None:
         self.pid = args.pid
         self.path = path
+        self.cgroup: Optional[str] = args.cgroup
+        self.container: Optional[str] = args.container
+        self.objects: Optional[str] = args.object
         self.command: Optional[list[str]] = None
         self.held: Optional[HeldProcess] = None
         if getattr(args, "command", None) is not None:
@@ -142,6 +179,12 @@ class Target:
         it waits for them, said at once (waiting_lines) and at the end (unmatched_lines)."""
         if self.pid is not None:
             tracer.attach_pid(self.pid, pattern, later=True, **kw)
+        elif self.cgroup is not None:
+            tracer.attach_cgroup(self.cgroup, pattern, objects=self.objects, **kw)
+        elif self.container is not None:
+            tracer.attach_container(self.container, pattern, objects=self.objects, **kw)
+        elif self.objects is not None:
+            tracer.attach_object(self.objects, pattern, **kw)
         elif self.command is not None:
             tracer.attach_command(self._held(), pattern, later=True, **kw)
         else:
@@ -151,6 +194,8 @@ class Target:
     def attach_latency(self, tracer: Tracer, latency: Latency) -> None:
         if self.pid is not None:
             tracer.attach_latency(latency, pid=self.pid)
+        elif scan_target_given(self):
+            tracer.attach_latency(latency, cgroup=self.cgroup, container=self.container, objects=self.objects)
         elif self.command is not None:
             tracer.attach_latency(latency, command=self._held())
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from pyusdt.discover.probes import Probe, probes_in_file
 from pyusdt.errors import NoSuchProcessError, PrivilegeError, PyusdtError
@@ -119,3 +120,16 @@ def descendants(pid: int) -> list[int]:
         todo.extend(kids)
     return sorted(found)
 
+
+
+def namespace_pid(pid: int) -> Optional[int]:
+    """The pid of process `pid` as its own (innermost) pid namespace sees it:
+    the pid inside its container.  None when it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid  # kernels before 4.1 have no NSpid: one namespace

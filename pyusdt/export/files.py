@@ -80,6 +80,10 @@ def _rows(d: Decoded) -> Tuple[List[str], Iterable[Tuple[object, ...]]]:
     cats = d.layout.categories
     cols: List[List[Any]] = [iso_times(d.time.tolist()), d.ts_ns.tolist(), [cats[c] for c in d.codes.tolist()],
                   d.pid.tolist(), d.tid.tolist(), d.cpu.tolist()]
+    if d.layout.identities:
+        assert d.ns_pid is not None and d.ns_pid_valid is not None and d.container is not None
+        cols.append([v if good else None for v, good in zip(d.ns_pid.tolist(), d.ns_pid_valid.tolist())])
+        cols.append(d.container.tolist())
     for _col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         cols.append([v if good else None for v, good in zip(vals.tolist(), ok.tolist())])
         if trunc is not None:
@@ -222,13 +226,14 @@ class EventWriter:
         #: Events written to the file so far.
         self.events_written = 0
 
-    def begin(self, probes: Iterable[TracedProbe]) -> None:
-        """Fixes the columns from these probes and writes the file's header."""
+    def begin(self, probes: Iterable[TracedProbe], identities: bool = False) -> None:
+        """Fixes the columns from these probes (and the ns_pid and container
+        columns, with `identities`) and writes the file's header."""
         if self._sink is not None:
             return
         if self._closed:
             raise OutputError(f"{self.path} is already closed")
-        layout = self.layout = Layout(probes)
+        layout = self.layout = Layout(probes, identities)
         self._sink = self._guard(lambda: _SINKS[self.format](self.path, layout))
         self._last_flush = time.monotonic()
 
@@ -237,7 +242,7 @@ class EventWriter:
         called); writes when the buffer is full or the last write is
         flush_seconds old.  An empty batch only does the time check."""
         if self._sink is None:
-            self.begin(batch.probes)
+            self.begin(batch.probes, batch.processes is not None)
         if len(batch):
             self._buffer.append(batch)
             self._buffered += len(batch)
@@ -321,7 +326,7 @@ def record(tracer: Tracer, writer: EventWriter, duration: Optional[float] = None
         tracer.start()
         if on_start is not None:
             on_start()
-        writer.begin(tracer.probes)
+        writer.begin(tracer.probes, tracer.identifies_processes)
         try:
             stream(tracer, writer.write, stop, duration=duration, timeout=timeout, on_loss=on_loss)
         finally:

@@ -34,11 +34,18 @@ def _arg_text(e: Event, name: str, i: int, value: object) -> str:
 
 def event_text(e: Event, wall_offset_ns: Optional[int] = None) -> str:
     """`ts_ns pid/tid cpuN provider:name arg0=... ...`; with `wall_offset_ns`
-    (CLOCK_REALTIME - CLOCK_MONOTONIC), the UTC time of the hit first."""
+    (CLOCK_REALTIME - CLOCK_MONOTONIC), the UTC time of the hit first.
+    Where the trace knows who the process is, `ns_pid=N container=ID`
+    follow the cpu (the short id; nothing for a process in no container)."""
     names = e.probe.value_names
     args = " ".join(_arg_text(e, names[i], i, v) for i, v in enumerate(e.args))
     wall = "" if wall_offset_ns is None else iso_times([e.ts_ns + wall_offset_ns])[0] + " "
-    return f"{wall}{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu} {e.probe.fullname} {args}".rstrip()
+    who = ""
+    if e.identity is not None:
+        who = f" ns_pid={e.identity.ns_pid if e.identity.ns_pid is not None else '?'}"
+        if e.identity.container is not None:
+            who += f" container={e.identity.short_container}"
+    return f"{wall}{e.ts_ns} {e.pid}/{e.tid} cpu{e.cpu}{who} {e.probe.fullname} {args}".rstrip()
 
 
 def printf_text(printf: Printf, e: Event, wall_offset_ns: Optional[int] = None) -> str:
@@ -59,6 +66,10 @@ def event_json(e: Event, wall_offset_ns: Optional[int] = None) -> str:
         "pid": e.pid,
         "tid": e.tid,
         "cpu": e.cpu,
+    })
+    if e.identity is not None:
+        obj.update({"ns_pid": e.identity.ns_pid, "container": e.identity.container, "cgroup": e.identity.cgroup})
+    obj.update({
         "provider": e.probe.probe.provider,
         "probe": e.probe.probe.name,
         "args": [None if i in e.read_failed else v for i, v in enumerate(e.args)],

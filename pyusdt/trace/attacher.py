@@ -24,6 +24,7 @@ from pyusdt.expr import ExpressionError, OutField
 from pyusdt.trace.events import RecordValue, TracedProbe
 from pyusdt.trace.expressions import ProgramStore
 from pyusdt.trace.loader_hook import LoaderHook
+from pyusdt.trace.process_table import ProcessTable
 from pyusdt.trace.requests import AttachRequest, InodeKey, inode_key, pid_alive
 from pyusdt.trace.stacks import StackSymbolizer
 
@@ -41,8 +42,10 @@ class Attacher:
         self.follow_children = follow_children
         self.probes: list[TracedProbe] = []  # by probe id
         self._probe_ids: dict[tuple[object, ...], int] = {}
-        # (inode key, file offset, agg id, predicate, fields) of every attached site
-        self._attached: set[tuple[InodeKey, int, int, Optional[str], Optional[str]]] = set()
+        # (inode key, file offset, agg id, predicate, fields, process filter) of every attached site
+        self._attached: set[tuple[InodeKey, int, int, Optional[str], Optional[str], tuple[int, int]]] = set()
+        # cgroup id -> its cgroup set (a bit of the BPF filter), one per cgroup target
+        self.cgroup_sets: dict[int, int] = {}
         # agg id -> the parts of its key, for aggregations keyed by expressions
         self.key_fields: dict[int, tuple[OutField, ...]] = {}
         self.programs: Optional[ProgramStore] = None
@@ -54,6 +57,8 @@ class Attacher:
         self.max_probe_ids = _native.MAX_PROBES
         self.session: Any = None  # _native.Session, from start()
         self.loader: Optional[LoaderHook] = None
+        # Who each traced pid is (ns pid, container), for targets in containers
+        self.processes: Optional[ProcessTable] = None
         self.started = False  # start() has attached what was asked before it
 
     def bind(self, session: Any, max_probe_ids: int, stacks: bool = False) -> None:
@@ -113,6 +118,9 @@ class Attacher:
         except OSError as e:
             if isinstance(e, PyusdtError):
                 raise
+            if req.scan is not None:  # a member's mapping gone meanwhile: the others go on
+                self.warnings.append(f"{req.scan.describe()}: {e.filename}: {e.strerror}")
+                return
             if req.kind == "path":
                 cls = ELFNotFoundError if isinstance(e, FileNotFoundError) else ELFReadError
                 raise cls(f"{e.filename}: {e.strerror}") from None
@@ -129,10 +137,12 @@ class Attacher:
     def attach_pending(self, req: AttachRequest) -> None:
         session = self.session
         assert session is not None and self.loader is not None, "attach before start()"
-        follow = req.kind != "path" and self.follow_children
+        by_pid = req.kind in ("pid", "command")
+        follow = by_pid and self.follow_children
         if req.pid is not None and follow:
             session.add_tgid(req.pid)
-        pid = req.pid if (req.kind != "path" and not follow and req.pid is not None) else -1
+        pid = req.pid if (by_pid and not follow and req.pid is not None) else -1
+        process_filter = self._process_filter(req, follow)
         if req.pid is not None:
             self.pids.add(req.pid)
         pending, req.pending = req.pending, []
@@ -141,7 +151,7 @@ class Attacher:
         if spec is not None:
             flat_kind = spec.key_kind == _native.KeyKind.NONE and spec.hist_kind != _native.HistKind.LINEAR
             spec.flat = int(flat_kind and agg_id < self.flat_aggs)
-        if req.kind != "path" and req.only_path is None and not req.loader_hooked:
+        if by_pid and req.only_path is None and not req.loader_hooked:
             req.loader_hooked = True
             assert req.pid is not None  # pid and command targets have one
             why = self.loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
@@ -178,13 +188,13 @@ class Attacher:
             for site in probe.sites:
                 # Two requests matching the same site (overlapping patterns on
                 # one target) must not attach it twice: that would double events.
-                attached = (inode, site.pc_offset, agg_id, req.where, req.fields)
+                attached = (inode, site.pc_offset, agg_id, req.where, req.fields, process_filter)
                 if attached in self._attached:
                     continue
                 self._attached.add(attached)
                 try:
                     session.attach(probe.open_path, site, probe_id, [] if fields is not None else list(strings),
-                                   pid, follow, spec, exprs=exprs)
+                                   pid, process_filter[0], spec, exprs=exprs, cgroup_sets=process_filter[1])
                 except AttachError as e:
                     if probe.fullname not in str(e):
                         e = _named(e, probe)
@@ -198,6 +208,22 @@ class Attacher:
             failed.append(refused)
         if failed:
             self._attach_failed(req, failed)
+
+    def _process_filter(self, req: AttachRequest, follow: bool) -> tuple[int, int]:
+        """(FilterKind, cgroup sets) of the request's sites.  Each cgroup
+        target has a set of its own, so two of them in one tracer each
+        count only their own processes."""
+        if follow:
+            return int(_native.FilterKind.TGID), 0
+        cgroup = req.scan.cgroup if req.scan is not None else None
+        if cgroup is None:
+            return int(_native.FilterKind.NONE), 0
+        if cgroup.id not in self.cgroup_sets:
+            if len(self.cgroup_sets) >= _native.MAX_CGROUP_SETS:
+                raise ConfigError(f"at most {_native.MAX_CGROUP_SETS} cgroup and container targets per tracer")
+            self.cgroup_sets[cgroup.id] = len(self.cgroup_sets)
+            self.session.add_cgroup(cgroup.id, self.cgroup_sets[cgroup.id])
+        return int(_native.FilterKind.CGROUP), 1 << self.cgroup_sets[cgroup.id]
 
     def _attach_failed(self, req: AttachRequest, failed: list[AttachError]) -> None:
         """A file the caller named fails loudly; the objects of a process

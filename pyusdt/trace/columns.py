@@ -15,6 +15,9 @@ Columns, in this order:
 - ``ts_ns``: the kernel's CLOCK_MONOTONIC timestamp, as recorded (uint64).
 - ``probe``: ``provider:name`` (pandas category, Arrow dictionary<int32, string>).
 - ``pid``, ``tid``, ``cpu``: uint32.
+- with cgroup, container and object targets, and pid targets in a
+  container: ``ns_pid`` (uint32, the pid in the process's own namespace)
+  and ``container`` (the full container id, a string; null outside one).
 - one column per argument name, in order of first appearance: the names a
   self-describing provider gave (:attr:`pyusdt.Probe.arg_names`), otherwise
   ``arg0``..``argN``; a name clashing with the columns above gets an ``arg_``
@@ -57,6 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.trace.events import EventBatch, TracedProbe
 
 FIXED_COLUMNS = ("time", "ts_ns", "probe", "pid", "tid", "cpu")
+# After the fixed columns when the batches know who their processes are.
+IDENTITY_COLUMNS = ("ns_pid", "container")
 TRUNCATED_SUFFIX = "_truncated"
 
 
@@ -177,8 +182,9 @@ class Layout:
     of its arguments are not stored and are counted in :attr:`dropped`.
     """
 
-    def __init__(self, probes: Iterable[TracedProbe]):
+    def __init__(self, probes: Iterable[TracedProbe], identities: bool = False):
         probes = list(probes)
+        self.identities = identities  # the ns_pid and container columns
         sources: Dict[str, list[Source]] = {}
         self.categories: List[str] = []
         for tp in probes:
@@ -187,7 +193,7 @@ class Layout:
             for name, src in zip(_column_names(tp), _sources(tp)):
                 sources.setdefault(name, []).append(src)
         self.columns = [Column.for_sources(name, srcs) for name, srcs in sources.items()]
-        taken = set(FIXED_COLUMNS) | set(sources)
+        taken = set(FIXED_COLUMNS) | set(sources) | (set(IDENTITY_COLUMNS) if identities else set())
         for col in self.columns:
             if col.kind == "str":
                 name = col.name + TRUNCATED_SUFFIX
@@ -203,7 +209,7 @@ class Layout:
     @property
     def names(self) -> List[str]:
         """Every column name, in table order."""
-        out = list(FIXED_COLUMNS)
+        out = list(FIXED_COLUMNS) + (list(IDENTITY_COLUMNS) if self.identities else [])
         for col in self.columns:
             out.append(col.name)
             if col.truncated:
@@ -234,6 +240,8 @@ class Layout:
                   pa.field("pid", pa.uint32(), nullable=False),
                   pa.field("tid", pa.uint32(), nullable=False),
                   pa.field("cpu", pa.uint32(), nullable=False)]
+        if self.identities:
+            fields += [pa.field("ns_pid", pa.uint32()), pa.field("container", pa.string())]
         for col in self.columns:
             fields.append(pa.field(col.name, _arrow_type(pa, col)))
             if col.truncated:
@@ -284,6 +292,10 @@ class Decoded:
     values: list[np.ndarray]  # per column
     valid: list[np.ndarray]
     truncated: list[Optional[np.ndarray]]  # for string columns
+    # layout.identities: ns pids (valid where ns_pid_valid) and container ids (None: none)
+    ns_pid: Optional[np.ndarray] = None
+    ns_pid_valid: Optional[np.ndarray] = None
+    container: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -295,7 +307,7 @@ def layout_of(batches: Sequence[EventBatch]) -> Layout:
     for b in batches:
         for tp in b.probes:
             seen.setdefault(id(tp), tp)
-    return Layout(seen.values())
+    return Layout(seen.values(), identities=any(b.processes is not None for b in batches))
 
 
 def decode(batches: Sequence[EventBatch], layout: Optional[Layout] = None,
@@ -345,7 +357,31 @@ def decode(batches: Sequence[EventBatch], layout: Optional[Layout] = None,
                       values[ci], valid[ci], truncated[ci])
         start += m
     wall = ts.astype(np.int64) + np.int64(offset)
-    return Decoded(layout, wall, ts, codes, ids3["pid"], ids3["tid"], ids3["cpu"], values, valid, truncated)
+    out = Decoded(layout, wall, ts, codes, ids3["pid"], ids3["tid"], ids3["cpu"], values, valid, truncated)
+    if layout.identities:
+        _fill_identities(out, batches)
+    return out
+
+
+def _fill_identities(d: Decoded, batches: Sequence[EventBatch]) -> None:
+    """The ns_pid and container columns, from each batch's process table."""
+    n = len(d)
+    d.ns_pid = np.zeros(n, dtype=np.uint32)
+    d.ns_pid_valid = np.zeros(n, dtype=bool)
+    d.container = np.full(n, None, dtype=object)
+    start = 0
+    for batch in batches:
+        m = len(batch)
+        table = batch.processes
+        if table is not None and m:
+            for pid in np.unique(batch.array["pid"]):
+                who = table.identity(int(pid))
+                rows = start + np.flatnonzero(batch.array["pid"] == pid)
+                if who.ns_pid is not None:
+                    d.ns_pid[rows] = who.ns_pid
+                    d.ns_pid_valid[rows] = True
+                d.container[rows] = who.container
+        start += m
 
 
 def _fill(col: Column, src: Source, tp: TracedProbe, arr: np.ndarray, local: Union[np.ndarray, slice],
@@ -424,6 +460,10 @@ def decoded_to_arrow(d: Decoded) -> "pyarrow.Table":
         pa.array(d.tid, type=pa.uint32()),
         pa.array(d.cpu, type=pa.uint32()),
     ]
+    if d.layout.identities:
+        assert d.ns_pid is not None and d.ns_pid_valid is not None and d.container is not None
+        arrays += [pa.array(d.ns_pid, type=pa.uint32(), mask=~d.ns_pid_valid),
+                   pa.array(d.container, type=pa.string())]
     for col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         if col.kind == "int":
             arrays.append(pa.array(vals, type=_arrow_type(pa, col), mask=~ok))
@@ -447,6 +487,10 @@ def decoded_to_pandas(d: Decoded) -> "pandas.DataFrame":
         "tid": d.tid,
         "cpu": d.cpu,
     }
+    if d.layout.identities:
+        assert d.ns_pid is not None and d.ns_pid_valid is not None and d.container is not None
+        data["ns_pid"] = pd.arrays.IntegerArray(d.ns_pid, ~d.ns_pid_valid)
+        data["container"] = pd.array(d.container, dtype=pd.StringDtype())
     for col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         if col.kind == "int":
             data[col.name] = pd.arrays.IntegerArray(vals, ~ok)

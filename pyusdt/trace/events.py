@@ -11,6 +11,7 @@ from pyusdt import _native
 from pyusdt.discover.probes import Probe
 from pyusdt.errors import ArgumentIndexError
 from pyusdt.trace.columns import decode, decode_c_string, decoded_to_arrow, decoded_to_pandas
+from pyusdt.trace.process_table import ProcessIdentity, ProcessTable
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
@@ -87,6 +88,9 @@ class Event(NamedTuple):
     args: tuple[Union[int, str], ...]
     truncated: tuple[int, ...]  # argument indices whose string was cut at the slot length
     read_failed: tuple[int, ...]  # argument indices that could not be read
+    # Who the process is, where the trace knows (cgroup, container and object
+    # targets; a pid target in a container): see pyusdt.trace.process_table.
+    identity: Optional[ProcessIdentity] = None
 
 
 class EventBatch:
@@ -96,10 +100,11 @@ class EventBatch:
     columns (see pyusdt.trace.columns); pyusdt.to_pandas(batches) joins several."""
 
     def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe],
-                 stacks: Optional[StackSymbolizer] = None):
+                 stacks: Optional[StackSymbolizer] = None, processes: Optional[ProcessTable] = None):
         self.array = array
         self.probes = probes
         self.stacks = stacks  # names the user stacks of fields (ustack)
+        self.processes = processes  # who each pid is (ns pid, container), when the trace tells
 
     def __len__(self) -> int:
         return len(self.array)
@@ -111,6 +116,7 @@ class EventBatch:
         has_strings = "strings" in (self.array.dtype.names or ())
         trunc_shift = _native.FLAG_STR_TRUNC_SHIFT
         fail_shift = _native.FLAG_READ_FAIL_SHIFT
+        table = self.processes
         for rec in self.array:
             tp = self.probes[int(rec["probe_id"])]
             flags = int(rec["flags"])
@@ -125,6 +131,7 @@ class EventBatch:
                 tp.decode_args(rec["args"], strings, self.stacks),
                 tuple(i for i in range(n) if flags >> (trunc_shift + i) & 1),
                 tuple(i for i in range(n) if flags >> (fail_shift + i) & 1),
+                table.identity(int(rec["pid"])) if table is not None else None,
             )
 
     def for_probe(self, fullname: str) -> np.ndarray:

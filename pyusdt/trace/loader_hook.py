@@ -60,8 +60,8 @@ class LoaderHook:
             if key in self._hooked:
                 return None
             try:
-                self._session.attach(open_path, site, self.probe_id, [], -1 if follow else pid, follow,
-                                     None, hold)
+                self._session.attach(open_path, site, self.probe_id, [], -1 if follow else pid,
+                                     _native.FilterKind.TGID if follow else _native.FilterKind.NONE, None, hold)
                 for _err, message in self._session.commit():
                     raise AttachError(message)
             except AttachError as e:

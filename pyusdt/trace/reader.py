@@ -35,12 +35,15 @@ class Reader:
         stacks = self._attacher.stacks
         if stacks is not None and stacks.due:  # the mappings of the traced processes, every so often
             stacks.remember(self._attacher.traced_pids())
+        processes = self._attacher.processes
         if len(arr):
+            if processes is not None:
+                processes.learn(arr["pid"])  # now, while they run
             counts = np.bincount(arr["probe_id"], minlength=len(self._attacher.probes))
             if len(counts) > len(self.events):
                 self.events = np.pad(self.events, (0, len(counts) - len(self.events)))
             self.events[: len(counts)] += counts.astype(np.uint64)
-        return EventBatch(arr, self._attacher.probes, stacks)
+        return EventBatch(arr, self._attacher.probes, stacks, processes)
 
     def batches(self, timeout_s: float, duration_s: Optional[float], idle: bool, max_events: int,
                 done: Callable[[], bool]) -> Iterator[EventBatch]:

@@ -1,17 +1,18 @@
-"""What one attach call asks for: the target (a path, a pid or a held
-command), the probes it matched, how their hits are read (streamed with
-string arguments, or aggregated), and which of them can be traced as asked.
+"""What one attach call asks for: the target (a path, a pid, a held
+command, or processes found by a scan: a cgroup, a container, an object),
+the probes it matched, how their hits are read (streamed with string
+arguments, or aggregated), and which of them can be traced as asked.
 The Tracer keeps one AttachRequest per call and links its probes into the
 session at start(), and again when the target maps new objects.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Union
 
 from pyusdt import _native, limits
 from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.discover.file_identity import file_key
 from pyusdt.discover.patterns import require_match
 from pyusdt.discover.probes import Probe, probes_at_path
 from pyusdt.discover.process import probes_in_process, process_objects
@@ -33,6 +34,7 @@ from pyusdt.trace.expressions import (
     uses_expressions,
 )
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
+from pyusdt.trace.scan_targets import ScanTarget
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
 
@@ -43,8 +45,9 @@ class AttachRequest:
 
     pattern: str
     strings: tuple[int, ...]
-    kind: str  # "path", "pid" or "command"
+    kind: str  # "path", "pid", "command" or "scan"
     path: Optional[str] = None
+    scan: Optional[ScanTarget] = None  # kind "scan": which processes and objects
     pid: Optional[int] = None
     held: Optional[HeldProcess] = None
     agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
@@ -111,8 +114,9 @@ class RoleAgg:
 
 
 def inode_key(path: str) -> InodeKey:
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino)
+    """The file as uprobes know it: its real inode, one key for every
+    container's view of one image file (discover.file_identity)."""
+    return file_key(path)
 
 
 def inode_keys(paths: Iterable[str]) -> set[InodeKey]:
@@ -260,12 +264,16 @@ def command_probes(held: HeldProcess) -> tuple[list[Probe], list[str]]:
 
 
 def targets_done(requests: Iterable[AttachRequest]) -> bool:
-    """True once every pid and command target has exited (never for paths alone)."""
+    """True once every pid and command target has exited, and every cgroup
+    target's cgroup is gone (never for paths, nor objects everywhere)."""
     roots = [r for r in requests if r.kind != "path"]
     if not roots:
         return False
     for r in roots:
-        if r.held is not None:
+        if r.scan is not None:
+            if r.scan.cgroup is None or r.scan.alive:
+                return False
+        elif r.held is not None:
             if r.held.poll() is None:
                 return False
         elif r.pid is not None and pid_alive(r.pid):

@@ -8,7 +8,9 @@
         print(t.stats())
 
 Targets are a path (every process running that file), a pid (every object it
-maps, its children too), or a command started held until the probes are in.
+maps, its children too), a command started held until the probes are in, a
+cgroup or container (every process in it, now and later, filtered in BPF by
+cgroup), or every process that maps a given object (by name or build-id).
 
 Tracer is a facade; each job is a part of its own: requests (targets, held
 commands, the probes each attach call matched), attacher (probe and
@@ -26,9 +28,11 @@ import numpy as np
 from pyusdt import _native, limits
 from pyusdt.aggregate.results import AggregationResult
 from pyusdt.aggregate.specs import Aggregate, Latency
-from pyusdt.discover.patterns import require_match, split_path_pattern
+from pyusdt.discover.cgroups import cgroup_at
+from pyusdt.discover.containers import find_container
+from pyusdt.discover.patterns import match, require_match, split_path_pattern
 from pyusdt.discover.probes import PathArg, Probe, as_path, probes_at_path
-from pyusdt.discover.process import process_objects
+from pyusdt.discover.process import namespace_pid, process_objects
 from pyusdt.errors import (
     ConfigError,
     ConfigTypeError,
@@ -41,6 +45,7 @@ from pyusdt.trace.async_batches import iterate_in_thread
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch, TracedProbe
 from pyusdt.trace.launcher import HeldProcess
+from pyusdt.trace.process_table import ProcessTable
 from pyusdt.trace.reader import DEFAULT_MAX_EVENTS, Reader
 from pyusdt.trace.requests import (
     AttachRequest,
@@ -54,6 +59,7 @@ from pyusdt.trace.requests import (
     targets_done,
 )
 from pyusdt.trace.results import ProbeStats, read_aggregations, read_stats
+from pyusdt.trace.scan_targets import ScanTarget, new_objects, probes_of_objects
 from pyusdt.trace.sizing import default_ring, session_options
 from pyusdt.trace.watcher import ObjectWatcher
 
@@ -215,13 +221,73 @@ class Tracer:
             raise
         return held
 
+    def attach_cgroup(self, cgroup: str, pattern: str = "*", strings: Sequence[int] = (),
+                      aggregate: AggregateArg = None, *, objects: Optional[str] = None,
+                      where: Optional[str] = None, fields: Optional[str] = None) -> list[Probe]:
+        """Probes matching `pattern` in every process of cgroup (v2) `cgroup`
+        and of the cgroups below it: those running now and those that join
+        later (found by a rescan of the cgroup), whatever their mount
+        namespace.  A hit counts only in the cgroup's processes (filtered
+        in BPF by cgroup id).  `cgroup` is its path in the hierarchy
+        ("/system.slice/x.service") or under the mount point.
+
+        objects: only the objects with this file name (a glob;
+            "libstdc++.so.6" takes "libstdc++.so.6.0.30" too) or GNU build-id.
+        Nothing matching yet is no error: the pattern waits (see `waiting`).
+        Other arguments as for attach_path."""
+        return self._attach_scan(ScanTarget(cgroup_at(_as_str(cgroup, "cgroup")), None, _objects(objects)),
+                                 pattern, strings, aggregate, where, fields)
+
+    def attach_container(self, container: str, pattern: str = "*", strings: Sequence[int] = (),
+                         aggregate: AggregateArg = None, *, objects: Optional[str] = None,
+                         where: Optional[str] = None, fields: Optional[str] = None) -> list[Probe]:
+        """attach_cgroup for the cgroup of a running container, named by id,
+        unique id prefix, or docker/podman name.  Docker, podman, containerd
+        and CRI-O containers are found by the cgroup paths in /proc/*/cgroup:
+        no daemon is asked."""
+        found, cgroup = find_container(_as_str(container, "container"))
+        return self._attach_scan(ScanTarget(cgroup, found, _objects(objects)), pattern, strings, aggregate,
+                                 where, fields)
+
+    def attach_object(self, objects: str, pattern: str = "*", strings: Sequence[int] = (),
+                      aggregate: AggregateArg = None, *, where: Optional[str] = None,
+                      fields: Optional[str] = None) -> list[Probe]:
+        """Probes matching `pattern` in every copy of an object, wherever it
+        is mapped on this host: each process, in any container, that maps
+        a file named `objects` (a glob on the file name) or with that GNU
+        build-id, now or later (found by a rescan of /proc).  Each distinct
+        file is attached once, for every process that maps it.  Other
+        arguments as for attach_path."""
+        spec = _objects(objects)
+        if spec is None:
+            raise ConfigError("attach_object needs an object: a file name or a build-id")
+        return self._attach_scan(ScanTarget(None, None, spec), pattern, strings, aggregate, where, fields)
+
+    def _attach_scan(self, target: ScanTarget, pattern: str, strings: Sequence[int], aggregate: AggregateArg,
+                     where: Optional[str], fields: Optional[str]) -> list[Probe]:
+        if split_path_pattern(pattern) is not None:
+            raise ConfigError(f"{target.describe()}: give a provider:name pattern, and name the file with "
+                              f"objects= (got {pattern!r})")
+        req = self._request(pattern, strings, "scan", where, fields, scan=target)
+        probes = match(probes_of_objects(new_objects(target, req.seen_objects)), pattern)
+        if not probes:
+            req.unmatched_why = f"{target.describe()}: no probe matches '{pattern}'"
+        return self._add(self._with_agg(req, aggregate), probes)
+
     def attach_latency(self, latency: Latency, *, path: Optional[PathArg] = None,
                        pid: Optional[int] = None,
-                       command: Union[None, Sequence[str], HeldProcess] = None) -> list[Probe]:
+                       command: Union[None, Sequence[str], HeldProcess] = None,
+                       cgroup: Optional[str] = None, container: Optional[str] = None,
+                       objects: Optional[str] = None) -> list[Probe]:
         """Times latency.start -> latency.done in the kernel, in one target:
-        a path, a pid, or a command (argv, or a HeldProcess to share one)."""
-        if sum(x is not None for x in (path, pid, command)) != 1:
-            raise ConfigError("attach_latency needs exactly one of path, pid, command")
+        a path, a pid, a command (argv, or a HeldProcess to share one), a
+        cgroup or a container (objects= narrows them), or objects= alone:
+        that object in every process."""
+        named = sum(x is not None for x in (path, pid, command, cgroup, container))
+        if named > 1 or (named == 0 and objects is None) or (objects is not None and
+                                                              (path, pid, command) != (None, None, None)):
+            raise ConfigError("attach_latency needs exactly one target: path, pid, command, cgroup, container, "
+                              "or objects (which may narrow a cgroup or container)")
         if not isinstance(latency, Latency):
             raise ConfigTypeError(f"attach_latency takes a Latency (got {latency!r})")
         latency.__post_init__()  # again: its fields may have changed since it was made
@@ -233,6 +299,12 @@ class Tracer:
                 found += self.attach_path(path, pattern, aggregate=agg)
             elif pid is not None:
                 found += self.attach_pid(pid, pattern, aggregate=agg)
+            elif cgroup is not None:
+                found += self.attach_cgroup(cgroup, pattern, aggregate=agg, objects=objects)
+            elif container is not None:
+                found += self.attach_container(container, pattern, aggregate=agg, objects=objects)
+            elif objects is not None and command is None:
+                found += self.attach_object(objects, pattern, aggregate=agg)
             else:
                 assert command is not None
                 command = self.attach_command(command, pattern, aggregate=agg)
@@ -275,6 +347,8 @@ class Tracer:
     def _add(self, req: AttachRequest, probes: list[Probe]) -> list[Probe]:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
+        if self._attacher.processes is None and _in_containers(req):
+            self._attacher.processes = ProcessTable()
         # Each index once: a repeated one would take a second string slot and
         # leave the first empty (-s 2 -s 2 printed arg2="").
         req.strings = tuple(dict.fromkeys(limits.check_arg_index(i, "string argument") for i in req.strings))
@@ -408,6 +482,13 @@ class Tracer:
         return len({(tp.probe.path, tp.fullname) for tp in self._attacher.probes if tp.probe_id in linked})
 
     @property
+    def identifies_processes(self) -> bool:
+        """Whether batches say who each process is (EventBatch.processes:
+        its pid in its own namespace, its container): with cgroup,
+        container and object targets, and a pid or command in a container."""
+        return self._attacher.processes is not None
+
+    @property
     def traced_files(self) -> set[tuple[int, int]]:
         """(st_dev, st_ino) of every file with a probe site attached."""
         return self._attacher.traced_files()
@@ -505,3 +586,26 @@ class Tracer:
             self.close()
         except Exception:
             pass
+
+
+def _as_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigTypeError(f"{what} must be a str (got {value!r})")
+    return value
+
+
+def _objects(objects: Optional[str]) -> Optional[str]:
+    """An object filter, checked: a non-empty str, or None."""
+    if objects is None:
+        return None
+    if not _as_str(objects, "objects").strip():
+        raise ConfigError("objects must name a file (a glob on its name) or a build-id")
+    return objects.strip()
+
+
+def _in_containers(req: AttachRequest) -> bool:
+    """Whether the request's processes may be in other namespaces: a scan
+    target, or a process whose pid its own namespace numbers otherwise."""
+    if req.scan is not None:
+        return True
+    return req.pid is not None and namespace_pid(req.pid) not in (None, req.pid)

@@ -1,5 +1,7 @@
 """Watching pid and command targets for objects they map after start
-(dlopen, exec, forked children), and attaching the matching probes.
+(dlopen, exec, forked children), and scan targets (cgroups, containers,
+objects everywhere) for new processes and objects, and attaching the
+matching probes.
 
 The dynamic linker's hook (loader_hook) reports a load as it happens; a
 rescan of /proc every RESCAN_INTERVAL_S catches what the hook cannot see
@@ -18,6 +20,7 @@ from pyusdt.errors import PyusdtError
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.loader_hook import RESCAN_INTERVAL_S
 from pyusdt.trace.requests import AttachRequest, check_probes, inode_key, pid_alive
+from pyusdt.trace.scan_targets import new_objects, probes_of_objects
 
 
 class ObjectWatcher:
@@ -39,6 +42,9 @@ class ObjectWatcher:
         session = attacher.session
         for req in self._requests:
             if req.kind == "path" or req.only_path is not None:
+                continue
+            if req.scan is not None:
+                self._rescan_target(req)
                 continue
             assert req.pid is not None  # pid and command targets have one
             pids = session.tgids() if attacher.follow_children else [req.pid]
@@ -62,6 +68,17 @@ class ObjectWatcher:
                     req.matched = req.matched or bool(found)
                     req.pending.extend(found)
             attacher.attach_checked(req)
+
+    def _rescan_target(self, req: AttachRequest) -> None:
+        """New member processes of a scan target, and objects its members
+        mapped since the last look."""
+        assert req.scan is not None
+        attacher = self._attacher
+        found = check_probes(match(probes_of_objects(new_objects(req.scan, req.seen_objects)), req.pattern), req,
+                             False, attacher.warnings)
+        req.matched = req.matched or bool(found)
+        req.pending.extend(found)
+        attacher.attach_checked(req)
 
     def take_loads(self, records: np.ndarray, rescan: bool) -> np.ndarray:
         """`records` without the dynamic linker's; for each process that
