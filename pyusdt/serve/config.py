@@ -28,7 +28,13 @@ from pyusdt.aggregate.specs import UNITS as LATENCY_RESOLUTIONS
 from pyusdt.aggregate.specs import check_lhist
 from pyusdt.errors import ConfigError, PyusdtError
 from pyusdt.expr import parse, parse_list
-from pyusdt.serve.defaults import DEFAULT_MAX_SERIES, DEFAULT_NAMESPACE, MAX_SERIES_LIMIT
+from pyusdt.serve.defaults import (
+    DEFAULT_MAX_SERIES,
+    DEFAULT_NAMESPACE,
+    MAX_RETRY_INTERVAL_S,
+    MAX_SERIES_LIMIT,
+    RETRY_INTERVAL_S,
+)
 from pyusdt.serve.metric_names import (
     HISTOGRAM_SUFFIXES,
     LABEL_NAME,
@@ -295,11 +301,14 @@ class ServeConfig:
         running, and counting, across a reload).
     namespace: the prefix of every exported name ("" for none).
     listen: HOST:PORT to serve on (the command line's --listen wins).
+    retry_interval: seconds between attempts to attach a target that failed
+        (a file not there yet, a process not started yet).
     """
 
     metrics: Tuple[MetricSpec, ...]
     namespace: str = DEFAULT_NAMESPACE
     listen: Optional[str] = None
+    retry_interval: float = RETRY_INTERVAL_S
     # Where it was read from, for messages; not part of what it says.
     source: Optional[str] = field(default=None, compare=False)
 
@@ -318,6 +327,10 @@ class ServeConfig:
                 parse_listen(self.listen)
             except ConfigError as e:
                 raise ServeConfigError(str(e), field="listen") from None
+        try:
+            limits.check_seconds(self.retry_interval, "retry_interval", most=MAX_RETRY_INTERVAL_S)
+        except ConfigError as e:
+            raise ServeConfigError(str(e), field="retry_interval") from None
         if not isinstance(self.metrics, tuple) or not all(isinstance(m, MetricSpec) for m in self.metrics):
             raise ServeConfigError("metrics are a list of MetricSpec", field="metrics")
         if not self.metrics:

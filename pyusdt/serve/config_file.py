@@ -32,7 +32,7 @@ from typing import Any, Optional, Tuple
 
 from pyusdt.serve.config import MetricSpec, ServeConfig, ServeConfigError, Target
 
-_TOP_KEYS = ("metrics", "targets", "namespace", "listen")
+_TOP_KEYS = ("metrics", "targets", "namespace", "listen", "retry_interval")
 # JSON key -> MetricSpec field (the same names, but lhist's object and the
 # lists that become tuples are converted below).
 _METRIC_KEYS = ("name", "kind", "targets", "probe", "value", "by", "labels", "where", "help", "unit", "lhist",
@@ -85,7 +85,7 @@ def _config(data: Any, source: Optional[str]) -> ServeConfig:
         except ServeConfigError as e:
             raise ServeConfigError(e.reason, metric=label, field=e.field) from None
     return ServeConfig(metrics=tuple(specs), source=source,
-                       **{k: data[k] for k in ("namespace", "listen") if k in data})
+                       **{k: data[k] for k in ("namespace", "listen", "retry_interval") if k in data})
 
 
 def _metric(m: dict[str, Any], default_targets: Optional[Tuple[Target, ...]], label: str) -> MetricSpec:

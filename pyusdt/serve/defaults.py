@@ -14,7 +14,9 @@ MAX_SERIES_LIMIT = 1_000_000
 OVERFLOW_LABEL_VALUE = "__overflow__"
 # Targets that failed to attach (no such file yet, no process, no probe
 # matched) are tried again this often.
+# (config "retry_interval").
 RETRY_INTERVAL_S = 5.0
+MAX_RETRY_INTERVAL_S = 24 * 3600.0
 # The run loop's tick: every tracer is polled this often (objects a traced
 # process dlopens are attached from the poll) and signals are seen within it.
 POLL_INTERVAL_S = 0.1

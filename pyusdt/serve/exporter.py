@@ -61,7 +61,7 @@ class Exporter:
         self._runners = dict(keep)  # each new one joins as it is made: close() finds it if one fails
         for spec in config.metrics:
             if spec.name not in keep:
-                runner = MetricRunner(spec, self.log)
+                runner = MetricRunner(spec, self.log, config.retry_interval)
                 self._runners[spec.name] = runner
                 runner.maintain()
         self._runners = {spec.name: self._runners[spec.name] for spec in config.metrics}  # config order
@@ -81,6 +81,8 @@ class Exporter:
             for name, runner in self._runners.items():
                 if name not in keep:
                     runner.close()
+            for runner in keep.values():
+                runner.retry_interval = config.retry_interval
             self.config = config
             self._start_runners(config, keep)
             self.reloads.successes += 1

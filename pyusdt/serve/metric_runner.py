@@ -6,7 +6,7 @@ closes and starts only the metrics that changed; the others keep their
 counts.  What is done for targets that come and go:
   - path: the kernel applies the uprobes to every process running the file,
     those started later included, so restarts and scaling cost nothing.  A
-    file that does not exist yet is tried again every RETRY_INTERVAL_S; a
+    file that does not exist yet is tried again every retry_interval; a
     file replaced by a new one (a deploy: new inode) is attached again, the
     old file's processes staying traced until they exit.
   - pid: a process that exits is reported (pyusdt_target_attached 0) and
@@ -70,9 +70,10 @@ class MetricStatus:
 class MetricRunner:
     """The tracer of one MetricSpec."""
 
-    def __init__(self, spec: MetricSpec, log: Log) -> None:
+    def __init__(self, spec: MetricSpec, log: Log, retry_interval: float = RETRY_INTERVAL_S) -> None:
         self.spec = spec
         self.log = log
+        self.retry_interval = retry_interval
         self.aggregation: Union[Aggregate, Latency] = build_aggregation(spec)
         self.cap = SeriesCap(spec.max_series)
         self.targets = [TargetState(t) for t in spec.targets]
@@ -93,7 +94,7 @@ class MetricRunner:
                 st.attached, st.gone = False, True
                 self.log(f"metric {self.spec.name!r}: {st.target.label} exited; its counts are kept")
             elif st.attached and st.target.kind == "path" and now >= st.next_try:
-                st.next_try = now + RETRY_INTERVAL_S
+                st.next_try = now + self.retry_interval
                 if _file_id(str(st.target.value)) not in (None, st.file_id):
                     self._attach(st, now, replaced=True)
             elif not st.attached and not st.gone and now >= st.next_try:
@@ -102,7 +103,7 @@ class MetricRunner:
             self._start(now)
 
     def _attach(self, st: TargetState, now: float, replaced: bool = False) -> None:
-        st.next_try = now + RETRY_INTERVAL_S
+        st.next_try = now + self.retry_interval
         file_id = _file_id(str(st.target.value)) if st.target.kind == "path" else None
         try:
             attach_target(self.tracer, st.target, self.aggregation, self.spec.probe)
@@ -115,7 +116,7 @@ class MetricRunner:
             message = str(e)
             if message != st.error:
                 self.log(f"metric {self.spec.name!r}: {st.target.label}: {message} (trying again every "
-                         f"{RETRY_INTERVAL_S:g} s)")
+                         f"{self.retry_interval:g} s)")
             st.error = message
             return
         if st.error is not None or replaced:
@@ -132,11 +133,11 @@ class MetricRunner:
             raise
         except PyusdtError as e:
             self.attach_errors += 1
-            self.log(f"metric {self.spec.name!r}: cannot start: {e} (trying again every {RETRY_INTERVAL_S:g} s)")
+            self.log(f"metric {self.spec.name!r}: cannot start: {e} (trying again every {self.retry_interval:g} s)")
             self.tracer.close()
             self.tracer = Tracer()
             for st in self.targets:
-                st.attached, st.next_try, st.error = False, now + RETRY_INTERVAL_S, str(e)
+                st.attached, st.next_try, st.error = False, now + self.retry_interval, str(e)
             return
         self.started = True
 
