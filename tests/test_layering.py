@@ -1,6 +1,6 @@
 """The package's dependencies point one way (no BPF needed).
 
-discover <- aggregate <- trace <- export <- cli: a module imports from its
+discover <- aggregate <- trace <- export <- serve <- cli: a module imports from its
 own subpackage, from the shared base (errors, limits, extras, the native
 modules) and from the subpackages before its own, never after.  provide
 (the provider side) imports only the base it needs to fire probes, so a web
@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyusdt"
 BASE = {"errors", "limits", "extras", "arch_x86_64", "_native", "_provider"}
-ORDER = ["expr", "discover", "aggregate", "trace", "export", "cli"]
+ORDER = ["expr", "discover", "aggregate", "trace", "export", "serve", "cli"]
 PROVIDE_MAY_USE = {"errors", "_native", "_provider", "provide"}
 
 

@@ -73,6 +73,8 @@ class AggregationResult:
         self._probe_names = probe_names
         self._stats: Dict[Key, Stats] = {}
         self._buckets: Dict[Key, Dict[int, int]] = {}
+        # per key: the sum of the values its histogram holds (each bucket row keeps its own sum)
+        self._hist_sums: Dict[Key, int] = {}
         # per key and bucket: (min, max) of the values the bucket holds
         self._extremes: Dict[Key, Dict[int, tuple[int, int]]] = {}
         signed_key = isinstance(agg.key, Arg)  # integer argument keys print signed, as bpftrace does
@@ -89,6 +91,7 @@ class AggregationResult:
                 buckets = self._buckets.setdefault(key, {})
                 b = int(r["bucket"])
                 buckets[b] = buckets.get(b, 0) + int(r["count"])
+                self._hist_sums[key] = self._hist_sums.get(key, 0) + int(r["sum"])
                 seen = self._extremes.setdefault(key, {})
                 lo, hi = int(r["min"]), int(r["max"])
                 had_ext = seen.get(b)
@@ -121,6 +124,11 @@ class AggregationResult:
     def histograms(self) -> Dict[Key, Histogram]:
         return {k: self.hist(k) for k in self._buckets}
 
+    def hist_sum(self, key: Key = None) -> int:
+        """The sum of the values the histogram of one key counted (after the
+        divisor), exact: what a Prometheus histogram's _sum needs."""
+        return self._hist_sums.get(key, 0)
+
     def stats(self, key: Key = None) -> Stats:
         return self._stats.get(key, Stats(0, 0, 0, 0))
 
@@ -148,6 +156,7 @@ class AggregationResult:
             diff = {i: c - prev.get(i, 0) for i, c in b.items() if c - prev.get(i, 0)}
             if diff:
                 out._buckets[k] = diff
+        out._hist_sums = {k: v - earlier._hist_sums.get(k, 0) for k, v in self._hist_sums.items()}
         out._stats = {}
         for k, s in self._stats.items():
             p = earlier._stats.get(k, Stats(0, 0, 0, 0))

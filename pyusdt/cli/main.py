@@ -1,6 +1,6 @@
 """The `pyusdt` command: the parser, and the one-line errors and exit codes
 every subcommand shares (each subcommand is a module: list_command,
-trace_command, aggregate_command, demo_command).
+trace_command, aggregate_command, demo_command, serve_command).
 
 Every error a user can cause ends as one line on stderr and a non-zero exit.
 """
@@ -15,7 +15,7 @@ from types import FrameType
 from typing import NoReturn, Optional, Sequence, TextIO, Union
 
 from pyusdt import __version__
-from pyusdt.cli import aggregate_command, demo_command, list_command, trace_command
+from pyusdt.cli import aggregate_command, demo_command, list_command, serve_command, trace_command
 from pyusdt.cli.targets import Terminated
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
 
@@ -49,6 +49,7 @@ def make_parser() -> argparse.ArgumentParser:
     trace_command.add_command(sub)
     aggregate_command.add_commands(sub)
     demo_command.add_command(sub)
+    serve_command.add_command(sub)
     for p in sub.choices.values():
         p.set_defaults(cmd_parser=p)  # its usage errors name the subcommand
     return parser
