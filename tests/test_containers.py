@@ -263,3 +263,29 @@ def test_bad_container_and_cgroup_targets(bpf, docker_ready):  # noqa: F811
     assert len(res.stderr.splitlines()) == 1
     res = pyusdt_cli("trace", "-p", "1", "--container", "x", TICK)
     assert res.returncode == 2 and "give one target: -p and --container together" in res.stderr
+
+
+def test_serve_container_and_object_targets(bpf, containers, worker_image, tmp_path):  # noqa: F811
+    """pyusdt serve with a container target (that container only) and an
+    object target (the program in every container): exact counters."""
+    from test_serve import Serve, write_config
+
+    mine = start_worker(containers, worker_image, 3)
+    other = start_worker(containers, worker_image, 2)
+    config = write_config(tmp_path / "serve.json", [
+        {"name": "ticks", "kind": "count", "probe": TICK, "targets": [{"container": mine.name}]},
+        {"name": "tick_values", "kind": "sum", "probe": TICK, "value": "arg2",
+         "targets": [{"object": "container_worker"}]},
+    ])
+    serve = Serve(config)
+    try:
+        serve.wait_for(lambda s: all(s.get(("pyusdt_target_attached", (("metric", m), ("target", t)))) == 1
+                                     for m, t in (("ticks", f"container:{mine.name}"),
+                                                  ("tick_values", "object:container_worker"))),
+                       "both targets attached")
+        fire(mine, 3)
+        fire(other, 2)
+        samples = serve.wait_for(lambda s: s.get(("pyusdt_tick_values_total", ())) == 5004, "the sum")
+        assert samples[("pyusdt_ticks_total", ())] == 3
+    finally:
+        assert serve.stop() == 0

@@ -7,12 +7,10 @@ closed."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PYUSDT
 from proc_helpers import Child, fdinfos
 
-REPO = Path(__file__).resolve().parent.parent
 # What serve_workload.c fires: request s has these, by s % 3, s % 4, s % 8.
 METHODS = ("GET", "POST", 'odd "name"\\ with\nnewline')
 STATUS = (200, 200, 404, 503)
@@ -60,11 +58,9 @@ class Serve:
     it chose read from its log line; stderr collected by a thread."""
 
     def __init__(self, config: Path):
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        self.p = subprocess.Popen([sys.executable, "-m", "pyusdt.cli.main", "serve", str(config),
-                                   "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
+        # The installed console script, as users run it (the source tree has no native module).
+        self.p = subprocess.Popen([PYUSDT, "serve", str(config), "--listen", "127.0.0.1:0"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.err: list[str] = []
         self._reader = threading.Thread(target=lambda: self.err.extend(line.rstrip("\n") for line in self.p.stderr),
                                         daemon=True)

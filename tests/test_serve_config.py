@@ -5,9 +5,7 @@ series.  The exporter itself, tracing for real, is tests/test_serve.py."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,8 @@ from pyusdt.serve.aggregations import build_aggregation
 from pyusdt.serve.exposition import escape_label_value, wants_openmetrics
 from pyusdt.serve.families import metric_family
 from pyusdt.serve.series_cap import SeriesCap
-from pyusdt.trace.tracer import Tracer
+
+from conftest import PYUSDT
 
 REPO = Path(__file__).resolve().parent.parent
 APP = {"path": "/usr/bin/app"}
@@ -109,25 +108,15 @@ def test_unreadable_file(tmp_path):
     assert str(e.value) == f"{tmp_path / 'nope.json'}: cannot read the config: No such file or directory"
 
 
-def test_container_targets_say_what_they_need(tmp_path):
-    """container and cgroup targets call Tracer.attach_container /
-    attach_cgroup; until the Tracer has them, the config says so."""
-    for kind, value in (("container", "web-1"), ("cgroup", "/sys/fs/cgroup/app.slice")):
+def test_container_cgroup_and_object_targets(tmp_path):
+    for kind, value in (("container", "web-1"), ("cgroup", "/sys/fs/cgroup/app.slice"),
+                        ("object", "libstdc++.so.6")):
         path = write(tmp_path, config_with({**COUNT, "targets": [{kind: value}]}))
-        if hasattr(Tracer, f"attach_{kind}"):
-            assert load_config(path).metrics[0].targets == (Target(kind, value),)
-            continue
-        with pytest.raises(ServeConfigError) as e:
-            load_config(path)
-        assert str(e.value) == (f"{path}: metric 'requests': field 'targets': {kind} targets need "
-                                f"Tracer.attach_{kind}(), which this version of pyusdt does not have yet: "
-                                "use path or pid targets")
+        assert load_config(path).metrics[0].targets == (Target(kind, value),)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "pyusdt.cli.main", *args], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run([PYUSDT, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_cli_bad_config_is_one_line_and_exit_1(tmp_path):

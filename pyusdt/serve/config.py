@@ -44,10 +44,9 @@ from pyusdt.serve.metric_names import (
     label_names_for,
     sample_names,
 )
-from pyusdt.serve.target_calls import missing_target_support
 
 METRIC_KINDS = ("count", "sum", "hist", "lhist", "latency")
-TARGET_KINDS = ("path", "pid", "container", "cgroup")
+TARGET_KINDS = ("path", "pid", "container", "cgroup", "object")
 # What a value can be said to be measured in (it becomes the name's suffix).
 VALUE_UNITS = ("bytes",)
 COUNTER_KINDS = ("count", "sum")
@@ -76,7 +75,9 @@ class ServeConfigError(ConfigError):
 class Target:
     """Where a metric's probes are: kind "path" (every process running the
     file, those started later included), "pid" (one process), "container"
-    (an id or name) or "cgroup" (a cgroup v2 path)."""
+    (an id or name), "cgroup" (a cgroup v2 path; both with the processes
+    that join later), or "object" (a file name or build-id: that object in
+    every process on the host, in every container, now and later)."""
 
     kind: str
     value: Union[str, int]
@@ -95,9 +96,6 @@ class Target:
         elif not isinstance(self.value, str) or not self.value or "\0" in self.value:
             raise ServeConfigError(f"a {self.kind} target is a non-empty string (got {self.value!r})",
                                    field="targets")
-        problem = missing_target_support(self.kind)
-        if problem:
-            raise ServeConfigError(problem, field="targets")
 
     @property
     def label(self) -> str:

@@ -130,7 +130,8 @@ def _targets(value: Any, metric: Optional[str]) -> Tuple[Target, ...]:
     for t in value:
         if not isinstance(t, dict) or len(t) != 1:
             raise ServeConfigError(f"a target is one of {{\"path\": ...}}, {{\"pid\": ...}}, {{\"container\": "
-                                   f"...}}, {{\"cgroup\": ...}} (got {t!r})", metric=metric, field="targets")
+                                   f"...}}, {{\"cgroup\": ...}}, {{\"object\": ...}} (got {t!r})",
+                                   metric=metric, field="targets")
         ((kind, v),) = t.items()
         try:
             out.append(Target(kind, v))
