@@ -61,7 +61,7 @@ class KernelSupportError(PyusdtError):
 
 
 class PrivilegeError(PyusdtError, PermissionError):
-    """Not root and no CAP_BPF/CAP_PERFMON."""
+    """A capability the job needs is missing (pyusdt.privileges says which)."""
 
 
 class LoadError(PyusdtError):

@@ -110,9 +110,7 @@ void install_printer() {
 // "provider:name in PATH: attach failed: <errno text>", for both kinds of link.
 std::string attach_failed(const std::string &label, const std::string &path, int err) {
     std::string msg = label + " in " + path + ": attach failed: " + strerror(err);
-    if (err == EPERM || err == EACCES)
-        msg += " (attaching uprobes needs CAP_PERFMON and CAP_BPF: run as root)";
-    return msg;
+    return msg;  // Python names the capability an EPERM/EACCES lacks (pyusdt.privileges)
 }
 
 // The kernel's (dev, inode) of a file: what the program reports in a

@@ -9,6 +9,7 @@ from typing import Optional
 
 from pyusdt.discover.probes import Probe, probes_in_file
 from pyusdt.errors import NoSuchProcessError, PrivilegeError, PyusdtError
+from pyusdt.privileges import mapped_files_denied, maps_denied
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ def process_objects(pid: int) -> list[MappedObject]:
     except ProcessLookupError:
         raise NoSuchProcessError(f"no such process: {pid}") from None
     except PermissionError:
-        raise PrivilegeError(f"cannot read /proc/{pid}/maps: permission denied (another user's process "
-                             "needs ptrace access: run as root or as its user)") from None
+        raise PrivilegeError(maps_denied(pid)) from None
     seen: dict[tuple[str, str], MappedObject] = {}
     for line in lines:
         parts = line.split(None, 5)
@@ -93,9 +93,7 @@ def _check_map_files_access(obj: MappedObject) -> None:
     try:
         os.close(os.open(obj.open_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
     except PermissionError:
-        raise PrivilegeError(f"cannot read the files process {obj.pid} maps (/proc/{obj.pid}/map_files): "
-                             "permission denied: that needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE; run as "
-                             "root") from None
+        raise PrivilegeError(mapped_files_denied(obj.pid)) from None
     except OSError:
         pass  # that mapping went away: the others are read as usual
 

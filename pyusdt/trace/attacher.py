@@ -7,9 +7,10 @@ file the caller named.
 """
 from __future__ import annotations
 
+import errno
 from typing import Any, Optional, Union
 
-from pyusdt import _native
+from pyusdt import _native, privileges
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.probes import Probe
 from pyusdt.errors import (
@@ -198,14 +199,14 @@ class Attacher:
                 except AttachError as e:
                     if probe.fullname not in str(e):
                         e = _named(e, probe)
-                    failed.append(e)
+                    failed.append(_privilege_named(e))
                     continue
                 self.linked_ids.add(probe_id)
         # With uprobe_multi links, attach() only queued the sites: link them.
         for err, message in session.commit():
             refused = AttachError(message)
             refused.os_errno = err
-            failed.append(refused)
+            failed.append(_privilege_named(refused))
         if failed:
             self._attach_failed(req, failed)
 
@@ -256,4 +257,14 @@ def _named(e: AttachError, probe: Probe) -> AttachError:
     named.os_errno = e.os_errno
     named.reason = str(e)
     named.probe = probe
+    return named
+
+
+def _privilege_named(e: AttachError) -> AttachError:
+    """A refusal for want of privilege, naming the capability this process lacks."""
+    hint = privileges.attach_denied() if e.os_errno in (errno.EPERM, errno.EACCES) else ""
+    if not hint:
+        return e
+    named = AttachError(f"{e} ({hint})")
+    named.os_errno, named.reason, named.probe = e.os_errno, f"{e.reason or e} ({hint})", e.probe
     return named

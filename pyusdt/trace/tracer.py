@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from pyusdt import _native, limits
+from pyusdt import _native, limits, privileges
 from pyusdt.aggregate.results import AggregationResult
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.cgroups import cgroup_at
@@ -37,6 +37,7 @@ from pyusdt.errors import (
     ConfigError,
     ConfigTypeError,
     NoSuchProcessError,
+    PrivilegeError,
     SessionClosedError,
     UnsupportedArgumentError,
 )
@@ -387,7 +388,13 @@ class Tracer:
                                str_len=self.str_len, max_sites=self.max_sites, max_agg_keys=self.max_agg_keys,
                                uprobe_multi=self.uprobe_multi)
         # The last probe id is the dynamic linker's notification site's.
-        self._attacher.bind(_native.Session(opts), opts.max_probes - 1, stacks=opts.max_stacks > 0)
+        try:
+            session = _native.Session(opts)
+        except PrivilegeError as e:
+            if not str(e).startswith("permission denied loading BPF"):
+                raise  # the verifier's refusal, said by the native side
+            raise PrivilegeError(privileges.load_denied()) from None
+        self._attacher.bind(session, opts.max_probes - 1, stacks=opts.max_stacks > 0)
         for req in self._requests:
             self._attacher.attach_checked(req)
         self._attacher.started = True
