@@ -488,6 +488,41 @@ def check_semaphore():
     expect_summary(tr.stderr(), 1)
 
 
+# init (and check-kernels, chrooted on the host) mounts cgroup v2 here.
+CGROUP = "/sys/fs/cgroup/kc-traced"
+
+
+def check_cgroup():
+    """--cgroup: two kc_sem processes map one file (attached once), one of
+    them in the traced cgroup: only its hit counts (the BPF filter walks
+    the process's cgroup and its parents by CO-RE on this kernel)."""
+    os.makedirs(CGROUP, exist_ok=True)
+    inside = Proc(["sh", "-c", f"echo $$ > {CGROUP}/cgroup.procs && exec {target('kc_sem')}"], stdin=True)
+    outside = Proc([target("kc_sem")], stdin=True)
+    tr = None
+    try:
+        for tg in (inside, outside):
+            tg.wait_for(tg.out, lambda ln: ln.startswith("ready "), 30, "kc_sem 'ready'")
+        tr = Proc([PYUSDT, "trace", "--cgroup", CGROUP, "kcsem:guarded"])
+        tr.wait_for(tr.err, lambda ln: ln.startswith("pyusdt: tracing 1 probe(s) at 1 site(s)"), 90,
+                    "the 'tracing 1 probe(s) at 1 site(s)' line")
+        for tg in (outside, inside):
+            n = len(tg.out)
+            tg.write("f\n")
+            fired = tg.wait_for(tg.out, lambda ln: ln.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
+            if fired != "fired 1":
+                raise Fail(f"kc_sem answered {fired!r} to 'f' while traced, expected 'fired 1'")
+        stop_trace(tr, 1)
+    finally:
+        for p in (inside, outside, tr):
+            if p is not None:
+                p.kill()
+        os.rmdir(CGROUP)  # on the host (chrooted) this is the host's own hierarchy
+    inside_pid = inside.p.pid
+    expect_lines("trace --cgroup", events(tr.stdout()), [f"ns_pid={inside_pid} kcsem:guarded arg0=7 arg1=1"])
+    expect_summary(tr.stderr(), 1)
+
+
 DEMO_LABELS = ["alpha", "beta", "gamma", "delta"]
 
 
@@ -548,6 +583,7 @@ CHECKS = [
     ("provider-pid", check_provider_pid),
     ("late-provider", check_late_provider),
     ("semaphore", check_semaphore),
+    ("cgroup", check_cgroup),
     ("demo", check_demo),
     ("dmesg", check_dmesg),     # last: after everything else has run
 ]
