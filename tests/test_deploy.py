@@ -18,19 +18,30 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from pyusdt import __version__, probes_at_path
 
 from containers import LABEL, Container, docker, image_with
-from deploy_flags import run_flags
+from deploy_flags import file_flags, run_flags
 from deploy_image import tree_image
 from proc_helpers import fdinfos, wait_until
 
 # Hits per SIGUSR1 of the worker.
 BURST = 5
 WORKER = "/usr/local/bin/container_worker"
+DAEMONSET = Path(__file__).resolve().parent.parent / "deploy" / "daemonset.yaml"
+# Each flag of deploy/docker-run-flags and the lines of deploy/daemonset.yaml
+# that give the pod the same (--cgroupns=host has no field: the /sys mount
+# gives the host's cgroup tree).
+POD_LINES = {
+    "--privileged": ["privileged: true"],
+    "--pid=host": ["hostPID: true"],
+    "--cgroupns=host": [],
+    "--volume=/sys:/sys:ro": ["- name: sys", "mountPath: /sys", "readOnly: true", "path: /sys"],
+}
 # What a lean image has none of: compilers, headers, pip.
 BUILD_TOOLS = ("gcc", "cc", "c++", "clang", "ld", "as", "bpftool", "pip", "pip3", "/usr/include/stdio.h",
                "/usr/include/linux")
@@ -177,3 +188,15 @@ def test_image_runs_pyusdt_only(image: str) -> None:
     found = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c",
                    'for t in "$@"; do [ -e "$t" ] && echo "$t"; command -v "$t" || true; done', "sh", *BUILD_TOOLS)
     assert found.stdout == ""
+
+
+def test_daemonset_has_the_flags_shape() -> None:
+    """deploy/docker-run-flags and deploy/daemonset.yaml say the same: every
+    flag has its lines in the pod, and the pod serves on the metrics port."""
+    assert sorted(file_flags()) == sorted(POD_LINES)
+    lines = [line.strip() for line in DAEMONSET.read_text().splitlines()]
+    wanted = [line for flag_lines in POD_LINES.values() for line in flag_lines] + [
+        'args: ["serve", "/etc/pyusdt/config.json", "--listen", "0.0.0.0:9435"]',
+        "- name: metrics", "containerPort: 9435",
+        'prometheus.io/scrape: "true"', 'prometheus.io/port: "9435"']
+    assert [line for line in wanted if line not in lines] == []
