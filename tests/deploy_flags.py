@@ -41,8 +41,9 @@ def file_flags() -> list[str]:
 
 
 def _daemon_lacks() -> list[str]:
-    """The capabilities docker knows that the daemon's bounding set lacks
-    (the daemon's, from its pid file; else this process's, whose it inherited)."""
+    """The capabilities docker knows that the daemon's bounding set lacks:
+    the daemon's own (its pid file names it), else this process's, which a
+    daemon started from the same session inherited."""
     status = "/proc/self/status"
     try:
         with open(DOCKERD_PID_FILE) as f:
