@@ -23,13 +23,17 @@ PY      = $(VENV)/bin/python
 # pyarrow and matplotlib (pip, in the venv) for the data-out tests, which must
 # not skip; debootstrap makes check-wheel's bare roots and build-wheel's roots
 # with each Python's headers.  Fuzzing: libclang-rt-dev holds clang's
-# libFuzzer and sanitizer runtimes.
+# libFuzzer and sanitizer runtimes.  Deployment: docker.io (with containerd
+# and runc, which it runs containers with) for the tests that run the pyusdt
+# image as the DaemonSet does (tests/test_deploy.py); prometheus for the tests
+# that scrape `pyusdt serve`.
 SYSTEM_PACKAGES = clang libclang-rt-dev bpftool libbpf-dev libelf-dev zlib1g-dev systemtap-sdt-dev \
                   gcc g++ make cmake pkg-config python3-venv python3-dev \
                   bpftrace python3.11 postgresql-15 openjdk-17-jdk-headless binutils util-linux \
-                  debootstrap qemu-system-x86
+                  debootstrap qemu-system-x86 \
+                  docker.io containerd runc prometheus
 
-.PHONY: demo test lint bench install system-packages tracefs wheel check-wheel clean fuzz fuzz-smoke
+.PHONY: demo test lint bench install system-packages tracefs docker wheel check-wheel clean fuzz fuzz-smoke
 
 demo: install
 	$(VENV)/bin/pyusdt demo
@@ -39,7 +43,7 @@ demo: install
 # links (PYUSDT_UPROBE_MULTI=0, as before 6.6) and plain string reads finished
 # by the reader (PYUSDT_SLEEPABLE_UPROBES=0, as before 6.0).  The kernels
 # themselves are proven by check-kernels.
-test: lint install tracefs
+test: lint install tracefs docker
 	$(VENV)/bin/pytest tests -q -ra
 	PYUSDT_UPROBE_MULTI=0 PYUSDT_SLEEPABLE_UPROBES=0 $(VENV)/bin/pytest tests -m older_kernel_routes -q -ra
 	$(MAKE) fuzz-smoke
@@ -85,6 +89,10 @@ system-packages:
 # bpftrace (the tests' reference) attaches through tracefs.
 tracefs:
 	@[ -e /sys/kernel/tracing/uprobe_events ] || mount -t tracefs nodev /sys/kernel/tracing
+
+# The container tests need a docker daemon; no systemd starts one here.
+docker: system-packages
+	./scripts/start-docker
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# tests/containers.py's fixtures (docker_ready, containers), for every module.
+pytest_plugins = ["containers"]
+
 HERE = Path(__file__).parent
 PROGRAMS = HERE / "programs"
 BUILD = HERE / "bin"

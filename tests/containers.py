@@ -1,9 +1,10 @@
 """Real containers for the tests: Debian's docker.io, images made offline.
 
 There is no registry: the base image is `docker import` of a debootstrap
-root (bookworm minbase + python3, the root check-wheel uses), and images
-with a test program inside are built FROM it.  Every container a test
-starts is removed when the test ends, however it ends.
+root (bookworm minbase + python3, the root check-wheel uses; made by
+scripts/base-image, which the pyusdt image of scripts/build-image starts from
+too), and images with a test program inside are built FROM it.  Every
+container a test starts is removed when the test ends, however it ends.
 """
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ import pytest
 from conftest import missing
 
 REPO = Path(__file__).resolve().parent.parent
-ROOTS = Path(os.environ.get("PYUSDT_ROOTS_DIR", "/var/cache/pyusdt"))
-BASE_IMAGE = "pyusdt-test-base:bookworm"
 # Containers the tests start carry this label, so a run cleans up what an
-# interrupted one left.
-LABEL = "pyusdt-test=1"
+# interrupted one left; its value is this tree, so that test runs of other
+# trees on the same daemon keep their containers.
+LABEL = f"pyusdt-test={REPO}"
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -45,22 +45,11 @@ def docker_unavailable() -> str:
 
 
 def base_image() -> str:
-    """The base image, imported from the bookworm root the first time."""
-    if docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
-        return BASE_IMAGE
-    root = ROOTS / "bookworm-root"
-    made = subprocess.run([str(REPO / "scripts" / "debian-root"), "bookworm", str(root), "python3,python3-venv"],
-                          capture_output=True, text=True, timeout=1800)
+    """The base image (scripts/base-image makes it the first time)."""
+    made = subprocess.run([str(REPO / "scripts" / "base-image")], capture_output=True, text=True, timeout=1800)
     if made.returncode != 0:
-        raise RuntimeError(f"making the bookworm root failed: {made.stdout[-2000:]}{made.stderr[-2000:]}")
-    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-    try:
-        docker("import", "-", BASE_IMAGE, stdin=tar.stdout, timeout=600)
-    finally:
-        assert tar.stdout is not None
-        tar.stdout.close()
-        tar.wait()
-    return BASE_IMAGE
+        raise RuntimeError(f"scripts/base-image failed: {made.stdout[-2000:]}{made.stderr[-2000:]}")
+    return made.stdout.strip()
 
 
 def image_with(files: dict[str, Path], tag: str) -> str:
@@ -91,18 +80,26 @@ class Container:
         self.id = out.stdout.strip()
         self.pid = int(docker("inspect", "-f", "{{.State.Pid}}", self.id).stdout.strip())
 
-    def logs(self) -> str:
-        return docker("logs", self.id, check=False).stdout
+    def logs(self, stderr: bool = False) -> str:
+        """What the container wrote to stdout (or to stderr) so far."""
+        res = docker("logs", self.id, check=False)
+        return res.stderr if stderr else res.stdout
 
-    def wait_for_output(self, text: str, timeout: float = 60) -> str:
-        """The container's output once it holds `text` (polled: no sleep decides a result)."""
+    def wait_for_output(self, text: str, timeout: float = 60, stderr: bool = False) -> str:
+        """The container's stdout (or stderr) once it holds `text` (polled: no
+        sleep decides a result)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            out = self.logs()
+            out = self.logs(stderr)
             if text in out:
                 return out
             time.sleep(0.05)
-        raise AssertionError(f"container {self.name} never printed {text!r}; it printed:\n{self.logs()}")
+        raise AssertionError(f"container {self.name} never printed {text!r}; it printed:\n"
+                             f"{self.logs()}{self.logs(stderr=True)}")
+
+    def wait(self, timeout: float = 60) -> int:
+        """The exit status of the container's first process, once it has exited."""
+        return int(docker("wait", self.id, timeout=timeout).stdout.strip())
 
     def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
         return docker("exec", self.id, *command)

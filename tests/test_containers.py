@@ -18,13 +18,13 @@ import time
 
 import pytest
 
-from containers import Container, containers, docker_ready, image_with  # noqa: F401 (fixtures)
 from pyusdt import Tracer, to_pandas
 from pyusdt.aggregate import Aggregate
 from pyusdt.discover.cgroups import cgroup_at, member_pids, process_cgroup, v2_mount
 from pyusdt.errors import NoSuchCgroupError, NoSuchContainerError
 
 from conftest import PYUSDT, pyusdt_cli
+from containers import Container, image_with
 
 TICK = "ctr:tick"
 WORKER = "/usr/local/bin/container_worker"

@@ -15,9 +15,8 @@ import subprocess
 
 import pytest
 
-from containers import Container, containers, docker_ready, image_with  # noqa: F401 (fixtures)
-
 from conftest import PYUSDT, missing
+from containers import Container, image_with
 from proc_helpers import Child
 
 TRACE = ("bpf", "perfmon")
