@@ -31,18 +31,18 @@ WORKER = "/usr/local/bin/container_worker"
 
 
 @pytest.fixture(scope="module")
-def worker_image(docker_ready, build) -> str:  # noqa: F811 (a fixture)
+def worker_image(docker_ready, build) -> str:
     return image_with({WORKER: build("container_worker.c", "container_worker")}, "pyusdt-test-worker:a")
 
 
 @pytest.fixture(scope="module")
-def other_worker_image(docker_ready, build) -> str:  # noqa: F811
+def other_worker_image(docker_ready, build) -> str:
     """The same program in another image: another file, another inode."""
     binary = build("container_worker.c", "container_worker")
     return image_with({WORKER: binary, "/etc/pyusdt-test-other": binary}, "pyusdt-test-worker:b")
 
 
-def start_worker(containers, image: str, n: int, **kw) -> Container:  # noqa: F811
+def start_worker(containers, image: str, n: int, **kw) -> Container:
     c = Container(image, ["container_worker", str(n)], **kw)
     containers.append(c)
     c.wait_for_output("ready")
@@ -78,7 +78,7 @@ def wait_attached(tracer: Tracer, sites: int, deadline_s: float = 20) -> None:
     assert tracer.attached_sites == sites
 
 
-def test_pid_in_container_names_its_namespace_pid(bpf, containers, worker_image):  # noqa: F811
+def test_pid_in_container_names_its_namespace_pid(bpf, containers, worker_image):
     c = start_worker(containers, worker_image, 3)
     with Tracer() as t:
         t.attach_pid(c.pid, TICK)
@@ -90,7 +90,7 @@ def test_pid_in_container_names_its_namespace_pid(bpf, containers, worker_image)
     assert {(e.identity.ns_pid, e.identity.container) for e in events} == {(1, c.id)}
 
 
-def test_container_by_name_counts_only_its_processes(bpf, containers, worker_image):  # noqa: F811
+def test_container_by_name_counts_only_its_processes(bpf, containers, worker_image):
     """Two containers of one image map one file: attached once (one site),
     and each container's target sees only its own hits."""
     mine = start_worker(containers, worker_image, 3)
@@ -108,7 +108,7 @@ def test_container_by_name_counts_only_its_processes(bpf, containers, worker_ima
     assert [(s.hits, s.events, s.lost_ringbuf) for s in stats] == [(3, 3, 0)]
 
 
-def test_two_cgroup_targets_in_one_tracer_each_count_their_own(bpf, containers, worker_image):  # noqa: F811
+def test_two_cgroup_targets_in_one_tracer_each_count_their_own(bpf, containers, worker_image):
     a = start_worker(containers, worker_image, 3)
     b = start_worker(containers, worker_image, 5)
     count_a, count_b = Aggregate("count"), Aggregate("count")
@@ -122,7 +122,7 @@ def test_two_cgroup_targets_in_one_tracer_each_count_their_own(bpf, containers, 
         assert (t.aggregation(count_a).value(), t.aggregation(count_b).value()) == (3, 10)
 
 
-def test_processes_started_later_in_the_container(bpf, containers, worker_image):  # noqa: F811
+def test_processes_started_later_in_the_container(bpf, containers, worker_image):
     """A process exec'd into the container after the trace began is a
     member too: the BPF filter admits it by its cgroup."""
     c = start_worker(containers, worker_image, 1)
@@ -159,7 +159,7 @@ def _cgroup_path(c: Container) -> str:
     return path
 
 
-def test_object_everywhere_finds_containers_started_later(bpf, containers, worker_image,  # noqa: F811
+def test_object_everywhere_finds_containers_started_later(bpf, containers, worker_image,
                                                           other_worker_image):
     """--object: one program in every container, a container of another
     image (another file) started after the trace included; the table has
@@ -184,7 +184,7 @@ def test_object_everywhere_finds_containers_started_later(bpf, containers, worke
         sorted([(first.id, 1, 1000 + k) for k in range(2)] + [(later.id, 1, 1000 + k) for k in range(3)])
 
 
-def test_cli_container_and_cgroup_targets(bpf, containers, worker_image):  # noqa: F811
+def test_cli_container_and_cgroup_targets(bpf, containers, worker_image):
     c = start_worker(containers, worker_image, 3)
     listed = pyusdt_cli("list", "--container", c.id[:10], "--json")
     assert listed.returncode == 0, listed.stderr
@@ -232,7 +232,7 @@ while True:
 """
 
 
-def test_python_in_a_container(bpf, containers, worker_image):  # noqa: F811
+def test_python_in_a_container(bpf, containers, worker_image):
     """Debian's python3.11 of the container's own root (not the host's
     file), its probes behind semaphores, counted by generation."""
     c = Container(worker_image, ["python3.11", "-c", PY_SCRIPT, "7"])
@@ -252,7 +252,7 @@ def test_python_in_a_container(bpf, containers, worker_image):  # noqa: F811
     assert {k: result.value(k) for k in result.keys} == {1: 14}
 
 
-def test_bad_container_and_cgroup_targets(bpf, docker_ready):  # noqa: F811
+def test_bad_container_and_cgroup_targets(bpf, docker_ready):
     with pytest.raises(NoSuchContainerError, match="no running container with id or name no-such-container"):
         Tracer().attach_container("no-such-container", TICK)
     with pytest.raises(NoSuchCgroupError, match="no such cgroup: /no/such/cgroup"):
@@ -265,7 +265,7 @@ def test_bad_container_and_cgroup_targets(bpf, docker_ready):  # noqa: F811
     assert res.returncode == 2 and "give one target: -p and --container together" in res.stderr
 
 
-def test_serve_container_and_object_targets(bpf, containers, worker_image, tmp_path):  # noqa: F811
+def test_serve_container_and_object_targets(bpf, containers, worker_image, tmp_path):
     """pyusdt serve with a container target (that container only) and an
     object target (the program in every container): exact counters."""
     from test_serve import Serve, write_config

@@ -112,7 +112,7 @@ def test_a_process_needs_checkpoint_restore_then_ptrace(bpf, setpriv, prog):
         child.kill()
 
 
-def test_a_container_with_the_process_set(bpf, setpriv, containers, build):  # noqa: F811
+def test_a_container_with_the_process_set(bpf, setpriv, containers, build):
     image = image_with({"/usr/local/bin/container_worker": build("container_worker.c", "container_worker")},
                        "pyusdt-test-worker:a")
     c = Container(image, ["container_worker", "2"])
