@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 from pyusdt import _native, limits
 from pyusdt.aggregate.histogram import linear_nbuckets
 from pyusdt.errors import ConfigError, ConfigTypeError
-from pyusdt.expr import parse, parse_list
+from pyusdt.expr import PlainArg, PlainBuiltin, PlainCompare, PlainStr, parse, parse_list, simple_form
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.discover.probes import Probe
@@ -69,6 +69,26 @@ def key_text(key: KeySpec) -> Optional[str]:
     return key
 
 
+def plain_key(text: str) -> KeySpec:
+    """A key given as expression text, on the plain route when it is one
+    (argN, str(argN), pid, tid, comm, probe): as fast as before expressions."""
+    nodes = parse_list(text)
+    plain = simple_form(nodes[0]) if len(nodes) == 1 else None
+    if isinstance(plain, PlainArg):
+        return Arg(plain.index)
+    if isinstance(plain, PlainStr):
+        return StrArg(plain.index)
+    if isinstance(plain, PlainBuiltin) and plain.name in _KEY_NAMES:
+        return plain.name
+    return text
+
+
+def plain_value(text: str) -> Union[int, str]:
+    """A value given as expression text: argN is that argument's index."""
+    plain = simple_form(parse(text))
+    return plain.index if isinstance(plain, PlainArg) else text
+
+
 @dataclass(frozen=True)
 class Where:
     """A predicate evaluated in the kernel: argument `arg` OP `value`."""
@@ -85,6 +105,12 @@ class Where:
         if not limits.S64_MIN <= value <= limits.U64_MAX:
             raise ConfigError(f"comparison value {value} does not fit in 64 bits")
         limits.check_arg_index(self.arg, "filter argument")
+
+
+def plain_where(text: str) -> Union[Where, str]:
+    """A predicate given as expression text: `argN OP number` is a Where."""
+    plain = simple_form(parse(text))
+    return Where(plain.arg, plain.op, plain.value) if isinstance(plain, PlainCompare) else text
 
 
 def check_lhist(lhist: Any) -> tuple[int, int, int]:

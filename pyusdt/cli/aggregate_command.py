@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from pyusdt import limits
 from pyusdt.aggregate.results import AggregationResult
-from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, KeySpec, Latency, StrArg, Where
+from pyusdt.aggregate.specs import (
+    KINDS,
+    UNITS,
+    Aggregate,
+    Arg,
+    KeySpec,
+    Latency,
+    StrArg,
+    Where,
+    plain_key,
+    plain_value,
+)
 from pyusdt.cli.targets import (
     WHERE_HELP,
     Subcommands,
@@ -29,7 +40,7 @@ from pyusdt.cli.targets import (
     split_target,
 )
 from pyusdt.errors import ConfigError
-from pyusdt.expr import PlainArg, PlainBuiltin, PlainStr, parse, parse_list, simple_form
+from pyusdt.expr import parse
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import Tracer
 
@@ -59,15 +70,7 @@ def parse_key(text: Optional[str]) -> KeySpec:
     m = _KEY.match(text.strip())
     if m:
         return (StrArg if m.group(1) == "str" else Arg)(int(m.group(2)))
-    nodes = parse_list(text)
-    plain = simple_form(nodes[0]) if len(nodes) == 1 else None
-    if isinstance(plain, PlainArg):
-        return Arg(plain.index)
-    if isinstance(plain, PlainStr):
-        return StrArg(plain.index)
-    if isinstance(plain, PlainBuiltin) and plain.name in ("pid", "tid", "comm", "probe"):
-        return plain.name
-    return text
+    return plain_key(text)
 
 
 def parse_value(text: Optional[str]) -> Union[None, int, str]:
@@ -76,8 +79,7 @@ def parse_value(text: Optional[str]) -> Union[None, int, str]:
         return None
     if re.fullmatch(r"\s*-?\d+\s*", text):  # an argument index, as before expressions
         return int(text)
-    plain = simple_form(parse(text))
-    return plain.index if isinstance(plain, PlainArg) else text
+    return plain_value(text)
 
 
 def parse_where(text: Optional[str]) -> Union[None, Where, str]:

@@ -446,6 +446,15 @@ def read_u16(pid, addr):
         return int.from_bytes(mem.read(2), "little")
 
 
+def fire_traced_sem(tg):
+    """Tells kc_sem to fire once: it does only while its semaphore is set."""
+    n = len(tg.out)
+    tg.write("f\n")
+    fired = tg.wait_for(tg.out, lambda ln: ln.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
+    if fired != "fired 1":
+        raise Fail(f"kc_sem answered {fired!r} to 'f' while traced, expected 'fired 1'")
+
+
 def check_semaphore():
     tg = Proc([target("kc_sem")], stdin=True)
     tr = None
@@ -469,11 +478,7 @@ def check_semaphore():
         during = sem("traced")
         if during != 1:
             raise Fail(f"semaphore {during} while traced, expected 1")
-        n = len(tg.out)
-        tg.write("f\n")
-        fired = tg.wait_for(tg.out, lambda ln: ln.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
-        if fired != "fired 1":
-            raise Fail(f"kc_sem answered {fired!r} to 'f' while traced, expected 'fired 1'")
+        fire_traced_sem(tg)
         stop_trace(tr, 1)
         after = sem("after")
         if after != 0:
@@ -507,11 +512,7 @@ def check_cgroup():
         tr.wait_for(tr.err, lambda ln: ln.startswith("pyusdt: tracing 1 probe(s) at 1 site(s)"), 90,
                     "the 'tracing 1 probe(s) at 1 site(s)' line")
         for tg in (outside, inside):
-            n = len(tg.out)
-            tg.write("f\n")
-            fired = tg.wait_for(tg.out, lambda ln: ln.startswith(("fired", "skipped")), 10, "kc_sem 'fired'", n)
-            if fired != "fired 1":
-                raise Fail(f"kc_sem answered {fired!r} to 'f' while traced, expected 'fired 1'")
+            fire_traced_sem(tg)
         stop_trace(tr, 1)
     finally:
         for p in (inside, outside, tr):
