@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,75 @@ def test_daemonset_has_the_flags_shape() -> None:
         "- name: metrics", "containerPort: 9435",
         'prometheus.io/scrape: "true"', 'prometheus.io/port: "9435"']
     assert [line for line in wanted if line not in lines] == []
+
+
+# The pod's container args and where its ConfigMap is mounted (daemonset.yaml).
+SERVE_ARGS = ("serve", "/etc/pyusdt/config.json", "--listen", "0.0.0.0:9435")
+CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "serve-example.json"
+METRICS_PORT = 9435
+MODULES = 12  # modules the Python workload imports, each once
+# A Python 3.11 in a container of its own (imports by __import__, which
+# the probe is in; importlib.import_module does not pass through it):
+# SIGUSR1 imports the next
+# "sentinel" module (until one is counted, the exporter has attached),
+# SIGUSR2 imports MODULES modules no other process has, once each.
+PY_WORKLOAD = r"""
+import os, signal, sys
+d = "/tmp/mods"
+os.makedirs(d)
+sys.path.insert(0, d)
+names = [f"pyusdt_sentinel_{i}" for i in range(1000)] + [f"pyusdt_deploy_{i}" for i in range(int(sys.argv[1]))]
+for name in names:
+    open(os.path.join(d, name + ".py"), "w").close()
+sentinels = iter(range(1000))
+def sentinel(*_):
+    __import__(f"pyusdt_sentinel_{next(sentinels)}")
+def modules(*_):
+    for i in range(int(sys.argv[1])):
+        __import__(f"pyusdt_deploy_{i}")
+    print("imported", flush=True)
+signal.signal(signal.SIGUSR1, sentinel)
+signal.signal(signal.SIGUSR2, modules)
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+
+def scrape(ip: str) -> str:
+    with urllib.request.urlopen(f"http://{ip}:{METRICS_PORT}/metrics", timeout=30) as r:
+        return r.read().decode()
+
+
+def test_daemonset_serves_a_container_it_did_not_know(image: str, worker_image: str,
+                                                      containers: list[Container]) -> None:
+    """The pod as deploy/ defines it (its flags, its config file, its args),
+    scraped on its metrics port: a python3.11 in a container started after
+    it imports MODULES modules, and each is counted exactly once."""
+    pod = Container(image, list(SERVE_ARGS), args=[*file_flags(), f"--volume={CONFIG}:/etc/pyusdt/config.json:ro"])
+    containers.append(pod)
+    ip = docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", pod.id).stdout.strip()
+    py = Container(worker_image, ["python3.11", "-c", PY_WORKLOAD, str(MODULES)])
+    containers.append(py)
+    py.wait_for_output("ready")
+
+    def attached() -> bool:
+        py.signal("SIGUSR1")
+        time.sleep(0.1)  # one sentinel a scrape, at most: there are 1000
+        try:
+            return 'module="pyusdt_sentinel_' in scrape(ip)
+        except OSError:
+            return False  # not listening yet
+    wait_until(attached, timeout=60, what="the exporter to count the workload's imports")
+    py.signal("SIGUSR2")
+    py.wait_for_output("imported")
+    want = [f'pyusdt_python_imports_total{{module="pyusdt_deploy_{i}"}} 1' for i in range(MODULES)]
+    wait_until(lambda: set(want) <= set(scrape(ip).splitlines()), timeout=30,
+               what="every module counted once")
+    lines = scrape(ip).splitlines()
+    assert sorted(line for line in lines if 'module="pyusdt_deploy_' in line) == sorted(want)
+    assert 'pyusdt_target_attached{metric="python_imports",target="object:python3.11"} 1' in lines
+    progs, links = bpf_ids(pod.pid)
+    docker("stop", "-t", "30", pod.id, timeout=60)
+    assert pod.wait() == 0, pod.logs(stderr=True)
+    assert_gone(progs, links)

@@ -136,10 +136,11 @@ def test_cli_check_lists_what_is_exported(tmp_path):
     res = run_cli("serve", str(path), "--check")
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
-        "pyusdt_transactions_total  count  path:/usr/lib/postgresql/15/bin/postgres",
-        "pyusdt_query_duration_seconds  latency  path:/usr/lib/postgresql/15/bin/postgres",
-        "pyusdt_buffer_reads_total  count  path:/usr/lib/postgresql/15/bin/postgres",
-        "pyusdt_python_gc_total  count  path:/usr/bin/python3.11",
+        "pyusdt_transactions_total  count  object:postgres",
+        "pyusdt_query_duration_seconds  latency  object:postgres",
+        "pyusdt_buffer_reads_total  count  object:postgres",
+        "pyusdt_python_gc_total  count  object:python3.11",
+        "pyusdt_python_imports_total  count  object:python3.11",
     ]
 
 
