@@ -11,6 +11,7 @@ through its own copy of the interpreter.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -22,9 +23,11 @@ from pyusdt import Tracer, to_pandas
 from pyusdt.aggregate import Aggregate
 from pyusdt.discover.cgroups import cgroup_at, member_pids, process_cgroup, v2_mount
 from pyusdt.errors import NoSuchCgroupError, NoSuchContainerError
+from pyusdt.export.files import EventWriter
 
 from conftest import PYUSDT, pyusdt_cli
-from containers import Container, image_with
+from containers import Container, docker, image_with
+from proc_helpers import wait_until
 
 TICK = "ctr:tick"
 WORKER = "/usr/local/bin/container_worker"
@@ -160,7 +163,7 @@ def _cgroup_path(c: Container) -> str:
 
 
 def test_object_everywhere_finds_containers_started_later(bpf, containers, worker_image,
-                                                          other_worker_image):
+                                                          other_worker_image, tmp_path):
     """--object: one program in every container, a container of another
     image (another file) started after the trace included; the table has
     the ns_pid and container columns."""
@@ -179,9 +182,19 @@ def test_object_everywhere_finds_containers_started_later(bpf, containers, worke
                   [(later.id, 1, (k, 1, 1000 + k)) for k in range(3)])
     assert got == want
     frame = pytest.importorskip("pandas") and to_pandas(batches)
-    assert list(frame.columns[:8]) == ["time", "ts_ns", "probe", "pid", "tid", "cpu", "ns_pid", "container"]
-    assert sorted(zip(frame["container"], frame["ns_pid"], frame["arg2"])) == \
-        sorted([(first.id, 1, 1000 + k) for k in range(2)] + [(later.id, 1, 1000 + k) for k in range(3)])
+    assert list(frame.columns[:9]) == ["time", "ts_ns", "probe", "pid", "tid", "cpu", "ns_pid", "container",
+                                       "cgroup"]
+    assert sorted(zip(frame["container"], frame["ns_pid"], frame["cgroup"], frame["arg2"])) == sorted(
+        [(first.id, 1, _cgroup_path(first), 1000 + k) for k in range(2)] +
+        [(later.id, 1, _cgroup_path(later), 1000 + k) for k in range(3)])
+    writer = EventWriter(tmp_path / "events.csv")
+    for batch in batches:
+        writer.write(batch)
+    writer.close()
+    rows = list(csv.reader((tmp_path / "events.csv").open()))
+    assert rows[0][6:9] == ["ns_pid", "container", "cgroup"]
+    assert sorted(tuple(r[6:9]) for r in rows[1:]) == sorted(
+        [("1", first.id, _cgroup_path(first))] * 2 + [("1", later.id, _cgroup_path(later))] * 3)
 
 
 def test_cli_container_and_cgroup_targets(bpf, containers, worker_image):
@@ -276,7 +289,7 @@ def test_serve_container_and_object_targets(bpf, containers, worker_image, tmp_p
         {"name": "ticks", "kind": "count", "probe": TICK, "targets": [{"container": mine.name}]},
         {"name": "tick_values", "kind": "sum", "probe": TICK, "value": "arg2",
          "targets": [{"object": "container_worker"}]},
-    ])
+    ], retry_interval=0.2)
     serve = Serve(config)
     try:
         serve.wait_for(lambda s: all(s.get(("pyusdt_target_attached", (("metric", m), ("target", t)))) == 1
@@ -287,5 +300,15 @@ def test_serve_container_and_object_targets(bpf, containers, worker_image, tmp_p
         fire(other, 2)
         samples = serve.wait_for(lambda s: s.get(("pyusdt_tick_values_total", ())) == 5004, "the sum")
         assert samples[("pyusdt_ticks_total", ())] == 3
+        # A restart: a new process in a new cgroup, under the same name.
+        docker("restart", "-t", "1", mine.id)
+        mine.wait_for_output("fired 3\nready 1\n")
+        wait_until(lambda: any(f"container:{mine.name}: attached" in line for line in serve.err), timeout=30,
+                   what="serve to attach the restarted container")
+        mine.signal("SIGUSR1")
+        mine.wait_for_output("fired 3\nready 1\nfired 3\n")  # the new process's first burst
+        samples = serve.wait_for(lambda s: s.get(("pyusdt_ticks_total", ())) == 6, "the restarted container's hits")
+        assert samples[("pyusdt_tick_values_total", ())] == 5004 + 3003
+        assert samples[("pyusdt_target_attached", (("metric", "ticks"), ("target", f"container:{mine.name}")))] == 1
     finally:
         assert serve.stop() == 0

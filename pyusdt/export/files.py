@@ -84,6 +84,7 @@ def _rows(d: Decoded) -> Tuple[List[str], Iterable[Tuple[object, ...]]]:
         assert d.ns_pid is not None and d.ns_pid_valid is not None and d.container is not None
         cols.append([v if good else None for v, good in zip(d.ns_pid.tolist(), d.ns_pid_valid.tolist())])
         cols.append(d.container.tolist())
+        cols.append(d.cgroup.tolist() if d.cgroup is not None else [None] * len(d))
     for _col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         cols.append([v if good else None for v, good in zip(vals.tolist(), ok.tolist())])
         if trunc is not None:

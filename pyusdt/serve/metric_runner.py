@@ -13,7 +13,12 @@ counts.  What is done for targets that come and go:
     its counts are kept; it is not tried again (its pid may be another
     process's by then).  A pid that does not exist at the start is tried
     again like a missing file.
-  - container, cgroup: tried again the same way when they fail.
+  - container, cgroup: tried again the same way when they fail.  Their
+    processes, those started later included, are found by the tracer's
+    rescan.  A container that stops reads pyusdt_target_attached 0 (its
+    counts kept); when one of that id or name runs again (a restart: a new
+    cgroup), it is attached again and counted on.
+  - object: every process that maps the object, found by the rescan.
 Nothing else is done: no process is followed to a new pid.
 """
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Callable, Optional, Union
 
 from pyusdt.aggregate.results import AggregationResult
 from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.discover.cgroups import cgroup_at
+from pyusdt.discover.containers import find_container
 from pyusdt.errors import KernelSupportError, PrivilegeError, PyusdtError
 from pyusdt.serve.aggregations import build_aggregation
 from pyusdt.serve.config import MetricSpec, Target
@@ -50,6 +57,7 @@ class TargetState:
     next_try: float = 0.0
     error: Optional[str] = None  # the last failure, logged once per new message
     file_id: Optional[tuple[int, int]] = None  # path targets: (st_dev, st_ino) attached
+    cgroup_id: Optional[int] = None  # container and cgroup targets: the cgroup attached
 
 
 @dataclass
@@ -93,6 +101,14 @@ class MetricRunner:
             if st.attached and st.target.kind == "pid" and not pid_alive(int(st.target.value)):
                 st.attached, st.gone = False, True
                 self.log(f"metric {self.spec.name!r}: {st.target.label} exited; its counts are kept")
+            elif st.attached and st.target.kind in ("container", "cgroup") and now >= st.next_try:
+                st.next_try = now + self.retry_interval
+                if _cgroup_id(st.target) != st.cgroup_id:  # stopped, or restarted (a new cgroup)
+                    st.attached = False
+                    self.log(f"metric {self.spec.name!r}: {st.target.label} stopped; its counts are kept")
+                    self._attach(st, now)
+                    if st.attached:
+                        self.log(f"metric {self.spec.name!r}: {st.target.label}: attached (it runs again)")
             elif st.attached and st.target.kind == "path" and now >= st.next_try:
                 st.next_try = now + self.retry_interval
                 if _file_id(str(st.target.value)) not in (None, st.file_id):
@@ -123,6 +139,8 @@ class MetricRunner:
             self.log(f"metric {self.spec.name!r}: {st.target.label}: attached"
                      + (" (the file was replaced)" if replaced else ""))
         st.attached, st.error, st.file_id = True, None, file_id
+        if st.target.kind in ("container", "cgroup"):
+            st.cgroup_id = _cgroup_id(st.target)
 
     def _start(self, now: float) -> None:
         """Starts the session once a target is attached: a session started
@@ -170,3 +188,13 @@ def _file_id(path: str) -> Optional[tuple[int, int]]:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _cgroup_id(target: Target) -> Optional[int]:
+    """The id of the cgroup a container or cgroup target names now (None: none)."""
+    try:
+        if target.kind == "container":
+            return find_container(str(target.value))[1].id
+        return cgroup_at(str(target.value)).id
+    except PyusdtError:
+        return None

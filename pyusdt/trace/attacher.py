@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 
 from pyusdt import _native, privileges
 from pyusdt.aggregate.specs import Aggregate, Latency
+from pyusdt.discover.cgroups import Cgroup, cgroup_exists
 from pyusdt.discover.probes import Probe
 from pyusdt.errors import (
     AttachError,
@@ -45,8 +46,8 @@ class Attacher:
         self._probe_ids: dict[tuple[object, ...], int] = {}
         # (inode key, file offset, agg id, predicate, fields, process filter) of every attached site
         self._attached: set[tuple[InodeKey, int, int, Optional[str], Optional[str], tuple[int, int]]] = set()
-        # cgroup id -> its cgroup set (a bit of the BPF filter), one per cgroup target
-        self.cgroup_sets: dict[int, int] = {}
+        # cgroup id -> (its cgroup set: a bit of the BPF filter, the cgroup), one per cgroup target
+        self.cgroup_sets: dict[int, tuple[int, Cgroup]] = {}
         # agg id -> the parts of its key, for aggregations keyed by expressions
         self.key_fields: dict[int, tuple[OutField, ...]] = {}
         self.programs: Optional[ProgramStore] = None
@@ -220,11 +221,23 @@ class Attacher:
         if cgroup is None:
             return int(_native.FilterKind.NONE), 0
         if cgroup.id not in self.cgroup_sets:
-            if len(self.cgroup_sets) >= _native.MAX_CGROUP_SETS:
-                raise ConfigError(f"at most {_native.MAX_CGROUP_SETS} cgroup and container targets per tracer")
-            self.cgroup_sets[cgroup.id] = len(self.cgroup_sets)
-            self.session.add_cgroup(cgroup.id, self.cgroup_sets[cgroup.id])
-        return int(_native.FilterKind.CGROUP), 1 << self.cgroup_sets[cgroup.id]
+            self.cgroup_sets[cgroup.id] = (self._free_cgroup_set(), cgroup)
+            self.session.add_cgroup(cgroup.id, self.cgroup_sets[cgroup.id][0])
+        return int(_native.FilterKind.CGROUP), 1 << self.cgroup_sets[cgroup.id][0]
+
+    def _free_cgroup_set(self) -> int:
+        """A cgroup set no cgroup uses.  The set of a cgroup that is gone (a
+        container that stopped) is taken again: the sites already attached
+        with its bit then count the new cgroup (a restarted container's)."""
+        for cgroup_id, (_, cgroup) in list(self.cgroup_sets.items()):
+            if not cgroup_exists(cgroup):
+                self.session.remove_cgroup(cgroup_id)
+                del self.cgroup_sets[cgroup_id]
+        used = {bit for bit, _ in self.cgroup_sets.values()}
+        free = [bit for bit in range(_native.MAX_CGROUP_SETS) if bit not in used]
+        if not free:
+            raise ConfigError(f"at most {_native.MAX_CGROUP_SETS} cgroup and container targets per tracer")
+        return free[0]
 
     def _attach_failed(self, req: AttachRequest, failed: list[AttachError]) -> None:
         """A file the caller named fails loudly; the objects of a process

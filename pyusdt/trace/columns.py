@@ -16,8 +16,9 @@ Columns, in this order:
 - ``probe``: ``provider:name`` (pandas category, Arrow dictionary<int32, string>).
 - ``pid``, ``tid``, ``cpu``: uint32.
 - with cgroup, container and object targets, and pid targets in a
-  container: ``ns_pid`` (uint32, the pid in the process's own namespace)
-  and ``container`` (the full container id, a string; null outside one).
+  container: ``ns_pid`` (uint32, the pid in the process's own namespace),
+  ``container`` (the full container id, a string; null outside one) and
+  ``cgroup`` (its cgroup v2 path).
 - one column per argument name, in order of first appearance: the names a
   self-describing provider gave (:attr:`pyusdt.Probe.arg_names`), otherwise
   ``arg0``..``argN``; a name clashing with the columns above gets an ``arg_``
@@ -61,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 
 FIXED_COLUMNS = ("time", "ts_ns", "probe", "pid", "tid", "cpu")
 # After the fixed columns when the batches know who their processes are.
-IDENTITY_COLUMNS = ("ns_pid", "container")
+IDENTITY_COLUMNS = ("ns_pid", "container", "cgroup")
 TRUNCATED_SUFFIX = "_truncated"
 
 
@@ -241,7 +242,8 @@ class Layout:
                   pa.field("tid", pa.uint32(), nullable=False),
                   pa.field("cpu", pa.uint32(), nullable=False)]
         if self.identities:
-            fields += [pa.field("ns_pid", pa.uint32()), pa.field("container", pa.string())]
+            fields += [pa.field("ns_pid", pa.uint32()), pa.field("container", pa.string()),
+                       pa.field("cgroup", pa.string())]
         for col in self.columns:
             fields.append(pa.field(col.name, _arrow_type(pa, col)))
             if col.truncated:
@@ -296,6 +298,7 @@ class Decoded:
     ns_pid: Optional[np.ndarray] = None
     ns_pid_valid: Optional[np.ndarray] = None
     container: Optional[np.ndarray] = None
+    cgroup: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -369,6 +372,7 @@ def _fill_identities(d: Decoded, batches: Sequence[EventBatch]) -> None:
     d.ns_pid = np.zeros(n, dtype=np.uint32)
     d.ns_pid_valid = np.zeros(n, dtype=bool)
     d.container = np.full(n, None, dtype=object)
+    d.cgroup = np.full(n, None, dtype=object)
     start = 0
     for batch in batches:
         m = len(batch)
@@ -381,6 +385,7 @@ def _fill_identities(d: Decoded, batches: Sequence[EventBatch]) -> None:
                     d.ns_pid[rows] = who.ns_pid
                     d.ns_pid_valid[rows] = True
                 d.container[rows] = who.container
+                d.cgroup[rows] = who.cgroup
         start += m
 
 
@@ -463,7 +468,7 @@ def decoded_to_arrow(d: Decoded) -> "pyarrow.Table":
     if d.layout.identities:
         assert d.ns_pid is not None and d.ns_pid_valid is not None and d.container is not None
         arrays += [pa.array(d.ns_pid, type=pa.uint32(), mask=~d.ns_pid_valid),
-                   pa.array(d.container, type=pa.string())]
+                   pa.array(d.container, type=pa.string()), pa.array(d.cgroup, type=pa.string())]
     for col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         if col.kind == "int":
             arrays.append(pa.array(vals, type=_arrow_type(pa, col), mask=~ok))
@@ -491,6 +496,7 @@ def decoded_to_pandas(d: Decoded) -> "pandas.DataFrame":
         assert d.ns_pid is not None and d.ns_pid_valid is not None and d.container is not None
         data["ns_pid"] = pd.arrays.IntegerArray(d.ns_pid, ~d.ns_pid_valid)
         data["container"] = pd.array(d.container, dtype=pd.StringDtype())
+        data["cgroup"] = pd.array(d.cgroup, dtype=pd.StringDtype())
     for col, vals, ok, trunc in zip(d.layout.columns, d.values, d.valid, d.truncated):
         if col.kind == "int":
             data[col.name] = pd.arrays.IntegerArray(vals, ~ok)
