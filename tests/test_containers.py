@@ -29,6 +29,9 @@ from conftest import PYUSDT, pyusdt_cli
 from containers import Container, docker, image_with
 from proc_helpers import wait_until
 
+# The cgroup filter on perf-event links too (kernels before 6.6).
+pytestmark = pytest.mark.older_kernel_routes
+
 TICK = "ctr:tick"
 WORKER = "/usr/local/bin/container_worker"
 

@@ -9,7 +9,7 @@ from pyusdt.discover.patterns import require_match
 from pyusdt.discover.probes import probes_at_path
 from pyusdt.export.text import write_probes
 from pyusdt.trace.requests import probes_of_process
-from pyusdt.trace.scan_targets import new_objects, probes_of_objects
+from pyusdt.trace.scan_targets import Scanner, probes_of_objects
 
 
 def add_command(sub: Subcommands) -> None:
@@ -23,7 +23,7 @@ def cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path, pattern = split_target(args, parser)
     scan = scan_of(args)
     if scan is not None:
-        probes = require_match(probes_of_objects(new_objects(scan, set())), pattern, scan.describe())
+        probes = require_match(probes_of_objects(Scanner(scan).new_objects(set())), pattern, scan.describe())
     elif args.pid is not None:
         probes = probes_of_process(args.pid, pattern)
     else:

@@ -34,7 +34,7 @@ from pyusdt.trace.expressions import (
     uses_expressions,
 )
 from pyusdt.trace.launcher import HeldProcess, linked_libraries
-from pyusdt.trace.scan_targets import ScanTarget
+from pyusdt.trace.scan_targets import Scanner, ScanTarget
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
 
@@ -47,7 +47,7 @@ class AttachRequest:
     strings: tuple[int, ...]
     kind: str  # "path", "pid", "command" or "scan"
     path: Optional[str] = None
-    scan: Optional[ScanTarget] = None  # kind "scan": which processes and objects
+    scanner: Optional[Scanner] = None  # kind "scan": which processes and objects, looked at again
     pid: Optional[int] = None
     held: Optional[HeldProcess] = None
     agg: Union[None, Aggregate, Latency] = None  # aggregate in the kernel instead of streaming
@@ -64,6 +64,10 @@ class AttachRequest:
     str_len: int = _native.DEFAULT_STR_LEN  # the session's string slot width (fields' strings)
     # (provider:name, layout) -> its programs, compiled once per layout
     programs: dict[tuple[str, tuple[object, ...]], LayoutPrograms] = field(default_factory=dict)
+
+    @property
+    def scan(self) -> Optional[ScanTarget]:
+        return self.scanner.target if self.scanner is not None else None
 
     @property
     def uses_expressions(self) -> bool:

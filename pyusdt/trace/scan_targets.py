@@ -11,6 +11,7 @@ then counts only the cgroup's processes.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -23,6 +24,9 @@ from pyusdt.discover.process import MappedObject, probes_in_object, process_obje
 from pyusdt.errors import PyusdtError
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino), as trace.requests has it
+# How often the mappings of a process already scanned are read again (a
+# new process is read at the first rescan that sees it).
+MAPS_REREAD_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,26 +57,46 @@ class ScanTarget:
         return self.cgroup is None or cgroup_exists(self.cgroup)
 
 
-def new_objects(target: ScanTarget, seen: set[InodeKey], pids: Optional[Iterable[int]] = None) -> list[MappedObject]:
-    """The objects of the target's processes (or of `pids`) not in `seen`
-    (real inodes), that its object filter takes; adds them to `seen`."""
-    found = []
-    for pid in target.pids() if pids is None else pids:
-        try:
-            objects = process_objects(pid)
-        except PyusdtError:
-            continue  # exited meanwhile
-        for obj in objects:
+class Scanner:
+    """A scan target's processes looked at again and again, cheaply: a
+    process's mappings are read at once when it appears (a container
+    starting, an exec), then again only every MAPS_REREAD_S (a dlopen in a
+    running process); a file already met through some mapping (the
+    (device, inode) /proc/PID/maps writes) is not looked at again."""
+
+    def __init__(self, target: ScanTarget) -> None:
+        self.target = target
+        self._read_at: dict[int, float] = {}  # pid -> when its mappings were last read
+        self._met: set[tuple[str, str]] = set()  # (dev, inode) of /proc/PID/maps, files met
+
+    def new_objects(self, seen: set[InodeKey]) -> list[MappedObject]:
+        """The objects of the target's processes not in `seen` (real
+        inodes) that its object filter takes; adds them to `seen`."""
+        now = time.monotonic()
+        pids = self.target.pids()
+        self._read_at = {pid: t for pid, t in self._read_at.items() if pid in set(pids)}
+        due = [pid for pid in pids if now - self._read_at.get(pid, -MAPS_REREAD_S) >= MAPS_REREAD_S]
+        found = []
+        for pid in due:
+            self._read_at[pid] = now
             try:
-                key = file_key(obj.open_path)
-            except OSError:
-                continue  # unmapped meanwhile
-            if key in seen:
-                continue
-            seen.add(key)
-            if object_matches(target.objects, obj):
-                found.append(obj)
-    return found
+                objects = process_objects(pid)
+            except PyusdtError:
+                continue  # exited meanwhile
+            for obj in objects:
+                if obj.inode_key in self._met:
+                    continue
+                try:
+                    key = file_key(obj.open_path)
+                except OSError:
+                    continue  # unmapped meanwhile
+                self._met.add(obj.inode_key)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if object_matches(self.target.objects, obj):
+                    found.append(obj)
+        return found
 
 
 def probes_of_objects(objects: Iterable[MappedObject]) -> list[Probe]:

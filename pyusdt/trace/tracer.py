@@ -60,7 +60,7 @@ from pyusdt.trace.requests import (
     targets_done,
 )
 from pyusdt.trace.results import ProbeStats, read_aggregations, read_stats
-from pyusdt.trace.scan_targets import ScanTarget, new_objects, probes_of_objects
+from pyusdt.trace.scan_targets import Scanner, ScanTarget, probes_of_objects
 from pyusdt.trace.sizing import default_ring, session_options
 from pyusdt.trace.watcher import ObjectWatcher
 
@@ -269,8 +269,9 @@ class Tracer:
         if split_path_pattern(pattern) is not None:
             raise ConfigError(f"{target.describe()}: give a provider:name pattern, and name the file with "
                               f"objects= (got {pattern!r})")
-        req = self._request(pattern, strings, "scan", where, fields, scan=target)
-        probes = match(probes_of_objects(new_objects(target, req.seen_objects)), pattern)
+        scanner = Scanner(target)
+        req = self._request(pattern, strings, "scan", where, fields, scanner=scanner)
+        probes = match(probes_of_objects(scanner.new_objects(req.seen_objects)), pattern)
         if not probes:
             req.unmatched_why = f"{target.describe()}: no probe matches '{pattern}'"
         return self._add(self._with_agg(req, aggregate), probes)

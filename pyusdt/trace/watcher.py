@@ -20,7 +20,7 @@ from pyusdt.errors import PyusdtError
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.loader_hook import RESCAN_INTERVAL_S
 from pyusdt.trace.requests import AttachRequest, check_probes, inode_key, pid_alive
-from pyusdt.trace.scan_targets import new_objects, probes_of_objects
+from pyusdt.trace.scan_targets import probes_of_objects
 
 
 class ObjectWatcher:
@@ -72,9 +72,9 @@ class ObjectWatcher:
     def _rescan_target(self, req: AttachRequest) -> None:
         """New member processes of a scan target, and objects its members
         mapped since the last look."""
-        assert req.scan is not None
+        assert req.scanner is not None
         attacher = self._attacher
-        found = check_probes(match(probes_of_objects(new_objects(req.scan, req.seen_objects)), req.pattern), req,
+        found = check_probes(match(probes_of_objects(req.scanner.new_objects(req.seen_objects)), req.pattern), req,
                              False, attacher.warnings)
         req.matched = req.matched or bool(found)
         req.pending.extend(found)
