@@ -554,10 +554,10 @@ def test_command_matching_nothing(files, cmd, command, message):
     (("trace", "-c", ""), usage("trace", "-c needs a command")),
     (("trace", "-c", "   "), usage("trace", "-c needs a command")),
     (("count", "-c", ""), usage("count", "-c needs a command")),
-    (("trace", "-p", "1", "-c", "true"), usage("trace", "give -p PID or -c CMD, not both")),
+    (("trace", "-p", "1", "-c", "true"), usage("trace", "give one target: -p and -c together")),
     (("count", "-p", "1", "x:y", "z"), usage("count", "with -p or -c, give only a PATTERN")),
-    (("trace",), usage("trace", "give a PATH, or -p PID or -c CMD")),
-    (("list",), usage("list", "give a PATH, or -p PID")),
+    (("trace",), usage("trace", "give a PATH, or -p PID or -c CMD, or --cgroup, --container or --object")),
+    (("list",), usage("list", "give a PATH, or -p PID, or --cgroup, --container or --object")),
     (("list", "a", "b", "c"), usage("list", "give PATH and at most one PATTERN")),
     (("latency", "{L}", "x", "--start", "a", "--done", "b"), usage("latency", "latency takes --start and --done, "
                                                                             "not a PATTERN")),
@@ -1055,7 +1055,8 @@ API = [
      lambda f: Tracer().attach_latency(_mutated(Latency("lat:start", "lat:done"), max_pending=0), path=f["L"]),
      ConfigError, "max_pending must be at least 1 (got 0)"),
     ("attach_latency(two targets)", lambda f: Tracer().attach_latency(Latency("a", "b"), path=f["L"], pid=1),
-     ConfigError, "attach_latency needs exactly one of path, pid, command"),
+     ConfigError, "attach_latency needs exactly one target: path, pid, command, cgroup, container, or objects "
+     "(which may narrow a cgroup or container)"),
     ("attach_command('ls')", lambda f: Tracer().attach_command("ls"), ConfigTypeError,
      "a command is a list of arguments, not one string (got 'ls')"),
     ("attach_command([5])", lambda f: Tracer().attach_command([5]), ConfigTypeError,
