@@ -2,8 +2,11 @@
  * Benchmark workload: fires the USDT probe bench:fire, with three integer
  * arguments, N times in a tight loop and prints the cost per fire.
  *
- *   workload N [OUTFILE]
+ *   workload N [OUTFILE [wait]]
  *   -> ns_per_fire=123.4 n=2000000 total_ns=246800000
+ *
+ * With "wait" it prints "ready" and fires only once it gets SIGUSR1: a
+ * tracer can attach to the running process (-p, a container) first.
  *
  * The line goes to stdout, or to OUTFILE when one is given (a tracer that
  * starts the command itself may not hand its stdout back).
@@ -13,8 +16,10 @@
  * lets kernels with optimized uprobes (x86-64, Linux 6.16+) replace the trap
  * with a call.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <sys/sdt.h>
 
@@ -38,6 +43,16 @@ int main(int argc, char **argv)
 	if (n <= 0) {
 		fprintf(stderr, "usage: %s N (N > 0)\n", argv[0]);
 		return 2;
+	}
+	if (argc > 3 && !strcmp(argv[3], "wait")) {
+		sigset_t usr1;
+		int sig;
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &usr1, NULL);
+		printf("ready\n");
+		fflush(stdout);
+		sigwait(&usr1, &sig);
 	}
 	long long t0 = now_ns();
 	for (long i = 0; i < n; i++) {

@@ -1,7 +1,7 @@
 """The package's dependencies point one way (no BPF needed).
 
 discover <- aggregate <- trace <- export <- serve <- cli: a module imports from its
-own subpackage, from the shared base (errors, limits, extras, the native
+own subpackage, from the shared base (errors, limits, extras, privileges, the native
 modules) and from the subpackages before its own, never after.  provide
 (the provider side) imports only the base it needs to fire probes, so a web
 worker loads neither numpy nor the tracer.  Module-level imports form no
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyusdt"
-BASE = {"errors", "limits", "extras", "arch_x86_64", "_native", "_provider"}
+BASE = {"errors", "limits", "extras", "privileges", "arch_x86_64", "_native", "_provider"}
 ORDER = ["expr", "discover", "aggregate", "trace", "export", "serve", "cli"]
 PROVIDE_MAY_USE = {"errors", "_native", "_provider", "provide"}
 
