@@ -61,14 +61,20 @@ static __always_inline int tgid_traced(__u32 tgid)
 }
 
 /* True when the current process is in a cgroup of one of `sets` (bits of
- * the cgroups map's values), or below one.  Walked by parent pointers
- * rather than with bpf_get_current_ancestor_cgroup_id, which uprobe
- * programs get only from Linux 5.14. */
+ * the cgroups map's values), or below one.  The process's own cgroup (a
+ * container's, most often) is asked of the helper, a native call; the
+ * parents, only when that misses, are walked by CO-RE reads of the parent
+ * pointers: bpf_get_current_ancestor_cgroup_id reaches uprobe programs only
+ * from Linux 5.14. */
 static __always_inline int cgroup_traced(__u32 sets)
 {
+	__u64 own = bpf_get_current_cgroup_id();
+	__u32 *in = bpf_map_lookup_elem(&cgroups, &own);
+	if (in && (*in & sets))
+		return 1;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	for (int depth = 0; depth < PYUSDT_CGROUP_DEPTH && cg; depth++) {
+	struct cgroup *cg = (struct cgroup *)BPF_CORE_READ(task, cgroups, dfl_cgrp, self.parent);
+	for (int depth = 1; depth < PYUSDT_CGROUP_DEPTH && cg; depth++) {
 		__u64 id = BPF_CORE_READ(cg, kn, id);
 		__u32 *in = bpf_map_lookup_elem(&cgroups, &id);
 		if (in && (*in & sets))
