@@ -2,7 +2,10 @@
 so that a permission error names what to grant instead of "run as root".
 
     list PATH                    none (the file must be readable)
-    trace/aggregate PATH, -c     CAP_BPF, CAP_PERFMON
+    trace/aggregate PATH, -c     CAP_BPF, CAP_PERFMON; where sites are
+                                 attached with perf-event links (Linux
+                                 before 6.6, or uprobe_multi off), the
+                                 kernel's uprobe event asks CAP_SYS_ADMIN
     -p PID                       + CAP_CHECKPOINT_RESTORE (open the files a
                                  process maps, /proc/PID/map_files), and
                                  CAP_SYS_PTRACE for a process with
@@ -97,11 +100,16 @@ def maps_denied(pid: int) -> str:
     return f"{where} (a security module?)"
 
 
-def attach_denied() -> str:
-    """What an attach refused with EPERM/EACCES lacks."""
+def attach_denied(perf_links: bool) -> str:
+    """What an attach refused with EPERM/EACCES lacks; `perf_links`: the
+    session attaches with perf-event links, not uprobe_multi."""
     lacking = missing(("CAP_PERFMON",))
     if lacking:
         return "attaching uprobes needs CAP_PERFMON, which this process lacks"
+    if perf_links and not has("CAP_SYS_ADMIN"):
+        # perf_event_open() of the kernel's uprobe event checks CAP_SYS_ADMIN itself.
+        return ("attaching with perf-event links (Linux before 6.6, or uprobe_multi off) needs CAP_SYS_ADMIN, "
+                "which this process lacks")
     return "attaching to another process's uprobes needs CAP_SYS_PTRACE" if not has("CAP_SYS_PTRACE") else ""
 
 

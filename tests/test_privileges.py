@@ -10,6 +10,7 @@ mappings is what needs CAP_SYS_PTRACE.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -36,16 +37,21 @@ def prog(build):
     return build("seq_events.c", "seq_events")
 
 
-def with_caps(setpriv: str, caps: tuple[str, ...], *args: str, **kw) -> subprocess.CompletedProcess:
+# uprobe_multi links (Linux 6.6+), unless a test asks for perf-event links.
+MULTI = {**os.environ, "PYUSDT_UPROBE_MULTI": "1"}
+PERF_LINKS = {**os.environ, "PYUSDT_UPROBE_MULTI": "0"}
+
+
+def with_caps(setpriv: str, caps: tuple[str, ...], *args: str, env: dict = MULTI) -> subprocess.CompletedProcess:
     bounding = ",".join(["-all", *(f"+{c}" for c in caps)])
     return subprocess.run([setpriv, f"--bounding-set={bounding}", "--", PYUSDT, *args], capture_output=True,
-                          text=True, timeout=60, **kw)
+                          text=True, timeout=60, env=env)
 
 
 def background(setpriv: str, caps: tuple[str, ...], *args: str) -> subprocess.Popen:
     bounding = ",".join(["-all", *(f"+{c}" for c in caps)])
     return subprocess.Popen([setpriv, f"--bounding-set={bounding}", "--", PYUSDT, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=MULTI)
 
 
 def wait_tracing(p: subprocess.Popen) -> list[str]:
@@ -73,6 +79,19 @@ def test_trace_a_command_with_bpf_and_perfmon(bpf, setpriv, prog):
     res = with_caps(setpriv, TRACE, "trace", "-c", f"{prog} 3", "--format", "json")
     assert res.returncode == 0, res.stderr
     # The command's own output (its pid, "fired 3") shares stdout.
+    assert [json.loads(line)["args"][0] for line in res.stdout.splitlines() if line.startswith("{")] == [0, 1, 2]
+
+
+def test_perf_event_links_need_sys_admin(bpf, setpriv, prog):
+    """Sites linked by perf events (kernels before 6.6): the kernel's uprobe
+    event asks CAP_SYS_ADMIN, and the refusal says so."""
+    res = with_caps(setpriv, TRACE, "trace", str(prog), "-d", "0.1", env=PERF_LINKS)
+    assert (res.returncode, res.stdout) == (1, ""), res.stderr
+    assert res.stderr == (f"pyusdt: seq:event in {prog}: attach failed: Permission denied (attaching with "
+                          "perf-event links (Linux before 6.6, or uprobe_multi off) needs CAP_SYS_ADMIN, which this "
+                          "process lacks)\n")
+    res = with_caps(setpriv, (*TRACE, "sys_admin"), "trace", "-c", f"{prog} 3", "--format", "json", env=PERF_LINKS)
+    assert res.returncode == 0, res.stderr
     assert [json.loads(line)["args"][0] for line in res.stdout.splitlines() if line.startswith("{")] == [0, 1, 2]
 
 

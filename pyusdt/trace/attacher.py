@@ -200,14 +200,14 @@ class Attacher:
                 except AttachError as e:
                     if probe.fullname not in str(e):
                         e = _named(e, probe)
-                    failed.append(_privilege_named(e))
+                    failed.append(_privilege_named(e, not session.uprobe_multi))
                     continue
                 self.linked_ids.add(probe_id)
         # With uprobe_multi links, attach() only queued the sites: link them.
         for err, message in session.commit():
             refused = AttachError(message)
             refused.os_errno = err
-            failed.append(_privilege_named(refused))
+            failed.append(_privilege_named(refused, False))
         if failed:
             self._attach_failed(req, failed)
 
@@ -273,9 +273,10 @@ def _named(e: AttachError, probe: Probe) -> AttachError:
     return named
 
 
-def _privilege_named(e: AttachError) -> AttachError:
-    """A refusal for want of privilege, naming the capability this process lacks."""
-    hint = privileges.attach_denied() if e.os_errno in (errno.EPERM, errno.EACCES) else ""
+def _privilege_named(e: AttachError, perf_link: bool) -> AttachError:
+    """A refusal for want of privilege, naming the capability this process
+    lacks (`perf_link`: the site was being linked by a perf event)."""
+    hint = privileges.attach_denied(perf_link) if e.os_errno in (errno.EPERM, errno.EACCES) else ""
     if not hint:
         return e
     named = AttachError(f"{e} ({hint})")
