@@ -18,6 +18,15 @@ semaphores in the postmaster's memory (read from /proc/PID/mem; the same
 test for both tools), and pgbench starts 0.5 s after that.  The tracer is
 stopped with SIGINT when pgbench is done.
 
+A baseline that measures: before the rounds, one untimed pgbench run of
+the same length warms the server (shared buffers, the OS page cache, the
+CPU's caches and frequency), so that no mode's first run pays for that.
+Each tracer's figure is the median of its per-round ratios to the untraced
+run of the same round (paired: drift between rounds cancels), reported with
+their range and with the untraced runs' own spread.  Tracing cannot make
+the server faster: a ratio above 1 by more than the untraced spread is
+flagged as a measurement that failed, not printed as a result.
+
 Reported: pgbench's tps (excluding connection time) per mode, median of R
 rounds (the order of the modes rotates each round), and each tracer's
 throughput as a ratio to no tracer; and the queries each tracer timed
@@ -197,6 +206,8 @@ def run(settings: dict, tmp: str, log) -> dict:
         server.pgbench("-i", "-q", "-s", str(settings["scale"]))
         sems = Semaphores(server.postmaster_pid)
         others_before = other_postgres_processes(server.postmaster_pid)
+        warm = one_run("none", server, sems, settings, tmp)
+        log(f"postgres warm-up (not counted): {warm['tps']:9.1f} tps")
         runs = {m: [] for m in MODES}
         for r in range(settings["repeat"]):
             order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
@@ -213,11 +224,18 @@ def run(settings: dict, tmp: str, log) -> dict:
         server_cpu = cluster_cpu_s(server.postmaster_pid) - cpu0
     tps = {m: median([x["tps"] for x in runs[m]]) for m in MODES}
     excess = {m: [x["timed"] - x["transactions"] for x in runs[m]] for m in ("pyusdt", "bpftrace")}
+    per_round = {m: [x["tps"] / n["tps"] for x, n in zip(runs[m], runs["none"])] for m in ("pyusdt", "bpftrace")}
+    ratios = {f"{m} / none": median(v) for m, v in per_round.items()}
+    none_tps = [x["tps"] for x in runs["none"]]
+    # The untraced runs' own spread, relative to their median: how far apart
+    # two measurements of the same thing land on this machine.
+    spread = (max(none_tps) - min(none_tps)) / tps["none"] if tps["none"] else 0.0
     return {
-        "settings": settings, "tps": tps, "runs": runs,
-        "ratios": {"pyusdt / none": tps["pyusdt"] / tps["none"], "bpftrace / none": tps["bpftrace"] / tps["none"]},
-        "per_round_ratio": {m: [x["tps"] / n["tps"] for x, n in zip(runs[m], runs["none"])]
-                            for m in ("pyusdt", "bpftrace")},
+        "settings": settings, "tps": tps, "runs": runs, "warmup_tps": warm["tps"],
+        "ratios": ratios,
+        "per_round_ratio": per_round,
+        "none_spread": spread,
+        "invalid": {m: r - 1.0 > spread for m, r in ratios.items()},
         "timed_minus_transactions": excess,
         "attach_s": {m: median([x["attach_s"] for x in runs[m]]) for m in ("pyusdt", "bpftrace")},
         "other_postgres_processes": [others_before, others_after],
@@ -233,7 +251,9 @@ def markdown(res: dict) -> str:
     s = res["settings"]
     tps, r = res["tps"], res["ratios"]
     out = [f"`pgbench -n -S -M simple -c {s['clients']} -j {s['jobs']} -T {s['seconds']}` on a scale-{s['scale']} "
-           f"database, median of {s['repeat']} rounds (mode order rotating).", "",
+           f"database after one untimed warm-up run ({res.get('warmup_tps', 0):.0f} tps), median of "
+           f"{s['repeat']} rounds (mode order rotating); a tracer's ratio is the median of its per-round "
+           "ratios to the untraced run of the same round.", "",
            "| mode | tps (median) | per round | x none | queries timed - transactions (per round) |",
            "|---|---:|---|---:|---|"]
     for m in MODES:
@@ -242,11 +262,13 @@ def markdown(res: dict) -> str:
         exc = "" if m == "none" else ", ".join(f"{x:+d}" for x in res["timed_minus_transactions"][m])
         out.append(f"| {m} | {tps[m]:.0f} | {per} | {ratio} | {exc} |")
     c = res["pyusdt_counters"]
+    spread = res.get("none_spread", 0.0)
     out += ["",
-            f"- Throughput with tracing, as a ratio to no tracer: pyusdt **{r['pyusdt / none']:.3f}**, "
-            f"bpftrace **{r['bpftrace / none']:.3f}** (per-round ratios pyusdt "
+            f"- Throughput with tracing, as a ratio to no tracer: pyusdt {_ratio(res, 'pyusdt')}, "
+            f"bpftrace {_ratio(res, 'bpftrace')} (per-round ratios pyusdt "
             + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["pyusdt"]) + "; bpftrace "
-            + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["bpftrace"]) + ").",
+            + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["bpftrace"]) + "); the untraced runs "
+            f"spread over {100 * spread:.1f}% of their median.",
             f"- Queries timed against pgbench's completed transactions: the difference is pgbench's own "
             f"start-up query plus queries in flight when -T ended (up to one per client), and any queries "
             f"of other servers of the same binary ({res['other_postgres_processes'][0]} other postgres "
@@ -256,6 +278,11 @@ def markdown(res: dict) -> str:
             f"unreadable {sum(x['read_fail'] for x in c)}.",
             f"- Time from spawn until both semaphores were raised (attached): pyusdt "
             f"{res['attach_s']['pyusdt']:.2f} s, bpftrace {res['attach_s']['bpftrace']:.2f} s."]
+    for m, bad in res.get("invalid", {}).items():
+        if bad:
+            out.append(f"- **{m.split(' ')[0]}: not a result.** Tracing measured faster than no tracing by more "
+                       f"than the untraced runs' own spread ({100 * spread:.1f}%): the baseline did not hold "
+                       "still; run longer (`--set postgres.seconds=N`), on a quieter machine.")
     for m, n in res.get("missed_sigint", {}).items():
         if n:
             out.append(f"- {m} ignored the first SIGINT after pgbench in {n} of {s['repeat']} runs and was "
@@ -269,9 +296,18 @@ def plot(ax, res: dict) -> None:
               "pgbench tps, ratio of medians", "PostgreSQL: throughput while tracing", fmt="{:.3f}")
 
 
+def _ratio(res: dict, mode: str) -> str:
+    """A tracer's ratio to no tracer, or why it is not one."""
+    r = res["ratios"][f"{mode} / none"]
+    per = res["per_round_ratio"][mode]
+    if res.get("invalid", {}).get(f"{mode} / none"):
+        return f"{r:.3f} (invalid: faster than untraced beyond the noise)"
+    return f"**{r:.3f}** ({min(per):.3f}..{max(per):.3f})"
+
+
 def headline(res: dict) -> list:
-    r, tps = res["ratios"], res["tps"]
+    tps = res["tps"]
     return [("pgbench tps: none / pyusdt / bpftrace",
-             f"{tps['none']:.0f} / {tps['pyusdt']:.0f} / {tps['bpftrace']:.0f}"),
-            ("tps with tracing / without: pyusdt, bpftrace",
-             f"**{r['pyusdt / none']:.3f}**, **{r['bpftrace / none']:.3f}**")]
+             f"{tps['none']:.0f} / {tps['pyusdt']:.0f} / {tps['bpftrace']:.0f} "
+             f"(untraced spread {100 * res.get('none_spread', 0.0):.1f}%)"),
+            ("tps with tracing / without: pyusdt, bpftrace", f"{_ratio(res, 'pyusdt')}, {_ratio(res, 'bpftrace')}")]
