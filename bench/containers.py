@@ -42,6 +42,12 @@ MODES = ("none", "pid", "container", "object", "bpftrace-cgroup")
 TARGET_RATIO = 1.1
 
 
+def workload_ns_per_fire(exe_dir: str) -> float:
+    """The loop time per fire the workload wrote ("ns_per_fire=123.4 n=... total_ns=...")."""
+    with open(os.path.join(exe_dir, "out")) as f:
+        return float(f.read().split()[0].split("=")[1])
+
+
 def base_image() -> str:
     out = subprocess.run([os.path.join(REPO, "scripts", "base-image")], capture_output=True, text=True)
     if out.returncode != 0:
@@ -79,8 +85,7 @@ def run_once(mode: str, image: str, exe_dir: str, n: int) -> float:
                 raise BenchError(f"{mode}: counted {t.aggregation(count).value()} of {n} hits")
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-    with open(os.path.join(exe_dir, "out")) as f:
-        return float(f.read().split()[0].split("=")[1])
+    return workload_ns_per_fire(exe_dir)
 
 
 def run_bpftrace(name: str, pid: int, exe_dir: str, n: int) -> float:
@@ -105,8 +110,7 @@ def run_bpftrace(name: str, pid: int, exe_dir: str, n: int) -> float:
         out, _ = bt.communicate(timeout=60)
     if f"@: {n}" not in out:
         raise BenchError(f"bpftrace-cgroup: counted {out.strip()!r}, not {n}")
-    with open(os.path.join(exe_dir, "out")) as f:
-        return float(f.read().split()[0].split("=")[1])
+    return workload_ns_per_fire(exe_dir)
 
 
 def main() -> int:

@@ -104,12 +104,9 @@ class Container:
     def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
         return docker("exec", self.id, *command)
 
-    def signal(self, sig: str, pid: Optional[int] = None) -> None:
-        """Sends `sig` to the container's first process (or host pid `pid`)."""
-        if pid is None:
-            docker("kill", "-s", sig, self.id)
-        else:
-            os.kill(pid, getattr(__import__("signal"), sig))
+    def signal(self, sig: str) -> None:
+        """Sends `sig` to the container's first process."""
+        docker("kill", "-s", sig, self.id)
 
     def remove(self) -> None:
         docker("rm", "-f", self.id, check=False)

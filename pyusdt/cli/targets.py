@@ -144,10 +144,6 @@ def split_specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tu
     return pos[0], pos[1:]
 
 
-def scan_target_given(target: "Target") -> bool:
-    return (target.cgroup, target.container, target.objects) != (None, None, None)
-
-
 class Target:
     """The command line's target, attached once or several times (one held
     command shared by every attach)."""
@@ -194,7 +190,7 @@ class Target:
     def attach_latency(self, tracer: Tracer, latency: Latency) -> None:
         if self.pid is not None:
             tracer.attach_latency(latency, pid=self.pid)
-        elif scan_target_given(self):
+        elif (self.cgroup, self.container, self.objects) != (None, None, None):
             tracer.attach_latency(latency, cgroup=self.cgroup, container=self.container, objects=self.objects)
         elif self.command is not None:
             tracer.attach_latency(latency, command=self._held())

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from pyusdt.discover.mounts import mounts
 from pyusdt.errors import NoSuchCgroupError
 
 # Where cgroup v2 is mounted when /proc/self/mountinfo cannot be read.
@@ -29,14 +30,10 @@ class Cgroup:
 def v2_mount() -> str:
     """Where the cgroup v2 hierarchy is mounted (its root), hybrid hosts included."""
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
-                sep = fields.index("-")
-                if fields[sep + 1] == "cgroup2" and fields[3] == "/":
-                    return fields[4]
-    except (OSError, ValueError, IndexError):
+        for m in mounts():
+            if m.fstype == "cgroup2" and m.root == "/":
+                return m.mount_point
+    except OSError:
         pass
     for mount in DEFAULT_MOUNTS:
         if os.path.exists(os.path.join(mount, "cgroup.controllers")):

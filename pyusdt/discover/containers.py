@@ -50,13 +50,6 @@ def container_of_path(path: str) -> Optional[tuple[str, str]]:
     return None
 
 
-def container_of_pid(pid: int) -> Optional[str]:
-    """The id of the container process `pid` runs in (None: not in one, or gone)."""
-    path = process_cgroup(pid)
-    found = container_of_path(path) if path is not None else None
-    return found[0] if found else None
-
-
 def running_containers() -> dict[str, str]:
     """Every container with a process running: id -> its cgroup path."""
     found: dict[str, str] = {}

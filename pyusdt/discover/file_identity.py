@@ -18,6 +18,8 @@ import os
 import re
 from typing import Optional
 
+from pyusdt.discover.mounts import mounts
+
 FileKey = tuple[int, int]  # (device, inode)
 
 # /proc/PID/map_files/... names the process whose mount table holds the file's mount.
@@ -57,18 +59,12 @@ def _overlay_layers_device(dev: int, mountinfo: str) -> Optional[int]:
     overlay whose layers cannot be stat()ed here), or _MOUNT_UNKNOWN."""
     want = f"{os.major(dev)}:{os.minor(dev)}"
     try:
-        with open(mountinfo) as f:
-            lines = f.read().splitlines()
+        table = mounts(mountinfo)
     except OSError:
         return _MOUNT_UNKNOWN
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 10 or fields[2] != want:
-            continue
-        sep = fields.index("-")
-        if fields[sep + 1] != "overlay":
-            return _NOT_OVERLAY
-        return _device_of_layers(fields[sep + 3])
+    for m in table:
+        if m.device == want:
+            return _device_of_layers(m.super_options) if m.fstype == "overlay" else _NOT_OVERLAY
     return _MOUNT_UNKNOWN
 
 

@@ -8,7 +8,7 @@ its host pid alone (the other fields None).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -49,9 +49,9 @@ class ProcessTable:
             self._known[pid] = known
         return known
 
-    def learn(self, pids: Iterable[int]) -> None:
-        """Looks up the pids of a batch now, while they run."""
-        for pid in np.unique(np.asarray(list(pids) if not isinstance(pids, np.ndarray) else pids)):
+    def learn(self, pids: np.ndarray) -> None:
+        """Looks up the pids of a batch (its pid column) now, while they run."""
+        for pid in np.unique(pids):
             self.identity(int(pid))
 
     def forget(self, pid: int) -> None:

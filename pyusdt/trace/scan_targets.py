@@ -74,7 +74,8 @@ class Scanner:
         inodes) that its object filter takes; adds them to `seen`."""
         now = time.monotonic()
         pids = self.target.pids()
-        self._read_at = {pid: t for pid, t in self._read_at.items() if pid in set(pids)}
+        alive = set(pids)
+        self._read_at = {pid: t for pid, t in self._read_at.items() if pid in alive}
         due = [pid for pid in pids if now - self._read_at.get(pid, -MAPS_REREAD_S) >= MAPS_REREAD_S]
         found = []
         for pid in due:

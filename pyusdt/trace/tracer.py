@@ -305,7 +305,7 @@ class Tracer:
                 found += self.attach_cgroup(cgroup, pattern, aggregate=agg, objects=objects)
             elif container is not None:
                 found += self.attach_container(container, pattern, aggregate=agg, objects=objects)
-            elif objects is not None and command is None:
+            elif objects is not None:
                 found += self.attach_object(objects, pattern, aggregate=agg)
             else:
                 assert command is not None
