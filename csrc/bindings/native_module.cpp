@@ -43,7 +43,10 @@ py::dict arg_to_dict(const pyusdt_arg_spec &a, const std::string &text) {
     return d;
 }
 
-py::object event_dtype(uint32_t str_len, uint32_t string_slots) {
+// The event row's fields as (names, numpy formats, offsets, itemsize), from
+// the shared C layout: numpy's dtype and the struct unpacking of the
+// per-event path (pyusdt.trace.record_layout) are both built from it.
+py::tuple event_layout(uint32_t str_len, uint32_t string_slots) {
     py::list names, formats, offsets;
     auto field = [&](const char *name, const std::string &fmt, size_t off) {
         names.append(name);
@@ -60,16 +63,38 @@ py::object event_dtype(uint32_t str_len, uint32_t string_slots) {
     if (string_slots)
         field("strings", "(" + std::to_string(string_slots) + ",)S" + std::to_string(str_len),
               sizeof(pyusdt_event));
+    return py::make_tuple(names, formats, offsets, sizeof(pyusdt_event) + size_t(string_slots) * str_len);
+}
+
+py::object event_dtype(uint32_t str_len, uint32_t string_slots) {
+    py::tuple layout = event_layout(str_len, string_slots);
     py::dict spec;
-    spec["names"] = names;
-    spec["formats"] = formats;
-    spec["offsets"] = offsets;
-    spec["itemsize"] = sizeof(pyusdt_event) + size_t(string_slots) * str_len;
+    spec["names"] = layout[0];
+    spec["formats"] = layout[1];
+    spec["offsets"] = layout[2];
+    spec["itemsize"] = layout[3];
     return py::module_::import("numpy").attr("dtype")(spec);
+}
+
+// pybind11 looks numpy's C API up once, on first use, inside std::call_once
+// (pthread_once, a C frame).  Were numpy not imported yet, that lookup would
+// import it, running Python code, where a signal handler can raise (Ctrl-C):
+// the exception would be thrown through pthread_once (std::terminate,
+// SIGABRT).  So numpy is imported first, here, where an exception is an
+// ordinary one; the lookup then only finds it.  Not at module import: a
+// trace's first events need no numpy (its import is most of a CLI's start).
+void need_numpy_api() {
+    static bool ready = false;
+    if (ready)
+        return;
+    py::module_::import("numpy");
+    py::array_t<uint8_t> warm(0);
+    ready = true;
 }
 
 // Hands a byte vector to numpy without copying: the capsule owns it.
 py::array rows_to_array(std::unique_ptr<std::vector<uint8_t>> buf, size_t rows, py::object dtype) {
+    need_numpy_api();
     uint8_t *ptr = buf->data();
     auto *raw = buf.release();
     py::capsule owner(raw, [](void *p) { delete static_cast<std::vector<uint8_t> *>(p); });
@@ -176,6 +201,17 @@ py::array structs_to_array(const std::vector<T> &v, py::object dtype) {
     return rows_to_array(std::move(buf), v.size(), dtype);
 }
 
+// One poll's event rows as they left the ring buffer: `count` rows of
+// `row_size` bytes (struct pyusdt_event, then the string slots), exposed as
+// a writable byte buffer.  numpy views it without copying (np.frombuffer);
+// the per-event path unpacks it with struct, without numpy.
+struct EventRows {
+    std::vector<uint8_t> data;
+    size_t count = 0;
+    size_t row_size = 0;
+    std::vector<uint32_t> loader_pids;  // processes whose dynamic linker hit the loader hook
+};
+
 class PySession {
   public:
     PySession(const SessionOptions &opts) {
@@ -189,7 +225,9 @@ class PySession {
         } catch (const std::invalid_argument &e) {
             raise_py("ConfigError", e.what());
         }
-        dtype_ = event_dtype(opts.str_len, opts.string_slots);
+        row_size_ = sizeof(pyusdt_event) + size_t(opts.string_slots) * opts.str_len;
+        str_len_ = opts.str_len;
+        string_slots_ = opts.string_slots;
     }
 
     Session &s() {
@@ -229,16 +267,41 @@ class PySession {
         return out;
     }
 
-    py::array poll(int timeout_ms, size_t max_events) {
+    // The rows drained, without the loader hook's (their pids are returned
+    // apart), and each probe's rows counted: the reader's bookkeeping in one
+    // pass here rather than a numpy pass per batch in Python.
+    std::unique_ptr<EventRows> poll(int timeout_ms, size_t max_events) {
         Session &sess = s();
-        auto buf = std::make_unique<std::vector<uint8_t>>();
-        size_t rows;
+        auto rows = std::make_unique<EventRows>();
+        rows->row_size = row_size_;
         {
             py::gil_scoped_release nogil;
-            rows = sess.poll(timeout_ms, max_events, *buf);
+            size_t n = sess.poll(timeout_ms, max_events, rows->data);
+            size_t kept = 0;
+            for (size_t i = 0; i < n; i++) {
+                const uint8_t *row = rows->data.data() + i * row_size_;
+                pyusdt_event head;
+                std::memcpy(&head, row, sizeof(head));
+                if (head.probe_id == loader_probe_) {
+                    rows->loader_pids.push_back(head.pid);
+                    continue;
+                }
+                if (head.probe_id >= delivered_.size())
+                    delivered_.resize(head.probe_id + 1);
+                delivered_[head.probe_id]++;
+                if (kept != i)
+                    std::memcpy(rows->data.data() + kept * row_size_, row, row_size_);
+                kept++;
+            }
+            rows->data.resize(kept * row_size_);
+            rows->count = kept;
         }
-        return rows_to_array(std::move(buf), rows, dtype_);
+        return rows;
     }
+
+    // Rows delivered by poll(), by probe id.
+    const std::vector<uint64_t> &delivered() const { return delivered_; }
+    void set_loader_probe(uint32_t id) { loader_probe_ = id; }
 
     void stop_streaming() { s().stop_streaming(); }
     int detach_in_background() { return s().detach_in_background(); }
@@ -260,11 +323,15 @@ class PySession {
 
     void close() { s_.reset(); }
     bool closed() const { return !s_; }
-    py::object dtype() const { return dtype_; }
+    py::object dtype() const { return event_dtype(str_len_, string_slots_); }
+    size_t row_size() const { return row_size_; }
 
   private:
     std::unique_ptr<Session> s_;
-    py::object dtype_;
+    size_t row_size_ = 0;
+    uint32_t str_len_ = 0, string_slots_ = 0;
+    uint32_t loader_probe_ = UINT32_MAX;  // none
+    std::vector<uint64_t> delivered_;
 };
 
 // (sites, number of malformed notes skipped)
@@ -332,12 +399,6 @@ py::dict described_probes(const FsPath &path) {
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "pyusdt native core: ELF note discovery and the libbpf tracing session";
-    // pybind11 looks numpy's C API up once, on first use, inside std::call_once
-    // (pthread_once, a C frame).  Were that first use a poll() while a signal
-    // handler raises (Ctrl-C just after attach), the Python exception would
-    // be thrown through pthread_once: std::terminate, SIGABRT.  Look it up
-    // now, at import, when no handler of ours can raise.
-    py::array_t<uint8_t> warm_numpy_api(0);
     m.attr("MAX_ARGS") = PYUSDT_MAX_ARGS;
     m.attr("ARG_SLOT_BYTES") = PYUSDT_ARG_SLOT_BYTES;
     m.attr("MAX_STR_LEN") = PYUSDT_MAX_STR_LEN;
@@ -372,6 +433,18 @@ PYBIND11_MODULE(_native, m) {
           "A site at the dynamic linker's _dl_debug_state in `path` (ld.so), or None.");
     m.def("read_sites", &read_sites, py::arg("path"),
           "(every USDT probe site in the ELF file at `path`, in note order; malformed notes skipped).");
+    py::class_<EventRows>(m, "EventRows", py::buffer_protocol(),
+                          "Event rows drained by one poll: a writable byte buffer of count rows of row_size bytes.")
+        .def_buffer([](EventRows &r) {
+            return py::buffer_info(r.data.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                                   {py::ssize_t(r.data.size())}, {py::ssize_t(1)}, false);
+        })
+        .def_readonly("count", &EventRows::count)
+        .def_readonly("row_size", &EventRows::row_size)
+        .def_readonly("loader_pids", &EventRows::loader_pids)
+        .def("__len__", [](const EventRows &r) { return r.count; });
+    m.def("event_layout", &event_layout, py::arg("str_len"), py::arg("string_slots"),
+          "The event row's (names, numpy formats, offsets, itemsize), from the shared C layout.");
     m.def("event_dtype", &event_dtype, py::arg("str_len"), py::arg("string_slots"),
           "The numpy dtype of event batches, built from the shared C layout.");
     m.def("stats_dtype", &stats_dtype, "The numpy dtype of per-probe counters.");
@@ -550,7 +623,12 @@ PYBIND11_MODULE(_native, m) {
              "Adds cgroup `id` (its v2 id), and so the cgroups below it, to cgroup set `set`: the sites "
              "attached with FILTER_CGROUP and that set's bit in cgroup_sets count its processes.")
         .def("remove_cgroup", [](PySession &p, uint64_t id) { p.s().remove_cgroup(id); }, py::arg("id"))
-        .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"))
+        .def("poll", &PySession::poll, py::arg("timeout_ms"), py::arg("max_events"),
+             "Waits up to timeout_ms for records; returns the rows drained (at most max_events).")
+        .def("delivered", &PySession::delivered, "Rows poll() returned so far, by probe id.")
+        .def("set_loader_probe", &PySession::set_loader_probe, py::arg("probe_id"),
+             "Rows of this probe id (the loader hook's) are not events: poll() gives their pids apart.")
+        .def_property_readonly("row_size", &PySession::row_size)
         .def("stop_streaming", &PySession::stop_streaming,
              "Streaming sites stop counting and sending hits; the ring buffer only empties.")
         .def_property_readonly("pending_bytes", &PySession::pending_bytes)
@@ -558,11 +636,20 @@ PYBIND11_MODULE(_native, m) {
              "Hands the perf-event links to a process that detaches them; its pid, or -1.")
         .def_property_readonly("perf_links", &PySession::perf_links)
         .def("stats", &PySession::stats)
+        .def("lost_ringbuf",
+             [](PySession &p) {
+                 uint64_t lost = 0;
+                 for (const pyusdt_probe_stats &st : p.s().stats())
+                     lost += st.lost_ringbuf;
+                 return lost;
+             },
+             "Records the kernel dropped because the ring buffer was full, all probes (no numpy).")
         .def("detach_all", [](PySession &p) { p.s().detach_all(); })
         .def_property_readonly("attached_sites", [](PySession &p) { return p.s().attached_sites(); })
         .def_property_readonly("sleepable_strings", [](PySession &p) { return p.s().sleepable_strings(); })
         .def_property_readonly("uprobe_multi", [](PySession &p) { return p.s().uprobe_multi(); })
         .def_property_readonly("string_slots", [](PySession &p) { return p.s().options().string_slots; })
+        .def_property_readonly("str_len", [](PySession &p) { return p.s().options().str_len; })
         .def_property_readonly("expressions", [](PySession &p) { return p.s().options().expressions; })
         .def_property_readonly("dtype", &PySession::dtype)
         .def_property_readonly("closed", &PySession::closed)

@@ -1,8 +1,51 @@
 """In-kernel aggregation: what the kernel computes for each hit (specs), what
-came out (results), and the histograms both share (histogram)."""
-from pyusdt.aggregate.histogram import Histogram
-from pyusdt.aggregate.results import AggregationResult, Counters, Stats
-from pyusdt.aggregate.specs import KINDS, UNITS, Aggregate, Arg, Latency, StrArg, Where
+came out (results), and the histograms both share (histogram).
 
-__all__ = ["KINDS", "UNITS", "Aggregate", "AggregationResult", "Arg", "Counters", "Histogram", "Latency",
-           "Stats", "StrArg", "Where"]
+The names below are loaded when first used: a trace that only takes specs
+(pyusdt.aggregate.specs) does not import numpy, which results need."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_HOMES = {
+    "Histogram": "pyusdt.aggregate.histogram",
+    "AggregationResult": "pyusdt.aggregate.results",
+    "Counters": "pyusdt.aggregate.results",
+    "Stats": "pyusdt.aggregate.results",
+    "KINDS": "pyusdt.aggregate.specs",
+    "UNITS": "pyusdt.aggregate.specs",
+    "Aggregate": "pyusdt.aggregate.specs",
+    "Arg": "pyusdt.aggregate.specs",
+    "Latency": "pyusdt.aggregate.specs",
+    "StrArg": "pyusdt.aggregate.specs",
+    "Where": "pyusdt.aggregate.specs",
+}
+
+__all__ = sorted(_HOMES)
+
+if TYPE_CHECKING:
+    from pyusdt.aggregate.histogram import Histogram as Histogram
+    from pyusdt.aggregate.results import AggregationResult as AggregationResult
+    from pyusdt.aggregate.results import Counters as Counters
+    from pyusdt.aggregate.results import Stats as Stats
+    from pyusdt.aggregate.specs import KINDS as KINDS
+    from pyusdt.aggregate.specs import UNITS as UNITS
+    from pyusdt.aggregate.specs import Aggregate as Aggregate
+    from pyusdt.aggregate.specs import Arg as Arg
+    from pyusdt.aggregate.specs import Latency as Latency
+    from pyusdt.aggregate.specs import StrArg as StrArg
+    from pyusdt.aggregate.specs import Where as Where
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pyusdt.aggregate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once found, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

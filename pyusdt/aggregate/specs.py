@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 from pyusdt import _native, limits
-from pyusdt.aggregate.histogram import linear_nbuckets
 from pyusdt.errors import ConfigError, ConfigTypeError
 from pyusdt.expr import PlainArg, PlainBuiltin, PlainCompare, PlainStr, parse, parse_list, simple_form
 
@@ -226,6 +225,8 @@ class Aggregate:
             lmin, lmax, step = self.lhist
             s.hist_kind = _native.HistKind.LINEAR
             s.lmin, s.lmax, s.step = lmin, lmax, step
+            from pyusdt.aggregate.histogram import linear_nbuckets  # numpy's module: only for lhist
+
             s.lbuckets = linear_nbuckets(lmin, lmax, step)
         s.keep_stats = 0 if self.kind in ("hist", "lhist") else 1
         if self.uses_expressions:

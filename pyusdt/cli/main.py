@@ -7,6 +7,7 @@ Every error a user can cause ends as one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -15,9 +16,17 @@ from types import FrameType
 from typing import NoReturn, Optional, Sequence, TextIO, Union
 
 from pyusdt import __version__
-from pyusdt.cli import aggregate_command, demo_command, list_command, serve_command, trace_command
 from pyusdt.cli.targets import Terminated
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
+
+# The subcommands with a module of their own; every other name is one of
+# aggregate_command's (count, hist, latency, ...).  Only the module of the
+# subcommand asked for is imported: the serve and aggregation modules
+# import numpy, the HTTP server and more, which `pyusdt trace` needs none
+# of before its first event.
+_OWN_MODULE = {"list": "list_command", "trace": "trace_command", "demo": "demo_command",
+               "serve": "serve_command"}
+_AGGREGATE_MODULE = "aggregate_command"
 
 
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
@@ -40,16 +49,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"pyusdt: {where}{one_line(message)} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
 
 
-def make_parser() -> argparse.ArgumentParser:
+def _command_in(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand named on the command line (its first word that is not
+    an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; with `command`, of that one in full
+    and the others by name only (enough to parse `command`'s arguments and
+    to list the choices when it is no subcommand at all)."""
     parser = Parser(prog="pyusdt", description="USDT tracing with eBPF")
     parser.add_argument("--version", action="version", version=f"pyusdt {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
-
-    list_command.add_command(sub)
-    trace_command.add_command(sub)
-    aggregate_command.add_commands(sub)
-    demo_command.add_command(sub)
-    serve_command.add_command(sub)
+    wanted = None if command is None else _OWN_MODULE.get(command, _AGGREGATE_MODULE)
+    for module in [*_OWN_MODULE.values(), _AGGREGATE_MODULE]:
+        if wanted is None or module == wanted:
+            commands = importlib.import_module(f"pyusdt.cli.{module}")
+            (commands.add_commands if module == _AGGREGATE_MODULE else commands.add_command)(sub)
+    for name in _OWN_MODULE:
+        if name not in sub.choices:
+            sub.add_parser(name)  # never parsed: another subcommand was asked for
     for p in sub.choices.values():
         p.set_defaults(cmd_parser=p)  # its usage errors name the subcommand
     return parser
@@ -66,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for out in (sys.stdout, sys.stderr):
         if hasattr(out, "reconfigure"):
             out.reconfigure(errors="surrogateescape")
-    parser = make_parser()
+    parser = make_parser(_command_in(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the subcommand's parser, which knows its options
         args.cmd_parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -25,13 +25,13 @@ from pyusdt.cli.targets import (
 from pyusdt.export.printf import Printf
 from pyusdt.export.text import event_json, event_text, printf_text, summary
 from pyusdt.expr import parse_list
-from pyusdt.trace.columns import wall_clock_offset_ns
 from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loop import stream
 from pyusdt.trace.loss_report import LossReport
 from pyusdt.trace.sizing import DEFAULT_RINGBUF_BYTES
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import Tracer
+from pyusdt.trace.wall_clock import wall_clock_offset_ns
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.export.files import EventWriter

@@ -3,7 +3,6 @@ a worker thread (the native poll releases the GIL), so the event loop goes
 on while the tracer waits for records."""
 from __future__ import annotations
 
-import asyncio
 from typing import AsyncIterator, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -15,6 +14,8 @@ async def iterate_in_thread(items: Iterator[T]) -> AsyncIterator[T]:
     the consumer stops early or is cancelled, the next() in flight (a poll
     that ends within its timeout) is waited for, then `items` is closed, so
     the tracer is never read from two threads at once."""
+    import asyncio  # here: the caller's event loop has it loaded; a tracer that never awaits need not
+
     loop = asyncio.get_running_loop()
     pending = None
     try:

@@ -74,6 +74,13 @@ class Attacher:
         # The last probe id is the dynamic linker's notification site's.
         self.loader = LoaderHook(session, max_probe_ids)
 
+    def attach_deferred(self) -> bool:
+        """Attaches the loader hooks start() left for later; True if there were any."""
+        if self.loader is None or not self.loader.has_deferred:
+            return False
+        self.warnings.extend(self.loader.attach_deferred())
+        return True
+
     def traced_pids(self) -> set[int]:
         """The processes traced by pid: the targets, and the children the filter admits."""
         if self.follow_children and self.session is not None:
@@ -153,12 +160,6 @@ class Attacher:
         if spec is not None:
             flat_kind = spec.key_kind == _native.KeyKind.NONE and spec.hist_kind != _native.HistKind.LINEAR
             spec.flat = int(flat_kind and agg_id < self.flat_aggs)
-        if by_pid and req.only_path is None and not req.loader_hooked:
-            req.loader_hooked = True
-            assert req.pid is not None  # pid and command targets have one
-            why = self.loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
-            if why:
-                self.warnings.append(why)
         slots = session.string_slots
         failed: list[AttachError] = []
         for probe, strings in pending:
@@ -208,6 +209,19 @@ class Attacher:
             refused = AttachError(message)
             refused.os_errno = err
             failed.append(_privilege_named(refused, False))
+        if by_pid and req.only_path is None and not req.loader_hooked:
+            req.loader_hooked = True
+            assert req.pid is not None  # pid and command targets have one
+            if req.held is None and not self.started:
+                # Linking the hook took 13 ms of a 60 ms start() (the kernel
+                # visits every process that maps the dynamic linker): a
+                # process pyusdt does not hold gets it once the first events
+                # are read, and a rescan then finds what it loaded meanwhile.
+                self.loader.defer(req.loader_objects(), req.pid, follow)
+            else:  # before a held command runs: not one object it loads is missed
+                why = self.loader.hook(req.loader_objects(), req.pid, follow, hold=req.held is not None)
+                if why:
+                    self.warnings.append(why)
         if failed:
             self._attach_failed(req, failed)
 

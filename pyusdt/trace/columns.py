@@ -45,7 +45,6 @@ address) is null; its probe, pid and the rest of the row are kept.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -53,6 +52,8 @@ import numpy as np
 
 from pyusdt import _native
 from pyusdt.extras import require
+from pyusdt.trace.record_layout import decode_c_string
+from pyusdt.trace.wall_clock import wall_clock_offset_ns
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import pandas
@@ -67,36 +68,8 @@ TRUNCATED_SUFFIX = "_truncated"
 
 
 
-def decode_c_string(raw: bytes) -> str:
-    """A string argument's bytes as text: up to the first NUL, UTF-8 with
-    undecodable bytes replaced."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-
-
 _INT_DTYPES = {(True, 1): np.int8, (True, 2): np.int16, (True, 4): np.int32, (True, 8): np.int64,
                (False, 1): np.uint8, (False, 2): np.uint16, (False, 4): np.uint32, (False, 8): np.uint64}
-
-# -- the wall clock -------------------------------------------------------------
-
-_offset_ns: Optional[int] = None
-
-
-def wall_clock_offset_ns() -> int:
-    """CLOCK_REALTIME minus CLOCK_MONOTONIC in nanoseconds, measured once per
-    process (the read with the smallest gap between its monotonic reads wins)."""
-    global _offset_ns
-    if _offset_ns is None:
-        best: Optional[tuple[int, int]] = None
-        for _ in range(9):
-            m0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            real = time.clock_gettime_ns(time.CLOCK_REALTIME)
-            m1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            if best is None or m1 - m0 < best[0]:
-                best = (m1 - m0, real - (m0 + m1) // 2)
-        assert best is not None
-        _offset_ns = best[1]
-    return _offset_ns
-
 
 # -- the layout: columns and how each probe fills them --------------------------
 

@@ -1,25 +1,28 @@
-"""Event batches: numpy structured arrays straight from the ring buffer, plus
-the probe table needed to read them (names, argument signs, string slots)."""
+"""Event batches: the rows straight from the ring buffer, as a numpy
+structured array, plus the probe table needed to read them (names, argument
+signs, string slots).  The array is made when first asked for: iterating
+Events unpacks the rows with struct, so printing a trace needs no numpy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Optional, Sequence, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 from pyusdt import _native
 from pyusdt.discover.probes import Probe
 from pyusdt.errors import ArgumentIndexError
-from pyusdt.trace.columns import decode, decode_c_string, decoded_to_arrow, decoded_to_pandas
-from pyusdt.trace.process_table import ProcessIdentity, ProcessTable
+from pyusdt.trace.record_layout import RecordLayout, decode_c_string
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
+    import numpy as np
     import pandas
     import pyarrow
 
+    from pyusdt.trace.process_table import ProcessIdentity, ProcessTable
     from pyusdt.trace.stacks import StackSymbolizer
 
 ArgValue = Union[int, str]
+_SIGN_BIT = 1 << 63
+_WRAP = 1 << 64
 
 
 @dataclass(frozen=True)
@@ -60,20 +63,22 @@ class TracedProbe:
     def value_names(self) -> list[str]:
         return [v.name for v in self.values]
 
-    def decode_args(self, raw: np.ndarray, strings: Sequence[bytes],
+    def decode_args(self, raw: Sequence[int], strings: Sequence[bytes],
                     stacks: Optional[StackSymbolizer] = None) -> tuple[Union[int, str], ...]:
-        """Typed values of one record: ints with their sign, strs; a user
-        stack as its folded text (outermost frame first)."""
+        """Typed values of one record (`raw`: its args[] as unsigned ints):
+        ints with their sign, strs; a user stack as its folded text
+        (outermost frame first)."""
         out: list[ArgValue] = []
         for i, v in enumerate(self.values):
+            value = int(raw[i])
             if v.is_stack:
-                out.append(stacks.stack(int(raw[i])).folded() if stacks is not None else int(raw[i]))
+                out.append(stacks.stack(value).folded() if stacks is not None else value)
             elif v.is_str:
                 out.append(decode_c_string(strings[self.strings.index(i)]))
-            elif v.signed:
-                out.append(int(raw[i].astype(np.int64)))
+            elif v.signed and value & _SIGN_BIT:
+                out.append(value - _WRAP)
             else:
-                out.append(int(raw[i]))
+                out.append(value)
         return tuple(out)
 
 
@@ -99,43 +104,82 @@ class EventBatch:
     to_pandas() and to_arrow() give the batch as a table with named, typed
     columns (see pyusdt.trace.columns); pyusdt.to_pandas(batches) joins several."""
 
-    def __init__(self, array: np.ndarray, probes: Sequence[TracedProbe],
-                 stacks: Optional[StackSymbolizer] = None, processes: Optional[ProcessTable] = None):
-        self.array = array
+    def __init__(self, array: Any, probes: Sequence[TracedProbe],
+                 stacks: Optional[StackSymbolizer] = None, processes: Optional[ProcessTable] = None,
+                 layout: Optional[RecordLayout] = None):
+        """`array`: a numpy structured array of event rows, or (with
+        `layout`) a buffer of such rows, viewed as an array when first asked."""
+        if layout is None:
+            self._array: Optional[np.ndarray] = array
+            self._rows: Any = None
+            self._count = len(array)
+        else:
+            self._array, self._rows = None, array
+            self._count = len(memoryview(array)) // layout.itemsize
+        self._layout = layout
         self.probes = probes
         self.stacks = stacks  # names the user stacks of fields (ustack)
         self.processes = processes  # who each pid is (ns pid, container), when the trace tells
 
+    @property
+    def array(self) -> np.ndarray:
+        """The rows as a numpy structured array (a view of the buffer, not a copy)."""
+        if self._array is None:
+            import numpy as np
+
+            assert self._layout is not None
+            self._array = np.frombuffer(self._rows, dtype=self._layout.dtype())
+        return self._array
+
+    @array.setter
+    def array(self, value: np.ndarray) -> None:
+        self._array, self._rows, self._layout, self._count = value, None, None, len(value)
+
     def __len__(self) -> int:
-        return len(self.array)
+        return self._count
 
     def probe_of(self, index: int) -> TracedProbe:
         return self.probes[int(self.array["probe_id"][index])]
 
     def __iter__(self) -> Iterator[Event]:
-        has_strings = "strings" in (self.array.dtype.names or ())
+        if self._rows is not None:
+            assert self._layout is not None
+            layout, rows = self._layout, self._rows
+        else:
+            layout = RecordLayout.of_dtype(self.array.dtype)
+            rows = self.array.tobytes() if self._count else b""  # a copy: rare (a batch made from an array)
+        ts_i = layout.span("ts_ns")[0]
+        pid_i = layout.span("pid")[0]
+        tid_i = layout.span("tid")[0]
+        cpu_i = layout.span("cpu")[0]
+        probe_i = layout.span("probe_id")[0]
+        flags_i = layout.span("flags")[0]
+        args_i, nargs, _ = layout.span("args")
+        str_i, nstr, _ = layout.span("strings") if layout.has_strings else (0, 0, True)
         trunc_shift = _native.FLAG_STR_TRUNC_SHIFT
         fail_shift = _native.FLAG_READ_FAIL_SHIFT
         table = self.processes
-        for rec in self.array:
-            tp = self.probes[int(rec["probe_id"])]
-            flags = int(rec["flags"])
-            strings = rec["strings"] if has_strings else ()
+        for rec in layout.unpacker.iter_unpack(rows):
+            tp = self.probes[rec[probe_i]]
+            flags = rec[flags_i]
             n = len(tp.values)
+            pid = rec[pid_i]
             yield Event(
-                int(rec["ts_ns"]),
-                int(rec["pid"]),
-                int(rec["tid"]),
-                int(rec["cpu"]),
+                rec[ts_i],
+                pid,
+                rec[tid_i],
+                rec[cpu_i],
                 tp,
-                tp.decode_args(rec["args"], strings, self.stacks),
+                tp.decode_args(rec[args_i:args_i + nargs], rec[str_i:str_i + nstr], self.stacks),
                 tuple(i for i in range(n) if flags >> (trunc_shift + i) & 1),
                 tuple(i for i in range(n) if flags >> (fail_shift + i) & 1),
-                table.identity(int(rec["pid"])) if table is not None else None,
+                table.identity(pid) if table is not None else None,
             )
 
     def for_probe(self, fullname: str) -> np.ndarray:
         """The records of every traced probe named provider:name."""
+        import numpy as np
+
         ids = [tp.probe_id for tp in self.probes if tp.fullname == fullname]
         return self.array[np.isin(self.array["probe_id"], ids)]
 
@@ -150,6 +194,8 @@ class EventBatch:
         tps = self._layouts_with(fullname, lambda tp: index < len(tp.values))
         if not tps:
             raise ArgumentIndexError(f"{fullname}: no traced site has argument {index}")
+        import numpy as np
+
         recs = self.array[np.isin(self.array["probe_id"], [tp.probe_id for tp in tps])]
         col = recs["args"][:, index]
         return col.view(np.int64) if any(tp.values[index].signed for tp in tps) else col
@@ -161,13 +207,19 @@ class EventBatch:
                  for tp in self._layouts_with(fullname, lambda tp: index in tp.strings)}
         if not slots:
             raise ArgumentIndexError(f"{fullname}: argument {index} is not read as a string")
+        import numpy as np
+
         recs = self.array[np.isin(self.array["probe_id"], list(slots))]
         return [decode_c_string(r["strings"][slots[int(r["probe_id"])]]) for r in recs]
 
     def to_pandas(self) -> "pandas.DataFrame":
         """This batch as a DataFrame (columns: pyusdt.trace.columns); needs pandas."""
+        from pyusdt.trace.columns import decode, decoded_to_pandas
+
         return decoded_to_pandas(decode([self]))
 
     def to_arrow(self) -> "pyarrow.Table":
         """This batch as an Arrow table (columns: pyusdt.trace.columns); needs pyarrow."""
+        from pyusdt.trace.columns import decode, decoded_to_arrow
+
         return decoded_to_arrow(decode([self]))

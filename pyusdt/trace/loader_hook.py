@@ -20,8 +20,6 @@ import os
 import signal
 from typing import Iterable, Optional
 
-import numpy as np
-
 from pyusdt import _native
 from pyusdt.errors import AttachError
 
@@ -44,9 +42,26 @@ class LoaderHook:
     def __init__(self, session: _native.Session, probe_id: int) -> None:
         self._session = session
         self.probe_id = probe_id
+        session.set_loader_probe(probe_id)  # its records are set apart by the native reader
+        # Hooks of processes pyusdt does not hold (-p), attached once the
+        # first events are read (attach_deferred): see Attacher.attach_pending.
+        self._deferred: list[tuple[list[tuple[str, str]], int, bool]] = []
         self._hooked: set[tuple[str, int]] = set()  # (loader file, pid or -1)
         self._holds: set[int] = set()  # pids whose hits stop them (commands pyusdt started)
         self.sites = 0  # sites attached (not probe sites a user asked for)
+
+    def defer(self, objects: Iterable[tuple[str, str]], pid: int, follow: bool) -> None:
+        """hook() later, when attach_deferred() is called (a process not held)."""
+        self._deferred.append((list(objects), pid, follow))
+
+    @property
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
+    def attach_deferred(self) -> list[str]:
+        """Attaches the deferred hooks; why each that could not, could not."""
+        deferred, self._deferred = self._deferred, []
+        return [why for objects, pid, follow in deferred if (why := self.hook(objects, pid, follow, False))]
 
     def hook(self, objects: Iterable[tuple[str, str]], pid: int, follow: bool, hold: bool) -> Optional[str]:
         """Attaches the site in the loader among `objects` ((open path,
@@ -72,15 +87,6 @@ class LoaderHook:
                 self._holds.add(pid)
             return None
         return None  # not a glibc process (static, musl): the periodic rescan finds new objects
-
-    def take(self, records: np.ndarray) -> tuple[np.ndarray, set[int]]:
-        """The records without the loader's, and the pids that sent one."""
-        if not self.sites:  # a trace by path only: no pass over the batch
-            return records, set()
-        mine = records["probe_id"] == self.probe_id
-        if not mine.any():
-            return records, set()
-        return records[~mine], {int(p) for p in records["pid"][mine]}
 
     def resume(self, pids: Iterable[int]) -> None:
         """Lets processes the hook stopped go on (a pid it never holds is left alone)."""

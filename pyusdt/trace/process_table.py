@@ -8,13 +8,14 @@ its host pid alone (the other fields None).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Optional
 
 from pyusdt.discover.cgroups import process_cgroup
 from pyusdt.discover.containers import SHORT_ID_LEN, container_of_path
 from pyusdt.discover.process import namespace_pid
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    import numpy as np
 
 # Pids remembered at most; beyond, the table starts again (pids are reused).
 MAX_REMEMBERED = 65536
@@ -51,7 +52,7 @@ class ProcessTable:
 
     def learn(self, pids: np.ndarray) -> None:
         """Looks up the pids of a batch (its pid column) now, while they run."""
-        for pid in np.unique(pids):
+        for pid in set(pids.tolist()):
             self.identity(int(pid))
 
     def forget(self, pid: int) -> None:

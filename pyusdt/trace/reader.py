@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterator, Optional
 
-import numpy as np
-
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch
+from pyusdt.trace.record_layout import RecordLayout
 from pyusdt.trace.watcher import ObjectWatcher
 
 # After stop(), how long drain() waits at most for records being written.
@@ -23,27 +22,33 @@ class Reader:
     def __init__(self, attacher: Attacher, watcher: ObjectWatcher) -> None:
         self._attacher = attacher
         self._watcher = watcher
-        self.events = np.zeros(0, dtype=np.uint64)  # records delivered, by probe id
         self.stopped = False  # stop(): streaming sites no longer record hits
+        self._layout: Optional[RecordLayout] = None
+        self._polls = 0
 
     def poll(self, timeout_s: float, max_events: int) -> EventBatch:
         session = self._attacher.session
+        if self._layout is None:
+            self._layout = RecordLayout.of_session(session.str_len, session.string_slots)
+        if self._polls == 1 and self._attacher.attach_deferred():
+            self._watcher.restart()  # what the processes loaded before the hook was there
+        self._polls += 1
         if not self.stopped:
             self._watcher.rescan_if_due()
-        arr = session.poll(int(timeout_s * 1000), max_events)
-        arr = self._watcher.take_loads(arr, rescan=not self.stopped)
+        rows = session.poll(int(timeout_s * 1000), max_events)
+        self._watcher.objects_loaded(rows.loader_pids, rescan=not self.stopped)
         stacks = self._attacher.stacks
         if stacks is not None and stacks.due:  # the mappings of the traced processes, every so often
             stacks.remember(self._attacher.traced_pids())
         processes = self._attacher.processes
-        if len(arr):
-            if processes is not None:
-                processes.learn(arr["pid"])  # now, while they run
-            counts = np.bincount(arr["probe_id"], minlength=len(self._attacher.probes))
-            if len(counts) > len(self.events):
-                self.events = np.pad(self.events, (0, len(counts) - len(self.events)))
-            self.events[: len(counts)] += counts.astype(np.uint64)
-        return EventBatch(arr, self._attacher.probes, stacks, processes)
+        batch = EventBatch(rows, self._attacher.probes, stacks, processes, self._layout)
+        if len(batch) and processes is not None:
+            processes.learn(batch.array["pid"])  # now, while they run
+        return batch
+
+    def events(self) -> list[int]:
+        """Records delivered so far, by probe id."""
+        return list(self._attacher.session.delivered())
 
     def batches(self, timeout_s: float, duration_s: Optional[float], idle: bool, max_events: int,
                 done: Callable[[], bool]) -> Iterator[EventBatch]:

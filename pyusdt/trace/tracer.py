@@ -21,12 +21,9 @@ maps and ring at start), watcher (objects loaded after start), reader
 from __future__ import annotations
 
 import os
-from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 from pyusdt import _native, limits, privileges
-from pyusdt.aggregate.results import AggregationResult
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.cgroups import cgroup_at
 from pyusdt.discover.containers import find_container
@@ -59,10 +56,15 @@ from pyusdt.trace.requests import (
     probes_of_process,
     targets_done,
 )
-from pyusdt.trace.results import ProbeStats, read_aggregations, read_stats
+from pyusdt.trace.results import ProbeStats, read_stats
 from pyusdt.trace.scan_targets import Scanner, ScanTarget, probes_of_objects
 from pyusdt.trace.sizing import default_ring, session_options
 from pyusdt.trace.watcher import ObjectWatcher
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    import numpy as np
+
+    from pyusdt.aggregate.results import AggregationResult
 
 # From this many perf-event links (~0.1 s each to detach), a CLI close()
 # leaves the detaching to a background process.
@@ -519,6 +521,9 @@ class Tracer:
         """Every aggregation's result, in agg_id order."""
         if self._closed and self._final_aggs is not None:
             return self._final_aggs
+        # Its module imports numpy, which a trace that only streams need not.
+        from pyusdt.trace.aggregations import read_aggregations
+
         return read_aggregations(self._require_session(), self._attacher.aggs, self._attacher.probes,
                                  self._attacher.key_fields, self._attacher.stacks)
 
@@ -527,12 +532,15 @@ class Tracer:
         After close() it returns the counters as they were at the end."""
         if self._closed and self._final_stats is not None:
             return self._final_stats
-        return read_stats(self._require_session(), self._attacher.probes, self._reader.events)
+        return read_stats(self._require_session(), self._attacher.probes, self._reader.events())
 
     @property
     def lost(self) -> int:
         """Records dropped in the kernel (ring buffer full), all probes."""
-        return sum(s.lost_ringbuf for s in self.stats())
+        if self._closed and self._final_stats is not None:
+            return sum(s.lost_ringbuf for s in self._final_stats)
+        lost: int = self._require_session().lost_ringbuf()
+        return lost
 
     @property
     def attached_sites(self) -> int:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
-import numpy as np
-
 from pyusdt.discover.patterns import match
 from pyusdt.discover.process import probes_in_object, process_objects
 from pyusdt.errors import PyusdtError
@@ -80,22 +78,15 @@ class ObjectWatcher:
         req.pending.extend(found)
         attacher.attach_checked(req)
 
-    def take_loads(self, records: np.ndarray, rescan: bool) -> np.ndarray:
-        """`records` without the dynamic linker's; for each process that
-        sent one, rescans (unless `rescan` is False: the trace has stopped)
-        and then lets the processes the hook holds go on."""
-        loader = self._attacher.loader
-        if loader is None or not len(records):
-            return records
-        records, loaded = loader.take(records)
-        if loaded:
-            self._objects_loaded(loaded, rescan)
-        return records
-
-    def _objects_loaded(self, pids: Iterable[int], rescan: bool) -> None:
+    def objects_loaded(self, pids: Iterable[int], rescan: bool) -> None:
+        """The processes whose dynamic linker hit the loader hook: rescans
+        them (unless `rescan` is False: the trace has stopped), then lets
+        the ones the hook holds go on."""
+        pids = list(pids)
+        if not pids:
+            return
         loader = self._attacher.loader
         assert loader is not None
-        pids = list(pids)
         try:
             if rescan:
                 self.rescan()

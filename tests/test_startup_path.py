@@ -1,0 +1,58 @@
+"""A trace prints its first events without numpy: its import is most of a
+Python tracer's start-up (bench/section_startup.py), so the CLI's trace
+path and the per-event decoding (struct over the rows the native reader
+drained) must not need it.  The values must be the numpy path's, exactly."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from test_args import expected_hits
+
+
+def _run(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_trace_command_imports_no_numpy():
+    """What `pyusdt trace` imports before its first event: not numpy, not the
+    aggregation results, not the HTTP server of `serve`."""
+    code = ("import sys, pyusdt.cli.main, pyusdt.cli.trace_command, pyusdt.trace.tracer\n"
+            "heavy = ('numpy', 'pyusdt.aggregate.results', 'pyusdt.serve', 'asyncio', 'http.server')\n"
+            "print(','.join(m for m in heavy if m in sys.modules))")
+    assert _run(code).strip() == ""
+
+
+@pytest.mark.usefixtures("bpf")
+def test_first_events_decoded_without_numpy(build):
+    """Every width and sign of args_widths, decoded from the raw rows with
+    numpy never imported; then the same batches through numpy's view give
+    the same Events."""
+    prog = build("args_widths.c", "args_widths")
+    code = f"""
+import json, sys
+from pyusdt.trace.tracer import Tracer
+from pyusdt.trace.events import EventBatch
+with Tracer() as t:
+    t.attach_command([{str(prog)!r}, "2", "/dev/null"], "args:*")
+    t.start()
+    batches = list(t.batches(timeout=0.1))
+    plain = [(e.probe.fullname, list(e.args), e.read_failed) for b in batches for e in b]
+    numpy_before = "numpy" in sys.modules
+    viewed = [(e.probe.fullname, list(e.args), e.read_failed)
+              for b in batches for e in EventBatch(b.array, b.probes)]
+    print(json.dumps({{"plain": plain, "viewed": viewed, "numpy_before": numpy_before,
+                      "lost": t.lost}}))
+"""
+    res = json.loads(_run(code))
+    assert res["numpy_before"] is False
+    want = [[name, list(args), []] for name, args in expected_hits(2)]
+    assert res["plain"] == want
+    assert res["viewed"] == want
+    assert res["lost"] == 0
