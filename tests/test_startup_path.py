@@ -56,3 +56,28 @@ with Tracer() as t:
     assert res["plain"] == want
     assert res["viewed"] == want
     assert res["lost"] == 0
+
+
+@pytest.mark.usefixtures("bpf")
+@pytest.mark.parametrize("strings", [[], [0], [1, 0, 1]])
+def test_cli_session_loaded_ahead_is_the_one_started(build, strings):
+    """The session `pyusdt trace` loads ahead (plain_stream_options, from its
+    arguments alone) has exactly the options start() computes after the
+    probes are found, so it is the one used; one that differs is closed."""
+    from pyusdt.trace import session_prefetch
+    from pyusdt.trace.sizing import plain_stream_options
+    from pyusdt.trace.tracer import Tracer
+
+    prog = build("args_widths.c", "args_widths")
+    before = dict(session_prefetch.counts)
+    session_prefetch.prefetch(plain_stream_options(strings, ringbuf_bytes=1 << 20, str_len=32))
+    with Tracer(ringbuf_bytes=1 << 20, str_len=32) as t:
+        t.attach_path(prog, "args:*", strings=strings)
+        t.start()
+    assert session_prefetch.counts == {"taken": before["taken"] + 1, "discarded": before["discarded"]}
+
+    session_prefetch.prefetch(plain_stream_options(strings, ringbuf_bytes=1 << 20, str_len=32))
+    with Tracer(ringbuf_bytes=2 << 20, str_len=32) as t:  # another ring: not the session loaded ahead
+        t.attach_path(prog, "args:*", strings=strings)
+        t.start()
+    assert session_prefetch.counts == {"taken": before["taken"] + 1, "discarded": before["discarded"] + 1}

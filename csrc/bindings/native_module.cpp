@@ -216,6 +216,9 @@ class PySession {
   public:
     PySession(const SessionOptions &opts) {
         try {
+            // Loading (BTF, the verifier, the maps) needs no Python: other
+            // threads run meanwhile (pyusdt.trace.session_prefetch).
+            py::gil_scoped_release nogil;
             s_ = std::make_unique<Session>(opts);
         } catch (const LoadError &e) {
             raise_py(e.err == ENOENT ? "KernelSupportError" : (e.err == EPERM || e.err == EACCES)

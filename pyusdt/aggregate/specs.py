@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
-from pyusdt import _native, limits
+from pyusdt import _native, expr, limits
 from pyusdt.errors import ConfigError, ConfigTypeError
-from pyusdt.expr import PlainArg, PlainBuiltin, PlainCompare, PlainStr, parse, parse_list, simple_form
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.discover.probes import Probe
@@ -71,21 +70,21 @@ def key_text(key: KeySpec) -> Optional[str]:
 def plain_key(text: str) -> KeySpec:
     """A key given as expression text, on the plain route when it is one
     (argN, str(argN), pid, tid, comm, probe): as fast as before expressions."""
-    nodes = parse_list(text)
-    plain = simple_form(nodes[0]) if len(nodes) == 1 else None
-    if isinstance(plain, PlainArg):
+    nodes = expr.parse_list(text)
+    plain = expr.simple_form(nodes[0]) if len(nodes) == 1 else None
+    if isinstance(plain, expr.PlainArg):
         return Arg(plain.index)
-    if isinstance(plain, PlainStr):
+    if isinstance(plain, expr.PlainStr):
         return StrArg(plain.index)
-    if isinstance(plain, PlainBuiltin) and plain.name in _KEY_NAMES:
+    if isinstance(plain, expr.PlainBuiltin) and plain.name in _KEY_NAMES:
         return plain.name
     return text
 
 
 def plain_value(text: str) -> Union[int, str]:
     """A value given as expression text: argN is that argument's index."""
-    plain = simple_form(parse(text))
-    return plain.index if isinstance(plain, PlainArg) else text
+    plain = expr.simple_form(expr.parse(text))
+    return plain.index if isinstance(plain, expr.PlainArg) else text
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,8 @@ class Where:
 
 def plain_where(text: str) -> Union[Where, str]:
     """A predicate given as expression text: `argN OP number` is a Where."""
-    plain = simple_form(parse(text))
-    return Where(plain.arg, plain.op, plain.value) if isinstance(plain, PlainCompare) else text
+    plain = expr.simple_form(expr.parse(text))
+    return Where(plain.arg, plain.op, plain.value) if isinstance(plain, expr.PlainCompare) else text
 
 
 def check_lhist(lhist: Any) -> tuple[int, int, int]:
@@ -172,7 +171,7 @@ class Aggregate:
         if needs_value and self.kind != "count" and self.value is None:
             raise ConfigError(f"{self.kind} needs a value argument")
         if isinstance(self.value, str):
-            parse(self.value)  # the syntax now; the arguments when a probe is known
+            expr.parse(self.value)  # the syntax now; the arguments when a probe is known
         elif self.value is not None:
             limits.check_arg_index(self.value, "value argument")
         if self.kind == "lhist":
@@ -182,12 +181,12 @@ class Aggregate:
         limits.DIVISOR.check(self.divisor, "divisor")
         if is_key_expression(self.key):
             assert isinstance(self.key, str)
-            parse_list(self.key)
+            expr.parse_list(self.key)
         elif self.key is not None and not isinstance(self.key, (Arg, StrArg, str)):
             raise ConfigTypeError(f"key must be Arg(i), StrArg(i), one of {', '.join(_KEY_NAMES)} or "
                                   f"expressions (got {self.key!r})")
         if isinstance(self.where, str):
-            parse(self.where)
+            expr.parse(self.where)
         elif self.where is not None and not isinstance(self.where, Where):
             raise ConfigTypeError(f"where must be a Where or a predicate (got {self.where!r})")
         if self.pid is not None:

@@ -27,11 +27,9 @@ from pyusdt.aggregate.specs import (
     plain_key,
     plain_value,
 )
+from pyusdt.cli.target_args import WHERE_HELP, Subcommands, add_target_args
 from pyusdt.cli.targets import (
-    WHERE_HELP,
-    Subcommands,
     Target,
-    add_target_args,
     close_quickly,
     show_follow_hint,
     show_unmatched,

@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from typing import TextIO
 
-from pyusdt.cli.targets import Subcommands
+from pyusdt.cli.target_args import Subcommands
 from pyusdt.export.text import event_text, summary
 from pyusdt.trace.tracer import Tracer
 

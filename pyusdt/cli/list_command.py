@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyusdt.cli.targets import Subcommands, add_target_args, scan_of, split_target
+from pyusdt.cli.target_args import Subcommands, add_target_args
+from pyusdt.cli.targets import scan_of, split_target
 from pyusdt.discover.patterns import require_match
 from pyusdt.discover.probes import probes_at_path
 from pyusdt.export.text import write_probes

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import NoReturn, Optional, Sequence, TextIO, Union
 
 from pyusdt import __version__
-from pyusdt.cli.targets import Terminated
+from pyusdt.cli.target_args import Terminated
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
 
 # The subcommands with a module of their own; every other name is one of

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from pyusdt import expr
 from pyusdt.errors import ConfigError
-from pyusdt.expr import parse, parse_list
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def parse_spec(text: str) -> ProbeSpec:
         if not where:
             raise ConfigError(f"probe spec: empty predicate at column {at + 1} of '{text}'")
     if where is not None:
-        parse(where)
+        expr.parse(where)
     if fields is not None:
-        parse_list(fields)
+        expr.parse_list(fields)
     return ProbeSpec(pattern, where, fields)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyusdt.cli.targets import Subcommands
+from pyusdt.cli.target_args import Subcommands
 from pyusdt.serve.config import parse_listen
 from pyusdt.serve.config_file import load_config
 from pyusdt.serve.defaults import DEFAULT_LISTEN

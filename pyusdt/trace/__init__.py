@@ -1,8 +1,41 @@
 """Tracing: choose targets, attach, read event batches and counters.
-Tracer (tracer) is the facade; each of its parts has a module of its own."""
-from pyusdt.trace.events import Event, EventBatch, TracedProbe
-from pyusdt.trace.launcher import HeldProcess
-from pyusdt.trace.results import ProbeStats
-from pyusdt.trace.tracer import Tracer
+Tracer (tracer) is the facade; each of its parts has a module of its own.
 
-__all__ = ["Event", "EventBatch", "HeldProcess", "ProbeStats", "TracedProbe", "Tracer"]
+The names below are loaded when first used: a module of this package (the
+CLI's sizing, say) can be imported without the whole tracer."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_HOMES = {
+    "Event": "pyusdt.trace.events",
+    "EventBatch": "pyusdt.trace.events",
+    "TracedProbe": "pyusdt.trace.events",
+    "HeldProcess": "pyusdt.trace.launcher",
+    "ProbeStats": "pyusdt.trace.results",
+    "Tracer": "pyusdt.trace.tracer",
+}
+
+__all__ = sorted(_HOMES)
+
+if TYPE_CHECKING:
+    from pyusdt.trace.events import Event as Event
+    from pyusdt.trace.events import EventBatch as EventBatch
+    from pyusdt.trace.events import TracedProbe as TracedProbe
+    from pyusdt.trace.launcher import HeldProcess as HeldProcess
+    from pyusdt.trace.results import ProbeStats as ProbeStats
+    from pyusdt.trace.tracer import Tracer as Tracer
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pyusdt.trace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once found, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 from typing import Any, Optional, Union
 
-from pyusdt import _native, privileges
+from pyusdt import _native, expr, privileges
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.cgroups import Cgroup, cgroup_exists
 from pyusdt.discover.probes import Probe
@@ -22,7 +22,6 @@ from pyusdt.errors import (
     NoSuchProcessError,
     PyusdtError,
 )
-from pyusdt.expr import ExpressionError, OutField
 from pyusdt.trace.events import RecordValue, TracedProbe
 from pyusdt.trace.expressions import ProgramStore
 from pyusdt.trace.loader_hook import LoaderHook
@@ -49,7 +48,7 @@ class Attacher:
         # cgroup id -> (its cgroup set: a bit of the BPF filter, the cgroup), one per cgroup target
         self.cgroup_sets: dict[int, tuple[int, Cgroup]] = {}
         # agg id -> the parts of its key, for aggregations keyed by expressions
-        self.key_fields: dict[int, tuple[OutField, ...]] = {}
+        self.key_fields: dict[int, tuple[expr.OutField, ...]] = {}
         self.programs: Optional[ProgramStore] = None
         self.stacks: Optional[StackSymbolizer] = None  # where sites take user stacks
         self.pids: set[int] = set()  # the pid and command targets
@@ -171,7 +170,7 @@ class Attacher:
             req.seen_objects.add(inode)
             try:
                 programs = req.programs_for(probe)
-            except ExpressionError as e:  # a probe found later whose arguments do not fit
+            except expr.ExpressionError as e:  # a probe found later whose arguments do not fit
                 self.warnings.append(f"{probe.fullname} in {probe.path}: not traced: {e}")
                 continue
             exprs = _native.SiteExprs()

@@ -17,20 +17,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from pyusdt import _native
+from pyusdt import _native, expr
 from pyusdt.aggregate.specs import Aggregate, Latency
-from pyusdt.expr import (
-    ArgInfo,
-    Builtin,
-    ExpressionError,
-    OutField,
-    Program,
-    aggregation_program,
-    fields_program,
-    isa,
-    parse_list,
-    predicate_program,
-)
 from pyusdt.trace.events import RecordValue
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
@@ -43,10 +31,10 @@ NativeInsn = tuple[int, int, int, int, int, int]
 class LayoutPrograms:
     """What the sites of one probe layout run for one request."""
 
-    predicate: Optional[Program]
-    output: Optional[Program]
+    predicate: Optional[expr.Program]
+    output: Optional[expr.Program]
     fields: Optional[tuple[RecordValue, ...]]  # streaming: what records hold
-    keys: tuple[OutField, ...] = ()  # aggregating: the key's parts, packed in that order
+    keys: tuple[expr.OutField, ...] = ()  # aggregating: the key's parts, packed in that order
     string_fields: int = 0  # string slots the record's fields fill
 
     @property
@@ -64,8 +52,8 @@ class LayoutPrograms:
                    for i in p.insns)
 
 
-def arg_info(probe: Probe) -> ArgInfo:
-    return ArgInfo(probe.nargs, tuple(a.signed for a in probe.args), probe.fullname)
+def arg_info(probe: Probe) -> expr.ArgInfo:
+    return expr.ArgInfo(probe.nargs, tuple(a.signed for a in probe.args), probe.fullname)
 
 
 def stream_programs(where: Optional[str], fields: Optional[str], probe: Probe,
@@ -73,14 +61,14 @@ def stream_programs(where: Optional[str], fields: Optional[str], probe: Probe,
     """A streaming request's programs for one layout (ExpressionError if the
     text does not fit the layout: an argument it lacks, say)."""
     info = arg_info(probe)
-    pred = predicate_program(where, info) if where is not None else None
+    pred = expr.predicate_program(where, info) if where is not None else None
     if fields is None:
         return LayoutPrograms(pred, None, None)
-    out, outs = fields_program(fields, info, args_offset=_native.EXPR_RECORD_ARGS_OFFSET,
+    out, outs = expr.fields_program(fields, info, args_offset=_native.EXPR_RECORD_ARGS_OFFSET,
                                strings_offset=_native.EXPR_RECORD_STRINGS_OFFSET, str_width=str_len)
     for f in outs:
         if f.kind == "probe":
-            raise ExpressionError(fields, fields.find("probe"), "the probe is named in every record already: "
+            raise expr.ExpressionError(fields, fields.find("probe"), "the probe is named in every record already: "
                                   "leave 'probe' out of the fields")
     values = tuple(RecordValue(f.name, f.kind == "str", f.signed, 8, is_stack=f.kind == "ustack") for f in outs)
     return LayoutPrograms(pred, out, values, string_fields=sum(v.is_str for v in values))
@@ -93,10 +81,10 @@ def aggregation_programs(spec: Union[Aggregate, Latency], role: int, probe: Prob
     info = arg_info(probe)
     agg = spec.aggregate() if isinstance(spec, Latency) else spec
     where, keys, value = agg.expression_texts()
-    pred = predicate_program(where, info) if where is not None and role != _native.Role.DONE else None
+    pred = expr.predicate_program(where, info) if where is not None and role != _native.Role.DONE else None
     if role == _native.Role.START:
         return LayoutPrograms(pred, None, None)
-    out, key_fields, _ = aggregation_program(keys, value if role == _native.Role.AGG else None, info,
+    out, key_fields, _ = expr.aggregation_program(keys, value if role == _native.Role.AGG else None, info,
                                              value_offset=_native.EXPR_AGG_VALUE_OFFSET,
                                              key_offset=_native.EXPR_AGG_KEY_OFFSET)
     # Even an empty output program (no key) sends the site down the
@@ -115,24 +103,24 @@ def uses_expressions(where: Optional[str], fields: Optional[str],
 def mentions_ustack(*texts: Optional[str]) -> bool:
     """Whether any of these expression texts takes a user stack."""
     def walk(node: object) -> bool:
-        if isinstance(node, Builtin):
+        if isinstance(node, expr.Builtin):
             return node.name == "ustack"
         if dataclasses.is_dataclass(node):
             return any(walk(getattr(node, f.name)) for f in dataclasses.fields(node))
         return False
-    return any(walk(n) for t in texts if t is not None for n in parse_list(t))
+    return any(walk(n) for t in texts if t is not None for n in expr.parse_list(t))
 
 
-def encode(program: Program, str_width: int) -> list[NativeInsn]:
+def encode(program: expr.Program, str_width: int) -> list[NativeInsn]:
     """The program as the native side stores it: op numbers, and every
     string's place in the interpreter's scratch with its width (temporaries
     are the scratch's own; an output string is `str_width` bytes wide)."""
     out: list[NativeInsn] = []
     for insn in program.insns:
         off, imm = insn.off, insn.imm
-        if insn.op in ("STR", "COMM") and not insn.flags & isa.TO_OUT:
-            off = _native.EXPR_TMP_OFFSET + insn.size * isa.STR_KEY_LEN
-            imm = isa.STR_KEY_LEN
+        if insn.op in ("STR", "COMM") and not insn.flags & expr.isa.TO_OUT:
+            off = _native.EXPR_TMP_OFFSET + insn.size * expr.isa.STR_KEY_LEN
+            imm = expr.isa.STR_KEY_LEN
         elif insn.op in ("STR", "COMM"):
             imm = str_width
         out.append((_native.EXPR_OPS[insn.op], insn.size, insn.flags, insn.field, off, imm))
@@ -146,7 +134,7 @@ class ProgramStore:
         self.session = session
         self._ids: dict[tuple[tuple[NativeInsn, ...], bytes], int] = {}
 
-    def store(self, program: Optional[Program], str_width: int) -> int:
+    def store(self, program: Optional[expr.Program], str_width: int) -> int:
         """The program's id in the session (0 for no program)."""
         if program is None:
             return 0
@@ -162,7 +150,7 @@ class ProgramStore:
     def site_exprs(self, programs: LayoutPrograms, str_width: int) -> Any:
         """The native SiteExprs naming these programs."""
         ex = _native.SiteExprs()
-        ex.pred_prog = self.store(programs.predicate, isa.STR_KEY_LEN)
+        ex.pred_prog = self.store(programs.predicate, expr.isa.STR_KEY_LEN)
         ex.out_prog = self.store(programs.output, str_width)
         ex.string_fields = programs.string_fields
         ex.reads_strings = programs.reads_strings
@@ -173,6 +161,7 @@ class ProgramStore:
 def check_isa() -> None:
     """The Python instruction set is the BPF interpreter's (a wheel built from
     other sources would disagree here, not in the kernel)."""
+    isa = expr.isa
     pairs = {"SIGNED": (isa.SIGNED, _native.EXPR_SIGNED), "WITH_LEN": (isa.WITH_LEN, _native.EXPR_WITH_LEN),
              "MAX_INSNS": (isa.MAX_INSNS, _native.EXPR_MAX_INSNS), "STACK": (isa.STACK, _native.EXPR_STACK),
              "TMP_STRS": (isa.TMP_STRS, _native.EXPR_TMP_STRS), "LIT_BYTES": (isa.LIT_BYTES, _native.EXPR_LIT_BYTES),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Union
 
-from pyusdt import _native, limits
+from pyusdt import _native, expr, limits
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.file_identity import file_key
 from pyusdt.discover.patterns import require_match
@@ -25,7 +25,6 @@ from pyusdt.errors import (
     NotELFError,
     PyusdtError,
 )
-from pyusdt.expr import ExpressionError
 from pyusdt.trace.expressions import (
     LayoutPrograms,
     aggregation_programs,
@@ -195,14 +194,14 @@ def check_probes(probes: list[Probe], req: AttachRequest, strict: bool,
                 raise ArgumentIndexError(problem)
             warnings.append(problem)
     usable = []
-    misfits: list[tuple[Probe, ExpressionError]] = []
+    misfits: list[tuple[Probe, expr.ExpressionError]] = []
     for p in probes:
         if p.unsupported:
             warnings.append(f"{p.fullname} in {p.path}: refused: {p.unsupported}")
             continue
         try:
             req.programs_for(p)
-        except ExpressionError as e:
+        except expr.ExpressionError as e:
             # An expression that does not fit this probe's arguments (an
             # argument it lacks): skipped with a warning, unless it fits none.
             misfits.append((p, e))

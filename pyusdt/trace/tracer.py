@@ -20,10 +20,9 @@ maps and ring at start), watcher (objects loaded after start), reader
 """
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
-from pyusdt import _native, limits, privileges
+from pyusdt import _native, expr, limits, privileges
 from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.cgroups import cgroup_at
 from pyusdt.discover.containers import find_container
@@ -38,7 +37,6 @@ from pyusdt.errors import (
     SessionClosedError,
     UnsupportedArgumentError,
 )
-from pyusdt.expr import parse, parse_list
 from pyusdt.trace.async_batches import iterate_in_thread
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch, TracedProbe
@@ -58,7 +56,16 @@ from pyusdt.trace.requests import (
 )
 from pyusdt.trace.results import ProbeStats, read_stats
 from pyusdt.trace.scan_targets import Scanner, ScanTarget, probes_of_objects
-from pyusdt.trace.sizing import default_ring, session_options
+from pyusdt.trace.session_prefetch import take as take_prefetched
+from pyusdt.trace.sizing import (
+    DEFAULT_MAX_AGG_KEYS,
+    DEFAULT_MAX_SITES,
+    DEFAULT_WAKEUP_INTERVAL_S,
+    default_ring,
+    default_uprobe_multi,
+    default_wakeup_bytes,
+    session_options,
+)
 from pyusdt.trace.watcher import ObjectWatcher
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
@@ -69,10 +76,6 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 # From this many perf-event links (~0.1 s each to detach), a CLI close()
 # leaves the detaching to a background process.
 BACKGROUND_DETACH_MIN_LINKS = 16
-# A trickle of events is seen within this long (one reader wake-up at most per interval).
-DEFAULT_WAKEUP_INTERVAL_S = 0.01
-DEFAULT_MAX_SITES = 4096
-DEFAULT_MAX_AGG_KEYS = 10240
 
 AggregateArg = Union[None, Aggregate, RoleAgg]
 
@@ -134,7 +137,7 @@ class Tracer:
         self.max_sites = limits.MAX_SITES.check(max_sites, "max_sites")
         self.max_agg_keys = limits.MAP_ENTRIES.check(max_agg_keys, "max_agg_keys")
         if uprobe_multi is None:
-            uprobe_multi = os.environ.get("PYUSDT_UPROBE_MULTI", "1") != "0"
+            uprobe_multi = default_uprobe_multi()
         self.uprobe_multi = uprobe_multi
         self.warnings: list[str] = []
         self._warnings_taken = 0
@@ -321,11 +324,11 @@ class Tracer:
             if text is not None and not isinstance(text, str):
                 raise ConfigTypeError(f"{what} must be bpftrace expression text (got {text!r})")
         if where is not None:
-            parse(where)
+            expr.parse(where)
         if fields is not None:
             if strings:
                 raise ConfigError("with fields, read strings with str(argN) among them, not strings=")
-            parse_list(fields)
+            expr.parse_list(fields)
         return AttachRequest(pattern, tuple(strings), kind, where=where, fields=fields, str_len=self.str_len,
                              **target)
 
@@ -385,14 +388,14 @@ class Tracer:
         if self.ringbuf_bytes is None:
             self.ringbuf_bytes, self._streams_nothing = default_ring(self._requests)
         if self.wakeup_bytes is None:
-            self.wakeup_bytes = self.ringbuf_bytes // 64
+            self.wakeup_bytes = default_wakeup_bytes(self.ringbuf_bytes)
         opts = session_options(self._requests, self._attacher.aggs, ringbuf_bytes=self.ringbuf_bytes,
                                wakeup_bytes=self.wakeup_bytes, wakeup_interval=self.wakeup_interval,
                                str_len=self.str_len, max_sites=self.max_sites, max_agg_keys=self.max_agg_keys,
                                uprobe_multi=self.uprobe_multi)
         # The last probe id is the dynamic linker's notification site's.
         try:
-            session = _native.Session(opts)
+            session = take_prefetched(opts) or _native.Session(opts)
         except PrivilegeError as e:
             if not str(e).startswith("permission denied loading BPF"):
                 raise  # the verifier's refusal, said by the native side
