@@ -81,9 +81,10 @@ def site_offset(path: str, provider: str, name: str) -> int:
 
 
 def run(loader: str, kind: str, binary: str, offset: int, command: list,
-        record_bytes: Optional[int] = None) -> dict:
-    """Runs `command` under one floor program; returns its counters (ring)."""
-    argv = [loader, kind, binary, str(offset)]
+        record_bytes: Optional[int] = None, link: str = "multi") -> dict:
+    """Runs `command` under one floor program; returns its counters (ring).
+    link: "multi" (a uprobe_multi link) or "perf" (a perf-event uprobe)."""
+    argv = [loader, kind, link, binary, str(offset)]
     if kind == "ring":
         argv += [str(record_bytes), str(RING_BYTES)]
     r = _run(argv + ["--"] + command, f"floor {kind}", timeout=900)
@@ -93,3 +94,23 @@ def run(loader: str, kind: str, binary: str, offset: int, command: list,
     if not m:
         raise BenchError(f"floor ring: no counters in {r.stdout.strip()[-300:]!r}")
     return {"consumed": int(m.group(1)), "dropped": int(m.group(2))}
+
+
+# Arguments a bench:fire record carries (workload.c's three integers).
+BENCH_ARGS = 3
+
+
+def record_sizes() -> dict:
+    """The ring floor's record sizes, from pyusdt's own event layout (its
+    numpy dtype, which the native module derives from the ABI header):
+    "record", a record as pyusdt streams one today (every argument slot);
+    "compact", its header and only the three arguments a bench:fire hit has."""
+    try:
+        from pyusdt import _native
+
+        dt = _native.event_dtype(64, 0)
+        header = dt.fields["args"][1]
+        slot = dt["args"].base.itemsize
+    except (ImportError, AttributeError, KeyError, TypeError) as e:
+        raise BenchError(f"cannot read pyusdt's event layout (pyusdt._native.event_dtype): {e}") from None
+    return {"compact": header + BENCH_ARGS * slot, "record": dt.itemsize}

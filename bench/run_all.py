@@ -149,10 +149,15 @@ def main(argv=None) -> int:
         except (ValueError, SyntaxError):
             overrides[section][setting] = value
 
+    import peers
     from machine import machine_info
     from suite_common import ensure_tracefs, loadavg
 
     ensure_tracefs()
+    try:
+        peers.ensure(log)  # both bpftrace peers, before any section is timed
+    except Exception as e:
+        log(f"bpftrace peers not available: {e}")
     results = {"sections": {}}
     json_path = os.path.join(out_dir, "results.json")
     if opts.merge and os.path.exists(json_path):

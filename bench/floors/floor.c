@@ -6,8 +6,13 @@
  * between fork and exec until the probe is attached, the probe filtered to
  * its pid).
  *
- *   floor empty BINARY OFFSET -- COMMAND [ARGS...]
- *   floor ring  BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]
+ *   floor empty LINK BINARY OFFSET -- COMMAND [ARGS...]
+ *   floor ring  LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]
+ *
+ * LINK is "multi" (a uprobe_multi link, Linux 6.6+, as pyusdt attaches
+ * where it can) or "perf" (a perf-event uprobe, libbpf's own attach, as
+ * older kernels and bpftrace 0.17 do): the kernel runs the program through
+ * different paths, which cost differently per hit.
  *
  * OFFSET is the probe site's file offset (bench/floor.py reads it from the
  * USDT note).  In ring mode a reader consumes the ring buffer in this
@@ -21,7 +26,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/bpf.h>
 #include <bpf/libbpf.h>
 #include "floor.skel.h"
 
@@ -36,10 +43,48 @@ static int consume_one(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* BPF_TRACE_UPROBE_MULTI of enum bpf_attach_type: Debian 12's headers and
+ * libbpf 1.1 predate it. */
+#define ATTACH_UPROBE_MULTI 48
+
+/* union bpf_attr as BPF_LINK_CREATE reads it for a uprobe_multi link
+ * (include/uapi/linux/bpf.h, Linux 6.6+), spelled out for the same reason. */
+struct link_create_uprobe_multi {
+	__u32 prog_fd;
+	__u32 target_fd;
+	__u32 attach_type;
+	__u32 flags;
+	__u64 path;
+	__u64 offsets;
+	__u64 ref_ctr_offsets;
+	__u64 cookies;
+	__u32 cnt;
+	__u32 multi_flags;
+	__u32 pid;
+};
+
+/* A uprobe_multi link of `prog` at one offset of `binary`, for `pid` only;
+ * its fd, or -1 with errno set. */
+static int link_uprobe_multi(const struct bpf_program *prog, const char *binary, size_t offset, pid_t pid)
+{
+	struct link_create_uprobe_multi attr;
+	__u64 off = offset;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_fd = bpf_program__fd(prog);
+	attr.attach_type = ATTACH_UPROBE_MULTI;
+	attr.path = (__u64)(unsigned long)binary;
+	attr.offsets = (__u64)(unsigned long)&off;
+	attr.cnt = 1;
+	attr.pid = pid;
+	return syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: floor empty BINARY OFFSET -- COMMAND [ARGS...]\n"
-			"       floor ring  BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]\n");
+	fprintf(stderr, "usage: floor empty LINK BINARY OFFSET -- COMMAND [ARGS...]\n"
+			"       floor ring  LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]\n"
+			"LINK: multi or perf\n");
 	return 2;
 }
 
@@ -69,7 +114,7 @@ static pid_t spawn_held(char **argv, int *go)
 
 int main(int argc, char **argv)
 {
-	int ring_mode, cmd, go, status = 0;
+	int ring_mode, multi, cmd, go, status = 0, link_fd = -1;
 	unsigned long long consumed = 0;
 	struct ring_buffer *rb = NULL;
 	struct bpf_link *link = NULL;
@@ -79,11 +124,14 @@ int main(int argc, char **argv)
 	size_t offset;
 	pid_t pid;
 
-	if (argc < 5)
+	if (argc < 6)
 		return usage();
 	ring_mode = !strcmp(argv[1], "ring");
-	if (!ring_mode && strcmp(argv[1], "empty"))
+	multi = !strcmp(argv[2], "multi");
+	if ((!ring_mode && strcmp(argv[1], "empty")) || (!multi && strcmp(argv[2], "perf")))
 		return usage();
+	argv++;
+	argc--;
 	cmd = ring_mode ? 7 : 5;
 	if (argc <= cmd || strcmp(argv[cmd - 1], "--"))
 		return usage();
@@ -104,6 +152,8 @@ int main(int argc, char **argv)
 		bpf_program__set_autoload(skel->progs.ring_only, false);
 		prog = skel->progs.empty;
 	}
+	if (multi)
+		bpf_program__set_expected_attach_type(prog, ATTACH_UPROBE_MULTI);
 	if (floor_bpf__load(skel)) {
 		fprintf(stderr, "floor: load failed: %s\n", strerror(errno));
 		floor_bpf__destroy(skel);
@@ -114,8 +164,11 @@ int main(int argc, char **argv)
 		perror("floor: fork");
 		return 1;
 	}
-	link = bpf_program__attach_uprobe(prog, false, pid, binary, offset);
-	if (!link) {
+	if (multi)
+		link_fd = link_uprobe_multi(prog, binary, offset, pid);
+	else
+		link = bpf_program__attach_uprobe(prog, false, pid, binary, offset);
+	if (multi ? link_fd < 0 : !link) {
 		fprintf(stderr, "floor: attach to %s+0x%zx failed: %s\n", binary, offset, strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -137,7 +190,10 @@ int main(int argc, char **argv)
 			break;
 		nanosleep(&pause, NULL);
 	}
-	bpf_link__destroy(link);
+	if (multi)
+		close(link_fd);
+	else
+		bpf_link__destroy(link);
 	if (rb) {
 		ring_buffer__consume(rb);
 		printf("consumed=%llu dropped=%llu\n", consumed, (unsigned long long)skel->bss->dropped);
