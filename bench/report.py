@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional
 
-ORDER = ("stream", "rates", "aggregate", "scale", "startup", "provider", "postgres")
+ORDER = ("stream", "rates", "aggregate", "scale", "startup", "pystrings", "provider", "postgres")
 
 
 def _mod(name: str):
