@@ -196,6 +196,13 @@ def markdown(res: dict) -> str:
             "kernel counted N hits and, with nothing lost, the three argument sums are exact.  Events "
             "\"missing, not reported as lost\" are fires that produced neither an output line nor a loss "
             "message."]
+    below = [m for m in MODES if m not in ("none",) + FLOORS and med[m] < empty]
+    if below or med["floor-ring-record"] < empty:
+        # Nothing can cost less than the empty program at the same site.
+        out.append("- **Not a result: " + ", ".join(below + (["a ring floor"] if med["floor-ring-record"] < empty
+                                                             else []))
+                   + " measured below the empty program's floor; the machine was not quiet (see the other load "
+                   "above): re-run.**")
     if res.get("check_note"):
         out.append(f"- **{res['check_note']}**")
     return "\n".join(out)
