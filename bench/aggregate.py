@@ -203,35 +203,36 @@ def run_none(exe: str, n: int, tmp: str, opts) -> dict:
     return stream.run_none(exe, n, tmp)
 
 
-def _bpftrace(exe: str, n: int, tmp: str, program: str, what: str, opts) -> tuple:
-    """Runs the workload under bpftrace; returns (ns/fire, bpftrace's -o output, wall s, prog stats)."""
+def _bpftrace(exe: str, n: int, tmp: str, program: str, what: str, opts, **bpftrace) -> tuple:
+    """Runs the workload under bpftrace; returns (ns/fire, bpftrace's -o output, wall s, prog stats).
+    bpftrace: stream.run_under_bpftrace's bpftrace= and env= (which bpftrace runs)."""
     def watch(pid: int) -> FdPoller:
         poller = FdPoller(pid)
         poller.start()
         return poller
 
     ns, out_path, wall, seen = stream.run_under_bpftrace(exe, n, tmp, program, what,
-                                                         watch if opts.bpf_stats else None)
+                                                         watch if opts.bpf_stats else None, **bpftrace)
     with open(out_path) as f:
         text = f.read()
     os.unlink(out_path)
     return ns, text, wall, busiest(seen) if seen is not None else {}
 
 
-def run_bpftrace_count(exe: str, n: int, tmp: str, opts) -> dict:
+def run_bpftrace_count(exe: str, n: int, tmp: str, opts, what: str = "bpftrace-count", **bpftrace) -> dict:
     program = f"usdt:{exe}:{PROBE} {{ @ = count(); }}"
-    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, "bpftrace-count", opts)
+    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, what, opts, **bpftrace)
     m = re.search(r"^@: (\d+)$", text, re.M)
     if not m:
-        raise BenchError(f"bpftrace-count: no '@: N' in its output: {text.strip()[:300]!r}")
+        raise BenchError(f"{what}: no '@: N' in its output: {text.strip()[:300]!r}")
     count = int(m.group(1))
     return {"ns_per_fire": ns, "fired": n, "total": count, "verified": count == n,
             "why": "" if count == n else f"count {count} != {n}", "wall_s": wall, "prog": prog}
 
 
-def run_bpftrace_hist(exe: str, n: int, tmp: str, opts) -> dict:
+def run_bpftrace_hist(exe: str, n: int, tmp: str, opts, what: str = "bpftrace-hist", **bpftrace) -> dict:
     program = f"usdt:{exe}:{PROBE} {{ @ = hist(arg0); }}"
-    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, "bpftrace-hist", opts)
+    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, what, opts, **bpftrace)
     buckets = parse_bpftrace_hist(text)
     ok = buckets == expected_log2_hist(n)
     return {"ns_per_fire": ns, "fired": n, "total": sum(buckets.values()), "verified": ok,
@@ -249,9 +250,9 @@ def expected_expr_sums(n: int) -> dict:
     return {k: int(i[keep & (i % 8 == k)].sum()) for k in range(8) if (keep & (i % 8 == k)).any()}
 
 
-def run_bpftrace_expr(exe: str, n: int, tmp: str, opts) -> dict:
+def run_bpftrace_expr(exe: str, n: int, tmp: str, opts, what: str = "bpftrace-expr", **bpftrace) -> dict:
     program = f"usdt:{exe}:{PROBE} /{EXPR_WHERE}/ {{ @[{EXPR_KEY}] = sum({EXPR_VALUE}); }}"
-    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, "bpftrace-expr", opts)
+    ns, text, wall, prog = _bpftrace(exe, n, tmp, program, what, opts, **bpftrace)
     sums = {int(k): int(v) for k, v in re.findall(r"^@\[(\d+)\]: (-?\d+)$", text, re.M)}
     ok = sums == expected_expr_sums(n)
     return {"ns_per_fire": ns, "fired": n, "total": sum(sums.values()), "verified": ok,
@@ -332,16 +333,21 @@ def run_pyusdt(exe: str, n: int, tmp: str, opts, kind: str) -> dict:
 # -- report ---------------------------------------------------------------------------
 
 
-def cross_check(runs: dict) -> None:
-    """pyusdt-hist's buckets against bpftrace-hist's of the same round; rendering too."""
-    py, bt = runs.get("pyusdt-hist", []), runs.get("bpftrace-hist", [])
+def cross_check(runs: dict, bpftrace_mode: str = "bpftrace-hist") -> None:
+    """pyusdt-hist's buckets against those of `bpftrace_mode` (a bpftrace hist
+    mode) of the same round; rendering too.  Each check is and-ed into the
+    pyusdt run's verdict, so it can be called once per bpftrace peer."""
+    py, bt = runs.get("pyusdt-hist", []), runs.get(bpftrace_mode, [])
     for p, b in zip(py, bt):
         same = p["buckets"] == b["buckets"]
-        p["same_buckets_as_bpftrace"] = same
-        p["render_identical"] = p["text"].strip("\n") == bpftrace_map_text(b["text"]).strip("\n")
+        identical = p["text"].strip("\n") == bpftrace_map_text(b["text"]).strip("\n")
+        p["same_buckets_as_bpftrace"] = p.get("same_buckets_as_bpftrace", True) and same
+        p["render_identical"] = p.get("render_identical", True) and identical
+        p.setdefault("same_buckets_as", {})[bpftrace_mode] = same
+        p.setdefault("render_identical_to", {})[bpftrace_mode] = identical
         if not same:
             p["verified"] = False
-            p["why"] = "; ".join(x for x in (p["why"], "buckets differ from bpftrace's") if x)
+            p["why"] = "; ".join(x for x in (p["why"], f"buckets differ from {bpftrace_mode}'s") if x)
 
 
 def summarize(runs: dict) -> dict:
@@ -364,6 +370,8 @@ def summarize(runs: dict) -> dict:
         if mode == "pyusdt-hist" and rs and "same_buckets_as_bpftrace" in rs[0]:
             s["same_buckets_as_bpftrace"] = all(r["same_buckets_as_bpftrace"] for r in rs)
             s["render_identical"] = all(r["render_identical"] for r in rs)
+            for key in ("same_buckets_as", "render_identical_to"):
+                s[key] = {bt: all(r[key][bt] for r in rs) for bt in rs[0].get(key, {})}
         # The bulky per-run fields stay out of the JSON.
         s["runs"] = [{k: v for k, v in r.items() if k not in ("text",)} for r in rs]
         out[mode] = s

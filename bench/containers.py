@@ -34,7 +34,8 @@ import sys
 import tempfile
 import time
 
-from suite_common import BenchError, bpftrace_env, compile_c, median
+import peers
+from suite_common import BenchError, compile_c, median
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -95,7 +96,7 @@ def run_bpftrace(name: str, pid: int, exe_dir: str, n: int) -> float:
     program = (f'BEGIN {{ printf("ready\\n"); }} usdt:/proc/{pid}/root/w/workload:bench:fire '
                f'/cgroup == cgroupid("{cgroup}")/ {{ @ = count(); }}')
     bt = subprocess.Popen(["bpftrace", "-e", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=bpftrace_env())
+                          env=peers.env())
     try:
         assert bt.stdout is not None
         for line in bt.stdout:

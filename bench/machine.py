@@ -40,6 +40,7 @@ def git_commit() -> str:
 def machine_info() -> dict:
     import numpy as np
 
+    import peers
     import pyusdt
 
     pg = "/usr/lib/postgresql/15/bin/postgres"
@@ -53,7 +54,9 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "pyusdt": getattr(pyusdt, "__version__", None),
         "pyusdt_commit": git_commit(),
-        "bpftrace": _first_line(["bpftrace", "--version"]) if shutil.which("bpftrace") else None,
+        # Both peers (bench/peers.py), set up by run_all before this is read.
+        "bpftrace": ", ".join(f"{peers.label(p)}: {v}" for p, v in peers.versions().items()) or (
+            _first_line(["bpftrace", "--version"]) if shutil.which("bpftrace") else None),
         "postgres": _first_line([pg, "--version"]) if os.access(pg, os.X_OK) else None,
         "gcc": _first_line(["gcc", "--version"]),
     }

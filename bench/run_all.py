@@ -9,7 +9,8 @@ Sections (see bench/README.md for what each measures and how):
   rates      highest sustained event rate with zero loss, per tracer
   aggregate  in-kernel count and hist: pyusdt against bpftrace
   scale      600 probes at once: time until attached, memory, exact counts, detach time
-  startup    time from starting the tracer to the first event printed
+  startup    time from starting the tracer to the first event printed, and where pyusdt's goes
+  pystrings  python3.11 importing a dozen packages, both python probes traced with their strings
   provider   probe.fire() from Python: untraced against a no-op call, traced against the C hit
   postgres   pgbench throughput with no tracer, pyusdt latency, bpftrace latency
 
@@ -39,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-SECTIONS = ("stream", "rates", "aggregate", "scale", "startup", "provider", "postgres")
+SECTIONS = ("stream", "rates", "aggregate", "scale", "startup", "pystrings", "provider", "postgres")
 DEV_OUT = "/tmp/pyusdt-bench"
 
 
@@ -149,10 +150,15 @@ def main(argv=None) -> int:
         except (ValueError, SyntaxError):
             overrides[section][setting] = value
 
+    import peers
     from machine import machine_info
     from suite_common import ensure_tracefs, loadavg
 
     ensure_tracefs()
+    try:
+        peers.ensure(log)  # both bpftrace peers, before any section is timed
+    except Exception as e:
+        log(f"bpftrace peers not available: {e}")
     results = {"sections": {}}
     json_path = os.path.join(out_dir, "results.json")
     if opts.merge and os.path.exists(json_path):

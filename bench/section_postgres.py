@@ -6,9 +6,10 @@ A throwaway PostgreSQL 15 cluster (bench/pg_server.py) is loaded with
 
   none      no tracer
   pyusdt    pyusdt latency POSTGRES --start postgresql:query__start --done postgresql:query__done
-  bpftrace  usdt:POSTGRES:postgresql:query__start { @start[tid] = nsecs; }
-            usdt:POSTGRES:postgresql:query__done /@start[tid]/ {
-                @us = hist((nsecs - @start[tid]) / 1000); delete(@start[tid]); }
+  bpftrace-P  usdt:POSTGRES:postgresql:query__start { @start[tid] = nsecs; }
+              usdt:POSTGRES:postgresql:query__done /@start[tid]/ {
+                  @us = hist((nsecs - @start[tid]) / 1000); delete(@start[tid]); }
+              for each bpftrace peer P (bench/peers.py: 0.17 and 0.23)
 
 Both tracers attach to the binary's path (every process running it, the
 postmaster's backends included), time in microseconds, pair start and done
@@ -46,12 +47,15 @@ import subprocess
 import time
 
 import aggregate
+import peers
 from pg_server import POSTGRES, pg_server
-from suite_common import BenchError, LineWatcher, bar_panel, bpftrace_env, interrupt, median, pyusdt_cli
+from suite_common import BenchError, LineWatcher, bar_panel, interrupt, median, pyusdt_cli
 
 NAME = "postgres"
 TITLE = "PostgreSQL 15 under pgbench"
-MODES = ("none", "pyusdt", "bpftrace")
+BPFTRACES = tuple(peers.mode(p) for p in peers.PEERS)
+TRACERS = ("pyusdt",) + BPFTRACES
+MODES = ("none",) + TRACERS
 START, DONE = "postgresql:query__start", "postgresql:query__done"
 SETTINGS = {
     "full": {"seconds": 10, "clients": 4, "jobs": 2, "scale": 10, "repeat": 5},
@@ -152,7 +156,7 @@ def tracer_argv(mode: str) -> tuple:
     program = (f"usdt:{POSTGRES}:{START} {{ @start[tid] = nsecs; }} "
                f"usdt:{POSTGRES}:{DONE} /@start[tid]/ {{ @us = hist((nsecs - @start[tid]) / 1000); "
                "delete(@start[tid]); } END { clear(@start); }")
-    return ["bpftrace", "-e", program], bpftrace_env()
+    return peers.command(peers.PEERS[BPFTRACES.index(mode)], "-e", program)
 
 
 def one_run(mode: str, server, sems: Semaphores, settings: dict, tmp: str) -> dict:
@@ -200,6 +204,7 @@ def one_run(mode: str, server, sems: Semaphores, settings: dict, tmp: str) -> di
 
 
 def run(settings: dict, tmp: str, log) -> dict:
+    peers.ensure(log)
     with pg_server() as server:
         cpu0 = cluster_cpu_s(server.postmaster_pid)
         log(f"postgres: cluster up (postmaster {server.postmaster_pid}); pgbench -i -s {settings['scale']}")
@@ -223,8 +228,8 @@ def run(settings: dict, tmp: str, log) -> dict:
         others_after = other_postgres_processes(server.postmaster_pid)
         server_cpu = cluster_cpu_s(server.postmaster_pid) - cpu0
     tps = {m: median([x["tps"] for x in runs[m]]) for m in MODES}
-    excess = {m: [x["timed"] - x["transactions"] for x in runs[m]] for m in ("pyusdt", "bpftrace")}
-    per_round = {m: [x["tps"] / n["tps"] for x, n in zip(runs[m], runs["none"])] for m in ("pyusdt", "bpftrace")}
+    excess = {m: [x["timed"] - x["transactions"] for x in runs[m]] for m in TRACERS}
+    per_round = {m: [x["tps"] / n["tps"] for x, n in zip(runs[m], runs["none"])] for m in TRACERS}
     ratios = {f"{m} / none": median(v) for m, v in per_round.items()}
     none_tps = [x["tps"] for x in runs["none"]]
     # The untraced runs' own spread, relative to their median: how far apart
@@ -237,10 +242,11 @@ def run(settings: dict, tmp: str, log) -> dict:
         "none_spread": spread,
         "invalid": {m: r - 1.0 > spread for m, r in ratios.items()},
         "timed_minus_transactions": excess,
-        "attach_s": {m: median([x["attach_s"] for x in runs[m]]) for m in ("pyusdt", "bpftrace")},
+        "attach_s": {m: median([x["attach_s"] for x in runs[m]]) for m in TRACERS},
         "other_postgres_processes": [others_before, others_after],
         "pyusdt_counters": [x["counters"] for x in runs["pyusdt"]],
-        "missed_sigint": {m: sum(x["sigints"] > 1 for x in runs[m]) for m in ("pyusdt", "bpftrace")},
+        "missed_sigint": {m: sum(x["sigints"] > 1 for x in runs[m]) for m in TRACERS},
+        "bpftrace_versions": peers.versions(),
         # The server is not a child the suite waits for: its CPU time would
         # otherwise count as other load on the machine (see report.py).
         "extra_own_cpu_s": server_cpu,
@@ -264,11 +270,10 @@ def markdown(res: dict) -> str:
     c = res["pyusdt_counters"]
     spread = res.get("none_spread", 0.0)
     out += ["",
-            f"- Throughput with tracing, as a ratio to no tracer: pyusdt {_ratio(res, 'pyusdt')}, "
-            f"bpftrace {_ratio(res, 'bpftrace')} (per-round ratios pyusdt "
-            + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["pyusdt"]) + "; bpftrace "
-            + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"]["bpftrace"]) + "); the untraced runs "
-            f"spread over {100 * spread:.1f}% of their median.",
+            "- Throughput with tracing, as a ratio to no tracer: "
+            + ", ".join(f"{m} {_ratio(res, m)}" for m in TRACERS) + " (per-round ratios: "
+            + "; ".join(f"{m} " + ", ".join(f"{x:.3f}" for x in res["per_round_ratio"][m]) for m in TRACERS)
+            + f"); the untraced runs spread over {100 * spread:.1f}% of their median.",
             f"- Queries timed against pgbench's completed transactions: the difference is pgbench's own "
             f"start-up query plus queries in flight when -T ended (up to one per client), and any queries "
             f"of other servers of the same binary ({res['other_postgres_processes'][0]} other postgres "
@@ -276,8 +281,8 @@ def markdown(res: dict) -> str:
             f"- pyusdt's counters (summed over rounds): map_full {sum(x['map_full'] for x in c)}, dones "
             f"without start {sum(x['unmatched'] for x in c)}, starts dropped {sum(x['dropped'] for x in c)}, "
             f"unreadable {sum(x['read_fail'] for x in c)}.",
-            f"- Time from spawn until both semaphores were raised (attached): pyusdt "
-            f"{res['attach_s']['pyusdt']:.2f} s, bpftrace {res['attach_s']['bpftrace']:.2f} s."]
+            "- Time from spawn until both semaphores were raised (attached): "
+            + ", ".join(f"{m} {res['attach_s'][m]:.2f} s" for m in TRACERS) + "."]
     for m, bad in res.get("invalid", {}).items():
         if bad:
             out.append(f"- **{m.split(' ')[0]}: not a result.** Tracing measured faster than no tracing by more "
@@ -292,7 +297,8 @@ def markdown(res: dict) -> str:
 
 def plot(ax, res: dict) -> None:
     r = res["ratios"]
-    bar_panel(ax, ["pyusdt\n/ no tracer", "bpftrace\n/ no tracer"], [r["pyusdt / none"], r["bpftrace / none"]],
+    bar_panel(ax, [m.replace("bpftrace-", "bpftrace ") + "\n/ no tracer" for m in TRACERS],
+              [r[f"{m} / none"] for m in TRACERS],
               "pgbench tps, ratio of medians", "PostgreSQL: throughput while tracing", fmt="{:.3f}")
 
 
@@ -307,7 +313,7 @@ def _ratio(res: dict, mode: str) -> str:
 
 def headline(res: dict) -> list:
     tps = res["tps"]
-    return [("pgbench tps: none / pyusdt / bpftrace",
-             f"{tps['none']:.0f} / {tps['pyusdt']:.0f} / {tps['bpftrace']:.0f} "
-             f"(untraced spread {100 * res.get('none_spread', 0.0):.1f}%)"),
-            ("tps with tracing / without: pyusdt, bpftrace", f"{_ratio(res, 'pyusdt')}, {_ratio(res, 'bpftrace')}")]
+    return [("pgbench tps: " + " / ".join(MODES),
+             " / ".join(f"{tps[m]:.0f}" for m in MODES)
+             + f" (untraced spread {100 * res.get('none_spread', 0.0):.1f}%)"),
+            ("tps with tracing / without: " + ", ".join(TRACERS), ", ".join(_ratio(res, m) for m in TRACERS))]

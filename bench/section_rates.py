@@ -6,9 +6,11 @@ then a sleep to the next tick) for a few seconds, or as fast as they can
 with R = 0.  One trial = one run of it under one tracer, started by the
 tracer (held until attached):
 
-  pyusdt           Tracer.attach_command + batches(), every event into numpy
-  bpftrace-printf  printf("%d %d %d\\n", arg0, arg1, arg2) to a file (-o)
-  bpftrace-count   @ = count(): aggregated in the kernel, nothing to lose
+  pyusdt             Tracer.attach_command + batches(), every event into numpy
+  bpftrace-P-printf  printf("%d %d %d\\n", arg0, arg1, arg2) to a file (-o)
+  bpftrace-P-count   @ = count(): aggregated in the kernel, nothing to lose
+
+for each bpftrace peer P (bench/peers.py: 0.17 and 0.23).
 
 A trial is clean when the tracer lost nothing (pyusdt: lost counter 0 and
 events received == fired, argument sums equal to the workload's; bpftrace
@@ -27,10 +29,10 @@ the workload reaches under it and that rate (their median) is reported
 then bisects between the last clean and the first failed rate for a few
 steps; the answer is re-run C times (confirmations) and a failure there
 makes it the new upper bound, the search going on below.  So the reported
-rate was clean in 1 + C trials.  The two searches alternate trial by trial,
-so drift in the machine hits both.  bpftrace count cannot lose: its figure
-is the unpaced workload's own rate under it (median of a few runs),
-reported as workload-bound.
+rate was clean in 1 + C trials.  The searches (pyusdt's and each peer's
+printf) alternate trial by trial, so drift in the machine hits all alike.
+bpftrace count cannot lose: its figure is the unpaced workload's own rate
+under it (median of a few runs), reported as workload-bound.
 """
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ import os
 import re
 import subprocess
 
+import peers
 import stream
-from suite_common import BenchError, bar_panel, bpftrace_env, compile_c, median
+from suite_common import BenchError, bar_panel, compile_c, median
 
 NAME = "rates"
 TITLE = "Highest sustained rate with zero loss"
@@ -55,7 +58,9 @@ SETTINGS = {
     "quick": {"seconds": 1.0, "threads": [1, os.cpu_count() or 2], "start_rate": 50_000, "bisect_steps": 2,
               "confirm": 0, "count_repeat": 1, "ringbuf_bytes": None},
 }
-STREAMERS = ("pyusdt", "bpftrace-printf")
+PRINTFS = tuple(peers.mode(p, "printf") for p in peers.PEERS)
+COUNTS = tuple(peers.mode(p, "count") for p in peers.PEERS)
+STREAMERS = ("pyusdt",) + PRINTFS
 
 
 def _read_result(path: str, what: str) -> dict:
@@ -125,22 +130,22 @@ def trial_pyusdt(w: Paced, rate: float, tmp: str) -> dict:
     return _verdict(res, rate)
 
 
-def _bpftrace(w: Paced, rate: float, tmp: str, program: str, what: str) -> tuple:
+def _bpftrace(w: Paced, rate: float, tmp: str, program: str, what: str, peer: str) -> tuple:
     out_path = os.path.join(tmp, f"paced-{what}.out")
     res_path = os.path.join(tmp, f"paced-{what}.result")
     for p in (out_path, res_path):
         if os.path.exists(p):
             os.unlink(p)
-    cmd = ["bpftrace", "-o", out_path, "-e", program, "-c", " ".join(w.argv(rate, res_path))]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=bpftrace_env())
+    cmd, env = peers.command(peer, "-o", out_path, "-e", program, "-c", " ".join(w.argv(rate, res_path)))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     if r.returncode != 0:
         raise BenchError(f"{what}: bpftrace failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-500:]}")
     return _read_result(res_path, what), out_path, r.stdout + r.stderr
 
 
-def trial_bpftrace_printf(w: Paced, rate: float, tmp: str) -> dict:
+def trial_bpftrace_printf(w: Paced, rate: float, tmp: str, peer: str) -> dict:
     program = f'usdt:{w.exe}:{PROBE} {{ printf("%d %d %d\\n", arg0, arg1, arg2); }}'
-    res, out_path, console = _bpftrace(w, rate, tmp, program, "bpftrace-printf")
+    res, out_path, console = _bpftrace(w, rate, tmp, program, peers.mode(peer, "printf"), peer)
     lines = lost = 0
     with open(out_path, "rb") as f:
         for line in f:
@@ -157,14 +162,14 @@ def trial_bpftrace_printf(w: Paced, rate: float, tmp: str) -> dict:
     return _verdict(res, rate)
 
 
-def trial_bpftrace_count(w: Paced, rate: float, tmp: str) -> dict:
+def trial_bpftrace_count(w: Paced, rate: float, tmp: str, peer: str) -> dict:
     program = f"usdt:{w.exe}:{PROBE} {{ @ = count(); }}"
-    res, out_path, _ = _bpftrace(w, rate, tmp, program, "bpftrace-count")
+    res, out_path, _ = _bpftrace(w, rate, tmp, program, peers.mode(peer, "count"), peer)
     with open(out_path) as f:
         m = re.search(r"^@: (\d+)$", f.read(), re.M)
     os.unlink(out_path)
     if not m:
-        raise BenchError("bpftrace-count: no '@: N' in its output")
+        raise BenchError(f"{peers.mode(peer, 'count')}: no '@: N' in its output")
     res.update(received=int(m.group(1)), lost=0)
     return _verdict(res, rate)
 
@@ -228,11 +233,13 @@ def search(start_rate: int, bisect_steps: int, confirm: int):
     return good, "loss", bad
 
 
-TRIALS = {"pyusdt": trial_pyusdt, "bpftrace-printf": trial_bpftrace_printf,
-          "bpftrace-count": trial_bpftrace_count}
+TRIALS = dict({"pyusdt": trial_pyusdt},
+              **{peers.mode(p, "printf"): lambda w, r, t, p=p: trial_bpftrace_printf(w, r, t, p) for p in peers.PEERS},
+              **{peers.mode(p, "count"): lambda w, r, t, p=p: trial_bpftrace_count(w, r, t, p) for p in peers.PEERS})
 
 
 def run(settings: dict, tmp: str, log) -> dict:
+    peers.ensure(log)
     exe = compile_c(PACED_SRC, f"{tmp}/paced", "-pthread")
     result = {"seconds": settings["seconds"], "keep_up": KEEP_UP, "by_threads": {}}
     for threads in settings["threads"]:
@@ -253,13 +260,13 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
             + ("clean" if res["clean"] else f"NOT CLEAN ({res['why']})"))
         return res
 
-    # The two streaming searches advance one trial at a time, alternately,
-    # with a bpftrace count() run in between while some are due.
+    # The streaming searches advance one trial at a time, in turn, with a
+    # bpftrace count() run of each peer in between while some are due.
     searches = {m: search(settings["start_rate"], settings["bisect_steps"], settings["confirm"])
                 for m in STREAMERS}
     pending = {m: next(g) for m, g in searches.items()}
     outcome = {}
-    count_runs = []
+    count_runs = {c: [] for c in COUNTS}
     while pending:
         for m in list(pending):
             try:
@@ -267,10 +274,12 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
             except StopIteration as done:
                 outcome[m] = done.value
                 del pending[m]
-        if len(count_runs) < settings["count_repeat"]:
-            count_runs.append(do("bpftrace-count", 0))
-    while len(count_runs) < settings["count_repeat"]:
-        count_runs.append(do("bpftrace-count", 0))
+        for c in COUNTS:
+            if len(count_runs[c]) < settings["count_repeat"]:
+                count_runs[c].append(do(c, 0))
+    for c in COUNTS:
+        while len(count_runs[c]) < settings["count_repeat"]:
+            count_runs[c].append(do(c, 0))
 
     keys = ("rate_asked", "achieved", "fired", "received", "lost", "kept_up", "clean", "max_behind_ms")
     tracers = {}
@@ -286,20 +295,22 @@ def run_threads(w: Paced, settings: dict, tmp: str, log) -> dict:
             "clean_at_answer": f"{sum(r['clean'] for r in at_answer)}/{len(at_answer)}",
             "trials": [{k: r[k] for k in keys} for r in history[m]],
         }
-    top = median([r["achieved"] for r in count_runs])
-    tracers["bpftrace-count"] = {
-        "zero_loss_rate": top, "bound": "workload", "first_failed_rate": None,
-        "unpaced_rate": top, "unpaced_lost": 0, "unpaced_clean": f"{len(count_runs)}/{len(count_runs)}",
-        "clean_at_answer": f"{len(count_runs)}/{len(count_runs)}",
-        "exact": all(r["received"] == r["fired"] for r in count_runs),
-        "trials": [{k: r[k] for k in keys} for r in count_runs],
-    }
-    printf_rate = tracers["bpftrace-printf"]["zero_loss_rate"]
-    return {"threads": w.threads, "tracers": tracers, "ratios": {
-        "pyusdt / bpftrace-printf": tracers["pyusdt"]["zero_loss_rate"] / printf_rate if printf_rate else float("inf"),
-        "pyusdt / workload max": tracers["pyusdt"]["zero_loss_rate"] / top,
-        "bpftrace-printf / workload max": printf_rate / top,
-    }}
+    for c, cr in count_runs.items():
+        rate = median([r["achieved"] for r in cr])
+        tracers[c] = {
+            "zero_loss_rate": rate, "bound": "workload", "first_failed_rate": None,
+            "unpaced_rate": rate, "unpaced_lost": 0, "unpaced_clean": f"{len(cr)}/{len(cr)}",
+            "clean_at_answer": f"{len(cr)}/{len(cr)}",
+            "exact": all(r["received"] == r["fired"] for r in cr),
+            "trials": [{k: r[k] for k in keys} for r in cr],
+        }
+    # The ceiling: the workload's top rate under the cheapest count().
+    top = max(tracers[c]["zero_loss_rate"] for c in COUNTS)
+    ratios = {f"{m} / workload max": tracers[m]["zero_loss_rate"] / top for m in STREAMERS}
+    for m in PRINTFS:
+        rate = tracers[m]["zero_loss_rate"]
+        ratios[f"pyusdt / {m}"] = tracers["pyusdt"]["zero_loss_rate"] / rate if rate else float("inf")
+    return {"threads": w.threads, "tracers": tracers, "ratios": ratios}
 
 
 def _describe(t: dict) -> str:
@@ -329,26 +340,26 @@ def _trial_text(tr: dict) -> str:
 def markdown(res: dict) -> str:
     out = [f"Paced workload (bench/paced.c), {res['seconds']:g} s per trial; clean = nothing lost and "
            f"achieved >= {res['keep_up']:.0%} of the asked rate.  bpftrace count() aggregates in the "
-           "kernel and cannot lose: its row is the workload's own top rate under it, the ceiling for "
-           "every tracer (it costs the least per fire).", "",
+           "kernel and cannot lose: its rows are the workload's own top rate under it, the ceiling for "
+           "every tracer (the floor of the cost per fire).", "",
            "| producer threads | tracer | highest clean rate (events/s) | clean trials at it | how it ended | "
            "unpaced rate under it (median) | unpaced trials clean | lost when unpaced (max) | trials |",
            "|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for threads, sub in res["by_threads"].items():
-        for m in ("bpftrace-count", "bpftrace-printf", "pyusdt"):
+        for m in COUNTS + PRINTFS + ("pyusdt",):
             t = sub["tracers"][m]
             desc = ("cannot lose (in-kernel count)" + ("" if t.get("exact", True) else " **count not exact**")
-                    if m == "bpftrace-count" else _describe(t))
+                    if m in COUNTS else _describe(t))
             out.append(f"| {threads} | {m} | {t['zero_loss_rate']:,.0f} | {t['clean_at_answer']} | {desc} | "
                        f"{t['unpaced_rate']:,.0f} | {t['unpaced_clean']} | {t['unpaced_lost']:,} | "
                        f"{len(t['trials'])} |")
     out.append("")
     for threads, sub in res["by_threads"].items():
         r = sub["ratios"]
-        out.append(f"- {threads} thread(s): pyusdt / bpftrace printf (highest clean rate) "
-                   f"**{r['pyusdt / bpftrace-printf']:.2f}x**; against the workload's top rate under "
-                   f"bpftrace count(): pyusdt {r['pyusdt / workload max']:.2f}, bpftrace printf "
-                   f"{r['bpftrace-printf / workload max']:.2f}")
+        out.append(f"- {threads} thread(s): pyusdt / bpftrace printf (highest clean rate): "
+                   + ", ".join(f"{peers.label(p)} **{r[f'pyusdt / {m}']:.2f}x**" for p, m in zip(peers.PEERS, PRINTFS))
+                   + "; against the workload's top rate under count() (the faster peer's): "
+                   + ", ".join(f"{m} {r[f'{m} / workload max']:.2f}" for m in STREAMERS))
     out += ["", "Trials, in order (rate asked -> achieved; max = unpaced):", ""]
     for threads, sub in res["by_threads"].items():
         for m in STREAMERS:
@@ -358,9 +369,12 @@ def markdown(res: dict) -> str:
 
 
 def plot(ax, res: dict) -> None:
-    labels = [f"pyusdt\n/ bpftrace printf\n{threads} producer thread(s)" for threads in res["by_threads"]]
-    values = [sub["ratios"]["pyusdt / bpftrace-printf"] for sub in res["by_threads"].values()]
-    bar_panel(ax, labels, values, "highest zero-loss rate, ratio", "Zero-loss sustained rate")
+    labels, values = [], []
+    for threads, sub in res["by_threads"].items():
+        for p, m in zip(peers.PEERS, PRINTFS):
+            labels.append(f"pyusdt\n/ bt {p} printf\n{threads} thr")
+            values.append(sub["ratios"][f"pyusdt / {m}"])
+    bar_panel(ax, labels, values, "highest zero-loss rate, ratio", "Zero-loss sustained rate", log=True)
 
 
 def headline(res: dict) -> list:
@@ -371,9 +385,10 @@ def headline(res: dict) -> list:
         def fmt(m, t=t):
             x = t[m]
             return f"{x['zero_loss_rate']:,.0f}/s" + (" (workload-bound)" if x["bound"] == "workload" else "")
-        out += [(f"{threads} producer thread(s): highest zero-loss rate pyusdt / bpftrace printf / "
-                 "bpftrace count (cannot lose)",
-                 f"{fmt('pyusdt')} / {fmt('bpftrace-printf')} / {fmt('bpftrace-count')}"),
-                (f"{threads} producer thread(s): pyusdt / bpftrace printf (zero-loss rate)",
-                 f"**{sub['ratios']['pyusdt / bpftrace-printf']:.2f}x**")]
+        shown = ("pyusdt",) + PRINTFS + COUNTS
+        out.append((f"{threads} producer thread(s): highest zero-loss rate "
+                    + " / ".join(shown) + " (count cannot lose)", " / ".join(fmt(m) for m in shown)))
+        for p, m in zip(peers.PEERS, PRINTFS):
+            out.append((f"{threads} producer thread(s): pyusdt / {peers.label(p, 'printf')} (zero-loss rate)",
+                        f"**{sub['ratios'][f'pyusdt / {m}']:.2f}x**"))
     return out

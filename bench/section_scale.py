@@ -5,8 +5,10 @@ each) is generated and built with gcc.  Each tracer counts hits per probe,
 starting the program itself so that it cannot run before every probe is
 attached:
 
-  pyusdt    pyusdt count -c "PROG RESULT" 'scale:*'                  (keyed by probe)
-  bpftrace  bpftrace -e 'usdt:PROG:scale:* { @[probe] = count(); }' -c "PROG RESULT"
+  pyusdt      pyusdt count -c "PROG RESULT" 'scale:*'                  (keyed by probe)
+  bpftrace-P  bpftrace -e 'usdt:PROG:scale:* { @[probe] = count(); }' -c "PROG RESULT"
+
+for each bpftrace peer P (bench/peers.py: 0.17 and 0.23).
 
 Both hold the command until they have attached everything, then let it run,
 so "ready" is defined the same way for both: the moment the program's
@@ -27,7 +29,7 @@ every probe) is measured.  Every probe's count must be exactly 1 + j % 13.
 
 bpftrace 0.17 refuses more than 512 probes unless BPFTRACE_MAX_PROBES and
 BPFTRACE_MAX_BPF_PROGS are raised: the suite raises both for every bpftrace
-run.
+run (peers.ENV).
 """
 from __future__ import annotations
 
@@ -38,12 +40,12 @@ import signal
 import subprocess
 import time
 
+import peers
 from suite_common import (
     BenchError,
     LineWatcher,
     bar_panel,
     bpf_objects,
-    bpftrace_env,
     compile_c,
     median,
     perf_ring_kb,
@@ -54,7 +56,8 @@ from suite_common import (
 
 NAME = "scale"
 TITLE = "Hundreds of probes at once"
-MODES = ("pyusdt", "bpftrace")
+BPFTRACES = tuple(peers.mode(p) for p in peers.PEERS)
+MODES = ("pyusdt",) + BPFTRACES
 SETTINGS = {"full": {"probes": 600, "repeat": 5}, "quick": {"probes": 120, "repeat": 1}}
 MAP_LINE = re.compile(r"^@\[(.+)\]: (\d+)$")
 
@@ -114,8 +117,8 @@ def one_run(mode: str, exe: str, probes: int, tmp: str) -> dict:
     if mode == "pyusdt":
         argv, env = pyusdt_cli() + ["count", "-c", command, "scale:*"], None
     else:
-        argv = ["bpftrace", "-e", f"usdt:{exe}:scale:* {{ @[probe] = count(); }}", "-c", command]
-        env = bpftrace_env()
+        peer = peers.PEERS[BPFTRACES.index(mode)]
+        argv, env = peers.command(peer, "-e", f"usdt:{exe}:scale:* {{ @[probe] = count(); }}", "-c", command)
     t_spawn = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp)
     out, err = LineWatcher(proc.stdout), LineWatcher(proc.stderr)
@@ -162,6 +165,7 @@ def one_run(mode: str, exe: str, probes: int, tmp: str) -> dict:
 
 def run(settings: dict, tmp: str, log) -> dict:
     probes, repeat = settings["probes"], settings["repeat"]
+    peers.ensure(log)
     src = os.path.join(tmp, "scale.c")
     generate(src, probes)
     exe = compile_c(src, os.path.join(tmp, "scale"))
@@ -198,19 +202,19 @@ def run(settings: dict, tmp: str, log) -> dict:
         }
     for m in MODES:
         med[m]["kernel_kib"] = med[m]["bpf_prog_kib"] + med[m]["bpf_map_kib"] + med[m]["perf_ring_kib"]
-    p, b = med["pyusdt"], med["bpftrace"]
-    kernel = {m: med[m]["kernel_kib"] for m in MODES}
-    return {
-        "probes": probes, "repeat": repeat, "median": med,
-        "runs": runs,
-        "ratios": {
+    p = med["pyusdt"]
+    ratios = {}
+    for bt in BPFTRACES:
+        b = med[bt]
+        ratios[bt] = {
             "ready": p["ready_s"] / b["ready_s"],
             "counts printed after exit": p["printed_s"] / b["printed_s"],
             "tracer exit after program exit": p["exit_s"] / b["exit_s"],
             "peak RSS": p["vm_hwm_mib"] / b["vm_hwm_mib"],
-            "kernel memory": kernel["pyusdt"] / kernel["bpftrace"] if kernel["bpftrace"] else float("nan"),
-        },
-    }
+            "kernel memory": p["kernel_kib"] / b["kernel_kib"] if b["kernel_kib"] else float("nan"),
+        }
+    return {"probes": probes, "repeat": repeat, "median": med, "runs": runs, "ratios": ratios,
+            "bpftrace_versions": peers.versions()}
 
 
 def markdown(res: dict) -> str:
@@ -232,24 +236,28 @@ def markdown(res: dict) -> str:
         ("every probe's count exact", "exact", "{}"),
     ]
     out = [f"{res['probes']} distinct probes (one site each) in one generated program; median of "
-           f"{res['repeat']} rounds (pyusdt, bpftrace alternately).", "",
-           "| | pyusdt | bpftrace | pyusdt / bpftrace |", "|---|---:|---:|---:|"]
+           f"{res['repeat']} rounds (the tracers in turn).", "",
+           "| | pyusdt | " + " | ".join(peers.label(p) for p in peers.PEERS) + " | "
+           + " | ".join(f"pyusdt / {peers.label(p)}" for p in peers.PEERS) + " |",
+           "|---|" + "---:|" * (1 + 2 * len(BPFTRACES))]
     for label, key, fmt in rows:
         if key is None:
-            out.append(f"| {label} | {med['pyusdt']['links']:.0f} / {med['pyusdt']['perf_events']:.0f} | "
-                       f"{med['bpftrace']['links']:.0f} / {med['bpftrace']['perf_events']:.0f} | |")
+            out.append(f"| {label} | " + " | ".join(f"{med[m]['links']:.0f} / {med[m]['perf_events']:.0f}"
+                                                    for m in MODES) + " |" + " |" * len(BPFTRACES))
             continue
-        p, b = med["pyusdt"][key], med["bpftrace"][key]
-        ratio = f"{p / b:.2f}" if isinstance(p, (int, float)) and not isinstance(p, bool) and b else ""
-        out.append(f"| {label} | {fmt.format(p)} | {fmt.format(b)} | {ratio} |")
-    r = res["ratios"]
-    out += ["",
-            f"- ready: pyusdt / bpftrace **{r['ready']:.2f}x**; peak RSS **{r['peak RSS']:.2f}x**; "
-            f"kernel memory **{r['kernel memory']:.2f}x**; exit after the traced program "
-            f"ended (detaching {res['probes']} uprobes) **{r['tracer exit after program exit']:.2f}x**.",
-            "- Per round, ready (s): pyusdt "
-            + ", ".join(f"{x['ready_s']:.2f}" for x in res["runs"]["pyusdt"]) + "; bpftrace "
-            + ", ".join(f"{x['ready_s']:.2f}" for x in res["runs"]["bpftrace"]) + ".",
+        p = med["pyusdt"][key]
+        cells = [fmt.format(med[m][key]) for m in MODES]
+        numeric = isinstance(p, (int, float)) and not isinstance(p, bool)
+        cells += [f"{p / med[bt][key]:.2f}" if numeric and med[bt][key] else "" for bt in BPFTRACES]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("")
+    for p, bt in zip(peers.PEERS, BPFTRACES):
+        r = res["ratios"][bt]
+        out.append(f"- pyusdt / {peers.label(p)}: ready **{r['ready']:.2f}x**; peak RSS **{r['peak RSS']:.2f}x**; "
+                   f"kernel memory **{r['kernel memory']:.2f}x**; exit after the traced program ended "
+                   f"(detaching {res['probes']} uprobes) **{r['tracer exit after program exit']:.2f}x**.")
+    out += ["- Per round, ready (s): " + "; ".join(
+                f"{m} " + ", ".join(f"{x['ready_s']:.2f}" for x in res["runs"][m]) for m in MODES) + ".",
             "- Kernel memory = the memlock the kernel charges to the tracer's BPF programs and maps "
             "(their fdinfo, as `bpftool prog/map show` prints it) plus the perf ring buffers it has mapped "
             "(its `[perf_event]` mappings; bpftrace's event output goes through those, they are not map "
@@ -260,22 +268,30 @@ def markdown(res: dict) -> str:
 
 
 def plot(ax, res: dict) -> None:
-    r = res["ratios"]
-    bar_panel(ax, ["pyusdt\n/ bpftrace\nready", "pyusdt\n/ bpftrace\npeak RSS", "pyusdt\n/ bpftrace\nkernel mem",
-                   "pyusdt\n/ bpftrace\nexit (detach)"],
-              [r["ready"], r["peak RSS"], r["kernel memory"], r["tracer exit after program exit"]],
-              "ratio of medians (log scale)", f"{res['probes']} probes at once", log=True)
+    labels, values = [], []
+    for p, bt in zip(peers.PEERS, BPFTRACES):
+        r = res["ratios"][bt]
+        for what, key in (("ready", "ready"), ("RSS", "peak RSS"), ("kmem", "kernel memory"),
+                          ("exit", "tracer exit after program exit")):
+            labels.append(f"{what}\n/ bt {p}")
+            values.append(r[key])
+    bar_panel(ax, labels, values, "pyusdt / bpftrace, ratio of medians (log scale)",
+              f"{res['probes']} probes at once", log=True)
 
 
 def headline(res: dict) -> list:
-    med, r = res["median"], res["ratios"]
-    p, b = med["pyusdt"], med["bpftrace"]
-    return [(f"{res['probes']} probes: ready (s) pyusdt / bpftrace",
-             f"{p['ready_s']:.2f} / {b['ready_s']:.2f} = **{r['ready']:.2f}x**"),
-            (f"{res['probes']} probes: peak RSS (MiB) pyusdt / bpftrace",
-             f"{p['vm_hwm_mib']:.0f} / {b['vm_hwm_mib']:.0f} = **{r['peak RSS']:.2f}x**"),
-            (f"{res['probes']} probes: kernel memory (KiB) pyusdt / bpftrace",
-             f"{p['kernel_kib']:.0f} / {b['kernel_kib']:.0f} = **{r['kernel memory']:.2f}x**"),
-            (f"{res['probes']} probes: exit after the program ended (s) pyusdt / bpftrace",
-             f"{p['exit_s']:.1f} / {b['exit_s']:.1f}"),
-            (f"{res['probes']} probes: counts exact (pyusdt, bpftrace)", f"{p['exact']}, {b['exact']}")]
+    med = res["median"]
+    p = med["pyusdt"]
+    out = []
+    for what, key, fmt, rkey in (("ready (s)", "ready_s", "{:.2f}", "ready"),
+                                 ("peak RSS (MiB)", "vm_hwm_mib", "{:.0f}", "peak RSS"),
+                                 ("kernel memory (KiB)", "kernel_kib", "{:.0f}", "kernel memory")):
+        for pe, bt in zip(peers.PEERS, BPFTRACES):
+            out.append((f"{res['probes']} probes: {what} pyusdt / {peers.label(pe)}",
+                        f"{fmt.format(p[key])} / {fmt.format(med[bt][key])} = **{res['ratios'][bt][rkey]:.2f}x**"))
+    out += [(f"{res['probes']} probes: exit after the program ended (s) pyusdt / "
+             + " / ".join(peers.label(pe) for pe in peers.PEERS),
+             " / ".join(f"{med[m]['exit_s']:.1f}" for m in MODES)),
+            (f"{res['probes']} probes: counts exact (pyusdt, " + ", ".join(peers.label(pe) for pe in peers.PEERS) + ")",
+             ", ".join(str(med[m]["exact"]) for m in MODES))]
+    return out

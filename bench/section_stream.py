@@ -1,132 +1,242 @@
-"""Suite section "stream": the cost of each fire when every event is streamed.
+"""Suite section "stream": the cost of each fire when every event is streamed,
+and how far each tracer is from the physical floors.
 
-The modes and their checks are bench/stream.py's (imported, not copied):
-none (the bare loop), bpftrace count() (in-kernel, the floor any tracer
-pays for the uprobe), bpftrace printf (every event to user space, written to
-a file) and pyusdt streaming every event into numpy.  Round-robin, median of
-R runs; the ratios are of the medians.
+The workload and the tracers' modes and checks are bench/stream.py's
+(imported, not copied); the floors are bench/floor.py's:
+
+  none                 the bare loop
+  floor-empty          an empty BPF program at the site: the uprobe hit alone
+  floor-ring-compact   a ring-buffer-only program: reserve + submit a record of
+  floor-ring-record    pyusdt's compact size (header + 3 arguments) / of the
+                       size pyusdt's records have today, a reader consuming
+  bpftrace-P-count     bpftrace P's count() (in the kernel), for each peer P
+  bpftrace-P-printf    bpftrace P's printf of the three arguments, to a file
+  pyusdt               pyusdt streaming every event into numpy
+
+Round-robin, median of R runs; the ratios are of the medians.
 """
 from __future__ import annotations
 
 import argparse
+import os
 
+import floor
+import peers
 import stream
-from suite_common import bar_panel, compile_c
+from suite_common import bar_panel, compile_c, median
 
 NAME = "stream"
-TITLE = "Streaming every event"
-MODES = ("none", "bpftrace-count", "bpftrace-printf", "pyusdt")
+TITLE = "Streaming every event, against the floors"
+FLOORS = ("floor-empty", "floor-ring-compact", "floor-ring-record")
+COUNTS = tuple(peers.mode(p, "count") for p in peers.PEERS)
+PRINTFS = tuple(peers.mode(p, "printf") for p in peers.PEERS)
+MODES = ("none",) + FLOORS + COUNTS + PRINTFS + ("pyusdt",)
 SETTINGS = {"full": {"n": 1_000_000, "repeat": 5}, "quick": {"n": 200_000, "repeat": 3}}
+
+
+def run_floor(loader: str, kind: str, exe: str, offset: int, n: int, tmp: str, record_bytes=None) -> dict:
+    res_path = os.path.join(tmp, "floor.result")
+    if os.path.exists(res_path):
+        os.unlink(res_path)
+    got = floor.run(loader, kind, exe, offset, [exe, str(n), res_path], record_bytes)
+    with open(res_path) as f:
+        ns = stream.parse_workload(f.read(), n, f"floor {kind}")
+    if kind != "ring":  # nothing leaves the empty program: nothing to count
+        return {"ns_per_fire": ns, "fired": n, "received": None, "lost": None, "verified": True}
+    return {"ns_per_fire": ns, "fired": n, "received": got["consumed"], "lost": got["dropped"],
+            "verified": got["consumed"] + got["dropped"] == n and got["dropped"] == 0}
 
 
 def run(settings: dict, tmp: str, log) -> dict:
     n, repeat = settings["n"], settings["repeat"]
+    peers.ensure(log)
     exe = compile_c(stream.WORKLOAD_SRC, f"{tmp}/workload")
+    loader = floor.build(tmp)
+    provider, probe = stream.PROBE.split(":")
+    offset = floor.site_offset(exe, provider, probe)
+    sizes = floor.record_sizes()
     opts = argparse.Namespace(ringbuf_bytes=None, wakeup_bytes=None, timeout=0.1, pace=0.01)
     runners = {
         "none": lambda: stream.run_none(exe, n, tmp),
-        "bpftrace-count": lambda: stream.run_bpftrace_count(exe, n, tmp),
-        "bpftrace-printf": lambda: stream.run_bpftrace_printf(exe, n, tmp),
+        "floor-empty": lambda: run_floor(loader, "empty", exe, offset, n, tmp),
+        "floor-ring-compact": lambda: run_floor(loader, "ring", exe, offset, n, tmp, sizes["compact"]),
+        "floor-ring-record": lambda: run_floor(loader, "ring", exe, offset, n, tmp, sizes["record"]),
         "pyusdt": lambda: stream.run_pyusdt(exe, n, tmp, opts, paced=False),
     }
+    for p in peers.PEERS:
+        tool = {"bpftrace": peers.argv(p), "env": peers.env()}
+        runners[peers.mode(p, "count")] = \
+            lambda p=p, tool=tool: stream.run_bpftrace_count(exe, n, tmp, peers.mode(p, "count"), **tool)
+        runners[peers.mode(p, "printf")] = \
+            lambda p=p, tool=tool: stream.run_bpftrace_printf(exe, n, tmp, peers.mode(p, "printf"), **tool)
     runs = {m: [] for m in MODES}
     for r in range(repeat):
         for m in MODES:
             res = runners[m]()
             runs[m].append(res)
-            extra = "" if m == "none" else (f" received={res['received']} lost={res['lost']}"
-                                             + (" ok" if res["verified"] else " CHECK FAILED"))
-            log(f"stream round {r + 1}/{repeat} {m:<15} {res['ns_per_fire']:9.1f} ns/fire{extra}")
-    summary = stream.summarize(runs, n)
-    med = {m: summary[m]["ns_per_fire_median"] for m in MODES}
-    py = summary["pyusdt"]
+            extra = "" if res.get("received") is None else (
+                f" received={res['received']} lost={res['lost']}" + (" ok" if res["verified"] else " CHECK FAILED"))
+            log(f"stream round {r + 1}/{repeat} {m:<20} {res['ns_per_fire']:9.1f} ns/fire{extra}")
+    return summarize(runs, n, repeat, sizes)
+
+
+def summarize(runs: dict, n: int, repeat: int, sizes: dict) -> dict:
+    med = {m: median([r["ns_per_fire"] for r in runs[m]]) for m in MODES}
+    counted = [m for m in MODES if runs[m][0].get("received") is not None]
+    py = runs["pyusdt"]
+    bad = [m for m in MODES if m != "none" and not all(r["verified"] for r in runs[m])]
+    ratios = {}
+    for p in peers.PEERS:
+        count, printf = peers.mode(p, "count"), peers.mode(p, "printf")
+        ratios[f"pyusdt / {count}"] = med["pyusdt"] / med[count]
+        ratios[f"{printf} / pyusdt"] = med[printf] / med["pyusdt"]
+        # The floor beside that ratio: the least a streamer using a ring
+        # buffer with pyusdt's record size could cost against this count().
+        ratios[f"floor-ring-record / {count}"] = med["floor-ring-record"] / med[count]
+        ratios[f"floor-ring-compact / {count}"] = med["floor-ring-compact"] / med[count]
     return {
-        "n": n, "repeat": repeat,
+        "n": n, "repeat": repeat, "record_bytes": sizes, "bpftrace_versions": peers.versions(),
         "ns_per_fire": med,
-        "ns_per_fire_min": {m: summary[m]["ns_per_fire_min"] for m in MODES},
-        "ns_per_fire_max": {m: summary[m]["ns_per_fire_max"] for m in MODES},
-        "lost_max": {m: summary[m]["lost_max"] for m in MODES if m != "none"},
-        "received_min": {m: summary[m]["received_min"] for m in MODES if m != "none"},
-        "verified": {m: summary[m]["verified"] for m in MODES if m != "none"},
+        "ns_per_fire_min": {m: min(r["ns_per_fire"] for r in runs[m]) for m in MODES},
+        "ns_per_fire_max": {m: max(r["ns_per_fire"] for r in runs[m]) for m in MODES},
+        "lost_max": {m: max(r["lost"] for r in runs[m]) for m in counted},
+        "received_min": {m: min(r["received"] for r in runs[m]) for m in counted},
+        "verified": {m: all(r["verified"] for r in runs[m]) for m in MODES if m != "none"},
         # Events neither received nor reported lost (a tracer dropping silently).
-        "unaccounted_max": {m: max(r["fired"] - r["received"] - r["lost"] for r in runs[m])
-                            for m in MODES if m != "none"},
+        "unaccounted_max": {m: max(r["fired"] - r["received"] - r["lost"] for r in runs[m]) for m in counted},
         "failed_runs": {m: sum(not r["verified"] for r in runs[m]) for m in MODES if m != "none"},
-        "pyusdt_cpu_ns_per_event": py["cpu_ns_per_event_median"],
-        "pyusdt_events_per_batch": py["events_per_batch_median"],
-        "pyusdt_start_ms": py["start_s_median"] * 1000,
-        "ratios": {
-            "pyusdt / bpftrace-count": med["pyusdt"] / med["bpftrace-count"],
-            "bpftrace-printf / bpftrace-count": med["bpftrace-printf"] / med["bpftrace-count"],
-            "bpftrace-printf / pyusdt": med["bpftrace-printf"] / med["pyusdt"],
-        },
-        "added_ns": {m: med[m] - med["none"] for m in MODES if m != "none"},
-        "per_round_ratio_pyusdt_over_count": [
-            p["ns_per_fire"] / c["ns_per_fire"] for p, c in zip(runs["pyusdt"], runs["bpftrace-count"])],
-        "pyusdt_cpu_ns_per_event_runs": [r["cpu_ns_per_event"] for r in runs["pyusdt"]],
+        "check_note": f"checks failed in: {', '.join(bad)}" if bad else "",
+        "pyusdt_cpu_ns_per_event": median([r["cpu_ns_per_event"] for r in py]),
+        "pyusdt_events_per_batch": median([r["received"] / max(r["batches"], 1) for r in py]),
+        "pyusdt_start_ms": median([r["start_s"] for r in py]) * 1000,
+        "ratios": ratios,
+        "per_round_pyusdt_over_count": {
+            c: [a["ns_per_fire"] / b["ns_per_fire"] for a, b in zip(py, runs[c])] for c in COUNTS},
+        "pyusdt_cpu_ns_per_event_runs": [r["cpu_ns_per_event"] for r in py],
     }
 
 
+def describe(res: dict) -> dict:
+    """Mode -> what it is, for the table."""
+    sizes = res["record_bytes"]
+    out = {"none": "the bare loop",
+           "floor-empty": "empty BPF program at the site: the uprobe hit alone",
+           "floor-ring-compact": f"ring buffer only: reserve + submit {sizes['compact']} B (a compact 3-argument "
+                                 "record), a reader consuming",
+           "floor-ring-record": f"ring buffer only: reserve + submit {sizes['record']} B (pyusdt's record today), "
+                                "a reader consuming",
+           "pyusdt": "pyusdt: every event into numpy"}
+    for p in peers.PEERS:
+        out[peers.mode(p, "count")] = f"{peers.label(p)} `count()` in the kernel"
+        out[peers.mode(p, "printf")] = f"{peers.label(p)} `printf` of the 3 arguments, to a file"
+    return out
+
+
 def _check_text(res: dict, m: str) -> str:
+    if m == "floor-empty":
+        return "n/a (nothing leaves it)"
     if res["verified"][m]:
         return "exact"
     text = f"**{res['failed_runs'][m]} of {res['repeat']} runs failed**"
-    missing = res["unaccounted_max"][m]
+    missing = res["unaccounted_max"].get(m, 0)
     if missing > 0:
         text += f": up to {missing:,} events missing, not reported as lost"
-    elif res["lost_max"][m]:
+    elif res["lost_max"].get(m):
         text += ": events lost (reported)"
     return text
 
 
 def markdown(res: dict) -> str:
-    med, added = res["ns_per_fire"], res["added_ns"]
+    med = res["ns_per_fire"]
+    what = describe(res)
+    empty = med["floor-empty"]
     out = [f"The workload (bench/workload.c) fires `bench:fire(i, i*3, i & 0xffff)` "
            f"N = {res['n']:,} times in a tight loop and times its own loop; median of "
-           f"{res['repeat']} round-robin rounds.", "",
-           "| mode | ns/fire (median) | min | max | added vs none | events received (min) | lost (max) | checked |",
-           "|---|---:|---:|---:|---:|---:|---:|---|"]
+           f"{res['repeat']} round-robin rounds.  The floors (bench/floor.py) are bench-only BPF programs "
+           "attached by a tiny libbpf loader at the same site, as a pid-filtered uprobe on the held "
+           "command, as bpftrace and pyusdt attach.", "",
+           "| mode | what | ns/fire (median) | min | max | added vs none | above the uprobe floor | "
+           "events received (min) | lost (max) | checked |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for m in MODES:
+        row = f"| {m} | {what[m]} | {med[m]:.1f} | {res['ns_per_fire_min'][m]:.1f} | {res['ns_per_fire_max'][m]:.1f}"
         if m == "none":
-            out.append(f"| none | {med[m]:.1f} | {res['ns_per_fire_min'][m]:.1f} | "
-                       f"{res['ns_per_fire_max'][m]:.1f} | | | | |")
-        else:
-            out.append(f"| {m} | {med[m]:.1f} | {res['ns_per_fire_min'][m]:.1f} | "
-                       f"{res['ns_per_fire_max'][m]:.1f} | {added[m]:.1f} | "
-                       f"{res['received_min'][m]:,} / {res['n']:,} | {res['lost_max'][m]} | "
-                       f"{_check_text(res, m)} |")
+            out.append(row + " | | | | | |")
+            continue
+        above = "" if m == "floor-empty" else f"{med[m] - empty:.1f}"
+        recv = (f"{res['received_min'][m]:,} / {res['n']:,}" if m in res["received_min"] else "")
+        lost = str(res["lost_max"][m]) if m in res["lost_max"] else ""
+        out.append(f"{row} | {med[m] - med['none']:.1f} | {above} | {recv} | {lost} | {_check_text(res, m)} |")
     r = res["ratios"]
-    out += ["",
-            f"- pyusdt / bpftrace count: **{r['pyusdt / bpftrace-count']:.2f}x** "
-            f"(per round: {', '.join(f'{x:.2f}' for x in res['per_round_ratio_pyusdt_over_count'])})",
-            f"- bpftrace printf / pyusdt: **{r['bpftrace-printf / pyusdt']:.2f}x**",
+    out.append("")
+    for p in peers.PEERS:
+        count, printf = peers.mode(p, "count"), peers.mode(p, "printf")
+        out.append(f"- pyusdt / {peers.label(p, 'count')}: **{r[f'pyusdt / {count}']:.2f}x** (per round: "
+                   + ", ".join(f"{x:.2f}" for x in res["per_round_pyusdt_over_count"][count])
+                   + f"); the floor beside it, ring buffer only / {peers.label(p, 'count')}: "
+                   f"{r[f'floor-ring-record / {count}']:.2f}x at {res['record_bytes']['record']} B, "
+                   f"{r[f'floor-ring-compact / {count}']:.2f}x at {res['record_bytes']['compact']} B")
+        out.append(f"- {peers.label(p, 'printf')} / pyusdt: **{r[f'{printf} / pyusdt']:.2f}x**")
+    out += [f"- Distance to the floors: pyusdt costs {med['pyusdt'] - med['floor-ring-record']:.0f} ns per fire "
+            f"more than the ring buffer alone with its record size, "
+            f"{med['pyusdt'] - empty:.0f} ns more than the uprobe hit alone; "
+            f"the ring buffer itself costs {med['floor-ring-record'] - empty:.0f} ns "
+            f"({res['record_bytes']['record']} B) / {med['floor-ring-compact'] - empty:.0f} ns "
+            f"({res['record_bytes']['compact']} B) above the empty program.",
             f"- pyusdt reader CPU per event: **{res['pyusdt_cpu_ns_per_event']:.0f} ns** "
             f"(user + sys of the Python process from start() to the last batch; runs: "
             f"{', '.join(f'{x:.0f}' for x in res['pyusdt_cpu_ns_per_event_runs'])}), "
             f"{res['pyusdt_events_per_batch']:.0f} events per batch, "
             f"start() {res['pyusdt_start_ms']:.0f} ms",
+            "- The ring floor's program submits without a wakeup and its reader drains every 1 ms (the "
+            "cheapest arrangement for the producer); it stores one word of each record and the reader sums "
+            "them, so it is checked like a tracer: records consumed + dropped == N, none dropped.",
             "- Checked: bpftrace's count equals N; its printf file holds N lines, the last one right, and "
             "no \"Lost N events\" message; pyusdt received N events minus the ones it reports lost, the "
             "kernel counted N hits and, with nothing lost, the three argument sums are exact.  Events "
             "\"missing, not reported as lost\" are fires that produced neither an output line nor a loss "
             "message."]
+    below = [m for m in MODES if m not in ("none",) + FLOORS and med[m] < empty]
+    if below or med["floor-ring-record"] < empty:
+        # Nothing can cost less than the empty program at the same site.
+        out.append("- **Not a result: " + ", ".join(below + (["a ring floor"] if med["floor-ring-record"] < empty
+                                                             else []))
+                   + " measured below the empty program's floor; the machine was not quiet (see the other load "
+                   "above): re-run.**")
+    if res.get("check_note"):
+        out.append(f"- **{res['check_note']}**")
     return "\n".join(out)
 
 
 def plot(ax, res: dict) -> None:
     r = res["ratios"]
-    labels = ["pyusdt\n/ bpftrace count", "bpftrace printf\n/ bpftrace count", "bpftrace printf\n/ pyusdt"]
-    values = [r["pyusdt / bpftrace-count"], r["bpftrace-printf / bpftrace-count"], r["bpftrace-printf / pyusdt"]]
-    bar_panel(ax, labels, values, "ns per fire, ratio of medians", "Streaming: cost per fire")
-
+    labels, values = [], []
+    for p in peers.PEERS:
+        labels.append(f"pyusdt\n/ bt {p} count")
+        values.append(r[f"pyusdt / {peers.mode(p, 'count')}"])
+    labels.append("floor: ring only\n/ bt 0.23 count")
+    values.append(r[f"floor-ring-record / {peers.mode('0.23', 'count')}"])
+    for p in peers.PEERS:
+        labels.append(f"bt {p} printf\n/ pyusdt")
+        values.append(r[f"{peers.mode(p, 'printf')} / pyusdt"])
+    bar_panel(ax, labels, values, "ns per fire, ratio of medians", "Streaming: cost per fire", log=True)
 
 
 def headline(res: dict) -> list:
-    r = res["ratios"]
-    return [("ns/fire: none / bpftrace count / bpftrace printf / pyusdt",
-             " / ".join(f"{res['ns_per_fire'][m]:.0f}" for m in MODES)),
-            ("pyusdt / bpftrace count (ns per fire)", f"**{r['pyusdt / bpftrace-count']:.2f}x**"),
-            ("bpftrace printf / pyusdt (ns per fire)", f"**{r['bpftrace-printf / pyusdt']:.2f}x**"),
-            ("pyusdt reader CPU per event", f"{res['pyusdt_cpu_ns_per_event']:.0f} ns"),
-            ("lost events (max per run): bpftrace printf / pyusdt",
-             f"{res['lost_max']['bpftrace-printf']} / {res['lost_max']['pyusdt']}")]
+    r, med = res["ratios"], res["ns_per_fire"]
+    shown = ("none", "floor-empty", "floor-ring-compact", "floor-ring-record") + COUNTS + ("pyusdt",)
+    sizes = res["record_bytes"]
+    out = [(f"ns/fire: none / empty BPF program / ring only {sizes['compact']} B / {sizes['record']} B / "
+            + " / ".join(peers.label(p, "count") for p in peers.PEERS) + " / pyusdt",
+            " / ".join(f"{med[m]:.0f}" for m in shown))]
+    for p in peers.PEERS:
+        count = peers.mode(p, "count")
+        out.append((f"pyusdt / {peers.label(p, 'count')} (ns per fire; floor: ring only {sizes['record']} B "
+                    f"/ {peers.label(p, 'count')})",
+                    f"**{r[f'pyusdt / {count}']:.2f}x** (floor {r[f'floor-ring-record / {count}']:.2f}x)"))
+    for p, printf in zip(peers.PEERS, PRINTFS):
+        out.append((f"{peers.label(p, 'printf')} / pyusdt (ns per fire)", f"**{r[f'{printf} / pyusdt']:.2f}x**"))
+    out += [("pyusdt reader CPU per event", f"{res['pyusdt_cpu_ns_per_event']:.0f} ns"),
+            ("lost events (max per run): " + " / ".join(peers.label(p, "printf") for p in peers.PEERS) + " / pyusdt",
+             " / ".join(str(res["lost_max"][m]) for m in PRINTFS + ("pyusdt",)))]
+    return out

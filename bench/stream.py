@@ -54,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD_SRC = os.path.join(HERE, "workload.c")
@@ -117,20 +117,22 @@ def run_none(exe: str, n: int, tmp: str) -> dict:
     return {"ns_per_fire": parse_workload(r.stdout, n, "none"), "fired": n}
 
 
-def run_under_bpftrace(exe: str, n: int, tmp: str, program: str, what: str, watch=None) -> tuple:
+def run_under_bpftrace(exe: str, n: int, tmp: str, program: str, what: str, watch=None,
+                       bpftrace: Sequence[str] = ("bpftrace",), env: Optional[dict] = None) -> tuple:
     """Runs the workload under `bpftrace -c` with `program`; returns (ns/fire,
     the path of bpftrace's -o output, wall s, what `watch` saw).  watch: None,
     or a function given bpftrace's pid that returns a started watcher whose
     stop() returns its observations (bench/aggregate.py polls BPF program
-    stats with one)."""
+    stats with one).  bpftrace, env: the command running bpftrace and its
+    environment (the suite's two peers, bench/peers.py; default: the host's)."""
     out_path = os.path.join(tmp, f"{what}.out")
     res_path = os.path.join(tmp, f"{what}.result")
     for p in (out_path, res_path):
         if os.path.exists(p):
             os.unlink(p)
-    cmd = ["bpftrace", "-o", out_path, "-e", program, "-c", f"{exe} {n} {res_path}"]
+    cmd = [*bpftrace, "-o", out_path, "-e", program, "-c", f"{exe} {n} {res_path}"]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     watcher = watch(proc.pid) if watch else None
     try:
         out, err = proc.communicate(timeout=900)
@@ -148,22 +150,24 @@ def run_under_bpftrace(exe: str, n: int, tmp: str, program: str, what: str, watc
     return ns, out_path, wall, seen
 
 
-def run_bpftrace_count(exe: str, n: int, tmp: str) -> dict:
+def run_bpftrace_count(exe: str, n: int, tmp: str, what: str = "bpftrace-count", **bpftrace) -> dict:
+    """bpftrace: run_under_bpftrace's bpftrace= and env=."""
     program = f"usdt:{exe}:{PROBE} {{ @ = count(); }}"
-    ns, out_path, wall, _ = run_under_bpftrace(exe, n, tmp, program, "bpftrace-count")
+    ns, out_path, wall, _ = run_under_bpftrace(exe, n, tmp, program, what, **bpftrace)
     with open(out_path) as f:
         text = f.read()
     m = re.search(r"^@: (\d+)$", text, re.M)
     if not m:
-        raise BenchError(f"bpftrace-count: no '@: N' in its output: {text.strip()[:300]!r}")
+        raise BenchError(f"{what}: no '@: N' in its output: {text.strip()[:300]!r}")
     count = int(m.group(1))
     return {"ns_per_fire": ns, "fired": n, "received": count, "lost": 0,
             "verified": count == n, "wall_s": wall}
 
 
-def run_bpftrace_printf(exe: str, n: int, tmp: str) -> dict:
+def run_bpftrace_printf(exe: str, n: int, tmp: str, what: str = "bpftrace-printf", **bpftrace) -> dict:
+    """bpftrace: run_under_bpftrace's bpftrace= and env=."""
     program = f'usdt:{exe}:{PROBE} {{ printf("%d %d %d\\n", arg0, arg1, arg2); }}'
-    ns, out_path, wall, _ = run_under_bpftrace(exe, n, tmp, program, "bpftrace-printf")
+    ns, out_path, wall, _ = run_under_bpftrace(exe, n, tmp, program, what, **bpftrace)
     lines = lost = 0
     last = None
     with open(out_path, "rb") as f:

@@ -20,17 +20,6 @@ if HERE not in sys.path:
 
 from stream import BenchError, NoiseMeter, ensure_tracefs  # noqa: E402,F401  (re-exported for the sections)
 
-# bpftrace 0.17 refuses more than 512 probes or BPF programs unless told
-# otherwise; the scale section attaches 600.  Raised for every bpftrace run so
-# that all sections run it the same way.
-BPFTRACE_ENV = {"BPFTRACE_MAX_PROBES": "100000", "BPFTRACE_MAX_BPF_PROGS": "100000"}
-
-
-def bpftrace_env() -> dict:
-    env = dict(os.environ)
-    env.update(BPFTRACE_ENV)
-    return env
-
 
 def pyusdt_cli() -> list:
     """argv prefix running the installed `pyusdt` command of this Python.

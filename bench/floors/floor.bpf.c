@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Bench-only BPF programs: the physical floors a tracer's cost per hit is
+ * measured against (bench/floor.py builds and runs them through floor.c).
+ *
+ *   empty      does nothing: what the uprobe hit alone costs, trap and
+ *              program dispatch included.
+ *   ring_only  reserves one record of `record_bytes` in a BPF ring buffer,
+ *              stores one word and submits it: the ring buffer's own cost per
+ *              record, without any of a tracer's work (reading arguments,
+ *              site lookups, timestamps).
+ *
+ * Plain BPF, no CO-RE: nothing here reads a kernel structure.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* Set by the loader before load.  A read-only global: the verifier reads it
+ * as a constant, which bpf_ringbuf_reserve's size argument must be. */
+const volatile __u32 record_bytes = 56;
+
+/* Records that found the ring full; the loader prints it so that the bench
+ * can check consumed + dropped == fires. */
+__u64 dropped = 0;
+
+/* One page unless the loader sets its size (bpf_map__set_max_entries): the
+ * empty program's run creates it too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} ring SEC(".maps");
+
+SEC("uprobe")
+int empty(void *ctx)
+{
+	return 0;
+}
+
+SEC("uprobe")
+int ring_only(void *ctx)
+{
+	__u64 *rec = bpf_ringbuf_reserve(&ring, record_bytes, 0);
+
+	if (!rec) {
+		__sync_fetch_and_add(&dropped, 1);
+		return 0;
+	}
+	/* One word, so that the reader can count what it consumed by summing;
+	 * the rest of the record is left as reserved (nothing to compute). */
+	*rec = 1;
+	/* No wakeup: the reader polls (see floor.c), the cheapest arrangement
+	 * for the producer, so this is a floor. */
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
