@@ -11,9 +11,9 @@ probe needs and nothing else: not numpy, not the tracer, not libbpf.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pyusdt._lazy import lazy_names
 from pyusdt.errors import *  # noqa: F403 - the public exception hierarchy
 
 __version__ = "0.1.0"
@@ -64,15 +64,4 @@ if TYPE_CHECKING:
     from pyusdt.trace.results import ProbeStats as ProbeStats
     from pyusdt.trace.tracer import Tracer as Tracer
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pyusdt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once found, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

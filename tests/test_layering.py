@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyusdt"
-BASE = {"errors", "limits", "extras", "privileges", "arch_x86_64", "_native", "_provider"}
+BASE = {"errors", "limits", "extras", "privileges", "arch_x86_64", "_native", "_provider", "_lazy"}
 ORDER = ["expr", "discover", "aggregate", "trace", "export", "serve", "cli"]
 PROVIDE_MAY_USE = {"errors", "_native", "_provider", "provide"}
 

@@ -5,8 +5,9 @@ The names below are loaded when first used: a trace that only takes specs
 (pyusdt.aggregate.specs) does not import numpy, which results need."""
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pyusdt._lazy import lazy_names
 
 _HOMES = {
     "Histogram": "pyusdt.aggregate.histogram",
@@ -37,15 +38,4 @@ if TYPE_CHECKING:
     from pyusdt.aggregate.specs import StrArg as StrArg
     from pyusdt.aggregate.specs import Where as Where
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pyusdt.aggregate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once found, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

@@ -7,8 +7,9 @@ ExpressionError, a ConfigError naming the column at fault.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pyusdt._lazy import lazy_names
 
 # public name -> its module; loaded when first used, so that a module that
 # only names ExpressionError (or compiles nothing) does not load the parser
@@ -81,16 +82,4 @@ if TYPE_CHECKING:
     from pyusdt.expr.simple import SimpleForm as SimpleForm
     from pyusdt.expr.simple import simple_form as simple_form
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pyusdt.expr' has no attribute {name!r}")
-    module = importlib.import_module(home)
-    value = module if name == "isa" else getattr(module, name)
-    globals()[name] = value  # once found, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

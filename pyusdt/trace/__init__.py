@@ -5,8 +5,9 @@ The names below are loaded when first used: a module of this package (the
 CLI's sizing, say) can be imported without the whole tracer."""
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pyusdt._lazy import lazy_names
 
 _HOMES = {
     "Event": "pyusdt.trace.events",
@@ -27,15 +28,4 @@ if TYPE_CHECKING:
     from pyusdt.trace.results import ProbeStats as ProbeStats
     from pyusdt.trace.tracer import Tracer as Tracer
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pyusdt.trace' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once found, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())
