@@ -5,6 +5,7 @@ drained) must not need it.  The values must be the numpy path's, exactly."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -44,11 +45,12 @@ with Tracer() as t:
     t.start()
     batches = list(t.batches(timeout=0.1))
     plain = [(e.probe.fullname, list(e.args), e.read_failed) for b in batches for e in b]
+    stats = [(s.probe, s.hits, s.events, s.lost_ringbuf) for s in t.stats()]
     numpy_before = "numpy" in sys.modules
     viewed = [(e.probe.fullname, list(e.args), e.read_failed)
               for b in batches for e in EventBatch(b.array, b.probes)]
     print(json.dumps({{"plain": plain, "viewed": viewed, "numpy_before": numpy_before,
-                      "lost": t.lost}}))
+                      "lost": t.lost, "stats": sorted(stats)}}))
 """
     res = json.loads(_run(code))
     assert res["numpy_before"] is False
@@ -56,6 +58,26 @@ with Tracer() as t:
     assert res["plain"] == want
     assert res["viewed"] == want
     assert res["lost"] == 0
+    per_probe: dict = {}
+    for name, _ in expected_hits(2):
+        per_probe[name] = per_probe.get(name, 0) + 1
+    assert res["stats"] == sorted([name, n, n, 0] for name, n in per_probe.items())
+
+
+@pytest.mark.usefixtures("bpf")
+def test_cli_trace_never_imports_numpy(build):
+    """`pyusdt trace` to stdout, from start to its summary: every event
+    printed, and numpy not among the modules Python imported."""
+    prog = build("args_widths.c", "args_widths")
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "pyusdt"), "trace", "-c",
+                          f"{prog} 1 /dev/null", "args:*"], capture_output=True, text=True, env=env,
+                         timeout=120, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(out.stdout.splitlines()) == len(expected_hits(1))
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "pyusdt.trace.tracer" in imported and "numpy" not in imported
+    assert f"pyusdt: {len(expected_hits(1))} events, 0 lost" in out.stderr
 
 
 @pytest.mark.usefixtures("bpf")

@@ -311,6 +311,17 @@ class PySession {
     size_t perf_links() { return s().perf_links(); }
     uint64_t pending_bytes() { return s().pending_bytes(); }
     py::array stats() { return structs_to_array(s().stats(), stats_dtype()); }
+    // The same counters as tuples (PROBE_STATS_NAMES order), without numpy:
+    // a trace that only prints reads them at its end and on every loss check.
+    std::vector<std::vector<uint64_t>> stats_rows() {
+        std::vector<std::vector<uint64_t>> out;
+        for (const pyusdt_probe_stats &st : s().stats()) {
+            uint64_t words[sizeof(st) / sizeof(uint64_t)];
+            std::memcpy(words, &st, sizeof(words));
+            out.emplace_back(std::begin(words), std::end(words));
+        }
+        return out;
+    }
     py::array agg_rows() { return structs_to_array(s().agg_rows(), agg_row_dtype()); }
     py::array agg_tuple_rows() { return structs_to_array(s().agg_tuple_rows(), agg_tuple_row_dtype()); }
     void set_expr(uint32_t id, const std::vector<std::tuple<int, int, int, int, int, int64_t>> &insns,
@@ -639,6 +650,8 @@ PYBIND11_MODULE(_native, m) {
              "Hands the perf-event links to a process that detaches them; its pid, or -1.")
         .def_property_readonly("perf_links", &PySession::perf_links)
         .def("stats", &PySession::stats)
+        .def("stats_rows", &PySession::stats_rows,
+             "Per-probe counters as lists of ints in PROBE_STATS_NAMES order (no numpy).")
         .def("lost_ringbuf",
              [](PySession &p) {
                  uint64_t lost = 0;

@@ -32,13 +32,14 @@ def read_stats(session: _native.Session, probes: Sequence[TracedProbe], events: 
     as bpf/pyusdt_abi.h names them), and `events`, the records delivered per
     probe id.  The ids of one probe's argument layouts are added up into one
     line."""
-    raw = session.stats()
+    raw = session.stats_rows()
     names = ("events", *_native.PROBE_STATS_NAMES)
     totals: dict[tuple[str, str], list[int]] = {}  # (path, provider:name) -> counts, as `names`
+    nothing = [0] * len(_native.PROBE_STATS_NAMES)
     for tp in probes:
-        k = raw[tp.probe_id] if tp.probe_id < len(raw) else None
+        kernel = raw[tp.probe_id] if tp.probe_id < len(raw) else nothing
         ev = int(events[tp.probe_id]) if tp.probe_id < len(events) else 0
-        counts = [ev] + [int(k[f]) if k is not None else 0 for f in _native.PROBE_STATS_NAMES]
+        counts = [ev, *kernel]
         key = (tp.probe.path, tp.fullname)
         totals[key] = [a + b for a, b in zip(totals.get(key, [0] * len(counts)), counts)]
     return [ProbeStats(name, path, **dict(zip(names, counts))) for (path, name), counts in totals.items()]
