@@ -238,8 +238,13 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 			 * comes after this stop, or cancels it while pending. */
 			bpf_send_signal(PYUSDT_SIGSTOP);
 		if (bpf_ringbuf_output(&events, &e, size,
-				       site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(size, e.ts_ns)))
+				       site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(size, e.ts_ns))) {
 			count(probe_id, COUNTER_lost_ringbuf, sleepable);
+			if (site->hold)
+				/* No record will ask the reader to resume it: a SIGCONT
+				 * now cancels the stop still pending. */
+				bpf_send_signal(PYUSDT_SIGCONT);
+		}
 		return 0;
 	}
 	/* Strings: the record is built in this CPU's scratch, as long as its
