@@ -15,7 +15,6 @@
 /* SIGSTOP's number (asm/signal.h), for bpf_send_signal(): the number is the
  * architecture's. */
 #define PYUSDT_SIGSTOP 19
-#define PYUSDT_SIGCONT 18
 
 /* The offset of the instruction pointer in the context. */
 #define PYUSDT_REG_IP offsetof(struct pt_regs, rip)

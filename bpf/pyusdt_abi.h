@@ -411,7 +411,7 @@ struct pyusdt_config {
  *   str_fail      a string argument could not be read (record kept, flag set)
  *   arg_fail      a memory argument could not be read (record kept, flag set)
  *   filtered      hits a --where predicate rejected (no record)
- *   busy          hits not evaluated: this CPU's scratch (expressions, string records) was in use
+ *   busy          hits not evaluated: this CPU's expression scratch was in use
  *                 (a sleepable program preempted while it faulted a page in)
  */
 #define PYUSDT_PROBE_STATS(X) X(hits) X(lost_ringbuf) X(str_fail) X(arg_fail) X(filtered) X(busy)
@@ -444,40 +444,6 @@ struct pyusdt_event {
 };
 
 /*
- * One hit as the BPF side writes it to the ring buffer: the head of a
- * pyusdt_event (the same fields at the same offsets), then only the
- * arguments the probe has, then its strings.  A 3-argument record is 56
- * bytes, not 128: the ring holds more of them and the reader touches fewer
- * cache lines.  The reader expands each record to a fixed row (pyusdt_event
- * and string_slots slots of str_len bytes), which is what poll() returns.
- *
- * Strings are packed (PYUSDT_REC_PACKED): each a u16 header, its slot
- * number << PYUSDT_PACKED_LEN_BITS | the bytes that follow (the string and
- * its NUL, or a pyusdt_str_file), then those bytes.  A record from an
- * expression program has all PYUSDT_MAX_ARGS arguments and its strings in
- * fixed slots of str_len bytes (no PYUSDT_REC_PACKED): the program writes
- * them where the row has them.
- */
-struct pyusdt_record {
-	pyusdt_u64 ts_ns;
-	pyusdt_u32 pid;
-	pyusdt_u32 tid;
-	pyusdt_u32 cpu;
-	pyusdt_u32 probe_id;
-	pyusdt_u32 flags;     /* PYUSDT_FLAG_* */
-	pyusdt_u16 nstrings;  /* strings that follow the arguments */
-	pyusdt_u8 nargs;      /* arguments that follow this head */
-	pyusdt_u8 layout;     /* PYUSDT_REC_* */
-	/* pyusdt_u64 args[nargs]; then the strings */
-};
-#define PYUSDT_REC_PACKED 0x1
-#define PYUSDT_PACKED_LEN_BITS 12
-#define PYUSDT_PACKED_HEAD_BYTES 2
-/* The largest record: every argument, every string at its longest. */
-#define PYUSDT_RECORD_MAX_BYTES (sizeof(struct pyusdt_record) + 8 * PYUSDT_MAX_ARGS + \
-				 PYUSDT_MAX_ARGS * (PYUSDT_PACKED_HEAD_BYTES + PYUSDT_MAX_STR_LEN))
-
-/*
  * The interpreter's state for one hit, one per CPU (the expr_scratch map):
  * a map value, not the 512-byte BPF stack, and out of the verifier's
  * register tracking.  Programs write their results here, at offsets Python
@@ -491,7 +457,6 @@ struct pyusdt_expr_scratch {
 	pyusdt_u64 sp;       /* values on the stack */
 	pyusdt_u64 skip_to;  /* instructions before this one are skipped (JZ, JNZ) */
 	pyusdt_u64 result;   /* the stack's top when the program ended (a predicate's truth) */
-	pyusdt_u64 rec_len;  /* bytes of `rec` the string packer has written (kept here, not in a register: see pack_strings) */
 	pyusdt_u32 fail_mask;  /* output fields whose reads failed */
 	pyusdt_u32 trunc_mask; /* output fields whose strings were cut */
 	pyusdt_u32 arg_fails, str_fails;
@@ -499,7 +464,7 @@ struct pyusdt_expr_scratch {
 	pyusdt_u32 _pad;
 	char tmp[PYUSDT_EXPR_TMP_STRS][PYUSDT_STR_KEY_LEN];
 	struct pyusdt_agg_out agg;
-	pyusdt_u8 rec[PYUSDT_RECORD_MAX_BYTES]; /* a record being built (pyusdt_record), sent whole */
+	pyusdt_u8 rec[sizeof(struct pyusdt_event) + PYUSDT_MAX_ARGS * PYUSDT_MAX_STR_LEN];
 	pyusdt_u8 slack[PYUSDT_MAX_STR_LEN];
 };
 
@@ -524,17 +489,6 @@ PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_event) == 32 + 8 * PYUSDT_MAX_ARGS, "p
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_agg_key) == 16, "pyusdt_agg_key layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_start_key) == 16, "pyusdt_start_key layout");
 PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_site_addr) == 24, "pyusdt_site_addr layout");
-/* A record's head is an event's: the reader copies it, and the arguments, as they are. */
-PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_record) == __builtin_offsetof(struct pyusdt_event, args), "pyusdt_record head");
-PYUSDT_STATIC_ASSERT(__builtin_offsetof(struct pyusdt_record, flags) == __builtin_offsetof(struct pyusdt_event, flags) &&
-		     __builtin_offsetof(struct pyusdt_record, nstrings) == __builtin_offsetof(struct pyusdt_event, nstrings),
-		     "a record's head has an event's fields");
-/* A packed string's header holds its slot and its length. */
-PYUSDT_STATIC_ASSERT(PYUSDT_MAX_STR_LEN < (1 << PYUSDT_PACKED_LEN_BITS), "a packed length fits its bits");
-PYUSDT_STATIC_ASSERT(PYUSDT_MAX_ARGS <= (1 << (16 - PYUSDT_PACKED_LEN_BITS)), "a packed slot fits its bits");
-/* A record from an expression program is a whole row (every argument, fixed slots). */
-PYUSDT_STATIC_ASSERT(sizeof(struct pyusdt_event) + PYUSDT_MAX_ARGS * PYUSDT_MAX_STR_LEN <= PYUSDT_RECORD_MAX_BYTES,
-		     "the scratch's record holds a whole row");
 /* A record's argument slot is what the BPF side reads of an argument. */
 PYUSDT_STATIC_ASSERT(sizeof(((struct pyusdt_event *)0)->args[0]) == PYUSDT_ARG_SLOT_BYTES,
 		     "an argument slot is PYUSDT_ARG_SLOT_BYTES");

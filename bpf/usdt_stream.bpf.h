@@ -60,6 +60,7 @@ static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_
 	e->probe_id = site->probe_id;
 	e->flags = 0;
 	e->nstrings = 0;
+	e->_pad = 0;
 	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
 		if (i >= site->nargs) {
 			e->args[i] = 0;
@@ -74,38 +75,32 @@ static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_
 
 /* A string the plain read could not fault in, in a mapping of a file that
  * is not writable: its slot says where in the file it is (see
- * pyusdt_str_file).  Only where the vma tree can be walked (before 6.1).
- * Returns the bytes written at dst (0: none). */
-static __always_inline __u32 note_string_file(__u8 *dst, __u32 len, __u64 addr)
+ * pyusdt_str_file).  Only where the vma tree can be walked (before 6.1). */
+static __always_inline void note_string_file(__u8 *dst, __u32 len, __u64 addr)
 {
 	if (!PYUSDT_HAS_VMA_RBTREE || len < sizeof(struct pyusdt_str_file))
-		return 0;
+		return;
 	struct vm_area_struct___pyusdt *vma = vma_of(addr);
 	if (!vma || (BPF_CORE_READ(vma, vm_flags) & PYUSDT_VM_WRITE))
-		return 0;
+		return;
 	struct pyusdt_str_file ref = {.magic = PYUSDT_STR_FILE_MAGIC};
 	if (file_of(vma, addr, &ref.dev, &ref.ino, &ref.offset))
-		return 0;
+		return;
 	__builtin_memcpy(dst, &ref, sizeof(ref));
-	return sizeof(ref);
 }
 
-/* The last byte offset a packed string may start at: its header and a whole
- * slot (cfg.str_len, a load-time constant) still fit the record. */
-#define PYUSDT_LAST_STRING_OFF (PYUSDT_RECORD_MAX_BYTES - PYUSDT_PACKED_HEAD_BYTES - (__u64)cfg.str_len)
-
-/* Packs the string arguments after the record's `nargs` arguments, each
- * only as long as it is (see pyusdt_record); returns the record's size. */
-static __always_inline __u64 pack_strings(const struct pyusdt_site *site, struct pyusdt_expr_scratch *x,
-					  __u32 nargs, int sleepable)
+/* Reads the string arguments into the slots after the fixed record. */
+static __always_inline void fill_strings(const struct pyusdt_site *site,
+					 struct pyusdt_event *e, __u8 *slots, int sleepable)
 {
-	__u8 *rec = x->rec;
-	struct pyusdt_event *e = (struct pyusdt_event *)rec;
 	__u32 len = cfg.str_len;
-	x->rec_len = sizeof(struct pyusdt_record) + 8 * (__u64)nargs;
+	/* The last slot's start: a load-time constant the verifier knows, so
+	 * that every slot is provably inside the record on every kernel (6.2
+	 * and older cannot bound slot * len by themselves). */
+	__u64 last_slot = (__u64)(cfg.string_slots ? cfg.string_slots - 1 : 0) * len;
 
 	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
-		if (i >= nargs)
+		if (i >= site->nargs)
 			break;
 		const struct pyusdt_arg_spec *a = &site->args[i];
 		if (!a->is_string)
@@ -113,43 +108,31 @@ static __always_inline __u64 pack_strings(const struct pyusdt_site *site, struct
 		__u32 slot = a->str_slot;
 		if (slot >= cfg.string_slots)
 			continue;
-		/* The cursor comes back from memory as any number, bounded here
-		 * the same way on every path: the verifier then sees one state per
-		 * iteration, not one per combination of earlier string lengths
-		 * (which exceeds its limit of a million instructions). */
-		__u64 off = *(volatile __u64 *)&x->rec_len;
-		if (off > PYUSDT_LAST_STRING_OFF)
-			break;
-		__u8 *head = rec + off;
-		__u8 *dst = head + PYUSDT_PACKED_HEAD_BYTES;
-		/* The pointer, read before the bytes of this string can cover it. */
+		__u64 off = (__u64)slot * len;
+		asm volatile("" : "+r"(off)); /* bound this very register, not a copy */
+		if (off > last_slot)
+			continue;
+		__u8 *dst = slots + off;
 		const char *src = (const char *)e->args[i];
 		long n = read_user_str(dst, len, src, sleepable);
-		__u32 used;
 		if (n < 0) {
-			used = sleepable ? 0 : note_string_file(dst, len, (__u64)src);
+			dst[0] = 0;
+			if (!sleepable)
+				note_string_file(dst, len, (__u64)src);
 			e->flags |= 1u << (PYUSDT_FLAG_READ_FAIL_SHIFT + i);
 			count(site->probe_id, COUNTER_str_fail, sleepable);
-		} else {
-			used = n > len ? len : (__u32)n;
-			/* A full slot is only a truncation if the source goes on (its
-			 * pages are present now, if the read above faulted them in). */
-			if (used == len) {
-				char next = 0;
-				bpf_probe_read_user(&next, 1, src + len - 1);
-				if (next)
-					e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
-			}
+			continue;
 		}
-		asm volatile("" : "+r"(used));
-		if (used > len)
-			used = len;
-		__u16 word = (__u16)(slot << PYUSDT_PACKED_LEN_BITS | used);
-		__builtin_memcpy(head, &word, sizeof(word));
-		x->rec_len = off + PYUSDT_PACKED_HEAD_BYTES + used;
+		/* A full slot is only a truncation if the source goes on (its
+		 * pages are present now, if the read above faulted them in). */
+		if (n == len) {
+			char next = 0;
+			bpf_probe_read_user(&next, 1, src + len - 1);
+			if (next)
+				e->flags |= 1u << (PYUSDT_FLAG_STR_TRUNC_SHIFT + i);
+		}
 	}
 	e->nstrings = site->nstrings;
-	return x->rec_len;
 }
 
 /*
@@ -186,9 +169,8 @@ static __always_inline int stream_expr_hit(struct pt_regs *ctx, const struct pyu
 	e->tid = (__u32)id;
 	e->cpu = bpf_get_smp_processor_id();
 	e->probe_id = probe_id;
+	e->_pad = 0;
 	e->nstrings = cfg.string_slots ? site->nstrings : 0;
-	((struct pyusdt_record *)e)->nargs = PYUSDT_MAX_ARGS;
-	((struct pyusdt_record *)e)->layout = 0; /* the row's own layout: fixed string slots */
 	e->flags = (x->fail_mask << PYUSDT_FLAG_READ_FAIL_SHIFT) | (x->trunc_mask << PYUSDT_FLAG_STR_TRUNC_SHIFT);
 	if (x->arg_fails)
 		count(probe_id, COUNTER_arg_fail, sleepable);
@@ -219,52 +201,33 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	if (cfg.expressions && (site->pred_prog || site->out_prog))
 		return stream_expr_hit(ctx, site, site_idx, id, sleepable);
 
-	__u32 nargs = site->nargs;
-	if (nargs > PYUSDT_MAX_ARGS)
-		nargs = PYUSDT_MAX_ARGS;
 	/* A session without string slots has no string path at all: the
 	 * verifier sees the constant and never walks it (6.1 and older cannot
 	 * prune it from the slot checks below, whose constant is on the left). */
 	if (!cfg.string_slots || !site->nstrings) {
-		/* Built on the stack and sent with its arguments only: one helper
-		 * call, no map, and a 3-argument record is one cache line. */
-		struct pyusdt_event e;
-		fill_event(ctx, site, &e, id, sleepable);
-		((struct pyusdt_record *)&e)->nargs = nargs;
-		((struct pyusdt_record *)&e)->layout = 0;
-		__u64 size = sizeof(struct pyusdt_record) + 8 * (__u64)nargs;
+		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(probe_id, COUNTER_lost_ringbuf, sleepable);
+			return 0;
+		}
+		fill_event(ctx, site, e, id, sleepable);
 		if (site->hold)
 			/* Before the record can be read: the reader's SIGCONT then
 			 * comes after this stop, or cancels it while pending. */
 			bpf_send_signal(PYUSDT_SIGSTOP);
-		if (bpf_ringbuf_output(&events, &e, size,
-				       site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(size, e.ts_ns))) {
-			count(probe_id, COUNTER_lost_ringbuf, sleepable);
-			if (site->hold)
-				/* No record will ask the reader to resume it: a SIGCONT
-				 * now cancels the stop still pending. */
-				bpf_send_signal(PYUSDT_SIGCONT);
-		}
+		bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(sizeof(*e), e->ts_ns));
 		return 0;
 	}
-	/* Strings: the record is built in this CPU's scratch, as long as its
-	 * strings are, and sent with one copy. */
-	struct pyusdt_expr_scratch *x = claim_scratch();
-	if (!x) {
-		count(probe_id, COUNTER_busy, sleepable);
-		return 0;
-	}
-	struct pyusdt_event *e = (struct pyusdt_event *)x->rec;
-	fill_event(ctx, site, e, id, sleepable);
-	((struct pyusdt_record *)e)->nargs = nargs;
-	((struct pyusdt_record *)e)->layout = PYUSDT_REC_PACKED;
-	__u64 size = pack_strings(site, x, nargs, sleepable);
-	asm volatile("" : "+r"(size));
-	if (size > PYUSDT_RECORD_MAX_BYTES)
-		size = PYUSDT_RECORD_MAX_BYTES;
-	if (bpf_ringbuf_output(&events, x->rec, size, wakeup_flag(size, e->ts_ns)))
+	/* Both sizes are load-time constants, as the ring buffer requires. */
+	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
+	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e) {
 		count(probe_id, COUNTER_lost_ringbuf, sleepable);
-	x->busy = 0;
+		return 0;
+	}
+	fill_event(ctx, site, e, id, sleepable);
+	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
+	bpf_ringbuf_submit(e, wakeup_flag(size, e->ts_ns));
 	return 0;
 }
 

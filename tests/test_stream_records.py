@@ -1,9 +1,8 @@
-"""Records in the ring buffer carry only a probe's arguments and, packed,
-its strings as long as they are (bpf/pyusdt_abi.h, pyusdt_record); the
-reader expands each to a fixed row.  Every length from 0 to 12 arguments,
-narrow negative and wide unsigned values, and strings in slots out of
-argument order come back exactly as fired, with the unused parts of the row
-zero: nothing of one record leaks into another."""
+"""Records of every length the native reader copies into rows: every
+length from 0 to 12 arguments, narrow negative and wide unsigned values,
+and strings in slots out of argument order come back exactly as fired, with
+the unused parts of each row zero (no byte of an earlier record in the ring
+buffer shows through a short string's slot)."""
 from __future__ import annotations
 
 import numpy as np

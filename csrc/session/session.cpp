@@ -536,62 +536,34 @@ void Session::remove_cgroup(uint64_t id) {
     bpf_map_delete_elem(bpf_map__fd(skel_->maps.cgroups), &id);  // ENOENT is fine
 }
 
-bool Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent) {
-    pyusdt_record head;
-    if (len < sizeof(head))
-        return false;
-    std::memcpy(&head, rec, sizeof(head));
-    size_t args_bytes = size_t(head.nargs) * sizeof(uint64_t);
-    if (head.nargs > PYUSDT_MAX_ARGS || sizeof(head) + args_bytes > len)
-        return false;
+void Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent) {
+    // The record is a row's prefix (every record the BPF side writes is a
+    // whole pyusdt_event and its slots; a shorter one would read as zeros).
+    pyusdt_event head{};
+    std::memcpy(&head, rec, std::min<size_t>(len, sizeof(head)));
     bool hold = !hold_probes_.empty() && hold_probes_.count(head.probe_id);
     if (hold && resume_hold(head.pid))
-        return true;  // resumed here; nothing for the caller to do
+        return;  // resumed here; nothing for the caller to do
     std::vector<uint8_t> &out = hold ? urgent : rows;
     size_t row = row_size();
     size_t at = out.size();
     out.resize(at + row);
     uint8_t *dst = out.data() + at;
-    // The head and the arguments as they are; the rest of the row is zeros
-    // (missing arguments, the head's nargs and layout: the row's padding).
-    std::memcpy(dst, rec, sizeof(head) + args_bytes);
-    std::memset(dst + sizeof(head) + args_bytes, 0, row - sizeof(head) - args_bytes);
-    auto *e = reinterpret_cast<pyusdt_event *>(dst);
-    e->_pad = 0;
-    size_t len_slot = opts_.str_len;
-    uint8_t *slots = dst + sizeof(pyusdt_event);
-    size_t nslots = opts_.string_slots;
-    const uint8_t *src = rec + sizeof(head) + args_bytes;
-    const uint8_t *end = rec + len;
-    if (head.layout & PYUSDT_REC_PACKED) {
-        // (slot, length) headers, each followed by its bytes.
-        for (uint32_t k = 0; k < head.nstrings && end - src >= PYUSDT_PACKED_HEAD_BYTES; k++) {
-            uint16_t word;
-            std::memcpy(&word, src, sizeof(word));
-            src += PYUSDT_PACKED_HEAD_BYTES;
-            size_t slot = word >> PYUSDT_PACKED_LEN_BITS;
-            size_t used = word & ((1u << PYUSDT_PACKED_LEN_BITS) - 1);
-            if (used > size_t(end - src))
-                break;
-            if (slot < nslots)
-                std::memcpy(slots + slot * len_slot, src, std::min(used, len_slot));
-            src += used;
-        }
-    } else {
-        // Fixed slots, as the row has them (an expression program's record).
-        std::memcpy(slots, src, std::min<size_t>(end - src, nslots * len_slot));
-        // A slot holds its string up to the NUL and, after it, whatever the
-        // reused scratch held before: clear that tail so that a row never
-        // shows bytes of another event.
-        for (uint8_t *slot = slots; slot + len_slot <= dst + row; slot += len_slot) {
-            auto *nul = static_cast<uint8_t *>(std::memchr(slot, 0, len_slot));
-            if (nul)
-                std::memset(nul, 0, slot + len_slot - nul);
-        }
-    }
+    size_t n = std::min<size_t>(len, row);
+    std::memcpy(dst, rec, n);
+    if (n < row)
+        std::memset(dst + n, 0, row - n);
     if (!sleepable_)
         read_strings_late(dst);
-    return true;
+    // A string slot holds the string up to its NUL and, after it, whatever
+    // the ring buffer held there before: clear that tail so a row never
+    // shows bytes of another event.
+    size_t slot_len = opts_.str_len;
+    for (uint8_t *slot = dst + sizeof(pyusdt_event); slot + slot_len <= dst + row; slot += slot_len) {
+        auto *nul = static_cast<uint8_t *>(std::memchr(slot, 0, slot_len));
+        if (nul)
+            std::memset(nul, 0, slot + slot_len - nul);
+    }
 }
 
 namespace {
@@ -706,7 +678,7 @@ size_t Session::drain_pass(size_t max_rows) {
     size_t n;
     {
         std::lock_guard<std::mutex> meta(meta_mu_);
-        rows.reserve(std::min<size_t>(max_rows, ring_->pending() / sizeof(pyusdt_record) + 1) * row_size());
+        rows.reserve(std::min<size_t>(max_rows, ring_->pending() / row_size() + 1) * row_size());
         n = ring_->consume(max_rows, std::max<uint64_t>(opts_.ringbuf_bytes / 16, 4096),
                            [&](const uint8_t *rec, uint32_t len) {
                                expand(rec, len, rows, urgent);

@@ -205,9 +205,9 @@ class Session {
     const SessionOptions &options() const { return opts_; }
 
   private:
-    // Expands one ring record into a row at the end of `rows` (or of
-    // `urgent`, for a hold site's); false for a malformed record (skipped).
-    bool expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent);
+    // Copies one ring record into a row at the end of `rows` (or of
+    // `urgent`, for a hold site's, unless the hold was resumed here).
+    void expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent);
     // Moves at most max_rows records from the ring buffer into the queue; returns how many.
     size_t drain_pass(size_t max_rows);
     void drain_loop();
