@@ -767,15 +767,18 @@ size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &ou
         urgent_.erase(urgent_.begin(), urgent_.begin() + urgent_rows * row);
         n += urgent_rows;
     }
-    if (n < max_events && !queue_.empty()) {
-        size_t want = 0;
-        for (auto it = queue_.begin(); it != queue_.end() && want < max_events - n; ++it)
-            want += (it->size() - (it == queue_.begin() ? front_taken_ : 0)) / row;
-        out.reserve(out.size() + std::min(want, max_events - n) * row);
-    }
     while (n < max_events && !queue_.empty()) {
         std::vector<uint8_t> &front = queue_.front();
         size_t avail = (front.size() - front_taken_) / row;
+        if (out.empty() && front_taken_ == 0 && avail <= max_events - n) {
+            // A whole chunk into an empty batch: handed over, not copied,
+            // and returned alone (at most max_events, as promised).
+            out.swap(front);
+            queued_bytes_ -= avail * row;
+            n += avail;
+            queue_.pop_front();
+            break;
+        }
         size_t take = std::min(avail, max_events - n);
         out.insert(out.end(), front.begin() + front_taken_, front.begin() + front_taken_ + take * row);
         front_taken_ += take * row;
