@@ -211,11 +211,6 @@ void Session::stop_streaming() {
 
 uint64_t Session::pending_bytes() const { return ring_ ? ring_->pending() : 0; }
 
-uint64_t Session::queued_bytes() {
-    std::lock_guard<std::mutex> q(queue_mu_);
-    return queued_bytes_ + urgent_.size();
-}
-
 int Session::open_and_load() {
     if (skel_) {
         usdt__destroy(skel_);

@@ -180,8 +180,6 @@ class Session {
     // Bytes the BPF side has committed or reserved that the reader has not consumed
     // (rows already drained into user memory are not counted: poll() returns them).
     uint64_t pending_bytes() const;
-    // Bytes of rows drained from the ring buffer that poll() has not returned yet.
-    uint64_t queued_bytes();
     // Holds (the dynamic linker's, under -c) the reader resumed itself: every
     // object the process maps has no USDT notes, or had them at its last hold.
     uint64_t holds_resumed() const { return holds_resumed_; }
