@@ -12,15 +12,22 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <sstream>
 #include <sys/epoll.h>
-#include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "session/background_detach.h"
 #include "session/kernel_features.h"
+#include "elf/elf_file.h"
+#include "elf/usdt_notes.h"
 #include "session/late_strings.h"
+#include "session/ring_reader.h"
 #include "session/uprobe_multi.h"
 #include "usdt.skel.h"
 
@@ -165,10 +172,15 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
                                  std::to_string(opts_.max_starts) + " pending latency starts; ask for less");
     if (err)
         load_failed(err, "loading the BPF program");
+    if (!opts_.queue_bytes) {
+        // An eighth of the machine's memory, at most 1 GiB: room for a burst
+        // of several hundred thousand rows with strings while the caller
+        // formats them, without letting one trace take the machine's memory.
+        uint64_t phys = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+        opts_.queue_bytes = std::max<uint64_t>(opts_.ringbuf_bytes, std::min<uint64_t>(phys / 8, 1ull << 30));
+    }
     try {
-        rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
-        if (!rb_)
-            load_failed(errno, "creating the ring buffer reader");
+        ring_ = std::make_unique<RingReader>(bpf_map__fd(skel_->maps.events), opts_.ringbuf_bytes);
         open_waiter();
     } catch (...) {
         release();  // the destructor does not run for a half-built session
@@ -176,21 +188,19 @@ Session::Session(const SessionOptions &opts) : opts_(opts) {
     }
 }
 
-// The reader sleeps on its own edge-triggered epoll and looks at the ring's
-// positions itself: libbpf's poll returns as soon as one record is pending,
-// which makes a busy reader drain a few records at a time.
+// The reader's thread sleeps on an edge-triggered epoll of the ring buffer
+// (the BPF side wakes it at wakeup_bytes, or after a quiet spell) and of an
+// eventfd that ends it.
 void Session::open_waiter() {
-    int fd = bpf_map__fd(skel_->maps.events);
-    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    // Read-only view of the consumer page (0) and producer page (1).
-    void *m = mmap(nullptr, 2 * page_, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        throw LoadError(errno, std::string("mapping the ring buffer positions: ") + strerror(errno));
-    positions_ = static_cast<uint8_t *>(m);
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLET;
-    if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    epoll_event stop{};
+    stop.events = EPOLLIN;
+    stop.data.fd = stop_fd_;
+    if (epfd_ < 0 || stop_fd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, bpf_map__fd(skel_->maps.events), &ev) != 0 ||
+        epoll_ctl(epfd_, EPOLL_CTL_ADD, stop_fd_, &stop) != 0)
         throw LoadError(errno, std::string("watching the ring buffer: ") + strerror(errno));
 }
 
@@ -199,13 +209,7 @@ void Session::stop_streaming() {
         __atomic_store_n(&skel_->bss->stream_stopped, 1, __ATOMIC_SEQ_CST);
 }
 
-uint64_t Session::pending_bytes() const {
-    auto *consumer = reinterpret_cast<const uint64_t *>(positions_);
-    auto *producer = reinterpret_cast<const uint64_t *>(positions_ + page_);
-    uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
-    uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
-    return prod - cons;
-}
+uint64_t Session::pending_bytes() const { return ring_ ? ring_->pending() : 0; }
 
 int Session::open_and_load() {
     if (skel_) {
@@ -269,15 +273,14 @@ Session::~Session() { release(); }
 
 void Session::release() {
     detach_all();
+    stop_drainer();
     if (epfd_ >= 0)
         close(epfd_);
     epfd_ = -1;
-    if (positions_)
-        munmap(positions_, 2 * page_);
-    positions_ = nullptr;
-    if (rb_)
-        ring_buffer__free(rb_);
-    rb_ = nullptr;
+    if (stop_fd_ >= 0)
+        close(stop_fd_);
+    stop_fd_ = -1;
+    ring_.reset();
     if (skel_)
         usdt__destroy(skel_);
     skel_ = nullptr;
@@ -415,8 +418,10 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
             if (by_address)
                 throw AttachError(errno, label + " in " + path + ": " + strerror(errno));
         } else {
-            if (!sleepable_)
+            if (!sleepable_) {
+                std::lock_guard<std::mutex> meta(meta_mu_);
                 known_files_.emplace(kernel_file_id(st), path);
+            }
             if (by_address)
                 index_by_address(st, site.pc_offset, aggregating ? PYUSDT_PROG_AGGREGATE : PYUSDT_PROG_STREAM,
                                  idx, s, label + " in " + path);
@@ -449,9 +454,12 @@ uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t
     }
     next_site_++;
     probe_count_ = std::max(probe_count_, probe_id + 1);
+    std::lock_guard<std::mutex> meta(meta_mu_);
     if (probe_strings_.size() <= probe_id)
         probe_strings_.resize(probe_id + 1);
     probe_strings_[probe_id] = string_args;
+    if (hold)
+        hold_probes_.insert(probe_id);
     return idx;
 }
 
@@ -523,31 +531,100 @@ void Session::remove_cgroup(uint64_t id) {
     bpf_map_delete_elem(bpf_map__fd(skel_->maps.cgroups), &id);  // ENOENT is fine
 }
 
-int Session::on_record(void *ctx, void *data, size_t size) {
-    auto *self = static_cast<Session *>(ctx);
-    size_t row = self->row_size();
-    std::vector<uint8_t> &out = *self->sink_;
+void Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent) {
+    // The record is a row's prefix (every record the BPF side writes is a
+    // whole pyusdt_event and its slots; a shorter one would read as zeros).
+    pyusdt_event head{};
+    std::memcpy(&head, rec, std::min<size_t>(len, sizeof(head)));
+    bool hold = !hold_probes_.empty() && hold_probes_.count(head.probe_id);
+    if (hold && resume_hold(head.pid))
+        return;  // resumed here; nothing for the caller to do
+    std::vector<uint8_t> &out = hold ? urgent : rows;
+    size_t row = row_size();
     size_t at = out.size();
     out.resize(at + row);
     uint8_t *dst = out.data() + at;
-    size_t n = std::min(size, row);
-    std::memcpy(dst, data, n);
+    size_t n = std::min<size_t>(len, row);
+    std::memcpy(dst, rec, n);
     if (n < row)
         std::memset(dst + n, 0, row - n);
-    if (!self->sleepable_)
-        self->read_strings_late(dst);
+    if (!sleepable_)
+        read_strings_late(dst);
     // A string slot holds the string up to its NUL and, after it, whatever
-    // the reused BPF scratch buffer held before: clear that tail so a record
-    // never shows bytes of another event.
-    size_t len = self->opts_.str_len;
-    for (uint8_t *slot = dst + sizeof(pyusdt_event); slot + len <= dst + row; slot += len) {
-        auto *nul = static_cast<uint8_t *>(std::memchr(slot, 0, len));
+    // the ring buffer held there before: clear that tail so a row never
+    // shows bytes of another event.
+    size_t slot_len = opts_.str_len;
+    for (uint8_t *slot = dst + sizeof(pyusdt_event); slot + slot_len <= dst + row; slot += slot_len) {
+        auto *nul = static_cast<uint8_t *>(std::memchr(slot, 0, slot_len));
         if (nul)
-            std::memset(nul, 0, slot + len - nul);
+            std::memset(nul, 0, slot + slot_len - nul);
     }
-    // Returning non-zero stops the drain once the batch is full; the record
-    // just copied is already consumed, the rest stays in the ring.
-    return ++self->sink_rows_ >= self->sink_limit_ ? -E2BIG : 0;
+}
+
+namespace {
+
+// (dev, inode) of each file /proc/PID/maps names, with one address range of it.
+bool mapped_files(uint32_t pid, std::map<std::pair<uint64_t, uint64_t>, std::string> &files) {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    if (!maps)
+        return false;
+    std::string line;
+    while (std::getline(maps, line)) {
+        std::istringstream in(line);
+        std::string range, perms, offset, dev;
+        uint64_t ino = 0;
+        if (!(in >> range >> perms >> offset >> dev >> ino) || ino == 0)
+            continue;
+        unsigned maj = 0, min = 0;
+        if (sscanf(dev.c_str(), "%x:%x", &maj, &min) != 2)
+            continue;
+        files.emplace(std::make_pair(uint64_t(makedev(maj, min)), ino), range);
+    }
+    return true;
+}
+
+}  // namespace
+
+bool Session::resume_hold(uint32_t pid) {
+    // The caller takes stacks' mappings at each load: it must see them all.
+    if (opts_.max_stacks)
+        return false;
+    std::map<std::pair<uint64_t, uint64_t>, std::string> files;
+    if (!mapped_files(pid, files))
+        return false;
+    std::set<std::pair<uint64_t, uint64_t>> with_notes;
+    for (const auto &[id, range] : files) {
+        if (no_notes_.count(id))
+            continue;
+        // Through the process's own view of it (another mount namespace, a deleted file).
+        std::string path = "/proc/" + std::to_string(pid) + "/map_files/" + range;
+        bool notes = true;  // an object that cannot be read is the caller's to judge
+        char magic[4] = {};
+        std::ifstream head(path, std::ios::binary);
+        if (head && head.read(magic, sizeof(magic)) && std::memcmp(magic, "\177ELF", 4) != 0) {
+            notes = false;  // not an ELF object (ld.so.cache, a locale archive): no probes
+        } else if (head) {
+            try {
+                ElfFile elf(path);
+                notes = !read_usdt_sites(elf).empty();
+            } catch (...) {
+            }
+        }
+        if (notes)
+            with_notes.insert(id);
+        else
+            no_notes_.insert(id);
+    }
+    std::set<std::pair<uint64_t, uint64_t>> &seen = seen_with_notes_[pid];
+    bool all_seen = std::includes(seen.begin(), seen.end(), with_notes.begin(), with_notes.end());
+    if (!all_seen) {
+        // The caller looks at every object while the process stays stopped.
+        seen = std::move(with_notes);
+        return false;
+    }
+    kill(static_cast<pid_t>(pid), SIGCONT);  // a stop still pending is cancelled by it
+    holds_resumed_++;
+    return true;
 }
 
 // The string arguments of this record the program could not read (see
@@ -586,26 +663,130 @@ void Session::read_strings_late(uint8_t *row) {
     }
 }
 
+// Rows the reader's thread moves per pass, and how often (bytes of records)
+// it gives ring space back to the producers within a pass.
+constexpr size_t kDrainRows = 8192;
+
+size_t Session::drain_pass(size_t max_rows) {
+    std::lock_guard<std::mutex> ring(ring_mu_);
+    std::vector<uint8_t> rows, urgent;
+    size_t n;
+    {
+        std::lock_guard<std::mutex> meta(meta_mu_);
+        rows.reserve(std::min<size_t>(max_rows, ring_->pending() / row_size() + 1) * row_size());
+        n = ring_->consume(max_rows, std::max<uint64_t>(opts_.ringbuf_bytes / 16, 4096),
+                           [&](const uint8_t *rec, uint32_t len) {
+                               expand(rec, len, rows, urgent);
+                               return true;
+                           });
+    }
+    if (rows.empty() && urgent.empty())
+        return n;
+    {
+        std::lock_guard<std::mutex> q(queue_mu_);
+        queued_bytes_ += rows.size();
+        if (!rows.empty())
+            queue_.push_back(std::move(rows));
+        urgent_.insert(urgent_.end(), urgent.begin(), urgent.end());
+    }
+    rows_cv_.notify_all();
+    return n;
+}
+
+void Session::drain_loop() {
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> q(queue_mu_);
+            // Full: wait for poll() to take rows (the ring fills meanwhile,
+            // and the BPF side counts what it cannot write).
+            room_cv_.wait(q, [&] { return drainer_stop_ || queued_bytes_ < opts_.queue_bytes; });
+            if (drainer_stop_)
+                return;
+        }
+        if (drain_pass(kDrainRows))
+            continue;
+        epoll_event ev[2];
+        // The timeout only bounds how late a record is seen if a wake-up
+        // were ever missed; the BPF side wakes this thread.
+        epoll_wait(epfd_, ev, 2, 100);
+    }
+}
+
+void Session::start_drainer() {
+    if (drainer_started_)
+        return;
+    drainer_started_ = true;
+    drainer_ = std::thread([this] { drain_loop(); });
+}
+
+void Session::stop_drainer() {
+    if (!drainer_started_)
+        return;
+    {
+        std::lock_guard<std::mutex> q(queue_mu_);
+        drainer_stop_ = true;
+    }
+    room_cv_.notify_all();
+    uint64_t one = 1;
+    if (write(stop_fd_, &one, sizeof(one)) < 0) {
+        // eventfd writes fail only past 2^64-2: the epoll timeout still ends the wait.
+    }
+    drainer_.join();
+    drainer_started_ = false;
+}
+
 size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out) {
     if (max_events == 0)
         return 0;
-    // Sleep until the BPF side's wake-up at wakeup_bytes, or the timeout
-    // (which bounds how late a trickle of records is seen), unless that much
-    // is already waiting.
-    uint64_t enough = opts_.wakeup_bytes ? opts_.wakeup_bytes : 1;
-    if (timeout_ms != 0 && pending_bytes() < enough) {
-        epoll_event ev;
-        epoll_wait(epfd_, &ev, 1, timeout_ms);
+    start_drainer();
+    auto has_rows = [&] { return !urgent_.empty() || !queue_.empty(); };
+    std::unique_lock<std::mutex> q(queue_mu_);
+    if (!has_rows()) {
+        // Nothing queued: read the ring here, so that a record committed
+        // before this call is returned by it (the thread may be asleep).
+        q.unlock();
+        drain_pass(max_events);
+        q.lock();
+        if (!has_rows() && timeout_ms != 0) {
+            auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+            if (timeout_ms < 0)
+                rows_cv_.wait(q, has_rows);
+            else
+                rows_cv_.wait_until(q, until, has_rows);
+        }
     }
-    sink_ = &out;
-    sink_rows_ = 0;
-    sink_limit_ = max_events;
-    out.reserve(out.size() + std::min<size_t>(max_events, 1 << 16) * row_size());
-    int r = ring_buffer__consume(rb_);
-    sink_ = nullptr;
-    if (r < 0 && r != -E2BIG)
-        throw std::runtime_error(std::string("reading the ring buffer: ") + strerror(-r));
-    return sink_rows_;
+    size_t row = row_size(), n = 0;
+    size_t urgent_rows = std::min(urgent_.size() / row, max_events);
+    if (urgent_rows) {
+        out.insert(out.end(), urgent_.begin(), urgent_.begin() + urgent_rows * row);
+        urgent_.erase(urgent_.begin(), urgent_.begin() + urgent_rows * row);
+        n += urgent_rows;
+    }
+    while (n < max_events && !queue_.empty()) {
+        std::vector<uint8_t> &front = queue_.front();
+        size_t avail = (front.size() - front_taken_) / row;
+        if (out.empty() && front_taken_ == 0 && avail <= max_events - n) {
+            // A whole chunk into an empty batch: handed over, not copied,
+            // and returned alone (at most max_events, as promised).
+            out.swap(front);
+            queued_bytes_ -= avail * row;
+            n += avail;
+            queue_.pop_front();
+            break;
+        }
+        size_t take = std::min(avail, max_events - n);
+        out.insert(out.end(), front.begin() + front_taken_, front.begin() + front_taken_ + take * row);
+        front_taken_ += take * row;
+        queued_bytes_ -= take * row;
+        n += take;
+        if (front_taken_ == front.size()) {
+            queue_.pop_front();
+            front_taken_ = 0;
+        }
+    }
+    q.unlock();
+    room_cv_.notify_all();
+    return n;
 }
 
 namespace {
@@ -644,6 +825,7 @@ std::vector<Counters> sum_counters(int fd, uint32_t n) {
 std::vector<pyusdt_probe_stats> Session::stats() const {
     auto out = sum_counters<pyusdt_probe_stats>(bpf_map__fd(skel_->maps.stats), probe_count_);
     // A string the reader read after all is not lost.
+    std::lock_guard<std::mutex> meta(meta_mu_);
     for (size_t id = 0; id < out.size() && id < late_strings_.size(); id++)
         out[id].str_fail -= std::min(out[id].str_fail, late_strings_[id]);
     return out;

@@ -6,12 +6,17 @@
 // of scope, however it ends, leaves no uprobe attached.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
-#include <sys/stat.h>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <sys/stat.h>
+#include <thread>
 #include <vector>
 
 #include "elf/usdt_notes.h"
@@ -19,9 +24,10 @@
 struct usdt;
 struct bpf_link;
 struct bpf_program;
-struct ring_buffer;
 
 namespace pyusdt {
+
+class RingReader;
 
 // The kernel refused to load the program (no BTF, no privileges, ...).
 struct LoadError : std::runtime_error {
@@ -50,6 +56,11 @@ struct SessionOptions {
     bool uprobe_multi = true;       // use uprobe_multi links if the kernel has them
     bool expressions = false;       // some site will run an expression program
     uint32_t max_stacks = 0;        // user stacks kept (ustack); 0: none taken
+    // Rows the reader's thread may keep, drained from the ring buffer but
+    // not yet taken by poll(), in bytes (0: a share of the machine's memory,
+    // see Session::Session).  Past it the thread stops draining: the ring
+    // fills and the BPF side counts what it then drops (lost_ringbuf).
+    uint64_t queue_bytes = 0;
 };
 
 // The expression programs a site runs (ids in the `exprs` map, 0: none).
@@ -157,13 +168,21 @@ class Session {
 
     // Waits up to timeout_ms for records and appends at most max_events rows
     // (row_size() bytes each) to `out`.  Returns the number of rows appended.
+    // The first call starts the reader's thread, which moves records from the
+    // ring buffer into user memory as they come (up to queue_bytes), so that
+    // how fast the caller consumes rows does not decide what the ring drops.
+    // Records of a hold site (the dynamic linker's, under -c) come first.
     size_t poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &out);
 
     // Ends streaming: from now on streaming sites neither count nor send a
     // hit (they stay attached until detach_all), so the ring buffer only empties.
     void stop_streaming();
-    // Bytes the BPF side has committed or reserved that the reader has not consumed.
+    // Bytes the BPF side has committed or reserved that the reader has not consumed
+    // (rows already drained into user memory are not counted: poll() returns them).
     uint64_t pending_bytes() const;
+    // Holds (the dynamic linker's, under -c) the reader resumed itself: every
+    // object the process maps has no USDT notes, or had them at its last hold.
+    uint64_t holds_resumed() const { return holds_resumed_; }
 
     // Per-probe counters summed over CPUs, indexed by probe id (every id
     // below the highest one attached so far).
@@ -184,7 +203,17 @@ class Session {
     const SessionOptions &options() const { return opts_; }
 
   private:
-    static int on_record(void *ctx, void *data, size_t size);
+    // Copies one ring record into a row at the end of `rows` (or of
+    // `urgent`, for a hold site's, unless the hold was resumed here).
+    void expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent);
+    // Moves at most max_rows records from the ring buffer into the queue; returns how many.
+    size_t drain_pass(size_t max_rows);
+    void drain_loop();
+    void start_drainer();
+    void stop_drainer();
+    // A hold site's hit of `pid`: resumes it here when no object it maps can
+    // have probes the caller has not seen; false when the caller must look.
+    bool resume_hold(uint32_t pid);
     void read_strings_late(uint8_t *row);
     int open_and_load();  // 0 or a positive errno
     void index_by_address(const struct stat &st, uint64_t offset, uint32_t prog, uint32_t idx,
@@ -194,11 +223,10 @@ class Session {
 
     SessionOptions opts_;
     usdt *skel_ = nullptr;
-    ring_buffer *rb_ = nullptr;
+    std::unique_ptr<RingReader> ring_;
     bool sleepable_ = false;  // string reads use the sleepable programs
-    int epfd_ = -1;              // edge-triggered epoll on the ring buffer
-    uint8_t *positions_ = nullptr;  // consumer and producer position pages
-    size_t page_ = 0;
+    int epfd_ = -1;           // epoll on the ring buffer (edge-triggered) and stop_fd_
+    int stop_fd_ = -1;        // eventfd: wakes the reader's thread to end it
     std::vector<bpf_link *> links_;  // perf-event links, one per site
     // uprobe_multi: sites waiting for commit(), the links made, the sites in them.
     struct PendingSite {
@@ -221,9 +249,26 @@ class Session {
     // The files attached so far by the kernel's (dev, inode), for strings
     // read late from a file (pyusdt_str_file).
     std::map<std::pair<uint32_t, uint64_t>, std::string> known_files_;
-    // Drain state for the callback.
-    std::vector<uint8_t> *sink_ = nullptr;
-    size_t sink_rows_ = 0, sink_limit_ = 0;
+    // The reader's thread and its queue.  Lock order: ring_mu_, meta_mu_, queue_mu_.
+    std::thread drainer_;
+    bool drainer_started_ = false;
+    std::mutex ring_mu_;   // one consumer of the ring buffer at a time (thread or poll)
+    mutable std::mutex meta_mu_;  // the per-probe tables attach() writes and the reader reads
+    std::mutex queue_mu_;
+    std::condition_variable rows_cv_;  // rows queued
+    std::condition_variable room_cv_;  // rows taken: the thread may drain again
+    std::deque<std::vector<uint8_t>> queue_;  // chunks of rows, oldest first
+    size_t front_taken_ = 0;                  // bytes of queue_.front() already returned
+    uint64_t queued_bytes_ = 0;
+    std::vector<uint8_t> urgent_;             // hold sites' rows: returned first
+    bool drainer_stop_ = false;
+    // Holds: the probe ids of hold sites; objects (dev, inode) known to have
+    // no USDT notes; per held process, the objects with notes it had mapped
+    // when its last hold went to the caller (who then looked at them all).
+    std::set<uint32_t> hold_probes_;
+    std::set<std::pair<uint64_t, uint64_t>> no_notes_;
+    std::map<uint32_t, std::set<std::pair<uint64_t, uint64_t>>> seen_with_notes_;
+    uint64_t holds_resumed_ = 0;
 };
 
 
