@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -103,3 +104,37 @@ def test_cli_session_loaded_ahead_is_the_one_started(build, strings):
         t.attach_path(prog, "args:*", strings=strings)
         t.start()
     assert session_prefetch.counts == {"taken": before["taken"] + 1, "discarded": before["discarded"] + 1}
+
+
+def _nice_of_threads(pid: int) -> dict[int, int]:
+    """Each thread's nice value (field 19 of /proc/PID/task/TID/stat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[int(tid)] = int(fields[16])  # fields after "(comm)" start at field 3
+    return out
+
+
+@pytest.mark.usefixtures("bpf")
+def test_cli_formatter_gives_way_reader_does_not(build):
+    """While `pyusdt trace` prints, its formatting thread runs at nice 19 and
+    the session's reader thread at the priority the trace began with (0):
+    the output may lag on a busy machine, the ring buffer still empties."""
+    prog = build("proc_sem.c", "proc_sem")
+    target = subprocess.Popen([str(prog), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert target.stdout.readline().startswith("pid ")
+    cli = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "pyusdt"), "trace", "-p",
+                            str(target.pid), "procsem:tick"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd="/")
+    try:
+        assert cli.stdout.readline()  # reading has begun
+        nice = _nice_of_threads(cli.pid)
+        assert nice[cli.pid] == 19
+        assert sorted(n for tid, n in nice.items() if tid != cli.pid).count(0) >= 1
+    finally:
+        cli.send_signal(signal.SIGINT)
+        cli.communicate(timeout=60)
+        target.kill()
+        target.wait(timeout=60)
+    assert cli.returncode == 0

@@ -5,9 +5,17 @@ signal arrives (StopSignals: looked at between batches, so a batch read is
 always written whole).  Then streaming stops in the kernel and the ring
 buffer is drained, so every hit counted is written or counted as lost, even
 under a flood of events.  New losses are reported while they happen.
+
+Once reading has begun, the thread that formats and writes gives way to
+the traced programs (the lowest priority, nice 19): on a busy machine the
+output then lags, instead of the traced program slowing down.  Nothing is
+lost for it: the session's reader thread, started by the first poll at the
+priority the trace began with, keeps emptying the ring buffer into memory.
 """
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING, Callable, Optional
 
 from pyusdt.trace.events import EventBatch
@@ -16,6 +24,18 @@ from pyusdt.trace.stop_signals import StopSignals
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.trace.tracer import Tracer
+
+# The formatting thread's nice value once reading has begun.
+FORMATTER_NICE = 19
+
+
+def _give_way() -> None:
+    """This thread alone (Linux: a thread id is a PRIO_PROCESS target) to
+    FORMATTER_NICE; never an error (lowering one's priority needs no privilege)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FORMATTER_NICE)
+    except OSError:
+        pass
 
 
 def stream(tracer: Tracer, write: Callable[[EventBatch], None], stop: StopSignals, *,
@@ -30,7 +50,11 @@ def stream(tracer: Tracer, write: Callable[[EventBatch], None], stop: StopSignal
             if report is not None and on_loss is not None:
                 on_loss(report)
 
+    gave_way = False
     for batch in tracer.batches(timeout=timeout, duration=duration, idle=True, max_events=max_events):
+        if not gave_way:  # after the first poll: the reader thread it started keeps its priority
+            _give_way()
+            gave_way = True
         write(batch)  # empty ones too: a file writer flushes on time
         report_losses()
         if stop.requested:
