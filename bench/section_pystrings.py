@@ -47,7 +47,8 @@ SETTINGS = {"full": {"repeat": 5, "printf": True}, "quick": {"repeat": 3, "print
 # What the program prints: its own time in seconds, alone on a line.
 SECONDS_RE = re.compile(r"^(\d+\.\d+(?:e-?\d+)?)$", re.M)
 SUMMARY_RE = re.compile(r"pyusdt: (\d+) events, (\d+) lost")
-PROBE_LINE_RE = re.compile(r"^\s+(\S+:\S+)\s+(\d+) events\s.*?\blost=(\d+)", re.M)
+# A probe's summary line names its losses only when it has some.
+PROBE_LINE_RE = re.compile(r"^\s+(\S+:\S+)\s+(\d+) events\b(?:.*?\blost=(\d+))?", re.M)
 LOST_RE = re.compile(r"Lost (\d+) events")
 
 
@@ -118,7 +119,7 @@ def run_pyusdt(cmd: list, tmp: str) -> dict:
     total = SUMMARY_RE.search(r.stderr)
     if not total:
         raise BenchError(f"pyusdt: no summary line on stderr: {r.stderr.strip()[-500:]!r}")
-    per_probe = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in PROBE_LINE_RE.finditer(r.stderr)}
+    per_probe = {m.group(1): (int(m.group(2)), int(m.group(3) or 0)) for m in PROBE_LINE_RE.finditer(r.stderr)}
     return {"program_s": program_seconds(text, "pyusdt"), "wall_s": wall,
             "received": int(total.group(1)), "lost": int(total.group(2)),
             "per_probe": {p: {"received": per_probe.get(p, (0, 0))[0], "lost": per_probe.get(p, (0, 0))[1]}
