@@ -190,7 +190,8 @@ def _trace_to_stdout(tracer: Tracer, args: argparse.Namespace, stop: StopSignals
             write_text("".join(fmt(e, wall) + "\n" for e in batch))
 
     try:
-        stream(tracer, write, stop, duration=args.duration, max_events=TEXT_BATCH_EVENTS, on_loss=on_loss)
+        stream(tracer, write, stop, duration=args.duration, max_events=TEXT_BATCH_EVENTS, on_loss=on_loss,
+               give_way=True)
     except BrokenPipeError:
         # The reader went away (| head): stop quietly, detach as always.
         devnull = os.open(os.devnull, os.O_WRONLY)
