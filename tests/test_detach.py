@@ -185,10 +185,11 @@ def test_cli_signal_detaches(bpf, semprog, tick_sem_vaddr, sig, ignored):
     try:
         trace = Cli("trace", "-p", server.pid, "procsem:*", sigint_ignored=ignored)
         trace.wait_tracing()
+        # One site each: plain, tick, burst; and the dynamic linker's (objects
+        # loaded later), linked once the first events are read.
+        wait_until(lambda: linked_sites(trace.pid) == 4, what="the 4 sites linked")
         progs, links = bpf_fd_ids(trace.pid)
         assert_attached(progs, links)
-        # One site each: plain, tick, burst; and the dynamic linker's (objects loaded later).
-        assert linked_sites(trace.pid) == 4
         server.check_traced(tick_sem_vaddr)
         assert server.ask("f 3") == "burst 3"
         wait_until(lambda: sum(" procsem:burst " in line for line in trace.out) == 3,
