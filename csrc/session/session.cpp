@@ -741,19 +741,21 @@ size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &ou
     start_drainer();
     auto has_rows = [&] { return !urgent_.empty() || !queue_.empty(); };
     std::unique_lock<std::mutex> q(queue_mu_);
-    if (!has_rows()) {
-        // Nothing queued: read the ring here, so that a record committed
-        // before this call is returned by it (the thread may be asleep).
+    if (queue_.empty()) {
+        // No rows queued (urgent ones maybe): read the ring here, so that a
+        // record committed before this call is returned by it (the thread
+        // may be asleep).  Urgent rows alone are not enough: a caller that
+        // sees no events after its targets exited stops reading.
         q.unlock();
         drain_pass(max_events);
         q.lock();
-        if (!has_rows() && timeout_ms != 0) {
-            auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-            if (timeout_ms < 0)
-                rows_cv_.wait(q, has_rows);
-            else
-                rows_cv_.wait_until(q, until, has_rows);
-        }
+    }
+    if (!has_rows() && timeout_ms != 0) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        if (timeout_ms < 0)
+            rows_cv_.wait(q, has_rows);
+        else
+            rows_cv_.wait_until(q, until, has_rows);
     }
     size_t row = row_size(), n = 0;
     size_t urgent_rows = std::min(urgent_.size() / row, max_events);

@@ -25,6 +25,9 @@ class Reader:
         self.stopped = False  # stop(): streaming sites no longer record hits
         self._layout: Optional[RecordLayout] = None
         self._polls = 0
+        # The last poll read rows that are not events (the loader hook's): a
+        # process it resumed may fire at once, so "no events" is not "drained".
+        self._read_loader_rows = False
 
     def poll(self, timeout_s: float, max_events: int) -> EventBatch:
         session = self._attacher.session
@@ -36,6 +39,7 @@ class Reader:
         if not self.stopped:
             self._watcher.rescan_if_due()
         rows = session.poll(int(timeout_s * 1000), max_events)
+        self._read_loader_rows = bool(rows.loader_pids)
         self._watcher.objects_loaded(rows.loader_pids, rescan=not self.stopped)
         stacks = self._attacher.stacks
         if stacks is not None and stacks.due:  # the mappings of the traced processes, every so often
@@ -60,7 +64,7 @@ class Reader:
                 yield batch
             if deadline is not None and time.monotonic() >= deadline:
                 return
-            if ended and not len(batch):
+            if ended and not len(batch) and not self._read_loader_rows:
                 return
 
     def stop(self) -> None:
@@ -74,6 +78,8 @@ class Reader:
             batch = self.poll(0, DEFAULT_MAX_EVENTS)
             if len(batch):
                 yield batch
+                continue
+            if self._read_loader_rows:
                 continue
             if not self.stopped:
                 return
