@@ -32,6 +32,9 @@ class RingReader {
 
     // Bytes the producers have reserved or committed that are not consumed.
     uint64_t pending() const;
+    // The last consume() stopped at a record reserved but not yet committed
+    // (a producer is still writing it; those behind it wait).
+    bool stopped_at_busy() const { return stopped_at_busy_; }
     uint64_t data_bytes() const { return mask_ + 1; }
 
   private:
@@ -42,6 +45,7 @@ class RingReader {
     size_t page_ = 0;
     void *prod_map_ = nullptr;
     size_t prod_map_len_ = 0;
+    bool stopped_at_busy_ = false;
 };
 
 // The kernel's record header (include/uapi/linux/bpf.h, BPF_RINGBUF_*).
@@ -55,6 +59,7 @@ size_t RingReader::consume(size_t max_records, uint64_t release_bytes, Visit &&v
     uint64_t released = cons;
     size_t n = 0;
     bool stop = false;
+    stopped_at_busy_ = false;
     while (!stop && n < max_records) {
         uint64_t prod = __atomic_load_n(producer_, __ATOMIC_ACQUIRE);
         if (cons >= prod)
@@ -63,7 +68,7 @@ size_t RingReader::consume(size_t max_records, uint64_t release_bytes, Visit &&v
             const uint8_t *hdr = data_ + (cons & mask_);
             uint32_t word = __atomic_load_n(reinterpret_cast<const uint32_t *>(hdr), __ATOMIC_ACQUIRE);
             if (word & kRingBusyBit) {  // reserved, not yet committed: later records wait for it
-                stop = true;
+                stop = stopped_at_busy_ = true;
                 break;
             }
             uint32_t len = word & ~(kRingBusyBit | kRingDiscardBit);

@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "session/background_detach.h"
@@ -693,6 +694,11 @@ size_t Session::drain_pass(size_t max_rows) {
     return n;
 }
 
+bool Session::ring_stopped_at_busy() {
+    std::lock_guard<std::mutex> ring(ring_mu_);
+    return ring_->stopped_at_busy();
+}
+
 void Session::drain_loop() {
     for (;;) {
         {
@@ -703,11 +709,25 @@ void Session::drain_loop() {
             if (drainer_stop_)
                 return;
         }
-        if (drain_pass(kDrainRows))
+        size_t n = drain_pass(kDrainRows);
+        if (n == kDrainRows)
+            continue;  // more were there
+        if (ring_stopped_at_busy()) {
+            // A producer is still writing the record at the head (done
+            // within microseconds, unless it was preempted or faults on a
+            // string), and the records already behind it will not wake this
+            // thread again: the BPF side wakes it once per wakeup_bytes.
+            struct timespec pause = {0, 50 * 1000};
+            nanosleep(&pause, nullptr);
             continue;
+        }
+        // Whatever came in during the pass waits for the next wake-up (the
+        // BPF side's, once per wakeup_bytes, or after a quiet spell): reading
+        // it at once would hand poll() a few rows at a time while the
+        // producers run, a pass and a Python batch per handful of records.
         epoll_event ev[2];
         // The timeout only bounds how late a record is seen if a wake-up
-        // were ever missed; the BPF side wakes this thread.
+        // were ever missed.
         epoll_wait(epfd_, ev, 2, 100);
     }
 }
@@ -741,21 +761,26 @@ size_t Session::poll(int timeout_ms, size_t max_events, std::vector<uint8_t> &ou
     start_drainer();
     auto has_rows = [&] { return !urgent_.empty() || !queue_.empty(); };
     std::unique_lock<std::mutex> q(queue_mu_);
-    if (queue_.empty()) {
-        // No rows queued (urgent ones maybe): read the ring here, so that a
-        // record committed before this call is returned by it (the thread
-        // may be asleep).  Urgent rows alone are not enough: a caller that
-        // sees no events after its targets exited stops reading.
-        q.unlock();
-        drain_pass(max_events);
-        q.lock();
-    }
+    // Rows come from the thread, which the BPF side wakes once per
+    // wakeup_bytes (or after a quiet spell): waiting for them gives batches
+    // of that size, where reading the ring at once would give a few rows
+    // per call while the producers run.
     if (!has_rows() && timeout_ms != 0) {
         auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         if (timeout_ms < 0)
             rows_cv_.wait(q, has_rows);
         else
             rows_cv_.wait_until(q, until, has_rows);
+    }
+    if (queue_.empty()) {
+        // No rows queued (urgent ones maybe) at the end of the wait: read
+        // the ring here, so that a record committed before the call ended
+        // is returned by it (no wake-up may be due for it yet).  Urgent rows
+        // alone are not enough: a caller that sees no events after its
+        // targets exited stops reading.
+        q.unlock();
+        drain_pass(max_events);
+        q.lock();
     }
     size_t row = row_size(), n = 0;
     size_t urgent_rows = std::min(urgent_.size() / row, max_events);

@@ -208,6 +208,7 @@ class Session {
     void expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent);
     // Moves at most max_rows records from the ring buffer into the queue; returns how many.
     size_t drain_pass(size_t max_rows);
+    bool ring_stopped_at_busy();
     void drain_loop();
     void start_drainer();
     void stop_drainer();
