@@ -156,6 +156,10 @@ struct {
 
 /* When the reader was last woken (any CPU; a race only adds a wake-up). */
 __u64 last_wakeup_ns;
+/* 1 + the consumer position the reader was last woken at above the mark
+ * (0: not yet, so the first record past the mark wakes it; kept in .bss,
+ * zeroed, rather than a .data map of its own). */
+__u64 woken_at_cons_plus1;
 
 /*
  * Set by the reader when a trace stops (Ctrl-C, its duration): streaming

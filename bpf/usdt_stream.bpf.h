@@ -25,23 +25,28 @@
  */
 
 /*
- * Wake the reader once per wakeup_bytes of data, when this record crosses the
- * mark, not for every record past it: a forced wake-up is an interrupt, and
- * one per record would slow the traced program whenever the reader lags.
- * A trickle that never reaches the mark would wait for the reader's poll
- * timeout, so below the mark a record also wakes it when the last wake-up is
+ * Wake the reader when wakeup_bytes are pending, once per stretch of its
+ * reading: above the mark a record wakes it only if the reader has consumed
+ * something since the last such wake-up (the consumer position moved), so
+ * a reader that is asleep is always woken, and one that is already reading
+ * is not interrupted again.  (Waking only the record that crosses the mark
+ * misses the crossing whenever another CPU reserves between this record's
+ * reserve and submit: the reader then slept until its own timeout while the
+ * ring filled.)  A forced wake-up is an interrupt: one per record would slow
+ * the traced program whenever the reader lags.
+ * Below the mark a record also wakes the reader when the last wake-up is
  * older than wakeup_interval_ns: the first event after a quiet spell is seen
  * at once, and a trickle costs at most one wake-up per interval.
  */
-static __always_inline __u64 wakeup_flag(__u64 record_bytes, __u64 now_ns)
+static __always_inline __u64 wakeup_flag(__u64 now_ns)
 {
 	if (!cfg.wakeup_bytes)
 		return 0;
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 mark = cfg.wakeup_bytes;
-	if (avail >= mark) {
-		if (avail - record_bytes >= mark)
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes) {
+		__u64 cons = bpf_ringbuf_query(&events, BPF_RB_CONS_POS);
+		if (cons + 1 == woken_at_cons_plus1)
 			return BPF_RB_NO_WAKEUP;
+		woken_at_cons_plus1 = cons + 1;
 	} else if (!cfg.wakeup_interval_ns || now_ns - last_wakeup_ns < cfg.wakeup_interval_ns) {
 		return BPF_RB_NO_WAKEUP;
 	}
@@ -176,7 +181,7 @@ static __always_inline int stream_expr_hit(struct pt_regs *ctx, const struct pyu
 		count(probe_id, COUNTER_arg_fail, sleepable);
 	if (x->str_fails)
 		count(probe_id, COUNTER_str_fail, sleepable);
-	if (bpf_ringbuf_output(&events, e, size, wakeup_flag(size, e->ts_ns)))
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flag(e->ts_ns)))
 		count(probe_id, COUNTER_lost_ringbuf, sleepable);
 out:
 	x->busy = 0;
@@ -215,7 +220,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 			/* Before the record can be read: the reader's SIGCONT then
 			 * comes after this stop, or cancels it while pending. */
 			bpf_send_signal(PYUSDT_SIGSTOP);
-		bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(sizeof(*e), e->ts_ns));
+		bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(e->ts_ns));
 		return 0;
 	}
 	/* Both sizes are load-time constants, as the ring buffer requires. */
@@ -227,7 +232,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	}
 	fill_event(ctx, site, e, id, sleepable);
 	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
-	bpf_ringbuf_submit(e, wakeup_flag(size, e->ts_ns));
+	bpf_ringbuf_submit(e, wakeup_flag(e->ts_ns));
 	return 0;
 }
 

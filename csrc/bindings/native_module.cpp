@@ -646,6 +646,9 @@ PYBIND11_MODULE(_native, m) {
         .def("stop_streaming", &PySession::stop_streaming,
              "Streaming sites stop counting and sending hits; the ring buffer only empties.")
         .def_property_readonly("pending_bytes", &PySession::pending_bytes)
+        .def_property_readonly("late_wakeups", [](PySession &p) { return p.s().late_wakeups(); },
+                               "Times the reader's thread found wakeup_bytes pending after sleeping its whole "
+                               "timeout: wake-ups the BPF side did not send (0 unless its policy is broken).")
         .def("detach_in_background", &PySession::detach_in_background,
              "Hands the perf-event links to a process that detaches them; its pid, or -1.")
         .def_property_readonly("perf_links", &PySession::perf_links)

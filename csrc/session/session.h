@@ -7,6 +7,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -183,6 +184,10 @@ class Session {
     // Holds (the dynamic linker's, under -c) the reader resumed itself: every
     // object the process maps has no USDT notes, or had them at its last hold.
     uint64_t holds_resumed() const { return holds_resumed_; }
+    // Times the reader's thread woke by its own timeout and found
+    // wakeup_bytes or more pending: a wake-up the BPF side owed and did not
+    // send (the ring fills meanwhile).  Stays 0 unless the policy is broken.
+    uint64_t late_wakeups() const { return late_wakeups_.load(std::memory_order_relaxed); }
 
     // Per-probe counters summed over CPUs, indexed by probe id (every id
     // below the highest one attached so far).
@@ -270,6 +275,7 @@ class Session {
     std::set<std::pair<uint64_t, uint64_t>> no_notes_;
     std::map<uint32_t, std::set<std::pair<uint64_t, uint64_t>>> seen_with_notes_;
     uint64_t holds_resumed_ = 0;
+    std::atomic<uint64_t> late_wakeups_{0};
 };
 
 

@@ -546,6 +546,14 @@ class Tracer:
         return lost
 
     @property
+    def late_wakeups(self) -> int:
+        """Times the native reader slept its whole timeout (0.1 s) while at
+        least wakeup_bytes were pending: wake-ups the BPF side did not send.
+        A health figure: it stays 0, else the ring fills between reads."""
+        late: int = self._require_session().late_wakeups
+        return late
+
+    @property
     def attached_sites(self) -> int:
         """Probe sites currently attached (a uprobe_multi link holds many)."""
         if self._session is None or self._session.closed:
