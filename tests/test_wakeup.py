@@ -14,9 +14,10 @@ import threading
 
 import pytest
 
-from proc_helpers import Child
 from pyusdt import Tracer
 from pyusdt.provide.provider import Provider
+
+from proc_helpers import Child
 
 HANG_GUARD_S = 120
 
