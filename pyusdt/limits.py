@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
 from numbers import Real
+from typing import NamedTuple
 
 from pyusdt import _native
 from pyusdt.errors import ConfigError, ConfigTypeError
@@ -39,9 +39,10 @@ def as_int(value: object, name: str) -> int:
         raise ConfigTypeError(f"{name} must be an integer (got {value!r})") from None
 
 
-@dataclass(frozen=True)
-class IntLimit:
-    """An inclusive range of integers."""
+class IntLimit(NamedTuple):
+    """An inclusive range of integers.  (A NamedTuple, not a dataclass: this
+    module is imported before the CLI parses its arguments, and dataclasses
+    costs 10 ms of start-up to import.)"""
 
     lo: int
     hi: int

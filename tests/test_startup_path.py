@@ -106,6 +106,43 @@ def test_cli_session_loaded_ahead_is_the_one_started(build, strings):
     assert session_prefetch.counts == {"taken": before["taken"] + 1, "discarded": before["discarded"] + 1}
 
 
+@pytest.mark.usefixtures("bpf")
+@pytest.mark.parametrize("extra", [[], ["-s", "0"], ["--str-len", "16"]], ids=["plain", "strings", "str-len"])
+def test_cli_session_loaded_before_parsing_is_used(build, extra, capsys):
+    """`pyusdt trace` starts loading the default session before its parser
+    is built; the parsed arguments keep that load when they ask for the same
+    options, and the session start() takes is the one loaded ahead, once:
+    nothing loaded twice, nothing discarded (with -s or --str-len nothing
+    is guessed before parsing)."""
+    from pyusdt.cli.main import main
+    from pyusdt.trace import session_prefetch
+
+    prog = build("args_widths.c", "args_widths")
+    before = dict(session_prefetch.counts)
+    assert main(["trace", *extra, "-c", f"{prog} 1 /dev/null", "args:*"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(expected_hits(1))
+    assert session_prefetch.counts == {"taken": before["taken"] + 1, "discarded": before["discarded"]}
+
+
+@pytest.mark.usefixtures("bpf")
+def test_cli_usage_error_closes_the_session_loaded_ahead(capsys):
+    """A usage error found by the parser, after the load started: one line,
+    exit 2, and the session loaded ahead closed (not left to the process)."""
+    from pyusdt import _native
+    from pyusdt.cli.main import main
+    from pyusdt.trace import session_prefetch
+    from pyusdt.trace.sizing import DEFAULT_RINGBUF_BYTES, plain_stream_options
+
+    before = dict(session_prefetch.counts)
+    with pytest.raises(SystemExit) as exc:
+        main(["trace", "-p", "not-a-pid", "x:y"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("pyusdt: trace: argument -p/--pid: invalid int value")
+    assert session_prefetch.counts == {"taken": before["taken"], "discarded": before["discarded"] + 1}
+    assert session_prefetch.take(plain_stream_options([], ringbuf_bytes=DEFAULT_RINGBUF_BYTES,
+                                                      str_len=_native.DEFAULT_STR_LEN)) is None  # none pending
+
+
 def _nice_of_threads(pid: int) -> dict[int, int]:
     """Each thread's nice value (field 19 of /proc/PID/task/TID/stat)."""
     out = {}

@@ -86,10 +86,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for out in (sys.stdout, sys.stderr):
         if hasattr(out, "reconfigure"):
             out.reconfigure(errors="surrogateescape")
-    parser = make_parser(_command_in(sys.argv[1:] if argv is None else argv))
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # said by the subcommand's parser, which knows its options
-        args.cmd_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = _command_in(words)
+    if command == "trace":
+        # Its session loads in a thread while the parser is built (tens of ms each).
+        from pyusdt.cli.trace_command import load_ahead_from_argv
+
+        load_ahead_from_argv(words[words.index(command) + 1:])
+    try:
+        parser = make_parser(command)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, which knows its options
+            args.cmd_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except BaseException:  # a usage error or --help: the session loaded ahead is nobody's
+        if command == "trace":
+            from pyusdt.trace.session_prefetch import discard
+
+            discard()
+        raise
     signal.signal(signal.SIGTERM, _on_sigterm)
     # SIGINT is how a trace is stopped, also when a shell without job control
     # started us in the background with SIGINT ignored (Python then leaves it

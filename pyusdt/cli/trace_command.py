@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Sequence
 
 from pyusdt import _native, limits
 from pyusdt.cli.target_args import WHERE_HELP, Subcommands, add_target_args
@@ -10,6 +11,16 @@ from pyusdt.errors import ConfigError
 from pyusdt.trace.session_prefetch import discard as discard_prefetched
 from pyusdt.trace.session_prefetch import prefetch
 from pyusdt.trace.sizing import DEFAULT_RINGBUF_BYTES, plain_stream_options
+
+# The options that change the session a trace loads (its string slots, ring,
+# string length, or expressions): a command line without them loads the
+# default plain session, which main() starts before the parser is built.
+STRING_OPTION = ("-s", "--string")
+STR_LEN_OPTION = "--str-len"
+RINGBUF_OPTION = "--ringbuf-size"
+EXPRESSION_OPTIONS = ("--where", "--fields", "--printf")
+SESSION_OPTIONS = (*STRING_OPTION, STR_LEN_OPTION, RINGBUF_OPTION, *EXPRESSION_OPTIONS)
+COMMAND_OPTIONS = ("-c", "--command")  # its value is a command line, spaces and all
 
 
 def add_command(sub: Subcommands) -> None:
@@ -19,16 +30,16 @@ def add_command(sub: Subcommands) -> None:
                                          "fields, e.g. 'hotspot:method__entry { str(arg1, arg2) }' "
                                          "'hotspot:gc__done /arg0 > 0/'.")
     add_target_args(p_trace, with_command=True)
-    p_trace.add_argument("-s", "--string", type=int, action="append", metavar="N",
+    p_trace.add_argument(*STRING_OPTION, type=int, action="append", metavar="N",
                          help="read argument N (0-based) as a string; repeatable")
-    p_trace.add_argument("--where", metavar="PRED", help=WHERE_HELP)
-    p_trace.add_argument("--fields", metavar="'EXPR, ...'",
+    p_trace.add_argument(EXPRESSION_OPTIONS[0], metavar="PRED", help=WHERE_HELP)
+    p_trace.add_argument(EXPRESSION_OPTIONS[1], metavar="'EXPR, ...'",
                          help="print these bpftrace expressions instead of the arguments, e.g. "
                               "'str(arg1, arg2), *(int32 *)arg0' (evaluated in the kernel)")
-    p_trace.add_argument("--printf", metavar="FORMAT",
+    p_trace.add_argument(EXPRESSION_OPTIONS[2], metavar="FORMAT",
                          help="with --fields: print each event as bpftrace's printf(FORMAT, fields...) "
                               "does, e.g. '%%s took %%d us\\n'")
-    p_trace.add_argument("--str-len", type=int, default=_native.DEFAULT_STR_LEN,
+    p_trace.add_argument(STR_LEN_OPTION, type=int, default=_native.DEFAULT_STR_LEN,
                          help=f"bytes read per string, NUL included (default {_native.DEFAULT_STR_LEN})")
     # "json", as the aggregating commands spell it (one object per line);
     # "jsonl" is still taken.
@@ -40,7 +51,7 @@ def add_command(sub: Subcommands) -> None:
                          help="write events to FILE instead: .parquet, .arrow (Arrow IPC file), .csv or "
                               ".jsonl, one row per event (columns: see pyusdt.trace.columns)")
     p_trace.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
-    p_trace.add_argument("--ringbuf-size", type=int, default=DEFAULT_RINGBUF_BYTES,
+    p_trace.add_argument(RINGBUF_OPTION, type=int, default=DEFAULT_RINGBUF_BYTES,
                          help="ring buffer bytes (power of two)")
     p_trace.add_argument("-f", "--follow-forks", action="store_true",
                          help="with -p/-c, also trace the processes the target forks (attaches to "
@@ -56,6 +67,21 @@ def cmd_trace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return trace_run.run(args, parser)
     finally:
         discard_prefetched()  # a trace that ended before start() took it
+
+
+def load_ahead_from_argv(argv: Sequence[str]) -> None:
+    """Starts loading the default plain session before the parser is even
+    built, when the command line (the words after `trace`) has none of the
+    SESSION_OPTIONS, no help, and no spec with a predicate or fields.  A
+    guess: _load_ahead, once the arguments are parsed, keeps this load if it
+    asks for the same options and replaces it otherwise."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word in ("-h", "--help") or word.startswith(SESSION_OPTIONS):
+            return
+        if (" " in word or "{" in word) and (i == 0 or words[i - 1] not in COMMAND_OPTIONS):
+            return
+    prefetch(plain_stream_options([], ringbuf_bytes=DEFAULT_RINGBUF_BYTES, str_len=_native.DEFAULT_STR_LEN))
 
 
 def _load_ahead(args: argparse.Namespace) -> None:

@@ -50,8 +50,11 @@ counts = {"taken": 0, "discarded": 0}
 
 def prefetch(opts: _native.SessionOptions) -> None:
     """Starts loading a session with `opts` (one at a time: a second call
-    before take() replaces the first, which is closed)."""
+    before take() replaces the first, which is closed, unless its options
+    are the same: then the load under way goes on)."""
     global _pending
+    if _pending is not None and _pending.settings == _settings(opts):
+        return
     discard()
     _pending = _Load(opts)
 
