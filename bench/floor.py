@@ -103,8 +103,9 @@ BENCH_ARGS = 3
 def record_sizes() -> dict:
     """The ring floor's record sizes, from pyusdt's own event layout (its
     numpy dtype, which the native module derives from the ABI header):
-    "record", a record as pyusdt streams one today (every argument slot);
-    "compact", its header and only the three arguments a bench:fire hit has."""
+    "record", a whole row (every argument slot);
+    "compact", its header and only the three arguments a bench:fire hit has:
+    the record pyusdt streams for it (records are sized to their arguments)."""
     try:
         from pyusdt import _native
 

@@ -7,8 +7,8 @@ The workload and the tracers' modes and checks are bench/stream.py's
   none                 the bare loop
   floor-empty          an empty BPF program at the site: the uprobe hit alone
   floor-ring-compact   a ring-buffer-only program: reserve + submit a record of
-  floor-ring-record    pyusdt's compact size (header + 3 arguments) / of the
-                       size pyusdt's records have today, a reader consuming
+  floor-ring-record    pyusdt's size for this probe (header + 3 arguments) / of
+                       a whole row (all 12 argument slots), a reader consuming
   bpftrace-P-count     bpftrace P's count() (in the kernel), for each peer P
   bpftrace-P-printf    bpftrace P's printf of the three arguments, to a file
   pyusdt               pyusdt streaming every event into numpy
@@ -91,7 +91,8 @@ def summarize(runs: dict, n: int, repeat: int, sizes: dict) -> dict:
         ratios[f"pyusdt / {count}"] = med["pyusdt"] / med[count]
         ratios[f"{printf} / pyusdt"] = med[printf] / med["pyusdt"]
         # The floor beside that ratio: the least a streamer using a ring
-        # buffer with pyusdt's record size could cost against this count().
+        # buffer with pyusdt's record size (compact: pyusdt sizes a record
+        # to its probe's arguments) could cost against this count().
         ratios[f"floor-ring-record / {count}"] = med["floor-ring-record"] / med[count]
         ratios[f"floor-ring-compact / {count}"] = med["floor-ring-compact"] / med[count]
     return {
@@ -121,10 +122,10 @@ def describe(res: dict) -> dict:
     sizes = res["record_bytes"]
     out = {"none": "the bare loop",
            "floor-empty": "empty BPF program at the site: the uprobe hit alone",
-           "floor-ring-compact": f"ring buffer only: reserve + submit {sizes['compact']} B (a compact 3-argument "
-                                 "record), a reader consuming",
-           "floor-ring-record": f"ring buffer only: reserve + submit {sizes['record']} B (pyusdt's record today), "
-                                "a reader consuming",
+           "floor-ring-compact": f"ring buffer only: reserve + submit {sizes['compact']} B (pyusdt's record for "
+                                 "3 arguments), a reader consuming",
+           "floor-ring-record": f"ring buffer only: reserve + submit {sizes['record']} B (a whole row, all 12 "
+                                "argument slots), a reader consuming",
            "pyusdt": "pyusdt: every event into numpy"}
     for p in peers.PEERS:
         out[peers.mode(p, "count")] = f"{peers.label(p)} `count()` in the kernel"
@@ -174,10 +175,10 @@ def markdown(res: dict) -> str:
         out.append(f"- pyusdt / {peers.label(p, 'count')}: **{r[f'pyusdt / {count}']:.2f}x** (per round: "
                    + ", ".join(f"{x:.2f}" for x in res["per_round_pyusdt_over_count"][count])
                    + f"); the floor beside it, ring buffer only / {peers.label(p, 'count')}: "
-                   f"{r[f'floor-ring-record / {count}']:.2f}x at {res['record_bytes']['record']} B, "
-                   f"{r[f'floor-ring-compact / {count}']:.2f}x at {res['record_bytes']['compact']} B")
+                   f"{r[f'floor-ring-compact / {count}']:.2f}x at {res['record_bytes']['compact']} B (pyusdt's "
+                   f"record), {r[f'floor-ring-record / {count}']:.2f}x at {res['record_bytes']['record']} B")
         out.append(f"- {peers.label(p, 'printf')} / pyusdt: **{r[f'{printf} / pyusdt']:.2f}x**")
-    out += [f"- Distance to the floors: pyusdt costs {med['pyusdt'] - med['floor-ring-record']:.0f} ns per fire "
+    out += [f"- Distance to the floors: pyusdt costs {med['pyusdt'] - med['floor-ring-compact']:.0f} ns per fire "
             f"more than the ring buffer alone with its record size, "
             f"{med['pyusdt'] - empty:.0f} ns more than the uprobe hit alone; "
             f"the ring buffer itself costs {med['floor-ring-record'] - empty:.0f} ns "
@@ -215,7 +216,7 @@ def plot(ax, res: dict) -> None:
         labels.append(f"pyusdt\n/ bt {p} count")
         values.append(r[f"pyusdt / {peers.mode(p, 'count')}"])
     labels.append("floor: ring only\n/ bt 0.23 count")
-    values.append(r[f"floor-ring-record / {peers.mode('0.23', 'count')}"])
+    values.append(r[f"floor-ring-compact / {peers.mode('0.23', 'count')}"])
     for p in peers.PEERS:
         labels.append(f"bt {p} printf\n/ pyusdt")
         values.append(r[f"{peers.mode(p, 'printf')} / pyusdt"])
@@ -231,9 +232,9 @@ def headline(res: dict) -> list:
             " / ".join(f"{med[m]:.0f}" for m in shown))]
     for p in peers.PEERS:
         count = peers.mode(p, "count")
-        out.append((f"pyusdt / {peers.label(p, 'count')} (ns per fire; floor: ring only {sizes['record']} B "
+        out.append((f"pyusdt / {peers.label(p, 'count')} (ns per fire; floor: ring only {sizes['compact']} B "
                     f"/ {peers.label(p, 'count')})",
-                    f"**{r[f'pyusdt / {count}']:.2f}x** (floor {r[f'floor-ring-record / {count}']:.2f}x)"))
+                    f"**{r[f'pyusdt / {count}']:.2f}x** (floor {r[f'floor-ring-compact / {count}']:.2f}x)"))
     for p, printf in zip(peers.PEERS, PRINTFS):
         out.append((f"{peers.label(p, 'printf')} / pyusdt (ns per fire)", f"**{r[f'{printf} / pyusdt']:.2f}x**"))
     out += [("pyusdt reader CPU per event", f"{res['pyusdt_cpu_ns_per_event']:.0f} ns"),

@@ -34,6 +34,11 @@ typedef int64_t pyusdt_s64;
 
 /* sys/sdt.h allows at most 12 arguments per probe. */
 #define PYUSDT_MAX_ARGS 12
+/* A streamed record without strings, of a site with at most this many
+ * arguments, is sent short: the fixed part and this many slots, 64 bytes in
+ * the ring buffer with its header (a cache line) instead of 136.  The reader
+ * pads it back to a whole pyusdt_event. */
+#define PYUSDT_SHORT_RECORD_ARGS 3
 /*
  * Bytes of one argument a record holds: pyusdt_event.args[] is 64-bit.  A
  * note may describe a wider argument, 16 bytes (a struct or __int128 passed

@@ -54,9 +54,10 @@ static __always_inline __u64 wakeup_flag(__u64 now_ns)
 	return BPF_RB_FORCE_WAKEUP;
 }
 
-/* Fills the fixed part of the record; returns the number of failed reads. */
+/* Fills the fixed part of the record and its first `slots` argument slots
+ * (the record may be no longer than that). */
 static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_site *site,
-				       struct pyusdt_event *e, __u64 id, int sleepable)
+				       struct pyusdt_event *e, __u64 id, int sleepable, const __u32 slots)
 {
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = id >> 32;
@@ -67,6 +68,8 @@ static __always_inline void fill_event(struct pt_regs *ctx, const struct pyusdt_
 	e->nstrings = 0;
 	e->_pad = 0;
 	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
+		if (i >= slots)
+			break;
 		if (i >= site->nargs) {
 			e->args[i] = 0;
 			continue;
@@ -141,6 +144,40 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 }
 
 /*
+ * A site without strings sends a record only as long as its arguments: the
+ * fixed part and its argument slots, in one of the sizes below (64 bytes in
+ * the ring for 3 arguments instead of 136), so the ring holds twice as many
+ * and each hit writes half the bytes.  The reader pads a record back to a
+ * whole pyusdt_event (Session::expand).  The ring buffer's reserve needs a
+ * size the verifier knows, hence a few fixed sizes rather than any.
+ */
+static __always_inline int send_plain(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
+				      int sleepable, const __u32 slots)
+{
+	struct pyusdt_event *e =
+		bpf_ringbuf_reserve(&events, offsetof(struct pyusdt_event, args) + slots * sizeof(e->args[0]), 0);
+	if (!e) {
+		count(site->probe_id, COUNTER_lost_ringbuf, sleepable);
+		return 0;
+	}
+	fill_event(ctx, site, e, id, sleepable, slots);
+	if (site->hold)
+		/* Before the record can be read: the reader's SIGCONT then
+		 * comes after this stop, or cancels it while pending. */
+		bpf_send_signal(PYUSDT_SIGSTOP);
+	bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(e->ts_ns));
+	return 0;
+}
+
+static __always_inline int stream_plain_hit(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
+					    int sleepable)
+{
+	if (site->nargs <= PYUSDT_SHORT_RECORD_ARGS)
+		return send_plain(ctx, site, id, sleepable, PYUSDT_SHORT_RECORD_ARGS);
+	return send_plain(ctx, site, id, sleepable, PYUSDT_MAX_ARGS);
+}
+
+/*
  * A site with expressions: its predicate decides before anything is
  * reserved, and its output program writes the record's fields (integers in
  * args[], strings in the slots) in the scratch's record, which is then
@@ -209,20 +246,8 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	/* A session without string slots has no string path at all: the
 	 * verifier sees the constant and never walks it (6.1 and older cannot
 	 * prune it from the slot checks below, whose constant is on the left). */
-	if (!cfg.string_slots || !site->nstrings) {
-		struct pyusdt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (!e) {
-			count(probe_id, COUNTER_lost_ringbuf, sleepable);
-			return 0;
-		}
-		fill_event(ctx, site, e, id, sleepable);
-		if (site->hold)
-			/* Before the record can be read: the reader's SIGCONT then
-			 * comes after this stop, or cancels it while pending. */
-			bpf_send_signal(PYUSDT_SIGSTOP);
-		bpf_ringbuf_submit(e, site->hold ? BPF_RB_FORCE_WAKEUP : wakeup_flag(e->ts_ns));
-		return 0;
-	}
+	if (!cfg.string_slots || !site->nstrings)
+		return stream_plain_hit(ctx, site, id, sleepable);
 	/* Both sizes are load-time constants, as the ring buffer requires. */
 	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
 	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
@@ -230,7 +255,7 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 		count(probe_id, COUNTER_lost_ringbuf, sleepable);
 		return 0;
 	}
-	fill_event(ctx, site, e, id, sleepable);
+	fill_event(ctx, site, e, id, sleepable, PYUSDT_MAX_ARGS);
 	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
 	bpf_ringbuf_submit(e, wakeup_flag(e->ts_ns));
 	return 0;

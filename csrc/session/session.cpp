@@ -533,8 +533,9 @@ void Session::remove_cgroup(uint64_t id) {
 }
 
 void Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent) {
-    // The record is a row's prefix (every record the BPF side writes is a
-    // whole pyusdt_event and its slots; a shorter one would read as zeros).
+    // The record is a row's prefix: a record without strings stops after
+    // its site's arguments (usdt_stream.bpf.h), and the slots it left out
+    // read as zeros, as a whole record's unused ones do.
     pyusdt_event head{};
     std::memcpy(&head, rec, std::min<size_t>(len, sizeof(head)));
     bool hold = !hold_probes_.empty() && hold_probes_.count(head.probe_id);
