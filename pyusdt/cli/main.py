@@ -48,6 +48,29 @@ class Parser(argparse.ArgumentParser):
         where = f"{sub}: " if sub else ""
         self.exit(2, f"pyusdt: {where}{one_line(message)} (see pyusdt {sub + ' ' if sub else ''}--help)\n")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse's own asks shutil for the width, at every add_argument
+        # too, and shutil imports zlib, bz2 and lzma: ~2.5 ms of each
+        # start-up, for a width only --help and usage lines use.
+        # (Every argparse formatter takes width=; typeshed's protocol names prog only.)
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
+
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil: $COLUMNS,
+    else the width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    return columns or 80
+
 
 def _command_in(argv: Sequence[str]) -> Optional[str]:
     """The subcommand named on the command line (its first word that is not

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from pyusdt.aggregate.specs import Latency
-from pyusdt.discover.cgroups import cgroup_at
-from pyusdt.discover.containers import find_container
 from pyusdt.discover.process import descendants, process_objects
 from pyusdt.errors import ConfigError, PyusdtError
-from pyusdt.trace.launcher import HeldProcess
 from pyusdt.trace.requests import inode_keys
-from pyusdt.trace.scan_targets import ScanTarget
 from pyusdt.trace.tracer import Tracer
+
+# Imported where they are used: a plain `trace -p` needs none of them before
+# its first event (latencies, -c commands, cgroup and container scans), and
+# together they cost ~10 ms of start-up (subprocess, json, dataclasses).
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.aggregate.specs import Latency
+    from pyusdt.trace.launcher import HeldProcess
+    from pyusdt.trace.scan_targets import ScanTarget
 
 
 def show_waiting(tracer: Tracer) -> None:
@@ -83,14 +85,20 @@ def split_target(args: argparse.Namespace, parser: argparse.ArgumentParser) -> t
 
 def scan_of(args: argparse.Namespace) -> Optional[ScanTarget]:
     """The scan target --cgroup, --container or --object name, else None."""
+    if (args.cgroup, args.container, args.object) == (None, None, None):
+        return None
+    from pyusdt.trace.scan_targets import ScanTarget
+
     if args.cgroup is not None:
+        from pyusdt.discover.cgroups import cgroup_at
+
         return ScanTarget(cgroup_at(args.cgroup), None, args.object)
     if args.container is not None:
+        from pyusdt.discover.containers import find_container
+
         container, cgroup = find_container(args.container)
         return ScanTarget(cgroup, container, args.object)
-    if args.object is not None:
-        return ScanTarget(None, None, args.object)
-    return None
+    return ScanTarget(None, None, args.object)
 
 
 def split_specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Optional[str], list[str]]:
@@ -126,6 +134,8 @@ class Target:
         self.command: Optional[list[str]] = None
         self.held: Optional[HeldProcess] = None
         if getattr(args, "command", None) is not None:
+            import shlex  # only -c splits a command line
+
             try:
                 self.command = shlex.split(args.command)
             except ValueError as e:  # an unterminated quote or escape
@@ -136,6 +146,8 @@ class Target:
     def _held(self) -> HeldProcess:
         if self.held is None:
             assert self.command is not None  # a -c target
+            from pyusdt.trace.launcher import HeldProcess
+
             self.held = HeldProcess(self.command)
         return self.held
 

@@ -20,17 +20,17 @@ from pyusdt.cli.targets import (
     show_warnings,
     split_specs,
 )
-from pyusdt.export.printf import Printf
 from pyusdt.export.text import event_json, event_text, printf_text, summary
 from pyusdt.trace.events import EventBatch
 from pyusdt.trace.loop import stream
-from pyusdt.trace.loss_report import LossReport
 from pyusdt.trace.stop_signals import StopSignals
 from pyusdt.trace.tracer import Tracer
 from pyusdt.trace.wall_clock import wall_clock_offset_ns
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.export.files import EventWriter
+    from pyusdt.export.printf import Printf
+    from pyusdt.trace.loss_report import LossReport
 
 
 # Events formatted per write: text goes at ~50k events/s, so a batch this
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error("--printf formats the --fields: give both")
         if args.format is not None or args.output is not None:
             parser.error("--printf is a text format of its own: leave out --format and --output")
+        from pyusdt.export.printf import Printf  # only --printf: not imported at every start-up
+
         printf = Printf(args.printf, len(expr.parse_list(args.fields)))
     args.printf_format = printf
     writer = None

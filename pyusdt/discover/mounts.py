@@ -2,11 +2,14 @@
 where cgroup v2 is mounted, and which device is which overlay."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
+    """One line of a mount table.  (A NamedTuple, not a dataclass: file
+    identities read the table while `pyusdt trace` starts, and a dataclass
+    costs ~1 ms to create.)"""
+
     device: str  # "MAJOR:MINOR", as stat()'s st_dev splits
     root: str  # the mounted directory of its filesystem ("/" for the whole)
     mount_point: str

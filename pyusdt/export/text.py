@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, Optional, TextIO
+from typing import TYPE_CHECKING, Iterable, Optional, TextIO
 
 from pyusdt.discover.probes import ArgSpec, Probe
-from pyusdt.export.printf import Printf
 from pyusdt.trace.events import Event
 from pyusdt.trace.results import ProbeStats
+
+if TYPE_CHECKING:  # pragma: no cover - type names only (only --printf makes a Printf)
+    from pyusdt.export.printf import Printf
 
 
 def iso_times(ns_values: Iterable[int]) -> list[str]:

@@ -8,11 +8,9 @@ file the caller named.
 from __future__ import annotations
 
 import errno
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from pyusdt import _native, expr, privileges
-from pyusdt.aggregate.specs import Aggregate, Latency
-from pyusdt.discover.cgroups import Cgroup, cgroup_exists
 from pyusdt.discover.probes import Probe
 from pyusdt.errors import (
     AttachError,
@@ -25,9 +23,16 @@ from pyusdt.errors import (
 from pyusdt.trace.events import RecordValue, TracedProbe
 from pyusdt.trace.expressions import ProgramStore
 from pyusdt.trace.loader_hook import LoaderHook
-from pyusdt.trace.process_table import ProcessTable
 from pyusdt.trace.requests import AttachRequest, InodeKey, inode_key, pid_alive
-from pyusdt.trace.stacks import StackSymbolizer
+
+# Imported where they are used: aggregations, cgroup targets, process
+# identities and user stacks are not every trace's (a plain `trace -p`
+# reaches its first event without these modules and their dataclasses).
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.aggregate.specs import Aggregate, Latency
+    from pyusdt.discover.cgroups import Cgroup
+    from pyusdt.trace.process_table import ProcessTable
+    from pyusdt.trace.stacks import StackSymbolizer
 
 # Attach failures: reasons shown one per line (beyond, a count), and the
 # probes named in each.
@@ -67,7 +72,11 @@ class Attacher:
         `stacks`, its sites take user stacks, named by a StackSymbolizer."""
         self.session = session
         self.programs = ProgramStore(session)
-        self.stacks = StackSymbolizer(session) if stacks else None
+        self.stacks = None
+        if stacks:
+            from pyusdt.trace.stacks import StackSymbolizer
+
+            self.stacks = StackSymbolizer(session)
         self.max_probe_ids = max_probe_ids
         self.flat_aggs = len(self.aggs)
         # The last probe id is the dynamic linker's notification site's.
@@ -242,6 +251,8 @@ class Attacher:
         """A cgroup set no cgroup uses.  The set of a cgroup that is gone (a
         container that stopped) is taken again: the sites already attached
         with its bit then count the new cgroup (a restarted container's)."""
+        from pyusdt.discover.cgroups import cgroup_exists  # loaded already: a cgroup target made req.scan
+
         for cgroup_id, (_, cgroup) in list(self.cgroup_sets.items()):
             if not cgroup_exists(cgroup):
                 self.session.remove_cgroup(cgroup_id)

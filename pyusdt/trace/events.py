@@ -25,10 +25,11 @@ _SIGN_BIT = 1 << 63
 _WRAP = 1 << 64
 
 
-@dataclass(frozen=True)
-class RecordValue:
+class RecordValue(NamedTuple):
     """One value a record holds: an argument of the probe, or a field the
-    trace computed (--fields).  `size` is the bytes the integer holds."""
+    trace computed (--fields).  `size` is the bytes the integer holds.
+    (A NamedTuple, not a dataclass: this module is on `pyusdt trace`'s
+    start-up path, where each dataclass costs ~1 ms to create.)"""
 
     name: str
     is_str: bool

@@ -14,22 +14,23 @@ What a request computes with expressions:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from pyusdt import _native, expr
-from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.trace.events import RecordValue
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
+    # Not at run time: a trace without aggregations needs none of the specs.
+    from pyusdt.aggregate.specs import Aggregate, Latency
     from pyusdt.discover.probes import Probe
 
 NativeInsn = tuple[int, int, int, int, int, int]
 
 
-@dataclass(frozen=True)
-class LayoutPrograms:
-    """What the sites of one probe layout run for one request."""
+class LayoutPrograms(NamedTuple):
+    """What the sites of one probe layout run for one request.  (A
+    NamedTuple, not a dataclass: this module is on `pyusdt trace`'s start-up
+    path, where each dataclass costs ~1 ms to create.)"""
 
     predicate: Optional[expr.Program]
     output: Optional[expr.Program]
@@ -78,6 +79,8 @@ def aggregation_programs(spec: Union[Aggregate, Latency], role: int, probe: Prob
     """An aggregation's programs for one layout, from its expression texts
     (Aggregate.expression_texts); a latency's predicate runs at its start,
     its key at its done."""
+    from pyusdt.aggregate.specs import Latency  # loaded already: spec is one of its classes
+
     info = arg_info(probe)
     agg = spec.aggregate() if isinstance(spec, Latency) else spec
     where, keys, value = agg.expression_texts()
@@ -96,6 +99,8 @@ def uses_expressions(where: Optional[str], fields: Optional[str],
                      agg: Union[None, Aggregate, Latency]) -> bool:
     """Whether a request's sites run programs."""
     if agg is not None:
+        from pyusdt.aggregate.specs import Latency  # loaded already: agg is one of its classes
+
         return (agg.aggregate() if isinstance(agg, Latency) else agg).uses_expressions
     return where is not None or fields is not None
 

@@ -8,8 +8,7 @@ interval, so a flood of losses is one line a second, not one per batch.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from pyusdt.trace.tracer import Tracer
@@ -18,8 +17,11 @@ CHECK_EVERY_S = 0.25  # counters read at most this often (one map lookup per pro
 REPORT_EVERY_S = 1.0  # at most one report per this long
 
 
-@dataclass(frozen=True)
-class LossReport:
+class LossReport(NamedTuple):
+    """New losses, as LossMonitor.check() reports them.  (A NamedTuple, not
+    a dataclass: the reading loop imports this module before the first
+    event, and a dataclass costs ~1 ms to create.)"""
+
     new: int  # records lost since the last report
     total: int  # records lost since the trace began
     seconds: float  # since the last report (or the start)

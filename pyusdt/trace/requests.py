@@ -8,10 +8,9 @@ session at start(), and again when the target maps new objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional, Union
 
 from pyusdt import _native, expr, limits
-from pyusdt.aggregate.specs import Aggregate, Latency
 from pyusdt.discover.file_identity import file_key
 from pyusdt.discover.patterns import require_match
 from pyusdt.discover.probes import Probe, probes_at_path
@@ -32,8 +31,14 @@ from pyusdt.trace.expressions import (
     stream_programs,
     uses_expressions,
 )
-from pyusdt.trace.launcher import HeldProcess, linked_libraries
-from pyusdt.trace.scan_targets import Scanner, ScanTarget
+
+# Imported where they are used: aggregations, -c commands (subprocess)
+# and scans (cgroups, containers, json) are not every trace's, and a
+# plain `trace -p` reaches its first event without them.
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from pyusdt.aggregate.specs import Aggregate, Latency
+    from pyusdt.trace.launcher import HeldProcess
+    from pyusdt.trace.scan_targets import Scanner, ScanTarget
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino): a file as the kernel's uprobes know it
 
@@ -76,6 +81,8 @@ class AttachRequest:
     def takes_stacks(self) -> bool:
         """Whether its expressions take user stacks (ustack)."""
         if self.agg is not None:
+            from pyusdt.aggregate.specs import Latency  # loaded already: self.agg is one of its classes
+
             agg = self.agg.aggregate() if isinstance(self.agg, Latency) else self.agg
             return agg.uses_expressions and mentions_ustack(*agg.expression_texts())
         return mentions_ustack(self.where, self.fields)
@@ -100,6 +107,8 @@ class AttachRequest:
         dynamic linker may be: for a command not yet started, what its
         executable links; for a process, what it maps."""
         if self.held is not None:
+            from pyusdt.trace.launcher import linked_libraries  # loaded already: it made self.held
+
             objs = [self.held.executable] + linked_libraries(self.held.executable)
             return [(o, o) for o in objs]
         try:
@@ -108,9 +117,10 @@ class AttachRequest:
             return []
 
 
-@dataclass(frozen=True)
-class RoleAgg:
-    """One side (start or done) of a Latency, as one attach request sees it."""
+class RoleAgg(NamedTuple):
+    """One side (start or done) of a Latency, as one attach request sees it.
+    (A NamedTuple, not a dataclass: this module is on `pyusdt trace`'s
+    start-up path, where each dataclass costs ~1 ms to create.)"""
 
     spec: Latency
     role: int
@@ -252,6 +262,8 @@ def command_probes(held: HeldProcess) -> tuple[list[Probe], list[str]]:
     """The probes in a held command's executable and the libraries it links,
     and those objects.  A program that is not an ELF file pyusdt reads
     (another architecture...) and has nothing to trace: that is the error."""
+    from pyusdt.trace.launcher import linked_libraries  # loaded already: it made `held`
+
     probes: list[Probe] = []
     objects = [held.executable] + linked_libraries(held.executable)
     unreadable: Optional[PyusdtError] = None

@@ -23,9 +23,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Optional, Sequence, Union
 
 from pyusdt import _native, expr, limits, privileges
-from pyusdt.aggregate.specs import Aggregate, Latency
-from pyusdt.discover.cgroups import cgroup_at
-from pyusdt.discover.containers import find_container
 from pyusdt.discover.patterns import match, require_match, split_path_pattern
 from pyusdt.discover.probes import PathArg, Probe, as_path, probes_at_path
 from pyusdt.discover.process import namespace_pid, process_objects
@@ -40,8 +37,6 @@ from pyusdt.errors import (
 from pyusdt.trace.async_batches import iterate_in_thread
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.events import EventBatch, TracedProbe
-from pyusdt.trace.launcher import HeldProcess
-from pyusdt.trace.process_table import ProcessTable
 from pyusdt.trace.reader import DEFAULT_MAX_EVENTS, Reader
 from pyusdt.trace.requests import (
     AttachRequest,
@@ -55,7 +50,6 @@ from pyusdt.trace.requests import (
     targets_done,
 )
 from pyusdt.trace.results import ProbeStats, read_stats
-from pyusdt.trace.scan_targets import Scanner, ScanTarget, probes_of_objects
 from pyusdt.trace.session_prefetch import take as take_prefetched
 from pyusdt.trace.sizing import (
     DEFAULT_MAX_AGG_KEYS,
@@ -68,16 +62,23 @@ from pyusdt.trace.sizing import (
 )
 from pyusdt.trace.watcher import ObjectWatcher
 
+# Imported where they are used, not here: aggregations, latencies, -c
+# commands and cgroup, container or object scans each need a module a plain
+# `trace -p` does not (subprocess, json, a dozen dataclasses to create:
+# ~15 ms of start-up before the first event).
 if TYPE_CHECKING:  # pragma: no cover - type names only
     import numpy as np
 
     from pyusdt.aggregate.results import AggregationResult
+    from pyusdt.aggregate.specs import Aggregate, Latency
+    from pyusdt.trace.launcher import HeldProcess
+    from pyusdt.trace.scan_targets import ScanTarget
+
+    AggregateArg = Union[None, Aggregate, RoleAgg]
 
 # From this many perf-event links (~0.1 s each to detach), a CLI close()
 # leaves the detaching to a background process.
 BACKGROUND_DETACH_MIN_LINKS = 16
-
-AggregateArg = Union[None, Aggregate, RoleAgg]
 
 
 class Tracer:
@@ -206,6 +207,8 @@ class Tracer:
         objects it loads later (dlopen) are attached as it loads them, before
         their code runs.  With `aggregate`, hits are aggregated in the kernel
         instead of streamed.  `pattern`, `later`, `where` and `fields` as for attach_pid."""
+        from pyusdt.trace.launcher import HeldProcess
+
         held = argv if isinstance(argv, HeldProcess) else HeldProcess(argv)
         try:
             qualified = split_path_pattern(pattern)
@@ -241,6 +244,9 @@ class Tracer:
             "libstdc++.so.6" takes "libstdc++.so.6.0.30" too) or GNU build-id.
         Nothing matching yet is no error: the pattern waits (see `waiting`).
         Other arguments as for attach_path."""
+        from pyusdt.discover.cgroups import cgroup_at
+        from pyusdt.trace.scan_targets import ScanTarget
+
         return self._attach_scan(ScanTarget(cgroup_at(_as_str(cgroup, "cgroup")), None, _objects(objects)),
                                  pattern, strings, aggregate, where, fields)
 
@@ -251,6 +257,9 @@ class Tracer:
         unique id prefix, or docker/podman name.  Docker, podman, containerd
         and CRI-O containers are found by the cgroup paths in /proc/*/cgroup:
         no daemon is asked."""
+        from pyusdt.discover.containers import find_container
+        from pyusdt.trace.scan_targets import ScanTarget
+
         found, cgroup = find_container(_as_str(container, "container"))
         return self._attach_scan(ScanTarget(cgroup, found, _objects(objects)), pattern, strings, aggregate,
                                  where, fields)
@@ -264,6 +273,8 @@ class Tracer:
         build-id, now or later (found by a rescan of /proc).  Each distinct
         file is attached once, for every process that maps it.  Other
         arguments as for attach_path."""
+        from pyusdt.trace.scan_targets import ScanTarget
+
         spec = _objects(objects)
         if spec is None:
             raise ConfigError("attach_object needs an object: a file name or a build-id")
@@ -271,6 +282,8 @@ class Tracer:
 
     def _attach_scan(self, target: ScanTarget, pattern: str, strings: Sequence[int], aggregate: AggregateArg,
                      where: Optional[str], fields: Optional[str]) -> list[Probe]:
+        from pyusdt.trace.scan_targets import Scanner, probes_of_objects
+
         if split_path_pattern(pattern) is not None:
             raise ConfigError(f"{target.describe()}: give a provider:name pattern, and name the file with "
                               f"objects= (got {pattern!r})")
@@ -290,6 +303,8 @@ class Tracer:
         a path, a pid, a command (argv, or a HeldProcess to share one), a
         cgroup or a container (objects= narrows them), or objects= alone:
         that object in every process."""
+        from pyusdt.aggregate.specs import Latency
+
         named = sum(x is not None for x in (path, pid, command, cgroup, container))
         if named > 1 or (named == 0 and objects is None) or (objects is not None and
                                                               (path, pid, command) != (None, None, None)):
@@ -344,6 +359,8 @@ class Tracer:
             return req
         if req.strings:
             raise ConfigError("string arguments are for streaming; aggregate with key=StrArg(i)")
+        from pyusdt.aggregate.specs import Aggregate
+
         if not isinstance(aggregate, Aggregate):
             raise ConfigTypeError(f"aggregate must be an Aggregate (got {aggregate!r})")
         aggregate.validate(needs_value=True)  # again: its fields may have changed since it was made
@@ -355,6 +372,8 @@ class Tracer:
         if self._closed:
             raise SessionClosedError("the tracer is closed")
         if self._attacher.processes is None and _in_containers(req):
+            from pyusdt.trace.process_table import ProcessTable  # with cgroups and containers: not for every trace
+
             self._attacher.processes = ProcessTable()
         # Each index once: a repeated one would take a second string slot and
         # leave the first empty (-s 2 -s 2 printed arg2="").

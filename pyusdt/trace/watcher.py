@@ -18,7 +18,6 @@ from pyusdt.errors import PyusdtError
 from pyusdt.trace.attacher import Attacher
 from pyusdt.trace.loader_hook import RESCAN_INTERVAL_S
 from pyusdt.trace.requests import AttachRequest, check_probes, inode_key, pid_alive
-from pyusdt.trace.scan_targets import probes_of_objects
 
 
 class ObjectWatcher:
@@ -71,6 +70,8 @@ class ObjectWatcher:
         """New member processes of a scan target, and objects its members
         mapped since the last look."""
         assert req.scanner is not None
+        from pyusdt.trace.scan_targets import probes_of_objects  # loaded already: it made req.scanner
+
         attacher = self._attacher
         found = check_probes(match(probes_of_objects(req.scanner.new_objects(req.seen_objects)), req.pattern), req,
                              False, attacher.warnings)
