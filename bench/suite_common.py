@@ -30,7 +30,7 @@ def pyusdt_cli() -> list:
     script = os.path.join(os.path.dirname(sys.executable), "pyusdt")
     if os.access(script, os.X_OK):
         return [script]
-    return [sys.executable, "-c", "import sys; sys.path.pop(0); from pyusdt.cli.main import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; sys.path.pop(0); from pyusdt.cli.entry import main; sys.exit(main())"]
 
 
 def need_tools(*tools: str) -> None:

@@ -11,9 +11,7 @@ probe needs and nothing else: not numpy, not the tracer, not libbpf.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from pyusdt._lazy import lazy_names
+from pyusdt._lazy import TYPE_CHECKING, lazy_names
 from pyusdt.errors import *  # noqa: F403 - the public exception hierarchy
 
 __version__ = "0.1.0"

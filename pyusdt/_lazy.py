@@ -6,7 +6,13 @@ expression compiler nor numpy."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Mapping
+
+# typing.TYPE_CHECKING without importing typing (~8 ms with re and enum),
+# for the modules a CLI trace imports before it starts loading its session
+# (pyusdt.cli.entry).  Type checkers take any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from typing import Any, Callable, Mapping
 
 
 def lazy_names(package: str, homes: Mapping[str, str],

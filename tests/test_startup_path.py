@@ -140,6 +140,31 @@ def test_cli_session_loaded_before_parsing_is_used(build, extra, capsys):
 
 
 @pytest.mark.usefixtures("bpf")
+def test_console_script_starts_the_load_before_typing_and_argparse(build, capsys, monkeypatch):
+    """The console script (pyusdt.cli.entry) starts loading a trace's
+    session before typing or argparse is imported, so that those imports
+    (~15 ms) overlap the load; main() then keeps that very load: taken once,
+    nothing discarded."""
+    from pyusdt.cli import entry
+    from pyusdt.trace import session_prefetch
+
+    prog = build("args_widths.c", "args_widths")
+    argv = ["trace", "-c", f"{prog} 1 /dev/null", "args:*"]
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "pyusdt"), *argv], capture_output=True,
+                         text=True, env=env, timeout=120, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    order = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")]
+    assert order.index("pyusdt.cli.trace_ahead") < min(order.index("typing"), order.index("argparse"))
+
+    before = dict(session_prefetch.counts)
+    monkeypatch.setattr(sys, "argv", ["pyusdt", *argv])
+    assert entry.main() == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(expected_hits(1))
+    assert session_prefetch.counts == {"taken": before["taken"] + 1, "discarded": before["discarded"]}
+
+
+@pytest.mark.usefixtures("bpf")
 def test_cli_usage_error_closes_the_session_loaded_ahead(capsys):
     """A usage error found by the parser, after the load started: one line,
     exit 2, and the session loaded ahead closed (not left to the process)."""

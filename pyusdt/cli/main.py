@@ -17,6 +17,7 @@ from typing import NoReturn, Optional, Sequence, TextIO, Union
 
 from pyusdt import __version__
 from pyusdt.cli.target_args import Terminated
+from pyusdt.cli.trace_ahead import command_in, load_ahead_from_argv
 from pyusdt.errors import MalformedNotesWarning, PyusdtError
 
 # The subcommands with a module of their own; every other name is one of
@@ -72,12 +73,6 @@ def _terminal_columns() -> int:
     return columns or 80
 
 
-def _command_in(argv: Sequence[str]) -> Optional[str]:
-    """The subcommand named on the command line (its first word that is not
-    an option), or None."""
-    return next((a for a in argv if not a.startswith("-")), None)
-
-
 def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of every subcommand; with `command`, of that one in full
     and the others by name only (enough to parse `command`'s arguments and
@@ -110,12 +105,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if hasattr(out, "reconfigure"):
             out.reconfigure(errors="surrogateescape")
     words = sys.argv[1:] if argv is None else list(argv)
-    command = _command_in(words)
-    if command == "trace":
-        # Its session loads in a thread while the parser is built (tens of ms each).
-        from pyusdt.cli.trace_command import load_ahead_from_argv
-
-        load_ahead_from_argv(words[words.index(command) + 1:])
+    command = command_in(words)
+    # A trace's session loads in a thread while the parser is built (tens of
+    # ms each); the console script (pyusdt.cli.entry) started it already.
+    load_ahead_from_argv(words)
     try:
         parser = make_parser(command)
         args, extra = parser.parse_known_args(argv)

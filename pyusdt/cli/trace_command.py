@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
 
 from pyusdt import _native, limits
 from pyusdt.cli.target_args import WHERE_HELP, Subcommands, add_target_args
+from pyusdt.cli.trace_ahead import EXPRESSION_OPTIONS, RINGBUF_OPTION, STR_LEN_OPTION, STRING_OPTION
 from pyusdt.errors import ConfigError
 from pyusdt.trace.session_prefetch import discard as discard_prefetched
 from pyusdt.trace.session_prefetch import prefetch
 from pyusdt.trace.sizing import DEFAULT_RINGBUF_BYTES, plain_stream_options
-
-# The options that change the session a trace loads (its string slots, ring,
-# string length, or expressions): a command line without them loads the
-# default plain session, which main() starts before the parser is built.
-STRING_OPTION = ("-s", "--string")
-STR_LEN_OPTION = "--str-len"
-RINGBUF_OPTION = "--ringbuf-size"
-EXPRESSION_OPTIONS = ("--where", "--fields", "--printf")
-SESSION_OPTIONS = (*STRING_OPTION, STR_LEN_OPTION, RINGBUF_OPTION, *EXPRESSION_OPTIONS)
-COMMAND_OPTIONS = ("-c", "--command")  # its value is a command line, spaces and all
 
 
 def add_command(sub: Subcommands) -> None:
@@ -67,21 +57,6 @@ def cmd_trace(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return trace_run.run(args, parser)
     finally:
         discard_prefetched()  # a trace that ended before start() took it
-
-
-def load_ahead_from_argv(argv: Sequence[str]) -> None:
-    """Starts loading the default plain session before the parser is even
-    built, when the command line (the words after `trace`) has none of the
-    SESSION_OPTIONS, no help, and no spec with a predicate or fields.  A
-    guess: _load_ahead, once the arguments are parsed, keeps this load if it
-    asks for the same options and replaces it otherwise."""
-    words = list(argv)
-    for i, word in enumerate(words):
-        if word in ("-h", "--help") or word.startswith(SESSION_OPTIONS):
-            return
-        if (" " in word or "{" in word) and (i == 0 or words[i - 1] not in COMMAND_OPTIONS):
-            return
-    prefetch(plain_stream_options([], ringbuf_bytes=DEFAULT_RINGBUF_BYTES, str_len=_native.DEFAULT_STR_LEN))
 
 
 def _load_ahead(args: argparse.Namespace) -> None:

@@ -5,9 +5,7 @@ The names below are loaded when first used: a module of this package (the
 CLI's sizing, say) can be imported without the whole tracer."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from pyusdt._lazy import lazy_names
+from pyusdt._lazy import TYPE_CHECKING, lazy_names
 
 _HOMES = {
     "Event": "pyusdt.trace.events",

@@ -12,9 +12,12 @@ probe discovery run meanwhile on the other CPU.
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
 
 from pyusdt import _native
+from pyusdt._lazy import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    from typing import Any, Optional
 
 
 def _settings(opts: _native.SessionOptions) -> dict[str, Any]:

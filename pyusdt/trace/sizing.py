@@ -4,11 +4,13 @@ the probes of objects loaded later."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from pyusdt import _native
+from pyusdt._lazy import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - type names only
+    from typing import Optional, Sequence, Union
+
     from pyusdt.aggregate.specs import Aggregate, Latency
     from pyusdt.trace.requests import AttachRequest
 
