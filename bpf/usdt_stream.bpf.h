@@ -97,9 +97,10 @@ static __always_inline void note_string_file(__u8 *dst, __u32 len, __u64 addr)
 	__builtin_memcpy(dst, &ref, sizeof(ref));
 }
 
-/* Reads the string arguments into the slots after the fixed record. */
-static __always_inline void fill_strings(const struct pyusdt_site *site,
-					 struct pyusdt_event *e, __u8 *slots, int sleepable)
+/* Reads the string arguments, among the record's first `args` arguments,
+ * into the string slots at `slots`. */
+static __always_inline void fill_strings(const struct pyusdt_site *site, struct pyusdt_event *e,
+					 const __u32 args, __u8 *slots, int sleepable)
 {
 	__u32 len = cfg.str_len;
 	/* The last slot's start: a load-time constant the verifier knows, so
@@ -108,7 +109,7 @@ static __always_inline void fill_strings(const struct pyusdt_site *site,
 	__u64 last_slot = (__u64)(cfg.string_slots ? cfg.string_slots - 1 : 0) * len;
 
 	for (int i = 0; i < PYUSDT_MAX_ARGS; i++) {
-		if (i >= site->nargs)
+		if (i >= args || i >= site->nargs)
 			break;
 		const struct pyusdt_arg_spec *a = &site->args[i];
 		if (!a->is_string)
@@ -175,6 +176,29 @@ static __always_inline int stream_plain_hit(struct pt_regs *ctx, const struct py
 	if (site->nargs <= PYUSDT_SHORT_RECORD_ARGS)
 		return send_plain(ctx, site, id, sleepable, PYUSDT_SHORT_RECORD_ARGS);
 	return send_plain(ctx, site, id, sleepable, PYUSDT_MAX_ARGS);
+}
+
+/*
+ * A site with string arguments sends its fixed part, `slots` argument slots
+ * and then the session's string slots, which are always a record's last
+ * string_slots * str_len bytes: a site with at most 3 arguments leaves out
+ * the 9 unused slots (192 bytes in the ring with 2 slots of 64, not 264),
+ * which the reader puts back (Session::expand).  Each size is a load-time
+ * constant, as the ring buffer's reserve requires.
+ */
+static __always_inline int send_strings(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
+					int sleepable, const __u32 slots)
+{
+	__u64 head = offsetof(struct pyusdt_event, args) + slots * sizeof(__u64);
+	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, head + (__u64)cfg.string_slots * cfg.str_len, 0);
+	if (!e) {
+		count(site->probe_id, COUNTER_lost_ringbuf, sleepable);
+		return 0;
+	}
+	fill_event(ctx, site, e, id, sleepable, slots);
+	fill_strings(site, e, slots, (__u8 *)e + head, sleepable);
+	bpf_ringbuf_submit(e, wakeup_flag(e->ts_ns));
+	return 0;
 }
 
 /*
@@ -248,17 +272,9 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	 * prune it from the slot checks below, whose constant is on the left). */
 	if (!cfg.string_slots || !site->nstrings)
 		return stream_plain_hit(ctx, site, id, sleepable);
-	/* Both sizes are load-time constants, as the ring buffer requires. */
-	__u64 size = sizeof(struct pyusdt_event) + (__u64)cfg.string_slots * cfg.str_len;
-	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
-	if (!e) {
-		count(probe_id, COUNTER_lost_ringbuf, sleepable);
-		return 0;
-	}
-	fill_event(ctx, site, e, id, sleepable, PYUSDT_MAX_ARGS);
-	fill_strings(site, e, (__u8 *)(e + 1), sleepable);
-	bpf_ringbuf_submit(e, wakeup_flag(e->ts_ns));
-	return 0;
+	if (site->nargs <= PYUSDT_SHORT_RECORD_ARGS)
+		return send_strings(ctx, site, id, sleepable, PYUSDT_SHORT_RECORD_ARGS);
+	return send_strings(ctx, site, id, sleepable, PYUSDT_MAX_ARGS);
 }
 
 #endif

@@ -533,9 +533,11 @@ void Session::remove_cgroup(uint64_t id) {
 }
 
 void Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &rows, std::vector<uint8_t> &urgent) {
-    // The record is a row's prefix: a record without strings stops after
-    // its site's arguments (usdt_stream.bpf.h), and the slots it left out
-    // read as zeros, as a whole record's unused ones do.
+    // A short record (usdt_stream.bpf.h) leaves out argument slots: one
+    // without strings stops after its site's arguments, and one with strings
+    // has them after its last argument, as the record's last
+    // string_slots * str_len bytes.  The slots left out read as zeros, as a
+    // whole record's unused ones do.
     pyusdt_event head{};
     std::memcpy(&head, rec, std::min<size_t>(len, sizeof(head)));
     bool hold = !hold_probes_.empty() && hold_probes_.count(head.probe_id);
@@ -546,10 +548,18 @@ void Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &row
     size_t at = out.size();
     out.resize(at + row);
     uint8_t *dst = out.data() + at;
-    size_t n = std::min<size_t>(len, row);
-    std::memcpy(dst, rec, n);
-    if (n < row)
-        std::memset(dst + n, 0, row - n);
+    size_t strings = row - sizeof(pyusdt_event);
+    if (head.nstrings && len < row && len >= strings) {
+        size_t fixed = len - strings;
+        std::memcpy(dst, rec, fixed);
+        std::memset(dst + fixed, 0, sizeof(pyusdt_event) - fixed);
+        std::memcpy(dst + sizeof(pyusdt_event), rec + fixed, strings);
+    } else {
+        size_t n = std::min<size_t>(len, row);
+        std::memcpy(dst, rec, n);
+        if (n < row)
+            std::memset(dst + n, 0, row - n);
+    }
     if (!sleepable_)
         read_strings_late(dst);
     // A string slot holds the string up to its NUL and, after it, whatever

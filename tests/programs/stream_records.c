@@ -1,7 +1,9 @@
 /* Records of every length: rec:aN fires with N = 0..12 integer arguments of
  * mixed widths and signs, and rec:mixed with 12 arguments, five of them
  * strings (empty, short, str_len - 1 bytes, str_len bytes, long) between
- * narrow negative integers.  The ring buffer carries only the arguments a
+ * narrow negative integers, and rec:strs3 with 3 arguments, two of them
+ * strings (a site of at most 3 arguments sends a short record, its strings
+ * right after its arguments).  The ring buffer carries only the arguments a
  * probe has and its strings as long as they are; the test checks that every
  * row comes back exactly as the probe fired it.  Each round r changes the
  * values (r is in most of them); the strings are in the heap (faulted in).
@@ -40,6 +42,7 @@ int main(int argc, char **argv)
 		DTRACE_PROBE11(rec, a11, i8, u8, i16, u16, i32, u32, i64, u64, l, l + 1, l + 2);
 		DTRACE_PROBE12(rec, a12, i8, u8, i16, u16, i32, u32, i64, u64, l, l + 1, l + 2, l + 3);
 		DTRACE_PROBE12(rec, mixed, i8, s0, i16, s1, i32, s2, i64, s3, u8, s4, u16, l);
+		DTRACE_PROBE3(rec, strs3, s4, i16, s1);
 	}
 	return 0;
 }
