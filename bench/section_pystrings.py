@@ -10,6 +10,13 @@ The modes, interleaved, median of R rounds:
   bpftrace-P-count     bpftrace P counting both probes in the kernel, for each
                        peer P (bench/peers.py): the floor of a hit, and the
                        kernel's hit counts
+  floor-strings        bench/floor.py's strings floor at both probes: each hit
+                       reads the two strings into a ring buffer record of
+                       pyusdt's size for it (header, 3 argument slots, two
+                       slots of its default string length), which a reader
+                       consumes every millisecond; no timestamp, site lookup
+                       or counters: the least a tracer streaming these
+                       strings does per hit
   pyusdt               pyusdt trace -c CMD 'python:function__entry' 'python:line'
                        -s 0 -s 1, at its defaults, the text it prints written to
                        a file (so its reader formats every event)
@@ -20,7 +27,7 @@ The program is the same file for every mode, PYTHON -B SCRIPT, with the code
 on one line as a user would pass it to `python -c`: bpftrace's -c splits its
 command on spaces without shell quoting, so `-c 'CODE'` cannot be given to
 it.  Reported: the program's own time per mode; pyusdt / bpftrace count per
-peer (target <= 1.3x); pyusdt's events received and lost (its summary line on
+peer (target <= 1.3x), and against the strings floor; pyusdt's events received and lost (its summary line on
 stderr), the lines it wrote, and whether received + lost equals the hits
 bpftrace counted in the kernel, per probe (target: 0 lost at defaults).
 """
@@ -31,6 +38,7 @@ import re
 import subprocess
 import time
 
+import floor
 import peers
 from suite_common import BenchError, bar_panel, median, pyusdt_cli
 
@@ -52,8 +60,11 @@ PROBE_LINE_RE = re.compile(r"^\s+(\S+:\S+)\s+(\d+) events\b(?:.*?\blost=(\d+))?"
 LOST_RE = re.compile(r"Lost (\d+) events")
 
 
+FLOOR = "floor-strings"
+
+
 def modes(settings: dict) -> tuple:
-    return ("none",) + COUNTS + ("pyusdt",) + (PRINTFS if settings["printf"] else ())
+    return ("none",) + COUNTS + (FLOOR, "pyusdt") + (PRINTFS if settings["printf"] else ())
 
 
 def program_seconds(text: str, what: str) -> float:
@@ -63,13 +74,25 @@ def program_seconds(text: str, what: str) -> float:
     return float(found[-1])
 
 
-def run_none(cmd: list) -> dict:
+def run_none(cmd: list, tmp: str) -> dict:
     t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp)
     wall = time.monotonic() - t0
     if r.returncode != 0:
         raise BenchError(f"none: the program failed ({r.returncode}): {r.stderr.strip()[-300:]}")
     return {"program_s": program_seconds(r.stdout, "none"), "wall_s": wall}
+
+
+def run_floor(loader: str, cmd: list, tmp: str) -> dict:
+    sizes = floor.record_sizes()
+    sites = [(floor.site_offset(PYTHON, *p.split(":")), floor.site_offset(PYTHON, *p.split(":"), semaphore=True),
+              floor.strings_cookie(PYTHON, *p.split(":"))) for p in PROBES]
+    t0 = time.monotonic()
+    got = floor.run_strings(loader, PYTHON, sites, sizes["compact"], sizes["str_len"], cmd, cwd=tmp)
+    wall = time.monotonic() - t0
+    return {"program_s": program_seconds(got["stdout"], FLOOR), "wall_s": wall,
+            "consumed": got["consumed"], "dropped": got["dropped"],
+            "record_bytes": sizes["compact"] + 2 * sizes["str_len"]}
 
 
 def run_bpftrace(peer: str, kind: str, cmd: list, tmp: str) -> dict:
@@ -82,7 +105,7 @@ def run_bpftrace(peer: str, kind: str, cmd: list, tmp: str) -> dict:
                            for p in PROBES)
     argv, env = peers.command(peer, "-o", out_path, "-e", program, "-c", " ".join(cmd))
     t0 = time.monotonic()
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=tmp)
     wall = time.monotonic() - t0
     if r.returncode != 0:
         raise BenchError(f"{what}: bpftrace failed ({r.returncode}): {r.stderr.strip()[-500:]}")
@@ -136,7 +159,12 @@ def run(settings: dict, tmp: str, log) -> dict:
         f.write(CODE + "\n")
     cmd = [PYTHON, "-B", script]
     all_modes = modes(settings)
-    runners = {"none": lambda: run_none(cmd), "pyusdt": lambda: run_pyusdt(cmd, tmp)}
+    loader = floor.build(tmp)
+    # Every mode runs the program in the same working directory (the
+    # program's start-up depends on it: seen, 1 more python:function__entry
+    # with pyusdt in tmp than with bpftrace in bench/).
+    runners = {"none": lambda: run_none(cmd, tmp), "pyusdt": lambda: run_pyusdt(cmd, tmp),
+               FLOOR: lambda: run_floor(loader, cmd, tmp)}
     for p in peers.PEERS:
         runners[peers.mode(p, "count")] = lambda p=p: run_bpftrace(p, "count", cmd, tmp)
         runners[peers.mode(p, "printf")] = lambda p=p: run_bpftrace(p, "printf", cmd, tmp)
@@ -152,6 +180,8 @@ def run(settings: dict, tmp: str, log) -> dict:
                 extra = f" received {res['received']:,} lost {res['lost']:,}, {res['lines']:,} lines written"
             elif "lines" in res:
                 extra = f" lines {res['lines']:,} lost {res['lost']:,}"
+            elif m == FLOOR:
+                extra = f" consumed {res['consumed']:,} dropped {res['dropped']:,}"
             log(f"pystrings round {r + 1}/{settings['repeat']} {m:<20} program {res['program_s']:.3f} s, "
                 f"wall {res['wall_s']:.2f} s;{extra}")
     return summarize(runs, all_modes, settings)
@@ -178,7 +208,13 @@ def summarize(runs: dict, all_modes: tuple, settings: dict) -> dict:
         "pyusdt": {"received": [x["received"] for x in py], "lost": [x["lost"] for x in py],
                    "lines": [x["lines"] for x in py], "per_probe": [x["per_probe"] for x in py],
                    "exact": exact, "accounted_minus_hits": off_by},
-        "ratios": {f"pyusdt / {c}": med["pyusdt"] / med[c] for c in COUNTS},
+        "ratios": {**{f"pyusdt / {c}": med["pyusdt"] / med[c] for c in COUNTS},
+                   **{f"{FLOOR} / {c}": med[FLOOR] / med[c] for c in COUNTS},
+                   f"pyusdt / {FLOOR}": med["pyusdt"] / med[FLOOR]},
+        # The floor's records: consumed + dropped is every hit of both probes.
+        "floor": {"record_bytes": runs[FLOOR][0]["record_bytes"],
+                  "consumed": [x["consumed"] for x in runs[FLOOR]], "dropped": [x["dropped"] for x in runs[FLOOR]],
+                  "exact": [x["consumed"] + x["dropped"] == sum(kernel[p][0] for p in PROBES) for x in runs[FLOOR]]},
         "ratios_added": {f"pyusdt / {c}": (med["pyusdt"] - med["none"]) / (med[c] - med["none"])
                          if med[c] > med["none"] else float("nan") for c in COUNTS},
         "per_round": {c: [a["program_s"] / b["program_s"] for a, b in zip(py, runs[c])] for c in COUNTS},
@@ -211,6 +247,13 @@ def markdown(res: dict) -> str:
                    f"(target <= {TARGET_VS_COUNT}x: {'PASS' if r <= TARGET_VS_COUNT else 'FAIL'}; per round "
                    + ", ".join(f"{x:.2f}" for x in res["per_round"][c])
                    + f"); of the time added to the untraced program: {res['ratios_added'][f'pyusdt / {c}']:.2f}x")
+    fl = res["floor"]
+    out.append(f"- The strings floor ({fl['record_bytes']} B records with both strings, nothing else): "
+               + ", ".join(f"{res['ratios'][f'{FLOOR} / {c}']:.2f}x {peers.label(p, 'count')}"
+                           for p, c in zip(peers.PEERS, COUNTS))
+               + f"; pyusdt / the strings floor: **{res['ratios'][f'pyusdt / {FLOOR}']:.2f}x**.  Consumed "
+               + ", ".join(f"{x:,}" for x in fl["consumed"]) + "; dropped " + ", ".join(f"{x:,}" for x in fl["dropped"])
+               + "; every hit accounted for: " + ", ".join(str(x) for x in fl["exact"]) + ".")
     lost = py["lost"]
     out += [f"- The kernel's hits (bpftrace's counts, every run of both peers): {_hits_text(res)}.",
             "- pyusdt, per run: received " + ", ".join(f"{x:,}" for x in py["received"])
@@ -228,8 +271,8 @@ def markdown(res: dict) -> str:
 
 
 def plot(ax, res: dict) -> None:
-    labels = [f"pyusdt\n/ bt {p} count" for p in peers.PEERS]
-    values = [res["ratios"][f"pyusdt / {c}"] for c in COUNTS]
+    labels = [f"pyusdt\n/ bt {p} count" for p in peers.PEERS] + ["pyusdt\n/ floor"]
+    values = [res["ratios"][f"pyusdt / {c}"] for c in COUNTS] + [res["ratios"][f"pyusdt / {FLOOR}"]]
     for p, m in zip(peers.PEERS, PRINTFS):
         if f"{m} / pyusdt" in res["ratios"]:
             labels.append(f"bt {p} printf\n/ pyusdt")
@@ -243,6 +286,10 @@ def headline(res: dict) -> list:
     for p, c in zip(peers.PEERS, COUNTS):
         out.append((f"pyusdt / {peers.label(p, 'count')} (program time; the count is the in-kernel floor)",
                     f"**{res['ratios'][f'pyusdt / {c}']:.2f}x**"))
+    out.append((f"pyusdt / {FLOOR} (program time; reading both strings into a ring record is the floor of "
+                "streaming them)", f"**{res['ratios'][f'pyusdt / {FLOOR}']:.2f}x** (the floor: "
+                + ", ".join(f"{res['ratios'][f'{FLOOR} / {c}']:.2f}x {peers.label(p, 'count')}"
+                            for p, c in zip(peers.PEERS, COUNTS)) + ")"))
     out.append(("pyusdt events received / lost (max per run); exact against the kernel's hits",
                 f"{min(py['received']):,} / {max(py['lost']):,}; {all(py['exact'])}"))
     return out

@@ -9,15 +9,26 @@
  *              stores one word and submits it: the ring buffer's own cost per
  *              record, without any of a tracer's work (reading arguments,
  *              site lookups, timestamps).
+ *   strings    reserves a record of `record_bytes`, reads two string
+ *              arguments of the probe into it (bpf_probe_read_user_str, one
+ *              slot of `str_len` bytes each after a header of `strings_at`
+ *              bytes) and submits it: the least a tracer streaming a probe's
+ *              two strings can do per hit.  Each site's attach cookie says
+ *              which registers hold the two pointers (their byte offsets in
+ *              struct pt_regs, the second in bits 16-31; floor.c sets it).
  *
  * Plain BPF, no CO-RE: nothing here reads a kernel structure.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include "arch_x86_64.bpf.h" /* pyusdt's read_reg: a register by its pt_regs offset */
 
 /* Set by the loader before load.  A read-only global: the verifier reads it
  * as a constant, which bpf_ringbuf_reserve's size argument must be. */
 const volatile __u32 record_bytes = 56;
+/* strings: where the string slots start in a record, and each slot's size. */
+const volatile __u32 strings_at = 56;
+const volatile __u32 str_len = 64;
 
 /* Records that found the ring full; the loader prints it so that the bench
  * can check consumed + dropped == fires. */
@@ -50,6 +61,26 @@ int ring_only(void *ctx)
 	*rec = 1;
 	/* No wakeup: the reader polls (see floor.c), the cheapest arrangement
 	 * for the producer, so this is a floor. */
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+SEC("uprobe")
+int strings(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u8 *rec = bpf_ringbuf_reserve(&ring, record_bytes, 0);
+
+	if (!rec) {
+		__sync_fetch_and_add(&dropped, 1);
+		return 0;
+	}
+	*(__u64 *)rec = 1;
+	if (strings_at + 2 * str_len <= record_bytes && str_len <= 4096) {
+		bpf_probe_read_user_str(rec + strings_at, str_len, (const void *)read_reg(ctx, cookie & 0xffff));
+		bpf_probe_read_user_str(rec + strings_at + str_len, str_len,
+					(const void *)read_reg(ctx, (cookie >> 16) & 0xffff));
+	}
 	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 	return 0;
 }
