@@ -18,8 +18,8 @@ The modes, interleaved, median of R rounds:
                        or counters: the least a tracer streaming these
                        strings does per hit
   pyusdt               pyusdt trace -c CMD 'python:function__entry' 'python:line'
-                       -s 0 -s 1, at its defaults, the text it prints written to
-                       a file (so its reader formats every event)
+                       -s 0 -s 1, at its defaults, the text it prints read
+                       through a pipe (so its reader formats every event)
   bpftrace-P-printf    (setting "printf") bpftrace printing both strings and the
                        line number of every hit, to a file (-o)
 
@@ -128,17 +128,18 @@ def run_bpftrace(peer: str, kind: str, cmd: list, tmp: str) -> dict:
 
 
 def run_pyusdt(cmd: list, tmp: str) -> dict:
-    out_path = os.path.join(tmp, "pyusdt.out")
     argv = pyusdt_cli() + ["trace", "-c", " ".join(cmd), *PROBES, "-s", "0", "-s", "1"]
+    # Its text through a pipe, as bpftrace's stdout is read: the program
+    # inherits the tracer's stdout, and one that is a file the tracer has
+    # already written events to makes CPython's TextIOWrapper call its
+    # encoder's setstate() at start-up, a python:function__entry the other
+    # modes' program does not fire.
     t0 = time.monotonic()
-    with open(out_path, "w") as out:
-        r = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, text=True, timeout=600, cwd=tmp)
+    r = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=600, cwd=tmp)
     wall = time.monotonic() - t0
     if r.returncode != 0:
         raise BenchError(f"pyusdt failed ({r.returncode}): {r.stderr.strip()[-500:]}")
-    with open(out_path, errors="replace") as f:
-        text = f.read()
-    os.unlink(out_path)
+    text = r.stdout
     total = SUMMARY_RE.search(r.stderr)
     if not total:
         raise BenchError(f"pyusdt: no summary line on stderr: {r.stderr.strip()[-500:]!r}")
