@@ -145,23 +145,33 @@ static __always_inline void fill_strings(const struct pyusdt_site *site, struct 
 }
 
 /*
- * A site without strings sends a record only as long as its arguments: the
- * fixed part and its argument slots, in one of the sizes below (64 bytes in
- * the ring for 3 arguments instead of 136), so the ring holds twice as many
- * and each hit writes half the bytes.  The reader pads a record back to a
- * whole pyusdt_event (Session::expand).  The ring buffer's reserve needs a
- * size the verifier knows, hence a few fixed sizes rather than any.
+ * A record of a site without expressions is only as long as its arguments:
+ * the fixed part and `slots` argument slots, 3 for a site with at most 3
+ * arguments and 12 otherwise (64 bytes in the ring for 3 arguments instead
+ * of 136), so the ring holds twice as many and each hit writes half the
+ * bytes.  A site with strings (`strings`, a constant) then has the
+ * session's string slots, always the record's last string_slots * str_len
+ * bytes (192 bytes in the ring with 2 slots of 64, not 264).  The reader
+ * puts the left-out slots back (Session::expand).  The ring buffer's
+ * reserve needs a size the verifier knows, hence a few fixed sizes rather
+ * than any.
  */
-static __always_inline int send_plain(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
-				      int sleepable, const __u32 slots)
+static __always_inline int send_record(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
+				       int sleepable, const __u32 slots, const int strings)
 {
-	struct pyusdt_event *e =
-		bpf_ringbuf_reserve(&events, offsetof(struct pyusdt_event, args) + slots * sizeof(e->args[0]), 0);
+	__u64 head = offsetof(struct pyusdt_event, args) + slots * sizeof(__u64);
+	__u64 size = strings ? head + (__u64)cfg.string_slots * cfg.str_len : head;
+	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
 		count(site->probe_id, COUNTER_lost_ringbuf, sleepable);
 		return 0;
 	}
 	fill_event(ctx, site, e, id, sleepable, slots);
+	if (strings) {
+		fill_strings(site, e, slots, (__u8 *)e + head, sleepable);
+		bpf_ringbuf_submit(e, wakeup_flag(e->ts_ns));
+		return 0;
+	}
 	if (site->hold)
 		/* Before the record can be read: the reader's SIGCONT then
 		 * comes after this stop, or cancels it while pending. */
@@ -170,35 +180,13 @@ static __always_inline int send_plain(struct pt_regs *ctx, const struct pyusdt_s
 	return 0;
 }
 
-static __always_inline int stream_plain_hit(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
-					    int sleepable)
+/* The record of a hit without expressions, in the size for its site. */
+static __always_inline int stream_record(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
+					 int sleepable, const int strings)
 {
 	if (site->nargs <= PYUSDT_SHORT_RECORD_ARGS)
-		return send_plain(ctx, site, id, sleepable, PYUSDT_SHORT_RECORD_ARGS);
-	return send_plain(ctx, site, id, sleepable, PYUSDT_MAX_ARGS);
-}
-
-/*
- * A site with string arguments sends its fixed part, `slots` argument slots
- * and then the session's string slots, which are always a record's last
- * string_slots * str_len bytes: a site with at most 3 arguments leaves out
- * the 9 unused slots (192 bytes in the ring with 2 slots of 64, not 264),
- * which the reader puts back (Session::expand).  Each size is a load-time
- * constant, as the ring buffer's reserve requires.
- */
-static __always_inline int send_strings(struct pt_regs *ctx, const struct pyusdt_site *site, __u64 id,
-					int sleepable, const __u32 slots)
-{
-	__u64 head = offsetof(struct pyusdt_event, args) + slots * sizeof(__u64);
-	struct pyusdt_event *e = bpf_ringbuf_reserve(&events, head + (__u64)cfg.string_slots * cfg.str_len, 0);
-	if (!e) {
-		count(site->probe_id, COUNTER_lost_ringbuf, sleepable);
-		return 0;
-	}
-	fill_event(ctx, site, e, id, sleepable, slots);
-	fill_strings(site, e, slots, (__u8 *)e + head, sleepable);
-	bpf_ringbuf_submit(e, wakeup_flag(e->ts_ns));
-	return 0;
+		return send_record(ctx, site, id, sleepable, PYUSDT_SHORT_RECORD_ARGS, strings);
+	return send_record(ctx, site, id, sleepable, PYUSDT_MAX_ARGS, strings);
 }
 
 /*
@@ -271,10 +259,8 @@ static __always_inline int stream_hit(struct pt_regs *ctx, int sleepable)
 	 * verifier sees the constant and never walks it (6.1 and older cannot
 	 * prune it from the slot checks below, whose constant is on the left). */
 	if (!cfg.string_slots || !site->nstrings)
-		return stream_plain_hit(ctx, site, id, sleepable);
-	if (site->nargs <= PYUSDT_SHORT_RECORD_ARGS)
-		return send_strings(ctx, site, id, sleepable, PYUSDT_SHORT_RECORD_ARGS);
-	return send_strings(ctx, site, id, sleepable, PYUSDT_MAX_ARGS);
+		return stream_record(ctx, site, id, sleepable, 0);
+	return stream_record(ctx, site, id, sleepable, 1);
 }
 
 #endif

@@ -548,18 +548,11 @@ void Session::expand(const uint8_t *rec, uint32_t len, std::vector<uint8_t> &row
     size_t at = out.size();
     out.resize(at + row);
     uint8_t *dst = out.data() + at;
-    size_t strings = row - sizeof(pyusdt_event);
-    if (head.nstrings && len < row && len >= strings) {
-        size_t fixed = len - strings;
-        std::memcpy(dst, rec, fixed);
-        std::memset(dst + fixed, 0, sizeof(pyusdt_event) - fixed);
-        std::memcpy(dst + sizeof(pyusdt_event), rec + fixed, strings);
-    } else {
-        size_t n = std::min<size_t>(len, row);
-        std::memcpy(dst, rec, n);
-        if (n < row)
-            std::memset(dst + n, 0, row - n);
-    }
+    size_t strings = head.nstrings && len >= row - sizeof(pyusdt_event) ? row - sizeof(pyusdt_event) : 0;
+    size_t fixed = std::min<size_t>(len - strings, sizeof(pyusdt_event));
+    std::memcpy(dst, rec, fixed);
+    std::memset(dst + fixed, 0, row - fixed - strings);
+    std::memcpy(dst + row - strings, rec + len - strings, strings);
     if (!sleepable_)
         read_strings_late(dst);
     // A string slot holds the string up to its NUL and, after it, whatever
