@@ -83,10 +83,13 @@ def run_none(cmd: list, tmp: str) -> dict:
     return {"program_s": program_seconds(r.stdout, "none"), "wall_s": wall}
 
 
-def run_floor(loader: str, cmd: list, tmp: str) -> dict:
-    sizes = floor.record_sizes()
-    sites = [(floor.site_offset(PYTHON, *p.split(":")), floor.site_offset(PYTHON, *p.split(":"), semaphore=True),
-              floor.strings_cookie(PYTHON, *p.split(":"))) for p in PROBES]
+def floor_sites() -> list:
+    """(site, semaphore, cookie) of each probe for floor.run_strings."""
+    return [(floor.site_offset(PYTHON, *p.split(":")), floor.site_offset(PYTHON, *p.split(":"), semaphore=True),
+             floor.strings_cookie(PYTHON, *p.split(":"))) for p in PROBES]
+
+
+def run_floor(loader: str, sites: list, sizes: dict, cmd: list, tmp: str) -> dict:
     t0 = time.monotonic()
     got = floor.run_strings(loader, PYTHON, sites, sizes["compact"], sizes["str_len"], cmd, cwd=tmp)
     wall = time.monotonic() - t0
@@ -160,12 +163,12 @@ def run(settings: dict, tmp: str, log) -> dict:
         f.write(CODE + "\n")
     cmd = [PYTHON, "-B", script]
     all_modes = modes(settings)
-    loader = floor.build(tmp)
+    loader, sites, sizes = floor.build(tmp), floor_sites(), floor.record_sizes()
     # Every mode runs the program in the same working directory (the
     # program's start-up depends on it: seen, 1 more python:function__entry
     # with pyusdt in tmp than with bpftrace in bench/).
     runners = {"none": lambda: run_none(cmd, tmp), "pyusdt": lambda: run_pyusdt(cmd, tmp),
-               FLOOR: lambda: run_floor(loader, cmd, tmp)}
+               FLOOR: lambda: run_floor(loader, sites, sizes, cmd, tmp)}
     for p in peers.PEERS:
         runners[peers.mode(p, "count")] = lambda p=p: run_bpftrace(p, "count", cmd, tmp)
         runners[peers.mode(p, "printf")] = lambda p=p: run_bpftrace(p, "printf", cmd, tmp)

@@ -115,35 +115,46 @@ static long reg_offset(const char *name, size_t len)
 	return -1;
 }
 
-/* Parses "A,B,..." into out (at most MAX_SITES): OFFSET/SEMAPHORE sites
- * (semaphores into `second`), or with second NULL, REG+REG pairs as attach
- * cookies.  The count, or 0. */
-static __u32 parse_list(const char *text, __u64 *out, __u64 *second)
+/* Parses SITES, "OFFSET/SEMAPHORE,..." (at most MAX_SITES); the count, or 0. */
+static __u32 parse_sites(const char *text, __u64 *offsets, __u64 *semaphores)
 {
 	__u32 n = 0;
 	char *end;
 
 	while (n < MAX_SITES) {
-		if (!second) {
-			const char *plus = strchr(text, '+');
-			long a, b;
-
-			if (!plus)
-				return 0;
-			end = (char *)plus + 1 + strcspn(plus + 1, ",");
-			a = reg_offset(text, plus - text);
-			b = reg_offset(plus + 1, end - plus - 1);
-			if (a < 0 || b < 0)
-				return 0;
-			out[n++] = (__u64)a | (__u64)b << 16;
-		} else {
-			out[n] = strtoull(text, &end, 0);
-			if (*end != '/')
-				return 0;
-			second[n++] = strtoull(end + 1, &end, 0);
-		}
+		offsets[n] = strtoull(text, &end, 0);
+		if (*end != '/')
+			return 0;
+		semaphores[n++] = strtoull(end + 1, &end, 0);
 		if (*end != ',')
 			return *end ? 0 : n;
+		text = end + 1;
+	}
+	return 0;
+}
+
+/* Parses COOKIES, "REG+REG,..." (at most MAX_SITES), into attach cookies:
+ * the two registers' pt_regs offsets, the second in bits 16-31.  The
+ * count, or 0. */
+static __u32 parse_cookies(const char *text, __u64 *cookies)
+{
+	__u32 n = 0;
+
+	while (n < MAX_SITES) {
+		const char *plus = strchr(text, '+');
+		const char *end;
+		long a, b;
+
+		if (!plus)
+			return 0;
+		end = plus + 1 + strcspn(plus + 1, ",");
+		a = reg_offset(text, plus - text);
+		b = reg_offset(plus + 1, end - plus - 1);
+		if (a < 0 || b < 0)
+			return 0;
+		cookies[n++] = (__u64)a | (__u64)b << 16;
+		if (*end != ',')
+			return n;
 		text = end + 1;
 	}
 	return 0;
@@ -211,8 +222,8 @@ int main(int argc, char **argv)
 		return usage();
 	binary = argv[2];
 	if (strings_mode) {
-		sites = parse_list(argv[3], offsets, ref_ctrs);
-		if (!sites || parse_list(argv[8], cookies, NULL) != sites)
+		sites = parse_sites(argv[3], offsets, ref_ctrs);
+		if (!sites || parse_cookies(argv[8], cookies) != sites)
 			return usage();
 	} else {
 		offsets[0] = strtoull(argv[3], NULL, 0);
