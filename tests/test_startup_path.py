@@ -41,9 +41,46 @@ def test_trace_run_imports_only_what_a_plain_trace_needs():
             "import pyusdt.cli.trace_run\n"
             "later = ('subprocess', 'shutil', 'pyusdt.trace.launcher', 'pyusdt.aggregate.specs',\n"
             "         'pyusdt.discover.cgroups', 'pyusdt.discover.containers', 'pyusdt.trace.scan_targets',\n"
-            "         'pyusdt.trace.process_table', 'pyusdt.trace.stacks', 'pyusdt.export.printf')\n"
+            "         'pyusdt.trace.process_table', 'pyusdt.trace.stacks', 'pyusdt.export.printf',\n"
+            "         'pyusdt._provider')\n"
             "print(','.join(m for m in later if m in sys.modules))")
     assert _run(code).strip() == ""
+
+
+@pytest.mark.usefixtures("bpf")
+def test_attach_warmup_leaves_nothing_behind(build):
+    """warm_attach() (what the CLI's session loaded ahead does) registers
+    and drops its throwaway uprobe in a thread of its own: soon after, the
+    process holds no perf event and no memfd of it, and a trace attached
+    then gets every hit."""
+    prog = build("args_widths.c", "args_widths")
+    code = f"""
+import os, time
+from pyusdt import _native
+from pyusdt.trace.tracer import Tracer
+def held():
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.append(os.readlink(f"/proc/self/fd/{{fd}}"))
+        except OSError:
+            pass
+    return [t for t in out if "perf_event" in t or "pyusdt-attach-warmup" in t]
+s = _native.Session(_native.SessionOptions())
+s.warm_attach()
+deadline = time.monotonic() + 10
+while held() and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(held())
+s.close()
+with Tracer() as t:
+    t.attach_command([{str(prog)!r}, "2", "/dev/null"], "args:*")
+    t.start()
+    print(sum(len(b) for b in t.batches()))
+"""
+    held, hits = _run(code).splitlines()
+    assert held == "[]"
+    assert int(hits) == len(expected_hits(2))
 
 
 @pytest.mark.usefixtures("bpf")

@@ -23,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "session/attach_warmup.h"
 #include "session/background_detach.h"
+#include "session/core_btf.h"
 #include "session/kernel_features.h"
 #include "elf/elf_file.h"
 #include "elf/usdt_notes.h"
@@ -134,6 +136,20 @@ uint64_t round_up_pow2(uint64_t v) {
     return p;
 }
 
+// The minimal kernel BTF for CO-RE (core_btf.h), or "" for the kernel's
+// own.  The first session of a process opens the object once more, only to
+// read the program's BTF from it (about 0.3 ms).
+std::string core_btf_for_load() {
+    if (std::optional<std::string> known = core_btf_known())
+        return *known;
+    usdt *program = usdt__open();
+    if (!program)
+        return "";
+    std::string path = core_btf_path(bpf_object__btf(program->obj));
+    usdt__destroy(program);
+    return path;
+}
+
 }  // namespace
 
 Session::Session(const SessionOptions &opts) : opts_(opts) {
@@ -212,7 +228,7 @@ void Session::stop_streaming() {
 
 uint64_t Session::pending_bytes() const { return ring_ ? ring_->pending() : 0; }
 
-int Session::open_and_load() {
+int Session::open_and_load(bool kernel_btf) {
     if (skel_) {
         usdt__destroy(skel_);
         skel_ = nullptr;
@@ -221,7 +237,10 @@ int Session::open_and_load() {
         std::lock_guard<std::mutex> lock(g_msg_mutex);
         g_verifier_reason.clear();  // only this load's refusal explains it
     }
-    skel_ = usdt__open();
+    std::string core_btf = kernel_btf ? "" : core_btf_for_load();
+    LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+    open_opts.btf_custom_path = core_btf.empty() ? nullptr : core_btf.c_str();
+    skel_ = usdt__open_opts(&open_opts);
     if (!skel_)
         return errno ? errno : EINVAL;
     skel_->rodata->cfg.str_len = opts_.str_len;
@@ -265,6 +284,14 @@ int Session::open_and_load() {
     if (err) {
         usdt__destroy(skel_);
         skel_ = nullptr;
+        if (!core_btf.empty()) {
+            // Whatever the cause, the kernel's own BTF is tried once: if
+            // that loads, the minimal one was at fault and is not used again.
+            int again = open_and_load(true);
+            if (again == 0)
+                core_btf_failed();
+            return again;
+        }
         return -err;
     }
     return 0;
@@ -344,6 +371,11 @@ std::vector<AttachFailure> Session::commit() {
     }
     pending_.clear();
     return failures;
+}
+
+void Session::warm_attach() {
+    if (multi_)
+        start_attach_warmup();
 }
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,

@@ -140,6 +140,12 @@ class Session {
     // Stores expression program `id` (1..PYUSDT_MAX_EXPR_PROGS-1) for sites to name.
     void set_expr(uint32_t id, const pyusdt_expr &program);
 
+    // For a trace that will attach soon: with uprobe_multi links, a
+    // throwaway uprobe is registered and dropped now, in a thread, so that
+    // the next commit does not wait for the kernel's grace period itself
+    // (attach_warmup.h).
+    void warm_attach();
+
     // Links the sites attach() accepted since the last commit: one link per
     // (file, pid, program).  A link the kernel refuses is retried one site at
     // a time, so that each failure names its probe; returns the failures.
@@ -221,7 +227,9 @@ class Session {
     // have probes the caller has not seen; false when the caller must look.
     bool resume_hold(uint32_t pid);
     void read_strings_late(uint8_t *row);
-    int open_and_load();  // 0 or a positive errno
+    // 0 or a positive errno; CO-RE against the kernel's own BTF if
+    // `kernel_btf`, else against the minimal one (core_btf.h) when there is one.
+    int open_and_load(bool kernel_btf = false);
     void index_by_address(const struct stat &st, uint64_t offset, uint32_t prog, uint32_t idx,
                           const pyusdt_site &s, const std::string &where);
     void open_waiter();

@@ -8,7 +8,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
-from pyusdt import _native, _provider
+from pyusdt import _native
 from pyusdt.errors import (
     ConfigTypeError,
     ELFNotFoundError,
@@ -42,8 +42,13 @@ class ArgSpec:
         return self.bytes_read < self.size
 
 
-# Provider argument type names by code (csrc/provider/provider_note.h, the one table).
-ARG_TYPE_NAMES = {code: n for n, code in _provider.ARG_TYPES.items()}
+def arg_type_names() -> dict[int, str]:
+    """Provider argument type names by code (csrc/provider/provider_note.h,
+    the one table); imported only when a probe is a pyusdt provider's, since
+    the provider extension is a load of its own (~1.5 ms of a trace's start)."""
+    from pyusdt import _provider
+
+    return {code: n for n, code in _provider.ARG_TYPES.items()}
 
 
 @dataclass
@@ -184,10 +189,12 @@ def probes_in_file(path: str, display: Optional[str] = None, pid: Optional[int] 
             grouped[key] = Probe(display or path, path, s.provider, s.name, mapped_by=pid)
         grouped[key].sites.append(s)
     if grouped:
-        for key, args in _native.described_probes(path).items():
+        described = _native.described_probes(path)
+        names = arg_type_names() if described else {}
+        for key, args in described.items():
             probe = grouped.get((key[0], key[1]))
             if probe is not None and len(args) == probe.nargs:
-                probe.described = [(name, ARG_TYPE_NAMES.get(code, "?")) for code, name in args]
+                probe.described = [(name, names.get(code, "?")) for code, name in args]
     return list(grouped.values())
 
 

@@ -39,6 +39,10 @@ class _Load:
             self.session = _native.Session(opts)
         except Exception:  # noqa: BLE001 - start() loads again, and says why in the caller's thread
             self.session = None
+            return
+        # The attach comes soon after (the CLI is finding its probes
+        # meanwhile): the kernel's grace period it would wait for starts now.
+        self.session.warm_attach()
 
     def result(self) -> Optional[_native.Session]:
         self._thread.join()

@@ -559,6 +559,22 @@ def kmsg_records():
     return out
 
 
+def check_core_btf():
+    """CO-RE against pyusdt's minimal BTF relocates every program exactly as
+    against the kernel's own BTF: the same instructions, so the same tags."""
+    for opts in ([], ["string_slots=2", "aggregate=1", "expressions=1"]):
+        tags = {}
+        for mode in ("kernel", "minimal"):
+            env = {**os.environ, "PYUSDT_CORE_BTF": mode}
+            r = subprocess.run([sys.executable, target("kc_program_tags.py"), *opts], capture_output=True,
+                               text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+            if r.returncode != 0:
+                raise Fail(f"{mode} BTF, {' '.join(opts) or 'defaults'}: {run_reason(r)}")
+            tags[mode] = r.stdout.strip()
+        if tags["kernel"] != tags["minimal"] or tags["kernel"] in ("", "[]"):
+            raise Fail(f"{' '.join(opts) or 'defaults'}: kernel BTF {tags['kernel']}, minimal {tags['minimal']}")
+
+
 def check_dmesg():
     bad = [m for seq, m in kmsg_records() if seq >= ARGS.kmsg_from
            and re.search(r"WARNING:|BUG:|Call Trace:|general protection|Oops", m)]
@@ -586,6 +602,7 @@ CHECKS = [
     ("semaphore", check_semaphore),
     ("cgroup", check_cgroup),
     ("demo", check_demo),
+    ("core-btf", check_core_btf),
     ("dmesg", check_dmesg),     # last: after everything else has run
 ]
 
