@@ -95,3 +95,19 @@ def test_the_cache_goes_under_xdg_cache_home(kernel_tags, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == kernel_tags["every"]
     assert len(cache_files(tmp_path / "xdg" / "pyusdt")) == 1
+
+
+@pytest.mark.parametrize("own_home", [True, False])
+def test_the_cache_goes_under_home_only_if_it_is_the_users(kernel_tags, tmp_path, own_home):
+    home = tmp_path / "home"
+    home.mkdir()
+    if not own_home:
+        os.chown(home, 65534, 65534)  # nobody's: a root process must not make files there
+    env = {k: v for k, v in os.environ.items() if k not in ("PYUSDT_CACHE_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    r = subprocess.run([sys.executable, str(TAGS), *EVERY_PROGRAM], capture_output=True, text=True,
+                       timeout=120, env=env, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == kernel_tags["every"]
+    assert len(cache_files(home / ".cache" / "pyusdt")) == (1 if own_home else 0)
+    assert (home / ".cache").exists() == own_home

@@ -1,7 +1,7 @@
 #include "session/attach_warmup.h"
+#include "session/memfd.h"
 
 #include <linux/perf_event.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,7 +31,7 @@ int uprobe_pmu_type() {
 // the file, and installs nothing.
 void register_and_drop_throwaway_uprobe() {
     int type = uprobe_pmu_type();
-    int mem = memfd_create("pyusdt-attach-warmup", MFD_CLOEXEC);
+    int mem = make_memfd("pyusdt-attach-warmup");
     if (type < 0 || mem < 0) {
         if (mem >= 0)
             close(mem);

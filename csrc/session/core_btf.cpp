@@ -1,9 +1,9 @@
 #include "session/core_btf.h"
+#include "session/memfd.h"
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -360,10 +360,12 @@ std::string cache_dir() {
         dir = own;
     } else {
         std::string base;
+        struct stat home_st;
+        const char *home = getenv("HOME");
         if (const char *xdg = getenv("XDG_CACHE_HOME"); xdg && *xdg)
             base = xdg;
-        else if (const char *home = getenv("HOME"); home && *home)
-            base = std::string(home) + "/.cache";
+        else if (home && *home && stat(home, &home_st) == 0 && home_st.st_uid == geteuid())
+            base = std::string(home) + "/.cache";  // only in a home of this user's own
         else
             return "";
         mkdir(base.c_str(), 0700);
@@ -394,7 +396,7 @@ bool write_file(const std::string &path, const std::vector<char> &raw) {
 
 // For a process that cannot keep a cache: the BTF in memory, under a path.
 std::string memfd_path(const std::vector<char> &raw) {
-    int fd = memfd_create("pyusdt-core-btf", MFD_CLOEXEC);
+    int fd = make_memfd("pyusdt-core-btf");
     if (fd < 0)
         return "";
     if (write(fd, raw.data(), raw.size()) != static_cast<ssize_t>(raw.size())) {
