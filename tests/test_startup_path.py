@@ -49,10 +49,10 @@ def test_trace_run_imports_only_what_a_plain_trace_needs():
 
 @pytest.mark.usefixtures("bpf")
 def test_attach_warmup_leaves_nothing_behind(build):
-    """warm_attach() (what the CLI's session loaded ahead does) registers
-    and drops its throwaway uprobe in a thread of its own: soon after, the
-    process holds no perf event and no memfd of it, and a trace attached
-    then gets every hit."""
+    """warm_attach() (what the CLI's session loaded ahead does) links and
+    unlinks a throwaway site in a thread of its own: soon after, the process
+    holds no link and no memfd of it, and a trace attached then gets every
+    hit."""
     prog = build("args_widths.c", "args_widths")
     code = f"""
 import os, time
@@ -65,7 +65,7 @@ def held():
             out.append(os.readlink(f"/proc/self/fd/{{fd}}"))
         except OSError:
             pass
-    return [t for t in out if "perf_event" in t or "pyusdt-attach-warmup" in t]
+    return [t for t in out if "bpf_link" in t or "pyusdt-attach-warmup" in t]
 s = _native.Session(_native.SessionOptions())
 s.warm_attach()
 deadline = time.monotonic() + 10

@@ -622,7 +622,7 @@ PYBIND11_MODULE(_native, m) {
         .def("agg_tuple_rows", &PySession::agg_tuple_rows,
              "Every row of the aggregations keyed by expressions, summed over CPUs.")
         .def("warm_attach", [](PySession &p) { p.s().warm_attach(); },
-             "With uprobe_multi links, registers and drops a throwaway uprobe now, in a thread, so that the "
+             "With uprobe_multi links, links the program to a throwaway site and unlinks it now, in a thread, so that the "
              "next commit does not wait for the kernel's RCU grace period itself (a trace that will attach soon).")
         .def("commit", &PySession::commit,
              "Links the sites attached since the last commit (uprobe_multi); [(errno, message)] of "

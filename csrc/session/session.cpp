@@ -374,8 +374,8 @@ std::vector<AttachFailure> Session::commit() {
 }
 
 void Session::warm_attach() {
-    if (multi_)
-        start_attach_warmup();
+    if (multi_ && skel_)
+        start_attach_warmup(bpf_program__fd(skel_->progs.pyusdt_stream));
 }
 
 uint32_t Session::attach(const std::string &path, const UsdtSite &site, uint32_t probe_id,

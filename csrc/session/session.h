@@ -140,10 +140,10 @@ class Session {
     // Stores expression program `id` (1..PYUSDT_MAX_EXPR_PROGS-1) for sites to name.
     void set_expr(uint32_t id, const pyusdt_expr &program);
 
-    // For a trace that will attach soon: with uprobe_multi links, a
-    // throwaway uprobe is registered and dropped now, in a thread, so that
-    // the next commit does not wait for the kernel's grace period itself
-    // (attach_warmup.h).
+    // For a trace that will attach soon: with uprobe_multi links, the
+    // program is linked to a throwaway site and unlinked now, in a thread,
+    // so that the next commit does not wait for the kernel's grace period
+    // itself (attach_warmup.h).
     void warm_attach();
 
     // Links the sites attach() accepted since the last commit: one link per
