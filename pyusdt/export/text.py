@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Iterable, Optional, TextIO
 
 from pyusdt.discover.probes import ArgSpec, Probe
@@ -30,7 +31,8 @@ def _arg_text(e: Event, name: str, i: int, value: object) -> str:
     if i in e.read_failed:
         return f"{name}=?"
     if isinstance(value, str):
-        return f"{name}={json.dumps(value, ensure_ascii=False)}" + ("..." if i in e.truncated else "")
+        # json.dumps(value, ensure_ascii=False) without making an encoder per call
+        return f"{name}={encode_basestring(value)}" + ("..." if i in e.truncated else "")
     return f"{name}={value}"
 
 

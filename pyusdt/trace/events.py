@@ -5,6 +5,7 @@ Events unpacks the rows with struct, so printing a trace needs no numpy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 from pyusdt import _native
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 ArgValue = Union[int, str]
 _SIGN_BIT = 1 << 63
 _WRAP = 1 << 64
+_UNSIGNED, _SIGNED, _STR, _STACK = range(4)  # how TracedProbe decodes a value
 
 
 class RecordValue(NamedTuple):
@@ -52,7 +54,11 @@ class TracedProbe:
     def fullname(self) -> str:
         return self.probe.fullname
 
-    @property
+    # What each record holds, its names and how to decode it are the same
+    # for every record of the probe: worked out at the first record, not at
+    # each (a trace prints hundreds of thousands of records).  The probe and
+    # its layout do not change once a trace has it.
+    @cached_property
     def values(self) -> tuple[RecordValue, ...]:
         """What each record of this probe holds, in args[] order."""
         if self.fields is not None:
@@ -60,9 +66,15 @@ class TracedProbe:
         return tuple(RecordValue(name, i in self.strings, spec.signed, spec.bytes_read)
                      for i, (name, spec) in enumerate(zip(self.probe.arg_names, self.probe.args)))
 
-    @property
+    @cached_property
     def value_names(self) -> list[str]:
         return [v.name for v in self.values]
+
+    @cached_property
+    def _decoding(self) -> tuple[tuple[int, int], ...]:
+        """(how, slot) per value: _STACK, _STR (its string slot), _SIGNED or _UNSIGNED."""
+        return tuple((_STACK, 0) if v.is_stack else (_STR, self.strings.index(i)) if v.is_str
+                     else (_SIGNED if v.signed else _UNSIGNED, 0) for i, v in enumerate(self.values))
 
     def decode_args(self, raw: Sequence[int], strings: Sequence[bytes],
                     stacks: Optional[StackSymbolizer] = None) -> tuple[Union[int, str], ...]:
@@ -70,16 +82,16 @@ class TracedProbe:
         ints with their sign, strs; a user stack as its folded text
         (outermost frame first)."""
         out: list[ArgValue] = []
-        for i, v in enumerate(self.values):
+        for i, (how, slot) in enumerate(self._decoding):
             value = int(raw[i])
-            if v.is_stack:
-                out.append(stacks.stack(value).folded() if stacks is not None else value)
-            elif v.is_str:
-                out.append(decode_c_string(strings[self.strings.index(i)]))
-            elif v.signed and value & _SIGN_BIT:
-                out.append(value - _WRAP)
-            else:
+            if how == _UNSIGNED:
                 out.append(value)
+            elif how == _SIGNED:
+                out.append(value - _WRAP if value & _SIGN_BIT else value)
+            elif how == _STR:
+                out.append(decode_c_string(strings[slot]))
+            else:
+                out.append(stacks.stack(value).folded() if stacks is not None else value)
         return tuple(out)
 
 
@@ -172,8 +184,8 @@ class EventBatch:
                 rec[cpu_i],
                 tp,
                 tp.decode_args(rec[args_i:args_i + nargs], rec[str_i:str_i + nstr], self.stacks),
-                tuple(i for i in range(n) if flags >> (trunc_shift + i) & 1),
-                tuple(i for i in range(n) if flags >> (fail_shift + i) & 1),
+                tuple(i for i in range(n) if flags >> (trunc_shift + i) & 1) if flags else (),
+                tuple(i for i in range(n) if flags >> (fail_shift + i) & 1) if flags else (),
                 table.identity(pid) if table is not None else None,
             )
 
