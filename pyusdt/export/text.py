@@ -14,6 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover - type names only (only --printf makes a P
     from pyusdt.export.printf import Printf
 
 
+# json.dumps(obj, ensure_ascii=False) makes an encoder per call: one, made once.
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False)
+
+
 def iso_times(ns_values: Iterable[int]) -> list[str]:
     """ISO 8601 UTC times with nanoseconds ('...T12:00:00.123456789Z')."""
     out: list[str] = []
@@ -84,7 +88,7 @@ def event_json(e: Event, wall_offset_ns: Optional[int] = None) -> str:
         obj["truncated"] = list(e.truncated)
     if e.read_failed:
         obj["read_failed"] = list(e.read_failed)
-    return json.dumps(obj, ensure_ascii=False)
+    return _JSON_TEXT.encode(obj)
 
 
 def _spec_text(a: ArgSpec) -> str:
