@@ -10,8 +10,10 @@
 // maps, and drops the link at once, from a thread of its own: that wait
 // overlaps the caller's work, and the real attach finds none.
 //
-// Dropping the link waits for more grace periods (~70 ms on 6.18), in that
-// thread, which nobody waits for.  A uprobe_multi link, not a perf event:
+// Dropping the link waits for more grace periods (~70 ms on 6.18, seconds
+// on a loaded machine), in that thread, which nobody waits for; the thread
+// has an fd table of its own, so the process never shows (or keeps) an fd
+// of it once start_attach_warmup() has returned.  A uprobe_multi link, not a perf event:
 // the kernel makes and drops perf-event uprobes under one mutex, which
 // another tool's detaching may hold for seconds.
 #pragma once
