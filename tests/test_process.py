@@ -187,6 +187,24 @@ def _free_pid() -> int:
     return pid
 
 
+def test_loader_hook_of_a_process_gone_is_no_warning(bpf):
+    """A -p target that exits before its dynamic-linker site is linked (that
+    link waits for the first events) loads nothing more: no warning about a
+    rescan, and no site (CI once saw that warning end a trace's output)."""
+    from pyusdt import _native
+    from pyusdt.trace.loader_hook import LoaderHook
+
+    ld = os.path.realpath("/lib64/ld-linux-x86-64.so.2")
+    opts = _native.SessionOptions()
+    session = _native.Session(opts)
+    try:
+        hook = LoaderHook(session, opts.max_probes - 1)
+        assert hook.hook([(ld, ld)], _free_pid(), follow=False, hold=False) is None
+        assert hook.sites == 0
+    finally:
+        session.close()
+
+
 def test_cli_pid_that_does_not_exist(bpf, cli):
     pid = _free_pid()
     res = cli("trace", "-p", str(pid))

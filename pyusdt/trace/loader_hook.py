@@ -16,6 +16,7 @@ the two cannot leave the process stopped.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from typing import Iterable, Optional
@@ -77,9 +78,13 @@ class LoaderHook:
             try:
                 self._session.attach(open_path, site, self.probe_id, [], -1 if follow else pid,
                                      _native.FilterKind.TGID if follow else _native.FilterKind.NONE, None, hold)
-                for _err, message in self._session.commit():
-                    raise AttachError(message)
+                for err, message in self._session.commit():
+                    e = AttachError(message)
+                    e.os_errno = err  # as the native side sets it
+                    raise e
             except AttachError as e:
+                if not follow and e.os_errno == errno.ESRCH:
+                    return None  # the process has exited: it loads nothing more (the watcher says it ended)
                 return f"objects loaded later are found by a rescan every {RESCAN_INTERVAL_S:g} s: {e}"
             self._hooked.add(key)
             self.sites += 1
