@@ -29,9 +29,7 @@ namespace {
 // Bumped when what is written changes, so older cache files are not read.
 constexpr const char *kFormat = "pyusdt-core-btf-1";
 
-// One type of the minimal BTF; plan entry i becomes type id i + 1, so
-// entries refer to each other (and to themselves, through pointers) before
-// any is written.
+// A member of a planned struct or union, at its offset in the kernel's type.
 struct Field {
     std::string name;
     uint32_t bit_offset = 0;
@@ -39,6 +37,9 @@ struct Field {
     int type = -1;  // plan index, -1 for void
 };
 
+// One type of the minimal BTF; plan entry i becomes type id i + 1, so
+// entries refer to each other (and to themselves, through pointers) before
+// any is written.
 struct PlanType {
     int kind = 0;  // BTF_KIND_INT, _PTR, _ARRAY, _STRUCT, _UNION, _ENUM
     std::string name;
@@ -50,6 +51,8 @@ struct PlanType {
     std::vector<Field> fields;
 };
 
+// A kernel type this file does not project (a bitfield-like integer, a
+// float, ...): the kernel's own BTF is used instead.
 struct Unsupported {};
 
 const btf_type *skip_mods(const struct btf *b, uint32_t &id) {
@@ -344,7 +347,7 @@ uint64_t fnv1a(const void *data, size_t size, uint64_t h = 1469598103934665603ul
     return h;
 }
 
-// A directory only this user can write, or "".
+// True for a directory of this user's that no one else can write.
 bool private_dir(const std::string &path) {
     struct stat st;
     return lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
