@@ -74,6 +74,13 @@ class AttachError(PyusdtError):
     reason: str = ""  # the kernel's or libbpf's words, without the probe's name
     probe: object = None  # the discover.Probe that failed, when known
 
+    @classmethod
+    def refused(cls, os_errno: int, message: str) -> AttachError:
+        """A link the kernel refused, as Session.commit() reports it: (errno, message)."""
+        e = cls(message)
+        e.os_errno = os_errno
+        return e
+
 
 class ConfigError(PyusdtError, ValueError):
     """An option out of range (string length, ring size, ...)."""

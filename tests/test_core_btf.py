@@ -17,10 +17,12 @@ TAGS = Path(__file__).resolve().parents[1] / "scripts" / "kernel-checks" / "targ
 EVERY_PROGRAM = ["string_slots=2", "aggregate=1", "expressions=1"]
 
 
-def program_tags(cache: Path | None, mode: str = "minimal", opts: list[str] = EVERY_PROGRAM) -> list[str]:
+def program_tags(cache: Path | None, mode: str = "minimal", opts: list[str] = EVERY_PROGRAM,
+                 env: dict[str, str] | None = None) -> list[str]:
     """The loaded programs' tags, from a process of its own (the minimal
-    BTF is made once per process)."""
-    env = {**os.environ, "PYUSDT_CORE_BTF": mode}
+    BTF is made once per process), in `env` (default: this one's) with
+    PYUSDT_CORE_BTF=mode and, given a `cache`, PYUSDT_CACHE_DIR=cache."""
+    env = {**(os.environ if env is None else env), "PYUSDT_CORE_BTF": mode}
     if cache is not None:
         env["PYUSDT_CACHE_DIR"] = str(cache)
     r = subprocess.run([sys.executable, str(TAGS), *opts], capture_output=True, text=True, timeout=120,
@@ -90,10 +92,7 @@ def test_a_cache_directory_others_can_write_is_not_used(kernel_tags, tmp_path):
 def test_the_cache_goes_under_xdg_cache_home(kernel_tags, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYUSDT_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-    r = subprocess.run([sys.executable, str(TAGS), *EVERY_PROGRAM], capture_output=True, text=True,
-                       timeout=120, env=env, cwd="/")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == kernel_tags["every"]
+    assert program_tags(None, env=env) == kernel_tags["every"]
     assert len(cache_files(tmp_path / "xdg" / "pyusdt")) == 1
 
 
@@ -105,9 +104,6 @@ def test_the_cache_goes_under_home_only_if_it_is_the_users(kernel_tags, tmp_path
         os.chown(home, 65534, 65534)  # nobody's: a root process must not make files there
     env = {k: v for k, v in os.environ.items() if k not in ("PYUSDT_CACHE_DIR", "XDG_CACHE_HOME")}
     env["HOME"] = str(home)
-    r = subprocess.run([sys.executable, str(TAGS), *EVERY_PROGRAM], capture_output=True, text=True,
-                       timeout=120, env=env, cwd="/")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == kernel_tags["every"]
+    assert program_tags(None, env=env) == kernel_tags["every"]
     assert len(cache_files(home / ".cache" / "pyusdt")) == (1 if own_home else 0)
     assert (home / ".cache").exists() == own_home

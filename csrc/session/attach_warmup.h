@@ -13,9 +13,9 @@
 // Dropping the link waits for more grace periods (~70 ms on 6.18, seconds
 // on a loaded machine), in that thread, which nobody waits for; the thread
 // has an fd table of its own, so the process never shows (or keeps) an fd
-// of it once start_attach_warmup() has returned.  A uprobe_multi link, not a perf event:
-// the kernel makes and drops perf-event uprobes under one mutex, which
-// another tool's detaching may hold for seconds.
+// of it once start_attach_warmup() has returned.  A uprobe_multi link, not
+// a perf event: the kernel makes and drops perf-event uprobes under one
+// mutex, which another tool's detaching may hold for seconds.
 #pragma once
 
 namespace pyusdt {

@@ -214,9 +214,7 @@ class Attacher:
                 self.linked_ids.add(probe_id)
         # With uprobe_multi links, attach() only queued the sites: link them.
         for err, message in session.commit():
-            refused = AttachError(message)
-            refused.os_errno = err
-            failed.append(_privilege_named(refused, False))
+            failed.append(_privilege_named(AttachError.refused(err, message), False))
         if by_pid and req.only_path is None and not req.loader_hooked:
             req.loader_hooked = True
             assert req.pid is not None  # pid and command targets have one

@@ -79,9 +79,7 @@ class LoaderHook:
                 self._session.attach(open_path, site, self.probe_id, [], -1 if follow else pid,
                                      _native.FilterKind.TGID if follow else _native.FilterKind.NONE, None, hold)
                 for err, message in self._session.commit():
-                    e = AttachError(message)
-                    e.os_errno = err  # as the native side sets it
-                    raise e
+                    raise AttachError.refused(err, message)
             except AttachError as e:
                 if not follow and e.os_errno == errno.ESRCH:
                     return None  # the process has exited: it loads nothing more (the watcher says it ended)

@@ -1,5 +1,5 @@
 """The kernel's tag (its hash of a program's instructions as loaded, CO-RE
-offsets included) of each BPF program one pyusdt session loads, as as one JSON
+offsets included) of each BPF program one pyusdt session loads, as one JSON
 list, sorted.
 
     python kc_program_tags.py [OPTION=VALUE ...]     (SessionOptions fields)
