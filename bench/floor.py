@@ -9,6 +9,8 @@ command held until attached and the probe filtered to its pid, as bpftrace
   ring SIZE  a ring buffer record of SIZE bytes reserved and submitted per
              hit (no wakeup) and consumed by a reader polling every 1 ms:
              the ring buffer's own cost, with none of a tracer's work
+  ring-ts SIZE  the same record with the time of the hit in it
+             (bpf_ktime_get_ns): the least a timestamped event costs
   strings    the same, with two string arguments read into the record, at
              the sites of several probes (one uprobe_multi link): the least
              a tracer streaming those strings does per hit
@@ -33,6 +35,9 @@ BPF_DIR = os.path.join(os.path.dirname(HERE), "bpf")
 # The ring size the floors use: pyusdt's default, so the ring floor and
 # pyusdt's stream fill (or not) the same amount of memory.
 RING_BYTES = 16 << 20
+# The floor programs that stream a record per hit: "ring" (the ring buffer
+# alone) and "ring-ts" (the same record, stamped with the time of the hit).
+RING_KINDS = ("ring", "ring-ts")
 RESULT_RE = re.compile(r"consumed=(\d+) dropped=(\d+)")
 # One probe of `readelf -n`: provider, name, the virtual addresses of its
 # site and of its semaphore (0: none).
@@ -112,7 +117,7 @@ def run(loader: str, kind: str, binary: str, offset: int, command: list,
     """Runs `command` under one floor program; returns its counters (ring).
     link: "multi" (a uprobe_multi link) or "perf" (a perf-event uprobe)."""
     argv = [loader, kind, link, binary, str(offset)]
-    if kind == "ring":
+    if kind in RING_KINDS:
         argv += [str(record_bytes), str(RING_BYTES)]
     return _counters(_run(argv + ["--"] + command, f"floor {kind}", timeout=900), kind)
 

@@ -9,6 +9,8 @@ The workload and the tracers' modes and checks are bench/stream.py's
   floor-ring-compact   a ring-buffer-only program: reserve + submit a record of
   floor-ring-record    pyusdt's size for this probe (header + 3 arguments) / of
                        a whole row (all 12 argument slots), a reader consuming
+  floor-ring-ts        the compact record stamped with bpf_ktime_get_ns(), as
+                       every pyusdt event is: the floor of a timestamped stream
   bpftrace-P-count     bpftrace P's count() (in the kernel), for each peer P
   bpftrace-P-printf    bpftrace P's printf of the three arguments, to a file
   pyusdt               pyusdt streaming every event into numpy
@@ -27,7 +29,7 @@ from suite_common import bar_panel, compile_c, median
 
 NAME = "stream"
 TITLE = "Streaming every event, against the floors"
-FLOORS = ("floor-empty", "floor-ring-compact", "floor-ring-record")
+FLOORS = ("floor-empty", "floor-ring-compact", "floor-ring-record", "floor-ring-ts")
 COUNTS = tuple(peers.mode(p, "count") for p in peers.PEERS)
 PRINTFS = tuple(peers.mode(p, "printf") for p in peers.PEERS)
 MODES = ("none",) + FLOORS + COUNTS + PRINTFS + ("pyusdt",)
@@ -41,7 +43,7 @@ def run_floor(loader: str, kind: str, exe: str, offset: int, n: int, tmp: str, r
     got = floor.run(loader, kind, exe, offset, [exe, str(n), res_path], record_bytes)
     with open(res_path) as f:
         ns = stream.parse_workload(f.read(), n, f"floor {kind}")
-    if kind != "ring":  # nothing leaves the empty program: nothing to count
+    if kind not in floor.RING_KINDS:  # nothing leaves the empty program: nothing to count
         return {"ns_per_fire": ns, "fired": n, "received": None, "lost": None, "verified": True}
     return {"ns_per_fire": ns, "fired": n, "received": got["consumed"], "lost": got["dropped"],
             "verified": got["consumed"] + got["dropped"] == n and got["dropped"] == 0}
@@ -61,6 +63,7 @@ def run(settings: dict, tmp: str, log) -> dict:
         "floor-empty": lambda: run_floor(loader, "empty", exe, offset, n, tmp),
         "floor-ring-compact": lambda: run_floor(loader, "ring", exe, offset, n, tmp, sizes["compact"]),
         "floor-ring-record": lambda: run_floor(loader, "ring", exe, offset, n, tmp, sizes["record"]),
+        "floor-ring-ts": lambda: run_floor(loader, "ring-ts", exe, offset, n, tmp, sizes["compact"]),
         "pyusdt": lambda: stream.run_pyusdt(exe, n, tmp, opts, paced=False),
     }
     for p in peers.PEERS:
@@ -95,6 +98,7 @@ def summarize(runs: dict, n: int, repeat: int, sizes: dict) -> dict:
         # to its probe's arguments) could cost against this count().
         ratios[f"floor-ring-record / {count}"] = med["floor-ring-record"] / med[count]
         ratios[f"floor-ring-compact / {count}"] = med["floor-ring-compact"] / med[count]
+        ratios[f"floor-ring-ts / {count}"] = med["floor-ring-ts"] / med[count]
     return {
         "n": n, "repeat": repeat, "record_bytes": sizes, "bpftrace_versions": peers.versions(),
         "ns_per_fire": med,
@@ -126,6 +130,8 @@ def describe(res: dict) -> dict:
                                  "3 arguments), a reader consuming",
            "floor-ring-record": f"ring buffer only: reserve + submit {sizes['record']} B (a whole row, all 12 "
                                 "argument slots), a reader consuming",
+           "floor-ring-ts": f"ring buffer + timestamp: the {sizes['compact']} B record with bpf_ktime_get_ns() "
+                            "in it, as every pyusdt event has",
            "pyusdt": "pyusdt: every event into numpy"}
     for p in peers.PEERS:
         out[peers.mode(p, "count")] = f"{peers.label(p)} `count()` in the kernel"
@@ -176,14 +182,18 @@ def markdown(res: dict) -> str:
                    + ", ".join(f"{x:.2f}" for x in res["per_round_pyusdt_over_count"][count])
                    + f"); the floor beside it, ring buffer only / {peers.label(p, 'count')}: "
                    f"{r[f'floor-ring-compact / {count}']:.2f}x at {res['record_bytes']['compact']} B (pyusdt's "
-                   f"record), {r[f'floor-ring-record / {count}']:.2f}x at {res['record_bytes']['record']} B")
+                   f"record), {r[f'floor-ring-record / {count}']:.2f}x at {res['record_bytes']['record']} B; "
+                   f"with a timestamp, as pyusdt's records have: {r[f'floor-ring-ts / {count}']:.2f}x")
         out.append(f"- {peers.label(p, 'printf')} / pyusdt: **{r[f'{printf} / pyusdt']:.2f}x**")
     out += [f"- Distance to the floors: pyusdt costs {med['pyusdt'] - med['floor-ring-compact']:.0f} ns per fire "
             f"more than the ring buffer alone with its record size, "
             f"{med['pyusdt'] - empty:.0f} ns more than the uprobe hit alone; "
             f"the ring buffer itself costs {med['floor-ring-record'] - empty:.0f} ns "
             f"({res['record_bytes']['record']} B) / {med['floor-ring-compact'] - empty:.0f} ns "
-            f"({res['record_bytes']['compact']} B) above the empty program.",
+            f"({res['record_bytes']['compact']} B) above the empty program, and reading the clock for the "
+            f"record's timestamp {med['floor-ring-ts'] - med['floor-ring-compact']:.0f} ns more; pyusdt costs "
+            f"{med['pyusdt'] - med['floor-ring-ts']:.0f} ns more than that timestamped record (finding the "
+            "site, the pid filter, reading 3 arguments, the wake-up decision, counting).",
             f"- pyusdt reader CPU per event: **{res['pyusdt_cpu_ns_per_event']:.0f} ns** "
             f"(user + sys of the Python process from start() to the last batch; runs: "
             f"{', '.join(f'{x:.0f}' for x in res['pyusdt_cpu_ns_per_event_runs'])}), "
@@ -234,7 +244,8 @@ def headline(res: dict) -> list:
         count = peers.mode(p, "count")
         out.append((f"pyusdt / {peers.label(p, 'count')} (ns per fire; floor: ring only {sizes['compact']} B "
                     f"/ {peers.label(p, 'count')})",
-                    f"**{r[f'pyusdt / {count}']:.2f}x** (floor {r[f'floor-ring-compact / {count}']:.2f}x)"))
+                    f"**{r[f'pyusdt / {count}']:.2f}x** (floor {r[f'floor-ring-compact / {count}']:.2f}x; "
+                    f"with a timestamp {r[f'floor-ring-ts / {count}']:.2f}x)"))
     for p, printf in zip(peers.PEERS, PRINTFS):
         out.append((f"{peers.label(p, 'printf')} / pyusdt (ns per fire)", f"**{r[f'{printf} / pyusdt']:.2f}x**"))
     out += [("pyusdt reader CPU per event", f"{res['pyusdt_cpu_ns_per_event']:.0f} ns"),

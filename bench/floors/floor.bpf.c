@@ -8,7 +8,11 @@
  *   ring_only  reserves one record of `record_bytes` in a BPF ring buffer,
  *              stores one word and submits it: the ring buffer's own cost per
  *              record, without any of a tracer's work (reading arguments,
- *              site lookups, timestamps).
+ *              site lookups, timestamps).  With `stamp` set it also stores
+ *              bpf_ktime_get_ns() in the record's second word: the least a
+ *              record that says when its hit happened costs (the clock read
+ *              is not free on every machine: an ordered rdtsc behind an
+ *              indirect call).
  *   strings    reserves a record of `record_bytes`, reads two string
  *              arguments of the probe into it (bpf_probe_read_user_str, one
  *              slot of `str_len` bytes each after a header of `strings_at`
@@ -29,6 +33,8 @@ const volatile __u32 record_bytes = 56;
 /* strings: where the string slots start in a record, and each slot's size. */
 const volatile __u32 strings_at = 56;
 const volatile __u32 str_len = 64;
+/* ring_only: stamp each record with the time of its hit, as a tracer does. */
+const volatile __u32 stamp = 0;
 
 /* Records that found the ring full; the loader prints it so that the bench
  * can check consumed + dropped == fires. */
@@ -59,6 +65,8 @@ int ring_only(void *ctx)
 	/* One word, so that the reader can count what it consumed by summing;
 	 * the rest of the record is left as reserved (nothing to compute). */
 	*rec = 1;
+	if (stamp && record_bytes >= 2 * sizeof(__u64))
+		rec[1] = bpf_ktime_get_ns();
 	/* No wakeup: the reader polls (see floor.c), the cheapest arrangement
 	 * for the producer, so this is a floor. */
 	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);

@@ -8,6 +8,7 @@
  *
  *   floor empty   LINK BINARY OFFSET -- COMMAND [ARGS...]
  *   floor ring    LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]
+ *   floor ring-ts LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]
  *   floor strings multi BINARY SITES RECORD_BYTES RING_BYTES STRINGS_AT STR_LEN COOKIES
  *                 -- COMMAND [ARGS...]
  *
@@ -164,6 +165,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: floor empty   LINK BINARY OFFSET -- COMMAND [ARGS...]\n"
 			"       floor ring    LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]\n"
+			"       floor ring-ts LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]\n"
 			"       floor strings multi BINARY SITES RECORD_BYTES RING_BYTES STRINGS_AT STR_LEN COOKIES"
 			" -- COMMAND [ARGS...]\n"
 			"LINK: multi or perf\n");
@@ -196,7 +198,7 @@ static pid_t spawn_held(char **argv, int *go)
 
 int main(int argc, char **argv)
 {
-	int ring_mode, strings_mode, multi, cmd, go, status = 0, link_fd = -1;
+	int ring_mode, stamp_mode, strings_mode, multi, cmd, go, status = 0, link_fd = -1;
 	__u64 offsets[MAX_SITES], ref_ctrs[MAX_SITES], cookies[MAX_SITES];
 	__u32 sites = 1;
 	unsigned long long consumed = 0;
@@ -210,7 +212,8 @@ int main(int argc, char **argv)
 	if (argc < 6)
 		return usage();
 	strings_mode = !strcmp(argv[1], "strings");
-	ring_mode = strings_mode || !strcmp(argv[1], "ring");
+	stamp_mode = !strcmp(argv[1], "ring-ts");
+	ring_mode = strings_mode || stamp_mode || !strcmp(argv[1], "ring");
 	multi = !strcmp(argv[2], "multi");
 	if ((!ring_mode && strcmp(argv[1], "empty")) || (!multi && strcmp(argv[2], "perf")) ||
 	    (strings_mode && !multi))
@@ -240,6 +243,7 @@ int main(int argc, char **argv)
 	if (ring_mode) {
 		skel->rodata->record_bytes = strtoul(argv[4], NULL, 0);
 		bpf_map__set_max_entries(skel->maps.ring, strtoul(argv[5], NULL, 0));
+		skel->rodata->stamp = stamp_mode;
 	}
 	if (strings_mode) {
 		skel->rodata->strings_at = strtoul(argv[6], NULL, 0);
