@@ -33,7 +33,10 @@ FLOORS = ("floor-empty", "floor-ring-compact", "floor-ring-record", "floor-ring-
 COUNTS = tuple(peers.mode(p, "count") for p in peers.PEERS)
 PRINTFS = tuple(peers.mode(p, "printf") for p in peers.PEERS)
 MODES = ("none",) + FLOORS + COUNTS + PRINTFS + ("pyusdt",)
-SETTINGS = {"full": {"n": 1_000_000, "repeat": 5}, "quick": {"n": 200_000, "repeat": 3}}
+# 11 rounds in a full run: on this 2-CPU machine single rounds of pyusdt /
+# count() spread from 0.9x to 1.5x, and two 5-round medians minutes apart
+# differed by 0.14x.
+SETTINGS = {"full": {"n": 1_000_000, "repeat": 11}, "quick": {"n": 200_000, "repeat": 3}}
 
 
 def run_floor(loader: str, kind: str, exe: str, offset: int, n: int, tmp: str, record_bytes=None) -> dict:
