@@ -107,3 +107,28 @@ def test_the_cache_goes_under_home_only_if_it_is_the_users(kernel_tags, tmp_path
     assert program_tags(None, env=env) == kernel_tags["every"]
     assert len(cache_files(home / ".cache" / "pyusdt")) == (1 if own_home else 0)
     assert (home / ".cache").exists() == own_home
+
+
+def test_the_cache_keeps_only_the_files_last_used(kernel_tags, tmp_path):
+    """A file is made per (kernel build, pyusdt build): without pruning,
+    upgrades would add files forever.  Eight are kept, the last used."""
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    earlier = []
+    for i in range(10):  # other kernels' and builds' files, the first the least recently used
+        f = cache / f"core-{'0' * 40}-{i:016x}.btf"
+        f.write_bytes(b"another kernel's")
+        f.chmod(0o600)
+        os.utime(f, (1_000_000 + i, 1_000_000 + i))
+        earlier.append(f)
+    mine = cache / "notes.txt"
+    mine.write_text("not pyusdt's")
+    assert program_tags(cache) == kernel_tags["every"]
+    left = cache_files(cache)
+    (made,) = set(left) - set(earlier)
+    assert len(left) == 8
+    assert sorted(set(left) & set(earlier)) == earlier[-7:]
+    assert mine.read_text() == "not pyusdt's"
+    # A process reading its file makes nothing and removes nothing.
+    assert program_tags(cache) == kernel_tags["every"]
+    assert cache_files(cache) == left

@@ -3,10 +3,12 @@
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +28,14 @@ namespace {
 
 // Bumped when what is written changes, so older cache files are not read.
 constexpr const char *kFormat = "pyusdt-core-btf-1";
+// Cache files are named kCachePrefix + kernel build ID + "-" + key + kCacheSuffix.
+constexpr const char *kCachePrefix = "core-";
+constexpr const char *kCacheSuffix = ".btf";
+// Cache files kept in a directory: one is made per (kernel build, pyusdt
+// build), about a kilobyte each, so kernel and pyusdt upgrades would
+// otherwise add files forever.  A file pruned while still wanted (a machine
+// booting more kernels than this in turn) is only made again, in ~10 ms.
+constexpr size_t kKeptCacheFiles = 8;
 
 // A member of a planned struct or union, at its offset in the kernel's type.
 struct Field {
@@ -395,6 +405,36 @@ bool write_file(const std::string &path, const std::vector<char> &raw) {
     return false;
 }
 
+bool is_cache_file(const std::string &name) {
+    size_t prefix = strlen(kCachePrefix), suffix = strlen(kCacheSuffix);
+    return name.size() > prefix + suffix && name.compare(0, prefix, kCachePrefix) == 0 &&
+           name.compare(name.size() - suffix, suffix, kCacheSuffix) == 0;
+}
+
+// Removes the cache files of `dir` beyond the kKeptCacheFiles last used
+// (read or written: the later of atime and mtime; atime moves at most
+// daily under relatime, which is fine at this scale).  `keep` is never
+// removed: the file this process just wrote.
+void prune_cache(const std::string &dir, const std::string &keep) {
+    DIR *d = opendir(dir.c_str());
+    if (!d)
+        return;
+    std::vector<std::pair<int64_t, std::string>> files;  // (last use, path)
+    while (struct dirent *e = readdir(d)) {
+        std::string path = dir + "/" + e->d_name;
+        struct stat st;
+        if (!is_cache_file(e->d_name) || path == keep || lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        files.emplace_back(std::max<int64_t>(st.st_atime, st.st_mtime), path);
+    }
+    closedir(d);
+    if (files.size() < kKeptCacheFiles)
+        return;
+    std::sort(files.begin(), files.end(), std::greater<>());  // most recently used first
+    for (size_t i = kKeptCacheFiles - 1; i < files.size(); i++)
+        unlink(files[i].second.c_str());
+}
+
 // For a process that cannot keep a cache: the BTF in memory, under a path.
 std::string memfd_path(const std::vector<char> &raw) {
     int fd = make_memfd("pyusdt-core-btf");
@@ -427,8 +467,8 @@ std::string make_path(const struct btf *program) {
     std::string build_id = kernel_build_id(), dir = build_id.empty() ? "" : cache_dir();
     if (!dir.empty()) {
         char name[64];
-        snprintf(name, sizeof(name), "-%016llx.btf", static_cast<unsigned long long>(key));
-        g_cache_file = dir + "/core-" + build_id + name;
+        snprintf(name, sizeof(name), "-%016llx", static_cast<unsigned long long>(key));
+        g_cache_file = dir + "/" + kCachePrefix + build_id + name + kCacheSuffix;
         if (private_file(g_cache_file))
             return g_cache_file;
     }
@@ -444,8 +484,10 @@ std::string make_path(const struct btf *program) {
     btf__free(kernel);
     if (out.empty())
         return "";
-    if (!g_cache_file.empty() && write_file(g_cache_file, out))
+    if (!g_cache_file.empty() && write_file(g_cache_file, out)) {
+        prune_cache(dir, g_cache_file);
         return g_cache_file;
+    }
     g_cache_file.clear();
     return memfd_path(out);
 }
