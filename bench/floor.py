@@ -14,6 +14,7 @@ command held until attached and the probe filtered to its pid, as bpftrace
   strings    the same, with two string arguments read into the record, at
              the sites of several probes (one uprobe_multi link): the least
              a tracer streaming those strings does per hit
+  strings-ts the same, stamped with the time of the hit
 
 Built at bench time with clang, bpftool and gcc against Debian's libbpf-dev,
 as the suite builds its workloads.  The site's file offset comes from the
@@ -123,12 +124,14 @@ def run(loader: str, kind: str, binary: str, offset: int, command: list,
 
 
 def run_strings(loader: str, binary: str, sites: list, strings_at: int, str_len: int, command: list,
-                cwd: Optional[str] = None) -> dict:
+                cwd: Optional[str] = None, stamp: bool = False) -> dict:
     """Runs `command` under the strings floor at `sites`, (file offset,
     semaphore's file offset or 0, strings_cookie()) triples: records of
-    strings_at bytes and then two slots of str_len; returns its counters and
-    what the command wrote on stdout."""
-    argv = [loader, "strings", "multi", binary, ",".join(f"{o}/{sem}" for o, sem, _ in sites),
+    strings_at bytes and then two slots of str_len, with `stamp` the time
+    of the hit in them; returns its counters and what the command wrote on
+    stdout."""
+    argv = [loader, "strings-ts" if stamp else "strings", "multi", binary,
+            ",".join(f"{o}/{sem}" for o, sem, _ in sites),
             str(strings_at + 2 * str_len), str(RING_BYTES), str(strings_at), str(str_len),
             ",".join(c for _, _, c in sites)]
     r = _run(argv + ["--"] + command, "floor strings", timeout=900, cwd=cwd)

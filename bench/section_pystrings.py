@@ -17,6 +17,8 @@ The modes, interleaved, median of R rounds:
                        consumes every millisecond; no timestamp, site lookup
                        or counters: the least a tracer streaming these
                        strings does per hit
+  floor-strings-ts     the same records stamped with the time of the hit
+                       (bpf_ktime_get_ns), as every pyusdt event is
   pyusdt               pyusdt trace -c CMD 'python:function__entry' 'python:line'
                        -s 0 -s 1, at its defaults, the text it prints read
                        through a pipe (so its reader formats every event)
@@ -51,7 +53,9 @@ CODE = ("import time; t=time.perf_counter(); import json, decimal, fractions, em
 TARGET_VS_COUNT = 1.3
 COUNTS = tuple(peers.mode(p, "count") for p in peers.PEERS)
 PRINTFS = tuple(peers.mode(p, "printf") for p in peers.PEERS)
-SETTINGS = {"full": {"repeat": 5, "printf": True}, "quick": {"repeat": 3, "printf": True}}
+# 9 rounds in a full run: single rounds of pyusdt / count() spread from
+# 1.15x to 1.93x on this 2-CPU machine.
+SETTINGS = {"full": {"repeat": 9, "printf": True}, "quick": {"repeat": 3, "printf": True}}
 # What the program prints: its own time in seconds, alone on a line.
 SECONDS_RE = re.compile(r"^(\d+\.\d+(?:e-?\d+)?)$", re.M)
 SUMMARY_RE = re.compile(r"pyusdt: (\d+) events, (\d+) lost")
@@ -61,10 +65,12 @@ LOST_RE = re.compile(r"Lost (\d+) events")
 
 
 FLOOR = "floor-strings"
+FLOOR_TS = "floor-strings-ts"
+FLOORS = (FLOOR, FLOOR_TS)
 
 
 def modes(settings: dict) -> tuple:
-    return ("none",) + COUNTS + (FLOOR, "pyusdt") + (PRINTFS if settings["printf"] else ())
+    return ("none",) + COUNTS + FLOORS + ("pyusdt",) + (PRINTFS if settings["printf"] else ())
 
 
 def program_seconds(text: str, what: str) -> float:
@@ -89,11 +95,11 @@ def floor_sites() -> list:
              floor.strings_cookie(PYTHON, *p.split(":"))) for p in PROBES]
 
 
-def run_floor(loader: str, sites: list, sizes: dict, cmd: list, tmp: str) -> dict:
+def run_floor(loader: str, sites: list, sizes: dict, cmd: list, tmp: str, stamp: bool = False) -> dict:
     t0 = time.monotonic()
-    got = floor.run_strings(loader, PYTHON, sites, sizes["compact"], sizes["str_len"], cmd, cwd=tmp)
+    got = floor.run_strings(loader, PYTHON, sites, sizes["compact"], sizes["str_len"], cmd, cwd=tmp, stamp=stamp)
     wall = time.monotonic() - t0
-    return {"program_s": program_seconds(got["stdout"], FLOOR), "wall_s": wall,
+    return {"program_s": program_seconds(got["stdout"], FLOOR_TS if stamp else FLOOR), "wall_s": wall,
             "consumed": got["consumed"], "dropped": got["dropped"],
             "record_bytes": sizes["compact"] + 2 * sizes["str_len"]}
 
@@ -168,7 +174,8 @@ def run(settings: dict, tmp: str, log) -> dict:
     # program's start-up depends on it: seen, 1 more python:function__entry
     # with pyusdt in tmp than with bpftrace in bench/).
     runners = {"none": lambda: run_none(cmd, tmp), "pyusdt": lambda: run_pyusdt(cmd, tmp),
-               FLOOR: lambda: run_floor(loader, sites, sizes, cmd, tmp)}
+               FLOOR: lambda: run_floor(loader, sites, sizes, cmd, tmp),
+               FLOOR_TS: lambda: run_floor(loader, sites, sizes, cmd, tmp, stamp=True)}
     for p in peers.PEERS:
         runners[peers.mode(p, "count")] = lambda p=p: run_bpftrace(p, "count", cmd, tmp)
         runners[peers.mode(p, "printf")] = lambda p=p: run_bpftrace(p, "printf", cmd, tmp)
@@ -184,7 +191,7 @@ def run(settings: dict, tmp: str, log) -> dict:
                 extra = f" received {res['received']:,} lost {res['lost']:,}, {res['lines']:,} lines written"
             elif "lines" in res:
                 extra = f" lines {res['lines']:,} lost {res['lost']:,}"
-            elif m == FLOOR:
+            elif m in FLOORS:
                 extra = f" consumed {res['consumed']:,} dropped {res['dropped']:,}"
             log(f"pystrings round {r + 1}/{settings['repeat']} {m:<20} program {res['program_s']:.3f} s, "
                 f"wall {res['wall_s']:.2f} s;{extra}")
@@ -213,12 +220,13 @@ def summarize(runs: dict, all_modes: tuple, settings: dict) -> dict:
                    "lines": [x["lines"] for x in py], "per_probe": [x["per_probe"] for x in py],
                    "exact": exact, "accounted_minus_hits": off_by},
         "ratios": {**{f"pyusdt / {c}": med["pyusdt"] / med[c] for c in COUNTS},
-                   **{f"{FLOOR} / {c}": med[FLOOR] / med[c] for c in COUNTS},
-                   f"pyusdt / {FLOOR}": med["pyusdt"] / med[FLOOR]},
-        # The floor's records: consumed + dropped is every hit of both probes.
-        "floor": {"record_bytes": runs[FLOOR][0]["record_bytes"],
-                  "consumed": [x["consumed"] for x in runs[FLOOR]], "dropped": [x["dropped"] for x in runs[FLOOR]],
-                  "exact": [x["consumed"] + x["dropped"] == sum(kernel[p][0] for p in PROBES) for x in runs[FLOOR]]},
+                   **{f"{f} / {c}": med[f] / med[c] for f in FLOORS for c in COUNTS},
+                   **{f"pyusdt / {f}": med["pyusdt"] / med[f] for f in FLOORS}},
+        # The floors' records: consumed + dropped is every hit of both probes.
+        "floors": {f: {"record_bytes": runs[f][0]["record_bytes"],
+                       "consumed": [x["consumed"] for x in runs[f]], "dropped": [x["dropped"] for x in runs[f]],
+                       "exact": [x["consumed"] + x["dropped"] == sum(kernel[p][0] for p in PROBES) for x in runs[f]]}
+                   for f in FLOORS},
         "ratios_added": {f"pyusdt / {c}": (med["pyusdt"] - med["none"]) / (med[c] - med["none"])
                          if med[c] > med["none"] else float("nan") for c in COUNTS},
         "per_round": {c: [a["program_s"] / b["program_s"] for a, b in zip(py, runs[c])] for c in COUNTS},
@@ -251,13 +259,16 @@ def markdown(res: dict) -> str:
                    f"(target <= {TARGET_VS_COUNT}x: {'PASS' if r <= TARGET_VS_COUNT else 'FAIL'}; per round "
                    + ", ".join(f"{x:.2f}" for x in res["per_round"][c])
                    + f"); of the time added to the untraced program: {res['ratios_added'][f'pyusdt / {c}']:.2f}x")
-    fl = res["floor"]
-    out.append(f"- The strings floor ({fl['record_bytes']} B records with both strings, nothing else): "
-               + ", ".join(f"{res['ratios'][f'{FLOOR} / {c}']:.2f}x {peers.label(p, 'count')}"
-                           for p, c in zip(peers.PEERS, COUNTS))
-               + f"; pyusdt / the strings floor: **{res['ratios'][f'pyusdt / {FLOOR}']:.2f}x**.  Consumed "
-               + ", ".join(f"{x:,}" for x in fl["consumed"]) + "; dropped " + ", ".join(f"{x:,}" for x in fl["dropped"])
-               + "; every hit accounted for: " + ", ".join(str(x) for x in fl["exact"]) + ".")
+    for f, what in ((FLOOR, "both strings, nothing else"), (FLOOR_TS, "both strings and a timestamp")):
+        fl = res["floors"][f]
+        out.append(f"- The strings floor{' with a timestamp' if f == FLOOR_TS else ''} ({fl['record_bytes']} B "
+                   f"records with {what}): "
+                   + ", ".join(f"{res['ratios'][f'{f} / {c}']:.2f}x {peers.label(p, 'count')}"
+                               for p, c in zip(peers.PEERS, COUNTS))
+                   + f"; pyusdt / it: **{res['ratios'][f'pyusdt / {f}']:.2f}x**.  Consumed "
+                   + ", ".join(f"{x:,}" for x in fl["consumed"]) + "; dropped "
+                   + ", ".join(f"{x:,}" for x in fl["dropped"])
+                   + "; every hit accounted for: " + ", ".join(str(x) for x in fl["exact"]) + ".")
     lost = py["lost"]
     out += [f"- The kernel's hits (bpftrace's counts, every run of both peers): {_hits_text(res)}.",
             "- pyusdt, per run: received " + ", ".join(f"{x:,}" for x in py["received"])
@@ -293,7 +304,9 @@ def headline(res: dict) -> list:
     out.append((f"pyusdt / {FLOOR} (program time; reading both strings into a ring record is the floor of "
                 "streaming them)", f"**{res['ratios'][f'pyusdt / {FLOOR}']:.2f}x** (the floor: "
                 + ", ".join(f"{res['ratios'][f'{FLOOR} / {c}']:.2f}x {peers.label(p, 'count')}"
-                            for p, c in zip(peers.PEERS, COUNTS)) + ")"))
+                            for p, c in zip(peers.PEERS, COUNTS))
+                + "; with a timestamp: " + ", ".join(f"{res['ratios'][f'{FLOOR_TS} / {c}']:.2f}x" for c in COUNTS)
+                + ")"))
     out.append(("pyusdt events received / lost (max per run); exact against the kernel's hits",
                 f"{min(py['received']):,} / {max(py['lost']):,}; {all(py['exact'])}"))
     return out

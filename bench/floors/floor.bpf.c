@@ -20,6 +20,7 @@
  *              two strings can do per hit.  Each site's attach cookie says
  *              which registers hold the two pointers (their byte offsets in
  *              struct pt_regs, the second in bits 16-31; floor.c sets it).
+ *              With `stamp`, the record also says when its hit happened.
  *
  * Plain BPF, no CO-RE: nothing here reads a kernel structure.
  */
@@ -33,7 +34,7 @@ const volatile __u32 record_bytes = 56;
 /* strings: where the string slots start in a record, and each slot's size. */
 const volatile __u32 strings_at = 56;
 const volatile __u32 str_len = 64;
-/* ring_only: stamp each record with the time of its hit, as a tracer does. */
+/* ring_only, strings: stamp each record with the time of its hit, as a tracer does. */
 const volatile __u32 stamp = 0;
 
 /* Records that found the ring full; the loader prints it so that the bench
@@ -84,6 +85,8 @@ int strings(struct pt_regs *ctx)
 		return 0;
 	}
 	*(__u64 *)rec = 1;
+	if (stamp && record_bytes >= 2 * sizeof(__u64))
+		((__u64 *)rec)[1] = bpf_ktime_get_ns();
 	if (strings_at + 2 * str_len <= record_bytes && str_len <= 4096) {
 		bpf_probe_read_user_str(rec + strings_at, str_len, (const void *)read_reg(ctx, cookie & 0xffff));
 		bpf_probe_read_user_str(rec + strings_at + str_len, str_len,

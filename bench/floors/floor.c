@@ -11,6 +11,10 @@
  *   floor ring-ts LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]
  *   floor strings multi BINARY SITES RECORD_BYTES RING_BYTES STRINGS_AT STR_LEN COOKIES
  *                 -- COMMAND [ARGS...]
+ *   floor strings-ts ... (as strings)
+ *
+ * ring-ts and strings-ts are ring and strings with each record stamped with
+ * the time of its hit (bpf_ktime_get_ns).
  *
  * LINK is "multi" (a uprobe_multi link, Linux 6.6+, as pyusdt attaches
  * where it can) or "perf" (a perf-event uprobe, libbpf's own attach, as
@@ -168,6 +172,7 @@ static int usage(void)
 			"       floor ring-ts LINK BINARY OFFSET RECORD_BYTES RING_BYTES -- COMMAND [ARGS...]\n"
 			"       floor strings multi BINARY SITES RECORD_BYTES RING_BYTES STRINGS_AT STR_LEN COOKIES"
 			" -- COMMAND [ARGS...]\n"
+			"       floor strings-ts (as strings)\n"
 			"LINK: multi or perf\n");
 	return 2;
 }
@@ -211,8 +216,8 @@ int main(int argc, char **argv)
 
 	if (argc < 6)
 		return usage();
-	strings_mode = !strcmp(argv[1], "strings");
-	stamp_mode = !strcmp(argv[1], "ring-ts");
+	stamp_mode = !strcmp(argv[1], "ring-ts") || !strcmp(argv[1], "strings-ts");
+	strings_mode = !strcmp(argv[1], "strings") || !strcmp(argv[1], "strings-ts");
 	ring_mode = strings_mode || stamp_mode || !strcmp(argv[1], "ring");
 	multi = !strcmp(argv[2], "multi");
 	if ((!ring_mode && strcmp(argv[1], "empty")) || (!multi && strcmp(argv[2], "perf")) ||
