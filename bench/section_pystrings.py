@@ -259,10 +259,10 @@ def markdown(res: dict) -> str:
                    f"(target <= {TARGET_VS_COUNT}x: {'PASS' if r <= TARGET_VS_COUNT else 'FAIL'}; per round "
                    + ", ".join(f"{x:.2f}" for x in res["per_round"][c])
                    + f"); of the time added to the untraced program: {res['ratios_added'][f'pyusdt / {c}']:.2f}x")
-    for f, what in ((FLOOR, "both strings, nothing else"), (FLOOR_TS, "both strings and a timestamp")):
+    for f, name, what in ((FLOOR, "The strings floor", "both strings, nothing else"),
+                          (FLOOR_TS, "The strings floor with a timestamp", "both strings and a timestamp")):
         fl = res["floors"][f]
-        out.append(f"- The strings floor{' with a timestamp' if f == FLOOR_TS else ''} ({fl['record_bytes']} B "
-                   f"records with {what}): "
+        out.append(f"- {name} ({fl['record_bytes']} B records with {what}): "
                    + ", ".join(f"{res['ratios'][f'{f} / {c}']:.2f}x {peers.label(p, 'count')}"
                                for p, c in zip(peers.PEERS, COUNTS))
                    + f"; pyusdt / it: **{res['ratios'][f'pyusdt / {f}']:.2f}x**.  Consumed "
