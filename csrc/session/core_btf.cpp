@@ -421,9 +421,11 @@ void prune_cache(const std::string &dir, const std::string &keep) {
         return;
     std::vector<std::pair<int64_t, std::string>> files;  // (last use, path)
     while (struct dirent *e = readdir(d)) {
+        if (!is_cache_file(e->d_name))
+            continue;
         std::string path = dir + "/" + e->d_name;
         struct stat st;
-        if (!is_cache_file(e->d_name) || path == keep || lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        if (path == keep || lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         files.emplace_back(std::max<int64_t>(st.st_atime, st.st_mtime), path);
     }
